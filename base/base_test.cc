@@ -1,0 +1,65 @@
+#include <fcntl.h>
+#include <sys/mman.h>
+
+#include <cerrno>
+
+#include "base/errno_status.h"
+#include "base/mapped_region.h"
+#include "base/status_macros.h"
+#include "base/unique_fd.h"
+#include "gtest/gtest.h"
+
+namespace rehome {
+namespace {
+
+TEST(ErrnoStatus, MapsCommonErrnosToFixedCodes) {
+  EXPECT_EQ(ErrnoToStatus(ENOENT, "open x").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ErrnoToStatus(EINVAL, "ioctl").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ErrnoToStatus(EPERM, "ioctl").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(ErrnoToStatus(EIO, "read").code(), absl::StatusCode::kInternal);
+  EXPECT_NE(ErrnoToStatus(ENOENT, "open /nope").message().find("open /nope"), std::string::npos);
+}
+
+TEST(UniqueFd, ClosesOnDestructionAndMoveNullsSource) {
+  int raw = ::open("/dev/null", O_RDONLY);
+  ASSERT_GE(raw, 0);
+  {
+    UniqueFd a(raw);
+    UniqueFd b(std::move(a));
+    EXPECT_FALSE(a.valid());
+    EXPECT_EQ(b.get(), raw);
+  }
+  EXPECT_EQ(::fcntl(raw, F_GETFD), -1);
+  EXPECT_EQ(errno, EBADF);
+}
+
+TEST(MappedRegion, MapsAndMoveNullsSource) {
+  auto region = MappedRegion::Map(4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  ASSERT_TRUE(region.ok()) << region.status();
+  region->bytes()[0] = 7;
+  MappedRegion moved = std::move(*region);
+  EXPECT_FALSE(region->valid());
+  EXPECT_EQ(moved.bytes()[0], 7);
+  auto bad = MappedRegion::Map(4096, PROT_READ, MAP_SHARED, /*fd=*/12345, 0);
+  EXPECT_FALSE(bad.ok());
+}
+
+absl::StatusOr<int> Half(int v) {
+  if (v % 2) return absl::InvalidArgumentError("odd");
+  return v / 2;
+}
+absl::Status Quarter(int v, int* out) {
+  ASSIGN_OR_RETURN(int h, Half(v));
+  ASSIGN_OR_RETURN(*out, Half(h));
+  return absl::OkStatus();
+}
+
+TEST(StatusMacros, PropagateErrorsAndValues) {
+  int out = 0;
+  EXPECT_TRUE(Quarter(8, &out).ok());
+  EXPECT_EQ(out, 2);
+  EXPECT_EQ(Quarter(6, &out).code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace rehome

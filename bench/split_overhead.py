@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""Normal-operation overhead of split mode (active L1 process + hot standby) vs monolithic.
+
+Two workloads of the test guest, each run in both modes side by side:
+- exit-heavy, `workload=pio steps=N` (1 vCPU): every step is a port-I/O exit to the VMM's
+  userspace handler (in split mode forwarded to the L1 process). Per-exit cost =
+  (T(N_hi) - T(N_lo)) / (N_hi - N_lo) of whole-process wall times, the method and commands of
+  exit_cost.py (checks: `pio done`, rehome's `pio-bench writes: N`).
+- compute, `workload=counter steps=N report_every=1000000` on 2 vCPUs: CPL3 arithmetic with one
+  report exit per million steps per vCPU. Reported are the whole-process wall time of the N_hi run
+  and the steady-state cost per step, (T(N_hi) - T(N_lo)) / (2 (N_hi - N_lo)), which cancels boot,
+  L1 start-up and teardown. Checks: `counter done`, exit 0 and the oracle's `no violations`.
+  Note that rehome's counter oracle replays every reported step on the host (in L0 in monolithic
+  mode, in the active L1 in split mode), so the host does about as much work as the guest here.
+Each figure is taken twice: from wall time, and from CPU time (user + system of rehome and the
+L1 processes it reaped), which is less sensitive to waiting for a core on a loaded host but
+counts the work of every process. Each repetition runs every (workload, mode) pair, the two
+modes of a workload back to back, in an order that reverses between repetitions. Ratios split /
+monolithic are given two ways: of the medians over repetitions, and the median of the
+per-repetition (paired) ratios.
+"""
+import argparse
+import os
+import resource
+import bench_lib as b
+import exit_cost
+
+MODES = ("monolithic", "split")
+
+
+def counter_cmd(mode, n):
+    return (b.rehome_cmd(f"workload=counter steps={n} report_every=1000000", cpus=2, mode=mode),
+            [rf"^rehome-guest: counter done cpus=2 steps={n}$"],
+            [r"guest exited with status 0; oracle: .*no violations"])
+
+
+def timed_cpu(cmd, ok, out, err):
+    """(wall s, CPU s) of one checked run; CPU is user + system time of rehome and of every
+    process it waited for (its L1 processes), from RUSAGE_CHILDREN around the run."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall, _ = b.timed(cmd, ok, expect_stdout=out, expect_stderr=err)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pio-lo", type=int, default=1000, help="port writes, short run")
+    parser.add_argument("--pio-hi", type=int, default=10000, help="port writes, long run")
+    parser.add_argument("--counter-lo", type=int, default=2_000_000, help="steps/vCPU, short run")
+    parser.add_argument("--counter-hi", type=int, default=20_000_000, help="steps/vCPU, long run")
+    parser.add_argument("--reps", type=int, default=9, help="repetitions")
+    args = parser.parse_args()
+    if not (0 < args.pio_lo < args.pio_hi and 0 < args.counter_lo < args.counter_hi) or \
+            args.reps < 1:
+        b.fail("need 0 < lo < hi for both workloads and --reps >= 1")
+    b.check_inputs()
+    b.rehome_modes(",".join(MODES))  # fails unless the binary offers both modes
+    load_start = f"{os.getloadavg()[0]:.2f}"
+    # (wall, CPU) pairs: us per exit; s for the counter N_hi run; ns per counter step.
+    pio = {m: [] for m in MODES}
+    run = {m: [] for m in MODES}
+    per_step = {m: [] for m in MODES}
+    for rep in range(args.reps):
+        order = MODES if rep % 2 == 0 else tuple(reversed(MODES))
+        for mode in order:
+            t = {}
+            for n in (args.pio_lo, args.pio_hi):
+                cmd, ok, out, err = exit_cost.commands(("rehome", mode), n)
+                t[n] = timed_cpu(cmd, ok, out, err)
+            pio[mode].append(tuple((t[args.pio_hi][i] - t[args.pio_lo][i]) /
+                                   (args.pio_hi - args.pio_lo) * 1e6 for i in (0, 1)))
+        for mode in reversed(order):
+            t = {}
+            for n in (args.counter_lo, args.counter_hi):
+                cmd, out, err = counter_cmd(mode, n)
+                t[n] = timed_cpu(cmd, b.REHOME_OK, out, err)
+            run[mode].append(t[args.counter_hi])
+            per_step[mode].append(tuple((t[args.counter_hi][i] - t[args.counter_lo][i]) /
+                                        (2 * (args.counter_hi - args.counter_lo)) * 1e9
+                                        for i in (0, 1)))
+    load_end = f"{os.getloadavg()[0]:.2f}"
+
+    def row(name, unit, series, i, digits):
+        mono = [v[i] for v in series["monolithic"]]
+        split = [v[i] for v in series["split"]]
+        ratio = b.median(split) / b.median(mono)
+        paired = [s / m for s, m in zip(split, mono)]
+        print(f"| {name} | {unit} | {b.median(mono):.{digits}f} | {b.median(split):.{digits}f} | "
+              f"{ratio:.3f} | {b.median(paired):.3f} | {b.percentile(paired, 25):.2f}-"
+              f"{b.percentile(paired, 75):.2f} | {(ratio - 1) * 100:+.1f}% |")
+
+    print(f"### Split-mode overhead vs monolithic (median of {args.reps} alternating "
+          f"repetitions; load average {load_start} at the start, {load_end} at the end)\n")
+    print("| workload, measure | unit | monolithic | split | ratio of medians | "
+          "median paired ratio | paired ratio p25-p75 | overhead (ratio of medians) |")
+    print("|" + " --- |" * 8)
+    pio_n = f"N={args.pio_lo} vs {args.pio_hi}"
+    cnt_n = f"N={args.counter_lo} vs {args.counter_hi}"
+    row(f"pio, per exit, wall ({pio_n})", "us/exit", pio, 0, 1)
+    row(f"pio, per exit, CPU ({pio_n})", "CPU us/exit", pio, 1, 1)
+    row(f"counter 2 vCPUs, N={args.counter_hi} run, wall", "s", run, 0, 2)
+    row(f"counter 2 vCPUs, N={args.counter_hi} run, CPU", "CPU s", run, 1, 2)
+    row(f"counter 2 vCPUs, per step, wall ({cnt_n})", "ns/step", per_step, 0, 2)
+    row(f"counter 2 vCPUs, per step, CPU ({cnt_n})", "CPU ns/step", per_step, 1, 2)
+    print()
+    for title, series, digits in (("pio wall us/exit", pio, 1), ("counter run wall s", run, 2),
+                                  ("counter wall ns/step", per_step, 2)):
+        print(f"- {title} per repetition: " + "; ".join(
+            f"{m} " + ", ".join(f"{v[0]:.{digits}f}" for v in series[m]) for m in MODES))
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+// guest/user/cmdline.cc: command line parser (see cmdline.h). Runs at CPL3.
+#include "guest/user/cmdline.h"
+
+#include "guest/kernel/layout.h"
+
+namespace rehome::guest {
+namespace {
+
+bool TokenEquals(const char* s, uint32_t n, const char* word) {
+  uint32_t i = 0;
+  for (; i < n; ++i) {
+    if (word[i] != s[i]) return false;
+  }
+  return word[i] == '\0';
+}
+
+// Decimal or 0x-prefixed hexadecimal, no sign, no overflow.
+bool ParseU64(const char* s, uint32_t n, uint64_t* out) {
+  if (n == 0) return false;
+  uint64_t base = 10;
+  uint32_t i = 0;
+  if (n > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+    base = 16;
+    i = 2;
+  }
+  uint64_t value = 0;
+  for (; i < n; ++i) {
+    const char c = s[i];
+    uint64_t digit;
+    if (c >= '0' && c <= '9') {
+      digit = static_cast<uint64_t>(c - '0');
+    } else if (base == 16 && c >= 'a' && c <= 'f') {
+      digit = static_cast<uint64_t>(c - 'a' + 10);
+    } else if (base == 16 && c >= 'A' && c <= 'F') {
+      digit = static_cast<uint64_t>(c - 'A' + 10);
+    } else {
+      return false;
+    }
+    if (value > (~0ull - digit) / base) return false;
+    value = value * base + digit;
+  }
+  *out = value;
+  return true;
+}
+
+void AppendToken(LineWriter* w, const char* s, uint32_t n) {
+  char tmp[64];
+  uint32_t i = 0;
+  for (; i < n && i < sizeof(tmp) - 1; ++i) tmp[i] = s[i];
+  tmp[i] = '\0';
+  w->Str(tmp);
+}
+
+}  // namespace
+
+const char* WorkloadName(Workload w) {
+  switch (w) {
+    case Workload::kCounter:
+      return "counter";
+    case Workload::kPio:
+      return "pio";
+    case Workload::kFault:
+      return "fault";
+    case Workload::kBlk:
+      return "blk";
+    case Workload::kEcho:
+      return "echo";
+    case Workload::kVirtioBad:
+      return "virtio-bad";
+    case Workload::kIdle:
+      break;
+  }
+  return "idle";
+}
+
+bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* error) {
+  const char* p = cmdline;
+  while (*p != '\0') {
+    while (*p == ' ' || *p == '\t' || *p == '\n') ++p;
+    const char* tok = p;
+    while (*p != '\0' && *p != ' ' && *p != '\t' && *p != '\n') ++p;
+    const uint32_t len = static_cast<uint32_t>(p - tok);
+    uint32_t eq = 0;
+    while (eq < len && tok[eq] != '=') ++eq;
+    if (len == 0 || eq == len) continue;  // empty or not key=value: not ours
+    const char* key = tok;
+    const char* val = tok + eq + 1;
+    const uint32_t val_len = len - eq - 1;
+    uint64_t number = 0;
+    if (TokenEquals(key, eq, "workload")) {
+      if (TokenEquals(val, val_len, "counter")) {
+        config->workload = Workload::kCounter;
+      } else if (TokenEquals(val, val_len, "idle")) {
+        config->workload = Workload::kIdle;
+      } else if (TokenEquals(val, val_len, "pio")) {
+        config->workload = Workload::kPio;
+      } else if (TokenEquals(val, val_len, "fault")) {
+        config->workload = Workload::kFault;
+      } else if (TokenEquals(val, val_len, "blk")) {
+        config->workload = Workload::kBlk;
+      } else if (TokenEquals(val, val_len, "echo")) {
+        config->workload = Workload::kEcho;
+      } else if (TokenEquals(val, val_len, "virtio-bad")) {
+        config->workload = Workload::kVirtioBad;
+      } else {
+        error->Str("unknown workload '");
+        AppendToken(error, val, val_len);
+        error->Str("'");
+        return false;
+      }
+      continue;
+    }
+    if (TokenEquals(key, eq, "virtio_mmio.device")) {
+      if (config->virtio_count == kMaxVirtioDevices ||
+          !ParseVirtioMmioDevice(val, val_len, &config->virtio[config->virtio_count])) {
+        error->Str("bad '");
+        AppendToken(error, tok, len);
+        error->Str("' (want <size>@<base>:<irq>, 0x200+ bytes below 4 GiB, at most ");
+        error->Dec(kMaxVirtioDevices).Str(")");
+        return false;
+      }
+      ++config->virtio_count;
+      continue;
+    }
+    const bool is_seed = TokenEquals(key, eq, "seed");
+    const bool is_steps = TokenEquals(key, eq, "steps");
+    const bool is_every = TokenEquals(key, eq, "report_every");
+    const bool is_cpus = TokenEquals(key, eq, "cpus");
+    if (!is_seed && !is_steps && !is_every && !is_cpus) continue;  // unknown key: ignored
+    if (!ParseU64(val, val_len, &number) || (is_cpus && (number == 0 || number > GUEST_MAX_CPUS))) {
+      error->Str("malformed value in '");
+      AppendToken(error, tok, len);
+      error->Str("'");
+      if (is_cpus) error->Str(" (cpus must be 1..").Dec(GUEST_MAX_CPUS).Str(")");
+      return false;
+    }
+    if (is_seed) config->seed = number;
+    if (is_steps) config->steps = number;
+    if (is_every) config->report_every = number;
+    if (is_cpus) config->cpus = static_cast<uint32_t>(number);
+  }
+  return true;
+}
+
+}  // namespace rehome::guest

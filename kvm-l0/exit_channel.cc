@@ -1,0 +1,169 @@
+// kvm-l0/exit_channel.cc: ExitChannel.
+#include "kvm-l0/exit_channel.h"
+
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
+#include "base/status_macros.h"
+
+namespace rehome {
+namespace {
+
+absl::StatusOr<UniqueFd> NewEventFd() {
+  UniqueFd fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!fd.valid()) return LastErrnoStatus("eventfd");
+  return fd;
+}
+
+size_t HeaderSize() { return (sizeof(ExitChannelHeader) + 4095) / 4096 * 4096; }
+
+uLong CrcOf(uLong crc, const void* data, size_t len) {
+  return crc32(crc, static_cast<const Bytef*>(data), static_cast<uInt>(len));
+}
+
+}  // namespace
+
+uint32_t ResponseCrc(const ExitResponse& r) {
+  uLong crc = crc32(0, nullptr, 0);
+  crc = CrcOf(crc, &r.seq, sizeof(r.seq));
+  crc = CrcOf(crc, &r.action, sizeof(r.action));
+  crc = CrcOf(crc, &r.exit_status, sizeof(r.exit_status));
+  crc = CrcOf(crc, &r.data_len, sizeof(r.data_len));
+  crc = CrcOf(crc, &r.output_len, sizeof(r.output_len));
+  crc = CrcOf(crc, &r.output_stream, sizeof(r.output_stream));
+  crc = CrcOf(crc, &r.reason_len, sizeof(r.reason_len));
+  crc = CrcOf(crc, r.data, std::min<uint32_t>(r.data_len, kExitDataMax));
+  crc = CrcOf(crc, r.output, std::min<uint32_t>(r.output_len, kExitOutputMax));
+  crc = CrcOf(crc, r.reason, std::min<uint32_t>(r.reason_len, kExitReasonMax));
+  return static_cast<uint32_t>(crc);
+}
+
+absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& response) {
+  if (response.seq != request.seq) {
+    return absl::InvalidArgumentError(absl::StrCat("response for exit ", response.seq,
+                                                   " while exit ", request.seq, " is in flight"));
+  }
+  if (response.action > ExitResponse::kLastAction) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown action ", response.action));
+  }
+  if (response.output_stream > 1) return absl::InvalidArgumentError("unknown output stream");
+  if (response.output_len > kExitOutputMax || response.reason_len > kExitReasonMax ||
+      response.data_len > kExitDataMax) {
+    return absl::InvalidArgumentError("response lengths out of range");
+  }
+  const uint32_t expected_data =
+      request.is_write || request.kind == ExitRequest::kConsoleInput ? 0
+                                                                     : request.size * request.count;
+  if (response.action == ExitResponse::kContinue && response.data_len != expected_data) {
+    return absl::InvalidArgumentError(absl::StrCat("response carries ", response.data_len,
+                                                   " data bytes, the exit needs ", expected_data));
+  }
+  if (response.crc != ResponseCrc(response)) {
+    return absl::InvalidArgumentError("response checksum mismatch");
+  }
+  return absl::OkStatus();
+}
+
+size_t ExitChannel::SizeFor(uint32_t slots) {
+  return HeaderSize() + static_cast<size_t>(slots) * sizeof(ExitSlot);
+}
+
+absl::Status ExitChannel::Map(size_t size, bool initialise) {
+  ASSIGN_OR_RETURN(mapping_,
+                   MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0));
+  if (initialise) {
+    header_ = new (mapping_.get()) ExitChannelHeader{};
+    header_->magic = kExitChannelMagic;
+    header_->version = kExitChannelVersion;
+    header_->slot_count = slot_count_;
+    slots_ = reinterpret_cast<ExitSlot*>(mapping_.bytes() + HeaderSize());
+    for (uint32_t i = 0; i < slot_count_; ++i) new (&slots_[i]) ExitSlot{};
+  } else {
+    header_ = reinterpret_cast<ExitChannelHeader*>(mapping_.get());
+    slots_ = reinterpret_cast<ExitSlot*>(mapping_.bytes() + HeaderSize());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ExitChannel> ExitChannel::Create(uint32_t slots) {
+  if (slots == 0 || slots > kMaxChannelSlots) {
+    return absl::InvalidArgumentError(absl::StrCat("exit channel: bad slot count ", slots));
+  }
+  ExitChannel channel;
+  channel.slot_count_ = slots;
+  channel.memfd_.Reset(memfd_create("rehome-exit-channel", MFD_CLOEXEC));
+  if (!channel.memfd_.valid()) return LastErrnoStatus("memfd_create exit channel");
+  const size_t size = SizeFor(slots);
+  if (ftruncate(channel.memfd_.get(), static_cast<off_t>(size)) != 0) {
+    return LastErrnoStatus("ftruncate exit channel");
+  }
+  ASSIGN_OR_RETURN(channel.request_efd_, NewEventFd());
+  ASSIGN_OR_RETURN(channel.ack_efd_, NewEventFd());
+  for (uint32_t i = 0; i < slots; ++i) {
+    ASSIGN_OR_RETURN(UniqueFd fd, NewEventFd());
+    channel.response_efds_.push_back(std::move(fd));
+  }
+  RETURN_IF_ERROR(channel.Map(size, /*initialise=*/true));
+  return channel;
+}
+
+absl::StatusOr<ExitChannel> ExitChannel::Attach(int memfd, int request_eventfd, int ack_eventfd,
+                                                std::vector<int> response_eventfds) {
+  ExitChannel channel;
+  channel.memfd_.Reset(memfd);
+  channel.request_efd_.Reset(request_eventfd);
+  channel.ack_efd_.Reset(ack_eventfd);
+  for (int fd : response_eventfds) channel.response_efds_.emplace_back(fd);
+  struct stat st {};
+  if (fstat(memfd, &st) != 0) return LastErrnoStatus("fstat exit channel");
+  if (static_cast<size_t>(st.st_size) < HeaderSize()) {
+    return absl::InvalidArgumentError("exit channel: memfd too small");
+  }
+  channel.slot_count_ = static_cast<uint32_t>(response_eventfds.size());
+  if (static_cast<size_t>(st.st_size) != SizeFor(channel.slot_count_)) {
+    return absl::InvalidArgumentError("exit channel: size does not match the slot count");
+  }
+  RETURN_IF_ERROR(channel.Map(static_cast<size_t>(st.st_size), /*initialise=*/false));
+  if (channel.header_->magic != kExitChannelMagic ||
+      channel.header_->version != kExitChannelVersion ||
+      channel.header_->slot_count != channel.slot_count_) {
+    return absl::InvalidArgumentError("exit channel: bad magic, version or slot count");
+  }
+  return channel;
+}
+
+void ExitChannel::SignalRequest() const {
+  const uint64_t one = 1;
+  (void)!write(request_efd_.get(), &one, sizeof(one));
+}
+
+void ExitChannel::SignalResponse(uint32_t slot) const {
+  const uint64_t one = 1;
+  (void)!write(response_efds_[slot].get(), &one, sizeof(one));
+}
+
+void ExitChannel::SignalAck() const {
+  const uint64_t one = 1;
+  (void)!write(ack_efd_.get(), &one, sizeof(one));
+}
+
+void ExitChannel::Drain(int eventfd) {
+  uint64_t value = 0;
+  (void)!read(eventfd, &value, sizeof(value));
+}
+
+std::string ExitChannel::ReportedFailure() const {
+  const uint32_t len = header_->failure_len.load(std::memory_order_acquire);
+  if (len == 0) return "";
+  return std::string(header_->failure, std::min<uint32_t>(len, kExitReasonMax));
+}
+
+}  // namespace rehome

@@ -1,0 +1,168 @@
+// kvm-l0/exit_channel.h: the shared-memory exit channel between L0 and one L1 process
+// (docs/exit-channel.md). L0 owns the memfd; the L1 maps it too. One slot per vCPU, so several
+// vCPUs can have exits in flight at once. Per slot, L0 writes the request and publishes it by
+// storing its sequence number (release); the L1 writes the response and publishes it the same
+// way. Eventfds carry the wake-ups (one request eventfd L0->L1, one response eventfd per slot
+// L1->L0); the sequence numbers carry the truth, so spurious or lost wake-ups are harmless.
+// Everything an L1 writes is untrusted: L0 copies a response out and validates it (sequence,
+// CRC32, ranges) before using it.
+//
+// Thread-safety: a slot is written by one L0 thread (its vCPU) and one L1 thread; the header's
+// atomics may be used from any thread of either process.
+#ifndef REHOME_KVM_L0_EXIT_CHANNEL_H_
+#define REHOME_KVM_L0_EXIT_CHANNEL_H_
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "base/mapped_region.h"
+#include "base/unique_fd.h"
+
+namespace rehome {
+
+inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
+inline constexpr uint32_t kExitChannelVersion = 3;  // 2: work_progress; 3: console
+inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
+inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
+inline constexpr uint32_t kExitReasonMax = 240;
+inline constexpr uint32_t kMaxChannelSlots = 256;
+
+// An L1's lifecycle as it reports it in the header.
+enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFailed = 3 };
+
+// The guest exit L0 forwards. Plain data.
+struct ExitRequest {
+  // kConsoleInput: not a guest exit but host input for the virtio console (data = the bytes),
+  // posted by L0 on the host slot (index = vCPU count) and answered and committed like an exit.
+  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3 };
+  uint64_t seq = 0;  // global exit sequence number, unique across vCPUs and L1s
+  uint32_t vcpu = 0;
+  uint32_t kind = kPio;
+  uint32_t is_write = 0;
+  uint32_t size = 0;   // access size in bytes
+  uint32_t count = 1;  // PIO repeat count (string I/O)
+  uint32_t data_len = 0;
+  uint64_t addr = 0;  // port or guest-physical address
+  uint64_t rip = 0;   // vCPU state at the exit (from KVM's sync regs)
+  uint64_t rflags = 0;
+  uint8_t data[kExitDataMax];  // write payload (data_len bytes); ignored for reads
+};
+
+// The L1's answer. Plain data; `crc` covers every other field's used bytes.
+struct ExitResponse {
+  enum Action : uint32_t {
+    kContinue = 0,
+    kGuestExit = 1,
+    kReset = 2,
+    kShutdown = 3,
+    kGuestCrash = 4,
+    kFatal = 5,
+    kCheckFailed = 6,
+  };
+  static constexpr uint32_t kLastAction = kCheckFailed;
+  uint64_t seq = 0;  // the request's seq
+  uint32_t action = kContinue;
+  int32_t exit_status = 0;
+  uint32_t data_len = 0;    // read data (size * count bytes for reads, else 0)
+  uint32_t output_len = 0;  // console bytes for L0 to write, exactly once
+  uint32_t output_stream = 0;  // 0: COM1 serial output, 1: virtio-console output
+  uint32_t reason_len = 0;
+  uint32_t crc = 0;
+  uint8_t data[kExitDataMax];
+  uint8_t output[kExitOutputMax];
+  char reason[kExitReasonMax];
+};
+
+// CRC32 (zlib) of a response's fields and used bytes, excluding `crc` itself.
+uint32_t ResponseCrc(const ExitResponse& response);
+// OK when `response` is a well-formed answer to `request`; InvalidArgument naming the defect.
+absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& response);
+
+struct alignas(64) ExitSlot {
+  std::atomic<uint64_t> request_seq;  // L0 publishes a request (release)
+  ExitRequest request;
+  alignas(64) std::atomic<uint64_t> response_seq;  // L1 publishes a response (release)
+  ExitResponse response;
+};
+
+struct alignas(64) ExitChannelHeader {
+  uint64_t magic;
+  uint32_t version;
+  uint32_t slot_count;
+  std::atomic<uint64_t> heartbeat;        // the L1 increments it every heartbeat period
+  std::atomic<uint64_t> work_progress;    // the L1's exit thread increments it during long work
+  std::atomic<uint32_t> l1_state;         // L1State
+  std::atomic<uint32_t> failure_len;      // >0: the L1 reported its own failure
+  char failure[kExitReasonMax];           // written before failure_len (release)
+  std::atomic<uint64_t> promote_request;  // L0: "become active as generation N"
+  std::atomic<uint64_t> promote_ack;      // L1: "active as generation N" (state restored)
+  std::atomic<uint64_t> quit_request;     // L0: planned retirement (non-zero: exit cleanly)
+  std::atomic<uint32_t> fault_request;    // L0: fault injection for tests (L1Fault)
+};
+
+// Faults an L1 injects into itself on request (tests and `__org.rehome_inject-fault`).
+enum class L1Fault : uint32_t {
+  kNone = 0,
+  kGarbageAnswer = 1,    // answer the next exit with a malformed response
+  kAssert = 2,           // report an assertion failure, then abort
+  kDieBeforeCommit = 3,  // handle the next exit, then die before committing it
+  kDieAfterCommit = 4,   // commit the next exit, then die before answering
+  kHang = 5,             // stop answering (and heartbeating) forever
+};
+
+static_assert(std::atomic<uint64_t>::is_always_lock_free);
+static_assert(std::atomic<uint32_t>::is_always_lock_free);
+
+// One side's view of a channel: the mapping plus the eventfds. Move-only.
+class ExitChannel final {
+ public:
+  // L0: a new channel (memfd + eventfds) for `slots` vCPUs.
+  static absl::StatusOr<ExitChannel> Create(uint32_t slots);
+  // L1: maps a channel created by L0 from inherited fds. Validates magic, version and size.
+  static absl::StatusOr<ExitChannel> Attach(int memfd, int request_eventfd, int ack_eventfd,
+                                            std::vector<int> response_eventfds);
+  ExitChannel(ExitChannel&&) = default;
+  ExitChannel& operator=(ExitChannel&&) = default;
+  ExitChannel(const ExitChannel&) = delete;
+  ExitChannel& operator=(const ExitChannel&) = delete;
+
+  static size_t SizeFor(uint32_t slots);
+
+  ExitChannelHeader& header() const { return *header_; }
+  ExitSlot& slot(uint32_t i) const { return slots_[i]; }
+  uint32_t slot_count() const { return slot_count_; }
+
+  // Wake-ups (eventfd writes/reads; never block).
+  void SignalRequest() const;
+  void SignalResponse(uint32_t slot) const;
+  void SignalAck() const;
+  static void Drain(int eventfd);
+
+  int memfd() const { return memfd_.get(); }
+  int request_eventfd() const { return request_efd_.get(); }
+  int ack_eventfd() const { return ack_efd_.get(); }
+  int response_eventfd(uint32_t slot) const { return response_efds_[slot].get(); }
+
+  // The L1's self-reported failure, or "" when none.
+  std::string ReportedFailure() const;
+
+ private:
+  ExitChannel() = default;
+  absl::Status Map(size_t size, bool initialise);
+
+  UniqueFd memfd_;
+  UniqueFd request_efd_;
+  UniqueFd ack_efd_;
+  std::vector<UniqueFd> response_efds_;
+  MappedRegion mapping_;
+  ExitChannelHeader* header_ = nullptr;
+  ExitSlot* slots_ = nullptr;
+  uint32_t slot_count_ = 0;
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_KVM_L0_EXIT_CHANNEL_H_

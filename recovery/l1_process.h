@@ -1,0 +1,94 @@
+// recovery/l1_process.h: one L1 hypervisor process as L0 sees it: spawned from the rehome binary
+// in its internal `__l1` role with exactly the fds it needs (guest RAM memfds, its own exit
+// channel, the commit journal), watched through a pidfd, and fenced with SIGKILL + reap. Once
+// Fence() returns, the process is gone: it can no longer write guest memory or the journal.
+// Move-only owner (held by shared_ptr in the Supervisor); the destructor fences.
+// Thread-safety: Fence/Signal/Exited/HeartbeatValue/state are safe from any thread.
+#ifndef REHOME_RECOVERY_L1_PROCESS_H_
+#define REHOME_RECOVERY_L1_PROCESS_H_
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+#include "kvm-l0/exit_channel.h"
+#include "kvm-l0/guest_memory.h"
+#include "vmm/counter_oracle.h"
+
+namespace rehome {
+
+struct L1LaunchSpec {
+  std::string binary;  // the rehome executable to run as `__l1`
+  int cpus = 1;
+  std::optional<CounterOracle::Config> oracle;  // the L1's device model checks counter reports
+  std::vector<GuestMemory::RegionDesc> ram;     // fds stay owned by the caller
+  int journal_fd = -1;                          // owned by the caller
+  bool console = false;  // virtio-console: one more channel slot, for host input
+  int disk_fd = -1;            // virtio-blk image, owned by the caller (-1: none)
+  bool disk_read_only = false;
+  uint32_t heartbeat_ms = 10;
+};
+
+class L1Process final {
+ public:
+  // Creates the exit channel and starts the process. The L1 reports kStandby in its channel
+  // header once ready (WaitReady).
+  static absl::StatusOr<std::unique_ptr<L1Process>> Spawn(const L1LaunchSpec& spec, uint64_t id);
+  ~L1Process();
+  L1Process(const L1Process&) = delete;
+  L1Process& operator=(const L1Process&) = delete;
+
+  // Waits until the L1 reports kStandby. DeadlineExceeded / Unavailable (it died).
+  absl::Status WaitReady(absl::Duration timeout);
+  // Asks a ready L1 to restore the journal and become active as `generation`, and waits for its
+  // acknowledgement.
+  absl::Status Promote(uint64_t generation, absl::Duration timeout);
+  // SIGKILL and reap. Idempotent; returns once the process no longer exists.
+  void Fence();
+  // Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) without reaping. No-op once fenced.
+  void Signal(int signal);
+  // Asks the L1 to inject `fault` into itself.
+  void RequestFault(L1Fault fault);
+  // Whether the process has exited (pidfd readable).
+  bool Exited() const;
+
+  uint64_t id() const { return id_; }
+  pid_t pid() const { return pid_; }
+  int pidfd() const { return pidfd_.get(); }
+  ExitChannel& channel() { return channel_; }
+  absl::Time started() const { return started_; }
+  L1State state() const {
+    return static_cast<L1State>(channel_.header().l1_state.load(std::memory_order_acquire));
+  }
+  uint64_t heartbeat() const { return channel_.header().heartbeat.load(std::memory_order_acquire); }
+  uint64_t work_progress() const {
+    return channel_.header().work_progress.load(std::memory_order_relaxed);
+  }
+  std::string reported_failure() const { return channel_.ReportedFailure(); }
+
+ private:
+  L1Process(uint64_t id, ExitChannel channel) : id_(id), channel_(std::move(channel)) {}
+  // Polls the ack eventfd and the pidfd until `done` holds or `timeout` passes.
+  absl::Status WaitFor(const std::function<bool()>& done, absl::Duration timeout, const char* what);
+
+  const uint64_t id_;
+  ExitChannel channel_;
+  pid_t pid_ = -1;
+  UniqueFd pidfd_;
+  absl::Time started_;
+  absl::Mutex mu_;
+  bool fenced_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_RECOVERY_L1_PROCESS_H_

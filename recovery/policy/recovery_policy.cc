@@ -1,0 +1,82 @@
+// recovery/policy/recovery_policy.cc: RecoveryPolicy validation and formatting. Pure functions.
+#include "recovery/policy/recovery_policy.h"
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace rehome {
+namespace {
+
+// `recovery policy: <rehome:ELEMENT ATTR="VALUE">: PROBLEM` as InvalidArgument.
+absl::Status PolicyError(std::string_view element, std::string_view attribute, long long value,
+                         std::string_view problem) {
+  return absl::InvalidArgumentError(
+      absl::StrCat("recovery policy: <rehome:", absl::string_view(element.data(), element.size()),
+                   " ", absl::string_view(attribute.data(), attribute.size()), "=\"", value,
+                   "\">: ", absl::string_view(problem.data(), problem.size())));
+}
+
+}  // namespace
+
+std::string_view RecoveryModeName(RecoveryMode mode) {
+  switch (mode) {
+    case RecoveryMode::kFailover:
+      return "failover";
+    case RecoveryMode::kRestart:
+      return "restart";
+    case RecoveryMode::kNone:
+      return "none";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<RecoveryMode> ParseRecoveryMode(std::string_view name) {
+  for (RecoveryMode mode : {RecoveryMode::kFailover, RecoveryMode::kRestart, RecoveryMode::kNone}) {
+    if (name == RecoveryModeName(mode)) return mode;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown recovery mode \"",
+                                                 absl::string_view(name.data(), name.size()),
+                                                 "\" (expected failover, restart or none)"));
+}
+
+absl::Status RecoveryPolicy::Validate() const {
+  if (mode != RecoveryMode::kFailover && mode != RecoveryMode::kRestart &&
+      mode != RecoveryMode::kNone) {
+    return absl::InvalidArgumentError("recovery policy: <rehome:recovery mode>: unknown mode");
+  }
+  if (standbys < 0 || standbys > kMaxStandbys) {
+    return PolicyError("recovery", "standbys", standbys,
+                       absl::StrCat("must be between 0 and ", kMaxStandbys));
+  }
+  if (mode == RecoveryMode::kFailover && standbys < 1) {
+    return PolicyError("recovery", "standbys", standbys,
+                       "mode=\"failover\" needs at least 1 standby");
+  }
+  if (heartbeat_period_ms < 1 || heartbeat_period_ms > kMaxHeartbeatPeriodMs) {
+    return PolicyError("heartbeat", "period-ms", heartbeat_period_ms,
+                       absl::StrCat("must be between 1 and ", kMaxHeartbeatPeriodMs));
+  }
+  if (hang_timeout_ms <= heartbeat_period_ms || hang_timeout_ms > kMaxHangTimeoutMs) {
+    return PolicyError("hang", "timeout-ms", hang_timeout_ms,
+                       absl::StrCat("must be greater than the heartbeat period-ms (",
+                                    heartbeat_period_ms, ") and at most ", kMaxHangTimeoutMs));
+  }
+  if (max_failovers < 1) {
+    return PolicyError("limit", "failovers", max_failovers, "must be at least 1");
+  }
+  if (failover_window_s < 1) {
+    return PolicyError("limit", "window-s", failover_window_s, "must be at least 1");
+  }
+  return absl::OkStatus();
+}
+
+std::string RecoveryPolicy::ToString() const {
+  std::string_view name = RecoveryModeName(mode);
+  return absl::StrCat("mode=", absl::string_view(name.data(), name.size()), " standbys=", standbys,
+                      " heartbeat=", heartbeat_period_ms, "ms hang=", hang_timeout_ms,
+                      "ms limit=", max_failovers, "/", failover_window_s, "s");
+}
+
+}  // namespace rehome

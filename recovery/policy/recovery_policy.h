@@ -1,0 +1,56 @@
+// recovery/policy/recovery_policy.h: RecoveryPolicy, what rehome does when the hypervisor (L1)
+// running a guest fails: fail over to a standby, restart, or nothing; how failure is detected
+// (heartbeat period, hang timeout) and how often recovery may happen (limit per window).
+// Plain data plus pure functions: thread-compatible (const use from many threads is safe).
+// The XML form (<rehome:recovery> in a libvirt domain's <metadata>) is read by vmm/domain and
+// documented in docs/domain-xml.md; error messages here name that XML form.
+#ifndef REHOME_RECOVERY_POLICY_RECOVERY_POLICY_H_
+#define REHOME_RECOVERY_POLICY_RECOVERY_POLICY_H_
+
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace rehome {
+
+// The only policy format version this build understands (attribute version="1").
+inline constexpr int kRecoveryPolicyVersion = 1;
+
+enum class RecoveryMode {
+  kFailover,  // move the guest to a warm standby L1 (needs standbys >= 1)
+  kRestart,   // start a new L1 and restore the guest into it
+  kNone,      // do nothing: the guest dies with its L1
+};
+
+// "failover" / "restart" / "none".
+std::string_view RecoveryModeName(RecoveryMode mode);
+// Inverse of RecoveryModeName; anything else is InvalidArgument.
+absl::StatusOr<RecoveryMode> ParseRecoveryMode(std::string_view name);
+
+struct RecoveryPolicy {
+  static constexpr int kMaxStandbys = 4;
+  static constexpr int kMaxHeartbeatPeriodMs = 10000;
+  static constexpr int kMaxHangTimeoutMs = 60000;
+
+  RecoveryMode mode = RecoveryMode::kFailover;
+  int standbys = 1;              // 0..kMaxStandbys; failover needs >= 1
+  int heartbeat_period_ms = 10;  // 1..kMaxHeartbeatPeriodMs
+  int hang_timeout_ms = 50;      // (heartbeat_period_ms, kMaxHangTimeoutMs]
+  int max_failovers = 10;        // >= 1 recoveries ...
+  int failover_window_s = 60;    // ... within this many seconds (>= 1)
+
+  // OK, or InvalidArgument naming the offending XML element and attribute, e.g.
+  // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.
+  absl::Status Validate() const;
+
+  // One line, e.g. "mode=failover standbys=1 heartbeat=10ms hang=50ms limit=10/60s".
+  std::string ToString() const;
+
+  friend bool operator==(const RecoveryPolicy&, const RecoveryPolicy&) = default;
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_RECOVERY_POLICY_RECOVERY_POLICY_H_

@@ -1,0 +1,140 @@
+// recovery/split_backend.cc: SplitBackend.
+#include "recovery/split_backend.h"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "vmm/l1/commit_record.h"
+
+namespace rehome {
+namespace {
+
+void WriteAll(int fd, const uint8_t* data, size_t len) {
+  while (len > 0) {
+    const ssize_t n = write(fd, data, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // console output is best effort; the guest never waits on it
+    data += n;
+    len -= static_cast<size_t>(n);
+  }
+}
+
+ExitOutcome::Action ActionOf(uint32_t action) {
+  return static_cast<ExitOutcome::Action>(action);  // same numbering (checked in l1_main.cc)
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
+    SupervisorConfig config, UniqueFd serial_output,
+    std::function<void(std::string_view)> console_output) {
+  std::unique_ptr<SplitBackend> backend(new SplitBackend());
+  backend->serial_output_ = std::move(serial_output);
+  backend->console_output_ = std::move(console_output);
+  backend->host_slot_ = static_cast<uint32_t>(config.launch.cpus);
+  ASSIGN_OR_RETURN(backend->supervisor_, Supervisor::Start(std::move(config)));
+  return backend;
+}
+
+SplitBackend::~SplitBackend() { Shutdown(); }
+
+void SplitBackend::Shutdown() {
+  if (supervisor_) supervisor_->Shutdown();
+}
+
+ExitOutcome SplitBackend::Handle(int vcpu, KvmExit& exit) {
+  if (auto* io = std::get_if<PortIoExit>(&exit)) {
+    return Forward(vcpu, true, io->is_write, io->port, io->size, io->count, io->data, io->rip,
+                   io->rflags);
+  }
+  if (auto* mmio = std::get_if<MmioExit>(&exit)) {
+    return Forward(vcpu, false, mmio->is_write, mmio->gpa, static_cast<uint32_t>(mmio->data.size()),
+                   1, mmio->data, mmio->rip, mmio->rflags);
+  }
+  return DispatchExit(exit, no_devices_, no_requests_);
+}
+
+ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t addr,
+                                  uint32_t size, uint32_t count, std::span<uint8_t> data,
+                                  uint64_t rip, uint64_t rflags) {
+  if (data.size() > kExitDataMax || size == 0 ||
+      static_cast<uint64_t>(size) * count != data.size()) {
+    return ExitOutcome{ExitOutcome::kFatal, 0,
+                       absl::StrCat("exit with ", data.size(), " data bytes cannot be forwarded")};
+  }
+  auto request = std::make_unique<ExitRequest>();
+  auto response = std::make_unique<ExitResponse>();
+  request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+  request->vcpu = static_cast<uint32_t>(vcpu);
+  request->kind = is_pio ? ExitRequest::kPio : ExitRequest::kMmio;
+  request->is_write = is_write ? 1 : 0;
+  request->size = size;
+  request->count = count;
+  request->addr = addr;
+  request->rip = rip;  // the exit's vCPU state, recorded with it (and retried with it)
+  request->rflags = rflags;
+  request->data_len = is_write ? static_cast<uint32_t>(data.size()) : 0;
+  if (is_write) std::memcpy(request->data, data.data(), data.size());
+  absl::Status status = supervisor_->Execute(*request, response.get());
+  if (!status.ok()) {
+    return ExitOutcome{ExitOutcome::kFatal, 0,
+                       absl::StrCat("no L1 can handle exits: ", status.message())};
+  }
+  if (!is_write) std::memcpy(data.data(), response->data, data.size());
+  Emit(*response);
+  return ExitOutcome{ActionOf(response->action), response->exit_status,
+                     std::string(response->reason, response->reason_len)};
+}
+
+void SplitBackend::Emit(const ExitResponse& response) {
+  if (response.output_len == 0) return;
+  if (response.output_stream == 1) {
+    if (console_output_) {
+      console_output_(std::string_view(reinterpret_cast<const char*>(response.output),
+                                       response.output_len));
+    }
+    return;
+  }
+  WriteAll(serial_output_.get(), response.output, response.output_len);
+}
+
+absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
+  while (!bytes.empty()) {
+    auto request = std::make_unique<ExitRequest>();
+    auto response = std::make_unique<ExitResponse>();
+    const size_t n = std::min<size_t>(bytes.size(), kExitDataMax);
+    request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+    request->vcpu = host_slot_;
+    request->kind = ExitRequest::kConsoleInput;
+    request->is_write = 1;
+    request->size = 1;
+    request->count = static_cast<uint32_t>(n);
+    request->data_len = static_cast<uint32_t>(n);
+    std::memcpy(request->data, bytes.data(), n);
+    if (absl::Status s = supervisor_->Execute(*request, response.get()); !s.ok()) return s;
+    Emit(*response);
+    bytes.remove_prefix(n);
+  }
+  return absl::OkStatus();
+}
+
+WorkloadProgress SplitBackend::Progress() const {
+  WorkloadProgress progress;
+  absl::StatusOr<std::string> payload = supervisor_->journal().ReadCommitted();
+  if (!payload.ok()) return progress;
+  absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
+  if (!record.ok()) return progress;
+  progress.verified_reports = record->verified_reports;
+  progress.violations = record->oracle_violations;
+  progress.pio_bench_writes = record->pio_bench_writes;
+  progress.exits_handled = record->exits_handled;
+  progress.has_oracle = record->verified_reports != 0 || record->oracle_violations != 0;
+  return progress;
+}
+
+}  // namespace rehome

@@ -1,0 +1,58 @@
+// recovery/split_backend.h: the split-mode ExitBackend. Device exits (port I/O, MMIO) become
+// ExitRequests with a global sequence number and go through the Supervisor to the active L1;
+// the validated answer is applied here in L0: read data into the vCPU's kvm_run, console bytes
+// written to L0's serial output exactly once (L0 is the only writer), and the action (continue,
+// guest exit, ...) returned to the Machine. When recovery stops (failover limit, policy none),
+// the exit in flight is answered kFatal with the supervisor's reason: the Machine stops every
+// vCPU with no exit half-applied, and Supervisor::limit_reached() tells why.
+// Thread-safety: as ExitBackend.
+#ifndef REHOME_RECOVERY_SPLIT_BACKEND_H_
+#define REHOME_RECOVERY_SPLIT_BACKEND_H_
+
+#include <atomic>
+#include <memory>
+
+#include "absl/status/statusor.h"
+#include "base/unique_fd.h"
+#include "recovery/supervisor.h"
+#include "vmm/bus.h"
+#include "vmm/exit_backend.h"
+#include "vmm/vm_requests.h"
+
+namespace rehome {
+
+class SplitBackend final : public ExitBackend {
+ public:
+  // Starts the supervisor (first L1 active, standbys in the background).
+  static absl::StatusOr<std::unique_ptr<SplitBackend>> Start(
+      SupervisorConfig config, UniqueFd serial_output,
+      std::function<void(std::string_view)> console_output = nullptr);
+  // Host input for the virtio console, delivered to the active L1 as a request on the host
+  // slot and committed like an exit (exactly once across failovers). Call from one thread.
+  absl::Status DeliverConsoleInput(std::string_view bytes);
+  ~SplitBackend() override;
+
+  ExitOutcome Handle(int vcpu, KvmExit& exit) override;
+  WorkloadProgress Progress() const override;
+  void Shutdown() override;
+
+  Supervisor& supervisor() { return *supervisor_; }
+
+ private:
+  SplitBackend() = default;
+  ExitOutcome Forward(int vcpu, bool is_pio, bool is_write, uint64_t addr, uint32_t size,
+                      uint32_t count, std::span<uint8_t> data, uint64_t rip, uint64_t rflags);
+
+  std::unique_ptr<Supervisor> supervisor_;
+  void Emit(const ExitResponse& response);
+  UniqueFd serial_output_;
+  std::function<void(std::string_view)> console_output_;
+  uint32_t host_slot_ = 0;
+  std::atomic<uint64_t> next_seq_{0};
+  Bus no_devices_;  // for DispatchExit of exits that need no device
+  VmRequests no_requests_;
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_RECOVERY_SPLIT_BACKEND_H_

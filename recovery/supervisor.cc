@@ -1,0 +1,675 @@
+// recovery/supervisor.cc: Supervisor.
+#include "recovery/supervisor.h"
+
+#include <poll.h>
+#include <signal.h>
+
+#include <cstring>
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/clock.h"
+#include "base/status_macros.h"
+#include "recovery/proc_stats.h"
+#include "vmm/l1/commit_record.h"
+
+namespace rehome {
+namespace {
+
+// Journal capacity: device state (oracle chains dominate: ~4.2 KiB per vCPU) plus one committed
+// answer per vCPU (at most ~8.5 KiB each), with room to spare.
+uint64_t JournalCapacity(int cpus) {
+  return (1u << 20) + static_cast<uint64_t>(cpus) * (32u << 10);
+}
+
+std::string Ms(absl::Duration d) {
+  return absl::StrFormat("%.3f ms", absl::ToDoubleMilliseconds(d));
+}
+
+// Copies the used part of a request into the slot (the data buffer is large).
+void PostRequest(ExitSlot& slot, const ExitRequest& request) {
+  ExitRequest& dst = slot.request;
+  dst.seq = request.seq;
+  dst.vcpu = request.vcpu;
+  dst.kind = request.kind;
+  dst.is_write = request.is_write;
+  dst.size = request.size;
+  dst.count = request.count;
+  dst.data_len = std::min(request.data_len, kExitDataMax);
+  dst.addr = request.addr;
+  dst.rip = request.rip;
+  dst.rflags = request.rflags;
+  std::memcpy(dst.data, request.data, dst.data_len);
+  slot.request_seq.store(request.seq, std::memory_order_release);
+}
+
+// Copies the used part of a response out of shared memory (the L1 may scribble on it later).
+void CopyResponse(const ExitResponse& src, ExitResponse* dst) {
+  dst->seq = src.seq;
+  dst->action = src.action;
+  dst->exit_status = src.exit_status;
+  dst->data_len = src.data_len;
+  dst->output_len = src.output_len;
+  dst->output_stream = src.output_stream;
+  dst->reason_len = src.reason_len;
+  dst->crc = src.crc;
+  std::memcpy(dst->data, src.data, std::min(dst->data_len, kExitDataMax));
+  std::memcpy(dst->output, src.output, std::min(dst->output_len, kExitOutputMax));
+  std::memcpy(dst->reason, src.reason, std::min(dst->reason_len, kExitReasonMax));
+}
+
+bool IsStopped(pid_t pid) {
+  const std::optional<char> state = ProcessState(pid);
+  return !state.has_value() || *state == 'T' || *state == 't' || *state == 'Z' || *state == 'X';
+}
+
+}  // namespace
+
+std::string FailoverReport::ToString() const {
+  return absl::StrCat("failover #", number, " (", cause, "): L1 pid ", failed_pid, " -> pid ",
+                      promoted_pid, standby_was_ready ? " (hot standby)" : " (cold start)", " in ",
+                      Ms(total), " [fence ", Ms(fence), ", promote ", Ms(promote), "]");
+}
+
+Supervisor::Supervisor(SupervisorConfig config, DeviceJournal journal)
+    : config_(std::move(config)), journal_(std::move(journal)) {}
+
+absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig config) {
+  RETURN_IF_ERROR(config.policy.Validate());
+  ASSIGN_OR_RETURN(DeviceJournal journal,
+                   DeviceJournal::Create(JournalCapacity(config.launch.cpus)));
+  std::unique_ptr<Supervisor> s(new Supervisor(std::move(config), std::move(journal)));
+  s->config_.launch.journal_fd = s->journal_.memfd();
+  s->config_.launch.heartbeat_ms = static_cast<uint32_t>(s->config_.policy.heartbeat_period_ms);
+  ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady());
+  RETURN_IF_ERROR(first->Promote(1, s->config_.start_timeout));
+  {
+    absl::MutexLock lock(&s->mu_);
+    s->active_ = std::move(first);
+    s->generation_ = 1;
+  }
+  s->monitor_ = std::thread([raw = s.get()] { raw->MonitorLoop(); });
+  s->standby_keeper_ = std::thread([raw = s.get()] { raw->StandbyLoop(); });
+  return s;
+}
+
+Supervisor::~Supervisor() { Shutdown(); }
+
+void Supervisor::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    cv_.SignalAll();
+  }
+  if (monitor_.joinable()) monitor_.join();
+  if (standby_keeper_.joinable()) standby_keeper_.join();
+  std::vector<L1Ptr> all;
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_) all.push_back(active_);
+    if (starting_) all.push_back(starting_);
+    for (const L1Ptr& s : standbys_) all.push_back(s);
+  }
+  for (const L1Ptr& l1 : all) l1->Fence();
+}
+
+void Supervisor::Emit(const SupervisorEvent& event) const {
+  if (config_.on_event) config_.on_event(event);
+}
+
+absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady() {
+  uint64_t id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_l1_id_++;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(config_.launch, id));
+  L1Ptr l1(std::move(spawned));
+  {
+    absl::MutexLock lock(&mu_);
+    starting_ = l1;
+  }
+  absl::Status ready = l1->WaitReady(config_.start_timeout);
+  {
+    absl::MutexLock lock(&mu_);
+    if (starting_ == l1) starting_ = nullptr;
+  }
+  if (!ready.ok()) {
+    l1->Fence();
+    return ready;
+  }
+  return l1;
+}
+
+absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* response) {
+  const uint32_t v = request.vcpu;
+  const absl::Duration deadline = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  for (;;) {
+    L1Ptr l1;
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && (limit_reached_ ? config_.pause_on_limit
+                                           : (active_ == nullptr || quiesce_ > 0))) {
+        cv_.Wait(&mu_);
+      }
+      if (stopping_) return absl::CancelledError("VM is stopping");
+      if (limit_reached_) return absl::FailedPreconditionError(stop_reason_);
+      l1 = active_;
+      generation = generation_;
+      ++in_flight_;
+    }
+    ExitChannel& channel = l1->channel();
+    ExitSlot& slot = channel.slot(v);
+    PostRequest(slot, request);
+    channel.SignalRequest();
+
+    std::string cause;
+    absl::Time give_up = absl::Now() + deadline;
+    int extensions = 0;
+    std::optional<uint64_t> runtime_at_expiry;
+    uint64_t progress_at_expiry = 0;
+    for (;;) {
+      if (slot.response_seq.load(std::memory_order_acquire) == request.seq) {
+        CopyResponse(slot.response, response);
+        absl::Status valid = ValidateResponse(request, *response);
+        if (valid.ok()) {
+          absl::MutexLock lock(&mu_);
+          if (--in_flight_ == 0) cv_.SignalAll();
+          return absl::OkStatus();
+        }
+        cause = absl::StrCat("bad answer: ", valid.message());
+        break;
+      }
+      if (l1->Exited()) {
+        const std::string note = l1->reported_failure();
+        cause = note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " exited")
+                             : absl::StrCat("self-reported failure: ", note);
+        break;
+      }
+      absl::Duration left = give_up - absl::Now();
+      if (left <= absl::ZeroDuration()) {
+        std::string why;
+        if (!LooksHung(*l1, &runtime_at_expiry, &progress_at_expiry, &extensions, &why)) {
+          give_up = absl::Now() + deadline;  // starved by the host, not hung: wait another period
+          continue;
+        }
+        cause = absl::StrCat("hang: no answer to exit ", request.seq, " within ",
+                             config_.policy.hang_timeout_ms * (extensions + 1), " ms (", why, ")");
+        break;
+      }
+      pollfd fds[2] = {{channel.response_eventfd(v), POLLIN, 0}, {l1->pidfd(), POLLIN, 0}};
+      const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+      poll(fds, 2, ms);  // EINTR (vCPU kick signal) just loops
+      if (fds[0].revents != 0) ExitChannel::Drain(channel.response_eventfd(v));
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      if (--in_flight_ == 0) cv_.SignalAll();
+    }
+    OnActiveFailure(generation, cause, absl::Now());
+    // The failed L1 may have committed this exit before dying: then its effects are in the
+    // state the new active restored, and the committed answer is the answer. Else retry.
+    if (std::optional<ExitResponse> committed = CommittedAnswer(v, request.seq)) {
+      CopyResponse(*committed, response);
+      if (ValidateResponse(request, *response).ok()) {
+        absl::MutexLock lock(&mu_);
+        ++from_journal_;
+        return absl::OkStatus();
+      }
+    }
+    absl::MutexLock lock(&mu_);
+    ++retried_;
+  }
+}
+
+bool Supervisor::LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
+                           uint64_t* progress_at_expiry, int* extensions, std::string* why) const {
+  // An L1 that is stopped, sleeping or dead while an exit waits is hung. One that is runnable
+  // may just not get a CPU on a loaded host, or be doing long legitimate work (verifying a
+  // workload report) that it announces through work_progress: it is hung only if it burns CPU
+  // time without answering or announcing progress, or stays starved or busy too long.
+  constexpr int kMaxStarvedPeriods = 20;
+  constexpr int kMaxBusyPeriods = 200;
+  const std::optional<char> state = ProcessState(l1.pid());
+  if (!state.has_value() || *state != 'R') {
+    *why = absl::StrCat("L1 state ", state.has_value() ? std::string(1, *state) : "gone");
+    return true;
+  }
+  const std::optional<uint64_t> runtime = MainThreadRuntimeNs(l1.pid());
+  const uint64_t progress = l1.work_progress();
+  const bool progressed = *extensions > 0 && progress != *progress_at_expiry;
+  *progress_at_expiry = progress;
+  if (!runtime.has_value() || *extensions >= kMaxBusyPeriods ||
+      (!progressed && *extensions >= kMaxStarvedPeriods)) {
+    *why = "runnable but starved or busy too long";
+    return true;
+  }
+  const uint64_t budget_ns = static_cast<uint64_t>(config_.policy.hang_timeout_ms) * 500000;
+  if (!progressed && runtime_at_expiry->has_value() &&
+      *runtime - **runtime_at_expiry >= budget_ns) {
+    *why = absl::StrCat("busy for ", (*runtime - **runtime_at_expiry) / 1000000,
+                        " ms of CPU without answering");
+    return true;
+  }
+  *runtime_at_expiry = runtime;
+  ++*extensions;
+  return false;
+}
+
+std::optional<ExitResponse> Supervisor::CommittedAnswer(uint32_t vcpu, uint64_t seq) const {
+  // The new active may be committing concurrently: a torn read fails its checksum; read again.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    absl::StatusOr<std::string> payload = journal_.ReadCommitted();
+    if (absl::IsNotFound(payload.status())) return std::nullopt;
+    if (!payload.ok()) continue;
+    absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
+    if (!record.ok()) continue;
+    if (vcpu >= record->last_answer.size() || record->last_answer[vcpu].seq != seq) {
+      return std::nullopt;
+    }
+    auto response = std::make_unique<ExitResponse>();
+    record->last_answer[vcpu].ToResponse(response.get());
+    return *response;
+  }
+  return std::nullopt;
+}
+
+void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
+                                 absl::Time detected) {
+  absl::MutexLock failover(&failover_mu_);
+  L1Ptr failed;
+  L1Ptr next;
+  uint64_t number;
+  {
+    absl::MutexLock lock(&mu_);
+    if (generation != generation_ || active_ == nullptr || stopping_) return;
+    failed = std::move(active_);
+    number = failovers_ + 1;
+  }
+  // Events are emitted after the guest can run again: listeners must not delay recovery.
+  FailoverReport report;
+  report.number = number;
+  report.cause = cause;
+  report.failed_pid = failed->pid();
+  failed->Fence();  // first of all: the failed L1 must not write anything any more
+  const absl::Time fenced = absl::Now();
+  report.fence = fenced - detected;
+  {
+    absl::MutexLock lock(&mu_);
+    const absl::Time now = absl::Now();
+    while (!window_.empty() &&
+           now - window_.front() > absl::Seconds(config_.policy.failover_window_s)) {
+      window_.pop_front();
+    }
+    std::string stop;
+    if (config_.policy.mode == RecoveryMode::kNone) {
+      stop = "the active L1 failed and the recovery policy is mode=none";
+    } else if (static_cast<int>(window_.size()) >= config_.policy.max_failovers) {
+      stop = absl::StrCat("failover limit reached: ", window_.size(), " failovers within ",
+                          config_.policy.failover_window_s, " s; the guest is stopped");
+    }
+    if (!stop.empty()) {
+      limit_reached_ = true;
+      stop_reason_ = stop;
+      cv_.SignalAll();
+    }
+    if (stop.empty()) window_.push_back(now);
+    if (stop.empty() && !standbys_.empty()) {
+      next = std::move(standbys_.front());
+      standbys_.pop_front();
+    }
+  }
+  if (limit_reached()) {
+    Emit({SupervisorEvent::Kind::kL1Failed, "active", cause, failed->pid(), std::nullopt});
+    std::string stop;
+    {
+      absl::MutexLock lock(&mu_);
+      stop = stop_reason_;
+    }
+    Emit({SupervisorEvent::Kind::kFailoverFailed, "active", stop, failed->pid(), std::nullopt});
+    return;
+  }
+  absl::Status promoted = PromoteLocked(std::move(next), generation + 1, &report);
+  report.total = absl::Now() - detected;
+  std::string failed_reason;
+  {
+    absl::MutexLock lock(&mu_);
+    if (!promoted.ok()) {
+      limit_reached_ = true;
+      stop_reason_ = absl::StrCat("failover failed: ", promoted.message());
+      failed_reason = stop_reason_;
+    } else {
+      failovers_ = number;
+      last_report_ = report;
+    }
+    cv_.SignalAll();
+  }
+  Emit({SupervisorEvent::Kind::kL1Failed, "active", cause, failed->pid(), std::nullopt});
+  Emit({SupervisorEvent::Kind::kFailoverStarted, "active", cause, failed->pid(), std::nullopt});
+  if (!promoted.ok()) {
+    Emit({SupervisorEvent::Kind::kFailoverFailed, "active", failed_reason, -1, std::nullopt});
+    return;
+  }
+  Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid, report});
+}
+
+absl::Status Supervisor::PromoteLocked(L1Ptr next, uint64_t generation, FailoverReport* report) {
+  const absl::Time start = absl::Now();
+  report->standby_was_ready = next != nullptr;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (next == nullptr) {
+      absl::StatusOr<L1Ptr> fresh = SpawnReady();
+      if (!fresh.ok()) continue;
+      next = std::move(*fresh);
+    }
+    absl::Status status = next->Promote(generation, config_.start_timeout);
+    if (status.ok()) {
+      report->promoted_pid = next->pid();
+      report->promote = absl::Now() - start;
+      absl::MutexLock lock(&mu_);
+      active_ = std::move(next);
+      generation_ = generation;
+      return absl::OkStatus();
+    }
+    Emit({SupervisorEvent::Kind::kL1Failed, "standby", std::string(status.message()), next->pid(),
+          std::nullopt});
+    next->Fence();
+    next = nullptr;
+  }
+  return absl::UnavailableError("no L1 could take over after 3 attempts");
+}
+
+absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string> binary) {
+  if (binary.has_value()) {
+    // Replace every standby with one running the new binary, then switch to it.
+    std::deque<L1Ptr> old;
+    {
+      absl::MutexLock lock(&mu_);
+      config_.launch.binary = *binary;
+      old.swap(standbys_);
+      cv_.SignalAll();
+    }
+    for (const L1Ptr& l1 : old) l1->Fence();
+  }
+  absl::MutexLock failover(&failover_mu_);
+  const absl::Time start = absl::Now();
+  L1Ptr retiring, next;
+  uint64_t generation;
+  {
+    absl::MutexLock lock(&mu_);
+    auto ready = [this]()
+                     ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !standbys_.empty(); };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&ready), config_.start_timeout) || stopping_) {
+      return absl::FailedPreconditionError("switchover: no standby L1 is ready");
+    }
+    if (active_ == nullptr || limit_reached_) {
+      return absl::FailedPreconditionError("switchover: no active L1");
+    }
+    ++quiesce_;  // new exits wait; exits in flight finish on the old active
+    auto drained = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return in_flight_ == 0; };
+    if (!mu_.AwaitWithTimeout(absl::Condition(&drained), config_.start_timeout)) {
+      --quiesce_;
+      cv_.SignalAll();
+      return absl::DeadlineExceededError("switchover: exits in flight did not finish");
+    }
+    retiring = std::move(active_);
+    next = std::move(standbys_.front());
+    standbys_.pop_front();
+    generation = generation_;
+  }
+  FailoverReport report;
+  report.cause = binary.has_value() ? absl::StrCat("switchover to ", *binary) : "switchover";
+  report.failed_pid = retiring->pid();
+  retiring->channel().header().quit_request.store(1, std::memory_order_release);
+  retiring->channel().SignalRequest();
+  retiring->Fence();
+  report.fence = absl::Now() - start;
+  absl::Status promoted = PromoteLocked(std::move(next), generation + 1, &report);
+  report.total = absl::Now() - start;
+  absl::MutexLock lock(&mu_);
+  --quiesce_;
+  if (!promoted.ok()) {
+    limit_reached_ = true;
+    stop_reason_ = absl::StrCat("switchover failed: ", promoted.message());
+  } else {
+    report.number = ++failovers_;
+    last_report_ = report;
+  }
+  cv_.SignalAll();
+  const std::string cause = report.cause;
+  mu_.Unlock();  // events go out without the lock (listeners may query us)
+  Emit({SupervisorEvent::Kind::kFailoverStarted, "active", cause, report.failed_pid,
+        std::nullopt});
+  if (!promoted.ok()) {
+    Emit({SupervisorEvent::Kind::kFailoverFailed, "active", std::string(promoted.message()), -1,
+          std::nullopt});
+  } else {
+    Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid,
+          report});
+  }
+  mu_.Lock();  // re-taken for the MutexLock's destructor
+  if (!promoted.ok()) return promoted;
+  return report;
+}
+
+absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind) {
+  L1Ptr l1;
+  {
+    absl::MutexLock lock(&mu_);
+    if (target == "active") {
+      l1 = active_;
+    } else if (target == "standby") {
+      if (!standbys_.empty()) l1 = standbys_.front();
+    } else {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown fault target '", std::string(target), "' (active, standby)"));
+    }
+  }
+  static const std::map<std::string_view, L1Fault> kFaults = {
+      {"garbage", L1Fault::kGarbageAnswer},
+      {"assert", L1Fault::kAssert},
+      {"die-before-commit", L1Fault::kDieBeforeCommit},
+      {"die-after-commit", L1Fault::kDieAfterCommit},
+  };
+  if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown fault kind '", std::string(kind),
+                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit)"));
+  }
+  if (l1 == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no ", std::string(target), " L1 to inject into"));
+  }
+  if (kind == "kill") {
+    l1->Signal(SIGKILL);
+  } else if (kind == "hang") {
+    l1->Signal(SIGSTOP);
+  } else {
+    l1->RequestFault(kFaults.at(kind));
+  }
+  return absl::OkStatus();
+}
+
+void Supervisor::MonitorLoop() {
+  struct Beat {
+    uint64_t value = 0;
+    absl::Time changed;
+  };
+  std::map<uint64_t, Beat> beats;  // by L1 id
+  const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
+  const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  for (;;) {
+    L1Ptr active;
+    uint64_t generation;
+    std::vector<L1Ptr> standbys;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      active = active_;
+      generation = generation_;
+      standbys.assign(standbys_.begin(), standbys_.end());
+    }
+    std::vector<pollfd> fds;
+    if (active) fds.push_back({active->pidfd(), POLLIN, 0});
+    for (const L1Ptr& s : standbys) fds.push_back({s->pidfd(), POLLIN, 0});
+    // A crash wakes this poll at once; otherwise it doubles as the heartbeat tick.
+    poll(fds.data(), fds.size(), static_cast<int>(absl::ToInt64Milliseconds(period)));
+    const absl::Time now = absl::Now();
+    auto check = [&](const L1Ptr& l1) -> std::string {
+      if (l1->Exited()) {
+        const std::string note = l1->reported_failure();
+        return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " exited")
+                            : absl::StrCat("self-reported failure: ", note);
+      }
+      Beat& beat = beats[l1->id()];
+      const uint64_t value = l1->heartbeat();
+      if (beat.changed == absl::Time() || value != beat.value) {
+        beat = {value, now};
+      } else if (now - beat.changed > hang &&
+                 (IsStopped(l1->pid()) || now - beat.changed > 20 * hang)) {
+        // The heartbeat thread only sleeps and counts: when it misses beats, either the whole
+        // process is stopped (hung: fail over now), or the host does not schedule it (starved:
+        // allow 20 periods). A stuck exit thread is caught by the exit deadline instead.
+        return absl::StrCat("hang: no heartbeat from L1 pid ", l1->pid(), " for ",
+                            absl::ToInt64Milliseconds(now - beat.changed), " ms");
+      }
+      return "";
+    };
+    if (active) {
+      if (std::string cause = check(active); !cause.empty()) {
+        OnActiveFailure(generation, cause, now);
+      }
+    }
+    for (const L1Ptr& s : standbys) {
+      std::string cause = check(s);
+      if (cause.empty()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        for (auto it = standbys_.begin(); it != standbys_.end(); ++it) {
+          if (*it == s) {
+            standbys_.erase(it);
+            break;
+          }
+        }
+        cv_.SignalAll();
+      }
+      s->Fence();
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, s->pid(), std::nullopt});
+    }
+    // Forget L1s that are gone.
+    for (auto it = beats.begin(); it != beats.end();) {
+      bool live = active && active->id() == it->first;
+      for (const L1Ptr& s : standbys) live = live || s->id() == it->first;
+      it = live ? std::next(it) : beats.erase(it);
+    }
+  }
+}
+
+void Supervisor::StandbyLoop() {
+  const int wanted = config_.policy.mode == RecoveryMode::kFailover ? config_.policy.standbys : 0;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto needed = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (!limit_reached_ && static_cast<int>(standbys_.size()) < wanted);
+      };
+      mu_.Await(absl::Condition(&needed));
+      if (stopping_) return;
+    }
+    absl::StatusOr<L1Ptr> l1 = SpawnReady();
+    if (!l1.ok()) {
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", std::string(l1.status().message()), -1,
+            std::nullopt});
+      absl::MutexLock lock(&mu_);
+      // Back off before trying again (a broken binary must not make us spin).
+      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200));
+      continue;
+    }
+    const pid_t pid = (*l1)->pid();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        (*l1)->Fence();
+        return;
+      }
+      standbys_.push_back(std::move(*l1));
+      cv_.SignalAll();
+    }
+    Emit({SupervisorEvent::Kind::kStandbyReady, "standby", "", pid, std::nullopt});
+  }
+}
+
+absl::Status Supervisor::ResumeAfterLimit() {
+  absl::MutexLock failover(&failover_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!limit_reached_) return absl::OkStatus();
+    if (active_ != nullptr) {
+      limit_reached_ = false;
+      cv_.SignalAll();
+      return absl::OkStatus();
+    }
+  }
+  FailoverReport report;
+  report.cause = "resume after failover limit";
+  uint64_t generation;
+  L1Ptr next;
+  {
+    absl::MutexLock lock(&mu_);
+    generation = generation_;
+    if (!standbys_.empty()) {
+      next = std::move(standbys_.front());
+      standbys_.pop_front();
+    }
+  }
+  RETURN_IF_ERROR(PromoteLocked(std::move(next), generation + 1, &report));
+  absl::MutexLock lock(&mu_);
+  window_.clear();
+  limit_reached_ = false;
+  stop_reason_.clear();
+  cv_.SignalAll();
+  return absl::OkStatus();
+}
+
+std::vector<L1Info> Supervisor::L1s() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<L1Info> out;
+  const absl::Time now = absl::Now();
+  if (active_) out.push_back({"active", active_->pid(), active_->id(), now - active_->started()});
+  for (const L1Ptr& s : standbys_)
+    out.push_back({"standby", s->pid(), s->id(), now - s->started()});
+  if (starting_) {
+    out.push_back({"starting", starting_->pid(), starting_->id(), now - starting_->started()});
+  }
+  return out;
+}
+
+uint64_t Supervisor::failover_count() const {
+  absl::MutexLock lock(&mu_);
+  return failovers_;
+}
+
+std::optional<FailoverReport> Supervisor::last_failover() const {
+  absl::MutexLock lock(&mu_);
+  return last_report_;
+}
+
+bool Supervisor::limit_reached() const {
+  absl::MutexLock lock(&mu_);
+  return limit_reached_;
+}
+
+uint64_t Supervisor::exits_retried() const {
+  absl::MutexLock lock(&mu_);
+  return retried_;
+}
+
+uint64_t Supervisor::exits_answered_from_journal() const {
+  absl::MutexLock lock(&mu_);
+  return from_journal_;
+}
+
+}  // namespace rehome

@@ -1,0 +1,164 @@
+// recovery/supervisor.h: L0's keeper of the L1 processes of one VM: one active, and hot standbys
+// as the recovery policy asks. vCPU threads forward their exits through Execute(); the
+// supervisor detects L1 failures (crash: pidfd, immediately; hang: missed heartbeats or an exit
+// deadline; self-reported: the L1's failure note; bad answer: a response that fails validation)
+// and fails over: fence the failed L1 (SIGKILL + reap), promote a standby (which restores the
+// committed journal state), then every vCPU whose exit was in flight either takes the answer the
+// journal committed for it or retries the exit on the new active. A new standby is started in
+// the background. Too many failovers within the policy window stop failover: Execute then fails
+// with FailedPrecondition and the guest stays paused with nothing lost.
+//
+// Thread-safety: all public methods are thread-safe. Execute is called concurrently by vCPU
+// threads (one in-flight exit per vCPU). The event callback runs on supervisor or vCPU threads
+// with no supervisor lock held.
+#ifndef REHOME_RECOVERY_SUPERVISOR_H_
+#define REHOME_RECOVERY_SUPERVISOR_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "kvm-l0/exit_channel.h"
+#include "recovery/l1_process.h"
+#include "recovery/policy/recovery_policy.h"
+#include "state-extract/device_journal.h"
+
+namespace rehome {
+
+struct FailoverReport {
+  uint64_t number = 0;  // 1 for the first failover of this VM
+  std::string cause;    // "crash: ...", "hang: ...", "bad answer: ...", "switchover", ...
+  pid_t failed_pid = -1;
+  pid_t promoted_pid = -1;
+  bool standby_was_ready = false;  // false: a new L1 had to be started while the guest waited
+  absl::Duration fence;            // detection -> failed L1 reaped
+  absl::Duration promote;          // reaped -> new active acknowledged (state restored)
+  absl::Duration total;            // detection -> guest may run on the new active
+  std::string ToString() const;
+};
+
+struct SupervisorEvent {
+  enum class Kind {
+    kL1Failed,
+    kFailoverStarted,
+    kFailoverCompleted,
+    kFailoverFailed,
+    kStandbyReady
+  };
+  Kind kind = Kind::kL1Failed;
+  std::string role;   // "active" / "standby" (kL1Failed)
+  std::string cause;  // kL1Failed, kFailoverStarted, kFailoverFailed
+  pid_t pid = -1;
+  std::optional<FailoverReport> report;  // kFailoverCompleted
+};
+
+struct L1Info {
+  std::string role;  // "active", "standby", "starting"
+  pid_t pid = -1;
+  uint64_t id = 0;
+  absl::Duration uptime;
+};
+
+struct SupervisorConfig {
+  L1LaunchSpec launch;    // journal_fd is filled in by the supervisor
+  RecoveryPolicy policy;  // standbys, heartbeat period, hang timeout, failover limit
+  absl::Duration start_timeout = absl::Seconds(10);  // an L1 must be ready within this
+  std::function<void(const SupervisorEvent&)> on_event;
+  // When recovery stops (failover limit, policy none): false = Execute fails at once (the VM
+  // stops); true = Execute waits, the guest stays paused with nothing lost, until an operator
+  // calls ResumeAfterLimit (QMP `cont`) or Shutdown.
+  bool pause_on_limit = false;
+};
+
+class Supervisor final {
+ public:
+  // Creates the journal, starts the first L1, promotes it and starts the background threads.
+  static absl::StatusOr<std::unique_ptr<Supervisor>> Start(SupervisorConfig config);
+  ~Supervisor();  // Shutdown()
+  Supervisor(const Supervisor&) = delete;
+  Supervisor& operator=(const Supervisor&) = delete;
+
+  // Forwards `request` (seq, vcpu and payload filled in) to the active L1 and returns its
+  // validated answer, failing over as often as needed. FailedPrecondition once the failover
+  // limit is reached; Cancelled after Shutdown().
+  absl::Status Execute(const ExitRequest& request, ExitResponse* response);
+
+  // Planned switchover: quiesce, retire the active, promote the standby. With `binary`, first
+  // replaces the standby with one running that binary (L1 upgrade under a running guest).
+  absl::StatusOr<FailoverReport> Switchover(std::optional<std::string> binary = std::nullopt);
+
+  // Fault injection: `target` "active" or "standby"; `kind` "kill", "hang", "garbage",
+  // "assert", "die-before-commit", "die-after-commit". InvalidArgument for unknown names,
+  // FailedPrecondition when the target does not exist.
+  absl::Status InjectFault(std::string_view target, std::string_view kind);
+
+  std::vector<L1Info> L1s() const;
+  uint64_t failover_count() const;
+  std::optional<FailoverReport> last_failover() const;
+  bool limit_reached() const;
+  uint64_t exits_retried() const;
+  uint64_t exits_answered_from_journal() const;
+  const DeviceJournal& journal() const { return journal_; }
+  const RecoveryPolicy& policy() const { return config_.policy; }
+
+  // Lets the guest continue after the failover limit stopped it (an operator's `cont`):
+  // clears the window and starts a new active.
+  absl::Status ResumeAfterLimit();
+  // Wakes blocked Execute calls (Cancelled) and fences every L1. Idempotent.
+  void Shutdown();
+
+ private:
+  Supervisor(SupervisorConfig config, DeviceJournal journal);
+  using L1Ptr = std::shared_ptr<L1Process>;
+
+  absl::StatusOr<L1Ptr> SpawnReady();
+  // Replaces the failed active `generation`; no-op when that generation is already replaced.
+  void OnActiveFailure(uint64_t generation, const std::string& cause, absl::Time detected);
+  // Promotes `next` (or a fresh L1) to `generation`; fills `report`. Holds failover_mu_.
+  absl::Status PromoteLocked(L1Ptr next, uint64_t generation, FailoverReport* report)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(failover_mu_);
+  std::optional<ExitResponse> CommittedAnswer(uint32_t vcpu, uint64_t seq) const;
+  // At an exit deadline: whether `l1` is hung rather than starved of CPU (see the .cc).
+  bool LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
+                 uint64_t* progress_at_expiry, int* extensions, std::string* why) const;
+  void MonitorLoop();
+  void StandbyLoop();
+  void Emit(const SupervisorEvent& event) const;
+
+  SupervisorConfig config_;
+  DeviceJournal journal_;
+
+  absl::Mutex failover_mu_;  // serialises failover, switchover and fault injection; before mu_
+  mutable absl::Mutex mu_;
+  absl::CondVar cv_;
+  L1Ptr active_ ABSL_GUARDED_BY(mu_);
+  std::deque<L1Ptr> standbys_ ABSL_GUARDED_BY(mu_);  // ready, oldest first
+  L1Ptr starting_ ABSL_GUARDED_BY(mu_);
+  uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t next_l1_id_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t failovers_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<FailoverReport> last_report_ ABSL_GUARDED_BY(mu_);
+  std::deque<absl::Time> window_ ABSL_GUARDED_BY(mu_);
+  bool limit_reached_ ABSL_GUARDED_BY(mu_) = false;
+  std::string stop_reason_ ABSL_GUARDED_BY(mu_);  // why failover stopped (limit, policy none)
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  int quiesce_ ABSL_GUARDED_BY(mu_) = 0;    // >0: new exits wait (switchover)
+  int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // exits posted to the active, not yet resolved
+  uint64_t retried_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t from_journal_ ABSL_GUARDED_BY(mu_) = 0;
+
+  std::thread monitor_;
+  std::thread standby_keeper_;
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_RECOVERY_SUPERVISOR_H_

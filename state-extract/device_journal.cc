@@ -1,0 +1,117 @@
+// state-extract/device_journal.cc: DeviceJournal.
+#include "state-extract/device_journal.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <cstring>
+#include <new>
+
+#include "absl/strings/str_cat.h"
+#include "base/errno_status.h"
+#include "base/status_macros.h"
+
+namespace rehome {
+namespace {
+
+constexpr size_t kBufferHeader = 16;  // length u32, crc u32, commit number u64
+
+uint32_t Crc(uint64_t commit, const uint8_t* payload, uint32_t len) {
+  uLong crc = crc32(0, nullptr, 0);
+  crc = crc32(crc, reinterpret_cast<const Bytef*>(&commit), sizeof(commit));
+  crc = crc32(crc, payload, len);
+  return static_cast<uint32_t>(crc);
+}
+
+}  // namespace
+
+uint8_t* DeviceJournal::Buffer(uint32_t index) const {
+  return mapping_.bytes() + sizeof(Header) + index * (kBufferHeader + capacity_);
+}
+
+std::span<uint8_t> DeviceJournal::RawBuffer(int index) const {
+  return {Buffer(static_cast<uint32_t>(index)), kBufferHeader + capacity_};
+}
+
+absl::StatusOr<DeviceJournal> DeviceJournal::Create(uint64_t capacity) {
+  if (capacity == 0 || capacity > (1ull << 30)) {
+    return absl::InvalidArgumentError(absl::StrCat("journal capacity ", capacity));
+  }
+  DeviceJournal journal;
+  journal.memfd_.Reset(memfd_create("rehome-journal", MFD_CLOEXEC));
+  if (!journal.memfd_.valid()) return LastErrnoStatus("memfd_create journal");
+  const size_t size = sizeof(Header) + 2 * (kBufferHeader + capacity);
+  if (ftruncate(journal.memfd_.get(), static_cast<off_t>(size)) != 0) {
+    return LastErrnoStatus("ftruncate journal");
+  }
+  ASSIGN_OR_RETURN(journal.mapping_, MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                                       journal.memfd_.get(), 0));
+  journal.header_ = new (journal.mapping_.get()) Header{};
+  journal.header_->magic = kJournalMagic;
+  journal.header_->version = kJournalVersion;
+  journal.header_->capacity = capacity;
+  journal.capacity_ = capacity;
+  return journal;
+}
+
+absl::StatusOr<DeviceJournal> DeviceJournal::Attach(int memfd) {
+  DeviceJournal journal;
+  journal.memfd_.Reset(memfd);
+  struct stat st {};
+  if (fstat(memfd, &st) != 0) return LastErrnoStatus("fstat journal");
+  if (static_cast<size_t>(st.st_size) < sizeof(Header)) {
+    return absl::InvalidArgumentError("journal: memfd too small");
+  }
+  ASSIGN_OR_RETURN(journal.mapping_,
+                   MappedRegion::Map(static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
+                                     MAP_SHARED, memfd, 0));
+  journal.header_ = reinterpret_cast<Header*>(journal.mapping_.get());
+  if (journal.header_->magic != kJournalMagic || journal.header_->version != kJournalVersion ||
+      sizeof(Header) + 2 * (kBufferHeader + journal.header_->capacity) !=
+          static_cast<size_t>(st.st_size)) {
+    return absl::InvalidArgumentError("journal: bad magic, version or size");
+  }
+  journal.capacity_ = journal.header_->capacity;
+  return journal;
+}
+
+absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
+  if (payload.size() > capacity_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "journal: commit of ", payload.size(), " bytes exceeds capacity ", capacity_));
+  }
+  const uint32_t next = 1 - header_->current.load(std::memory_order_relaxed);
+  const uint64_t commit = header_->commits.load(std::memory_order_relaxed) + 1;
+  uint8_t* buffer = Buffer(next);
+  const uint32_t len = static_cast<uint32_t>(payload.size());
+  const uint32_t crc = Crc(commit, payload.data(), len);
+  std::memcpy(buffer, &len, 4);
+  std::memcpy(buffer + 4, &crc, 4);
+  std::memcpy(buffer + 8, &commit, 8);
+  std::memcpy(buffer + kBufferHeader, payload.data(), len);
+  header_->current.store(next, std::memory_order_release);
+  header_->commits.store(commit, std::memory_order_release);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> DeviceJournal::ReadCommitted() const {
+  const uint64_t commits = header_->commits.load(std::memory_order_acquire);
+  if (commits == 0) return absl::NotFoundError("journal: nothing committed yet");
+  const uint32_t current = header_->current.load(std::memory_order_acquire);
+  if (current > 1) return absl::DataLossError("journal: bad current index");
+  const uint8_t* buffer = Buffer(current);
+  uint32_t len = 0, crc = 0;
+  uint64_t commit = 0;
+  std::memcpy(&len, buffer, 4);
+  std::memcpy(&crc, buffer + 4, 4);
+  std::memcpy(&commit, buffer + 8, 8);
+  if (len > capacity_) return absl::DataLossError("journal: bad payload length");
+  if (Crc(commit, buffer + kBufferHeader, len) != crc) {
+    return absl::DataLossError(absl::StrCat("journal: commit ", commit, " fails its checksum"));
+  }
+  return std::string(reinterpret_cast<const char*>(buffer + kBufferHeader), len);
+}
+
+}  // namespace rehome

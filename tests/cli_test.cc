@@ -1,0 +1,128 @@
+// tests/cli_test.cc: the real `rehome` binary: every bad input gets a one-line error and a
+// documented non-zero exit code (never a crash), and good runs exit with the guest's status.
+#include <unistd.h>
+
+#include <fstream>
+
+#include "absl/strings/str_split.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace rehome {
+namespace {
+
+using testing::GuestElf;
+using ::testing::HasSubstr;
+using testing::ProcessResult;
+using testing::RehomeBinary;
+using testing::RunProcess;
+
+ProcessResult Rehome(std::vector<std::string> args, std::vector<std::string> env = {}) {
+  args.insert(args.begin(), RehomeBinary());
+  auto result = RunProcess(args, absl::Seconds(120), env);
+  EXPECT_TRUE(result.ok()) << result.status();
+  EXPECT_FALSE(result->timed_out);
+  return *result;
+}
+
+bool HaveKvm() { return access("/dev/kvm", R_OK | W_OK) == 0; }
+
+// One line on stderr, mentioning `needle`.
+void ExpectOneLineError(const ProcessResult& r, int code, const std::string& needle) {
+  EXPECT_EQ(r.exit_code, code) << r.err;
+  EXPECT_THAT(r.err, HasSubstr(needle));
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+}
+
+TEST(CliTest, HelpListsCommandsAndOptions) {
+  ProcessResult top = Rehome({"--help"});
+  EXPECT_EQ(top.exit_code, 0);
+  EXPECT_THAT(top.out, HasSubstr("run"));
+  EXPECT_THAT(top.out, HasSubstr("qmp"));
+  ProcessResult run = Rehome({"run", "--help"});
+  EXPECT_EQ(run.exit_code, 0);
+  EXPECT_THAT(run.out, HasSubstr("--kernel"));
+  EXPECT_THAT(run.out, HasSubstr("exit status"));
+  ExpectOneLineError(Rehome({"frobnicate"}), 64, "unknown command");
+}
+
+TEST(CliTest, BadInputsGetOneLineErrors) {
+  const std::string tmp = ::testing::TempDir();
+  const std::string empty = tmp + "/empty.elf";
+  std::ofstream(empty).close();
+  ExpectOneLineError(Rehome({"run"}), 64, "--kernel");
+  ExpectOneLineError(Rehome({"run", "--kernel", "/nonexistent/guest.elf"}), 64, "No such file");
+  ExpectOneLineError(Rehome({"run", "--kernel", "/etc/hostname"}), 64, "not an ELF");
+  ExpectOneLineError(Rehome({"run", "--kernel", empty}), 64, "empty.elf");
+  // A real ELF executable without a PVH note: the rehome binary itself is ET_DYN; the loader
+  // names what is wrong either way.
+  ExpectOneLineError(Rehome({"run", "--kernel", RehomeBinary()}), 64, "rehome");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--memory", "0"}), 64, "--memory");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--memory", "99999999"}), 64,
+                     "--memory");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cpus", "0"}), 64, "--cpus");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cpus", "4096"}), 64, "--cpus");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cmdline", "steps=x"}), 64, "steps");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--serial-file", "/no/such/dir/x"}), 64,
+                     "--serial-file");
+}
+
+TEST(CliTest, MissingKvmIsReported) {
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf()}, {"REHOME_KVM_PATH=/nonexistent/kvm"}),
+                     69, "KVM is not usable");
+}
+
+TEST(CliTest, IdleGuestExitsZero) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  ProcessResult r =
+      Rehome({"run", "--kernel", GuestElf(), "--cpus", "2", "--cmdline", "workload=idle"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("rehome-guest:"));
+}
+
+TEST(CliTest, CounterWithRehomingExitsZeroWithEveryReportVerified) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  ProcessResult r = Rehome({"run", "--kernel", GuestElf(), "--cpus", "2", "--cmdline",
+                            "workload=counter steps=20000000 report_every=1000000",
+                            "--rehome-interval-ms", "40"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  // The guest was moved into new VMs while it ran, and all 2 x 20 reports were verified.
+  EXPECT_THAT(r.err, HasSubstr("moved into VM #2"));
+  EXPECT_THAT(r.err, HasSubstr("40 reports verified"));
+  EXPECT_THAT(r.err, HasSubstr("no violations"));
+  EXPECT_THAT(r.out, HasSubstr("counter done"));
+}
+
+TEST(CliTest, GuestExceptionIsAFailure) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  // workload=fault executes ud2 at CPL3: the guest's #UD handler prints the vector, RIP and
+  // error code and reports kExitCpuException (2) through the debug-exit port.
+  ProcessResult r = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=fault"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_THAT(r.out, HasSubstr("vector=6"));
+}
+
+// A guest's own failure follows --on-crash and never fails over the L1.
+TEST(CliTest, GuestCrashFollowsTheCrashPolicy) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  ProcessResult restart = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=fault",
+                                  "--on-crash", "restart"});
+  EXPECT_EQ(restart.exit_code, 2) << restart.err;
+  size_t boots = 0;
+  for (size_t pos = 0; (pos = restart.err.find("guest started", pos)) != std::string::npos; ++pos) {
+    ++boots;
+  }
+  EXPECT_EQ(boots, 11u) << restart.err;  // the first boot and 10 restarts
+  EXPECT_THAT(restart.err, HasSubstr("on_crash=restart gives up"));
+  EXPECT_THAT(restart.err, HasSubstr("failovers: 0"));
+  ProcessResult preserve = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=fault",
+                                   "--on-crash", "preserve"});
+  EXPECT_EQ(preserve.exit_code, 2) << preserve.err;
+  EXPECT_THAT(preserve.err, HasSubstr("nothing to preserve without --qmp"));
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--on-crash", "reboot"}), 64,
+                     "--on-crash");
+}
+
+}  // namespace
+}  // namespace rehome

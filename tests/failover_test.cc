@@ -1,0 +1,305 @@
+// tests/failover_test.cc: split mode on real KVM with real L1 processes: the counter oracle on
+// 2 vCPUs stays intact while the active L1 is killed (SIGKILL at random moments and inside the
+// handling of an exit, before and after its commit), hung (SIGSTOP), asserts, or answers
+// garbage; 200 consecutive failovers; the standby alone and both L1s killed; planned
+// switchover (also to a "new" binary) under load; the failover limit; guest failures that are
+// not L1 failures. More than 100 kills in all.
+#include <signal.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+#include "vmm/cli/guest_cmdline.h"
+#include "vmm/cli/machine.h"
+
+namespace rehome {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  while (absl::Now() < deadline) {
+    if (condition()) return true;
+    absl::SleepFor(absl::Milliseconds(1));
+  }
+  return condition();
+}
+
+class FailoverTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (access("/dev/kvm", R_OK | W_OK) != 0) GTEST_SKIP() << "no usable /dev/kvm on this host";
+    ASSERT_EQ(access(testing::GuestElf().c_str(), R_OK), 0);
+    ASSERT_EQ(access(testing::RehomeBinary().c_str(), X_OK), 0);
+    serial_.Reset(memfd_create("serial", MFD_CLOEXEC));
+  }
+
+  std::unique_ptr<Machine> Make(const std::string& cmdline, RecoveryPolicy policy = {}) {
+    MachineConfig config;
+    config.mode = MachineMode::kSplit;
+    config.split.l1_binary = testing::RehomeBinary();
+    config.split.policy = policy;
+    config.split.on_event = [this](const SupervisorEvent& e) {
+      absl::MutexLock lock(&events_mu_);
+      events_.push_back(e);
+    };
+    config.kernel_path = testing::GuestElf();
+    config.cpus = 2;
+    config.cmdline = *WithCpusKey(cmdline, 2);
+    config.oracle = OracleConfigFor(*ParseGuestWorkload(config.cmdline), 2);
+    config.serial_output = UniqueFd(dup(serial_.get()));
+    auto machine = Machine::Create(std::move(config));
+    EXPECT_TRUE(machine.ok()) << machine.status();
+    if (!machine.ok()) return nullptr;
+    EXPECT_TRUE((*machine)->Start().ok());
+    return std::move(*machine);
+  }
+
+  static RecoveryPolicy Generous() {
+    RecoveryPolicy policy;
+    policy.max_failovers = 100000;
+    policy.hang_timeout_ms = 200;  // generous on a loaded 2-core CI machine
+    return policy;
+  }
+
+  static pid_t PidOf(const Machine& m, const std::string& role) {
+    for (const L1Info& l1 : m.supervisor()->L1s()) {
+      if (l1.role == role) return l1.pid;
+    }
+    return -1;
+  }
+
+  // Waits for `n` more verified reports (both vCPUs report; n >= 4 means both progressed).
+  static void ExpectProgress(Machine& m, uint64_t n = 4) {
+    const uint64_t before = m.Progress().verified_reports;
+    ASSERT_TRUE(
+        PollUntil([&] { return m.Progress().verified_reports >= before + n; }, absl::Seconds(60)))
+        << "guest made no progress; failovers=" << m.supervisor()->failover_count();
+    ASSERT_EQ(m.Progress().violations, 0u);
+  }
+
+  static void WaitForFailovers(Machine& m, uint64_t count) {
+    ASSERT_TRUE(
+        PollUntil([&] { return m.supervisor()->failover_count() >= count; }, absl::Seconds(60)))
+        << "failovers: " << m.supervisor()->failover_count() << " of " << count;
+  }
+
+  static void WaitForStandby(Machine& m) {
+    ASSERT_TRUE(PollUntil([&] { return PidOf(m, "standby") > 0; }, absl::Seconds(60)));
+  }
+
+  std::vector<SupervisorEvent> Events() {
+    absl::MutexLock lock(&events_mu_);
+    return events_;
+  }
+
+  UniqueFd serial_;
+  absl::Mutex events_mu_;
+  std::vector<SupervisorEvent> events_ ABSL_GUARDED_BY(events_mu_);
+};
+
+// 60 SIGKILLs at random moments plus 20 kills inside the handling of an exit (10 before the
+// commit, 10 after it): zero oracle violations and the guest never restarts (one boot banner).
+TEST_F(FailoverTest, KillsAtRandomMomentsAndMidExitLoseNothing) {
+  auto m = Make("workload=counter seed=21 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  std::mt19937 rng(1234);
+  uint64_t kills = 0;
+  for (int i = 0; i < 80; ++i) {
+    WaitForStandby(*m);
+    const char* kind = i < 60 ? "kill" : (i % 2 == 0 ? "die-before-commit" : "die-after-commit");
+    if (i < 60) absl::SleepFor(absl::Microseconds(rng() % 3000));  // a random moment
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", kind).ok());
+    ++kills;
+    WaitForFailovers(*m, kills);
+    ExpectProgress(*m, 2);
+  }
+  ExpectProgress(*m);
+  EXPECT_FALSE(m->WaitFor(absl::ZeroDuration()).has_value()) << "the guest stopped";
+  EXPECT_EQ(m->supervisor()->failover_count(), kills);
+  m->Stop();
+  std::string serial(4096, '\0');
+  serial.resize(std::max<ssize_t>(0, pread(serial_.get(), serial.data(), serial.size(), 0)));
+  size_t banners = 0;
+  for (size_t pos = 0; (pos = serial.find("workload=counter", pos)) != std::string::npos; ++pos) {
+    ++banners;
+  }
+  EXPECT_EQ(banners, 1u) << serial;
+}
+
+TEST_F(FailoverTest, TwoHundredConsecutiveFailoversInOneGuestLifetime) {
+  auto m = Make("workload=counter seed=22 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  for (uint64_t i = 1; i <= 200; ++i) {
+    WaitForStandby(*m);
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+    WaitForFailovers(*m, i);
+    if (i % 20 == 0) ExpectProgress(*m, 2);
+  }
+  ExpectProgress(*m);
+  const std::optional<FailoverReport> last = m->supervisor()->last_failover();
+  ASSERT_TRUE(last.has_value());
+  EXPECT_EQ(last->number, 200u);
+  EXPECT_THAT(last->cause, StartsWith("crash"));
+  m->Stop();
+}
+
+TEST_F(FailoverTest, HungL1IsFencedAndChangesNothingWhenContinued) {
+  RecoveryPolicy policy = Generous();
+  policy.hang_timeout_ms = 100;
+  auto m = Make("workload=counter seed=23 steps=0 report_every=100000", policy);
+  ASSERT_NE(m, nullptr);
+  WaitForStandby(*m);
+  ExpectProgress(*m);
+  const pid_t hung = PidOf(*m, "active");
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "hang").ok());  // SIGSTOP
+  WaitForFailovers(*m, 1);
+  EXPECT_THAT(m->supervisor()->last_failover()->cause, StartsWith("hang"));
+  // The stopped L1 was killed and reaped before the standby took over: continuing it now
+  // cannot make it write anything, because it no longer exists.
+  EXPECT_EQ(kill(hung, SIGCONT), -1);
+  EXPECT_EQ(errno, ESRCH);
+  ExpectProgress(*m, 8);
+  m->Stop();
+}
+
+TEST_F(FailoverTest, GarbageAnswerIsNeverTrusted) {
+  auto m = Make("workload=counter seed=24 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  WaitForStandby(*m);
+  ExpectProgress(*m);
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "garbage").ok());
+  WaitForFailovers(*m, 1);
+  EXPECT_THAT(m->supervisor()->last_failover()->cause, StartsWith("bad answer"));
+  ExpectProgress(*m, 8);
+  m->Stop();
+}
+
+TEST_F(FailoverTest, SelfReportedAssertionFailsOver) {
+  auto m = Make("workload=counter seed=25 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  WaitForStandby(*m);
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "assert").ok());
+  WaitForFailovers(*m, 1);
+  EXPECT_THAT(m->supervisor()->last_failover()->cause, HasSubstr("assertion failed"));
+  ExpectProgress(*m, 8);
+  m->Stop();
+}
+
+TEST_F(FailoverTest, StandbyKilledAloneIsReplacedWithoutTouchingTheGuest) {
+  auto m = Make("workload=counter seed=26 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  WaitForStandby(*m);
+  const pid_t active = PidOf(*m, "active");
+  for (int i = 0; i < 5; ++i) {
+    const pid_t standby = PidOf(*m, "standby");
+    ASSERT_TRUE(m->supervisor()->InjectFault("standby", "kill").ok());
+    ASSERT_TRUE(PollUntil(
+        [&] {
+          const pid_t now = PidOf(*m, "standby");
+          return now > 0 && now != standby;
+        },
+        absl::Seconds(60)));
+  }
+  EXPECT_EQ(PidOf(*m, "active"), active);
+  EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+  ExpectProgress(*m);
+  m->Stop();
+}
+
+TEST_F(FailoverTest, BothKilledPausesTheGuestUntilANewL1IsReady) {
+  auto m = Make("workload=counter seed=27 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  for (uint64_t i = 1; i <= 5; ++i) {
+    WaitForStandby(*m);
+    ExpectProgress(*m);
+    ASSERT_TRUE(m->supervisor()->InjectFault("standby", "kill").ok());
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+    WaitForFailovers(*m, i);
+  }
+  ExpectProgress(*m, 8);
+  m->Stop();
+}
+
+TEST_F(FailoverTest, PlannedSwitchoverUnderLoadIncludingANewBinary) {
+  auto m = Make("workload=counter seed=28 steps=0 report_every=100000", Generous());
+  ASSERT_NE(m, nullptr);
+  for (int i = 0; i < 10; ++i) {
+    WaitForStandby(*m);
+    const pid_t before = PidOf(*m, "active");
+    // Every other switchover "upgrades" to a binary at another path (a copy of rehome).
+    std::optional<std::string> binary;
+    if (i % 2 == 1) {
+      const std::string copy = absl::StrCat(::testing::TempDir(), "/rehome-upgraded-", i);
+      std::filesystem::copy_file(testing::RehomeBinary(), copy,
+                                 std::filesystem::copy_options::overwrite_existing);
+      binary = copy;
+    }
+    auto report = m->supervisor()->Switchover(binary);
+    ASSERT_TRUE(report.ok()) << report.status();
+    EXPECT_EQ(report->failed_pid, before);
+    EXPECT_NE(PidOf(*m, "active"), before);
+    ExpectProgress(*m, 2);
+  }
+  EXPECT_EQ(m->supervisor()->exits_retried(), 0u);  // planned: nothing was interrupted
+  m->Stop();
+}
+
+TEST_F(FailoverTest, FailoverLimitStopsTheGuestCleanly) {
+  RecoveryPolicy policy;
+  policy.max_failovers = 2;
+  policy.failover_window_s = 3600;
+  auto m = Make("workload=counter seed=29 steps=0 report_every=100000", policy);
+  ASSERT_NE(m, nullptr);
+  for (uint64_t i = 1; i <= 2; ++i) {
+    WaitForStandby(*m);
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+    WaitForFailovers(*m, i);
+  }
+  WaitForStandby(*m);
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+  const MachineResult result = m->Wait();
+  EXPECT_EQ(result.kind, MachineResult::Kind::kFatal);
+  EXPECT_THAT(result.reason, HasSubstr("failover limit"));
+  EXPECT_TRUE(m->supervisor()->limit_reached());
+  EXPECT_EQ(m->Progress().violations, 0u);
+  bool failed_event = false;
+  for (const SupervisorEvent& e : Events()) {
+    failed_event |= e.kind == SupervisorEvent::Kind::kFailoverFailed;
+  }
+  EXPECT_TRUE(failed_event);
+}
+
+TEST_F(FailoverTest, GuestFailureIsNotAnL1Failure) {
+  auto m = Make("workload=fault");
+  ASSERT_NE(m, nullptr);
+  const MachineResult result = m->Wait();
+  EXPECT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+  EXPECT_EQ(result.exit_status, 2);  // the guest's exception report, through the L1's device
+  EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+}
+
+TEST_F(FailoverTest, CliShowsFailoversWithEveryReportVerified) {
+  auto r = testing::RunProcess(
+      {testing::RehomeBinary(), "run", "--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline",
+       "workload=counter steps=60000000 report_every=2000000", "--kill-active-every-ms", "50",
+       "--max-failovers", "1000", "--hang-timeout-ms", "200"},
+      absl::Seconds(120));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0) << r->err;
+  EXPECT_THAT(r->err, HasSubstr("failover #1 "));
+  EXPECT_THAT(r->err, HasSubstr("60 reports verified, no violations"));
+}
+
+}  // namespace
+}  // namespace rehome

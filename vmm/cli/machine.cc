@@ -1,0 +1,381 @@
+// vmm/cli/machine.cc: Machine.
+#include "vmm/cli/machine.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <cerrno>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "base/errno_status.h"
+#include "base/status_macros.h"
+#include "guest/abi/rehome_abi.h"
+#include "kvm-l0/vm_state_io.h"
+#include "recovery/split_backend.h"
+#include "state-extract/state_codec.h"
+
+namespace rehome {
+namespace {
+
+constexpr uint32_t kCom1Irq = 4;
+
+// Devices see guest RAM through L0's own mapping, which outlives every VM instance.
+class RamView final : public GuestMemoryView {
+ public:
+  explicit RamView(const GuestMemory& ram) : ram_(ram) {}
+  uint8_t* HostAddress(uint64_t gpa, uint64_t len) const override {
+    return ram_.HostAddress(gpa, len);
+  }
+
+ private:
+  const GuestMemory& ram_;
+};
+
+MachineResult::Kind KindOf(ExitOutcome::Action action) {
+  switch (action) {
+    case ExitOutcome::kGuestExit:
+      return MachineResult::Kind::kGuestExit;
+    case ExitOutcome::kReset:
+      return MachineResult::Kind::kReset;
+    case ExitOutcome::kShutdown:
+      return MachineResult::Kind::kShutdown;
+    case ExitOutcome::kGuestCrash:
+      return MachineResult::Kind::kGuestCrash;
+    case ExitOutcome::kCheckFailed:
+      return MachineResult::Kind::kOracleViolation;
+    case ExitOutcome::kContinue:
+    case ExitOutcome::kFatal:
+      break;
+  }
+  return MachineResult::Kind::kFatal;
+}
+
+absl::StatusOr<UniqueFd> OpenDisk(const std::string& path, bool read_only) {
+  UniqueFd fd(open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("--disk ", path));
+  return fd;
+}
+
+void WriteAll(int fd, std::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = write(fd, bytes.data(), bytes.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // console output is best effort; the guest never waits on it
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+// Devices in this process: the whole device model runs on the vCPU threads.
+class MonolithicBackend final : public ExitBackend {
+ public:
+  explicit MonolithicBackend(std::unique_ptr<DeviceModel> model) : model_(std::move(model)) {}
+  ExitOutcome Handle(int vcpu, KvmExit& exit) override { return model_->Handle(exit); }
+  WorkloadProgress Progress() const override {
+    WorkloadProgress progress;
+    progress.pio_bench_writes = model_->pio_bench_writes();
+    if (const CounterOracle* oracle = model_->oracle(); oracle != nullptr) {
+      progress.has_oracle = true;
+      progress.verified_reports = oracle->verified_reports();
+      progress.violations = oracle->violation_count();
+      progress.summary = oracle->Summary();
+    }
+    return progress;
+  }
+
+ private:
+  std::unique_ptr<DeviceModel> model_;
+};
+
+std::string Micros(absl::Duration d) {
+  return absl::StrFormat("%.0f us", absl::ToDoubleMicroseconds(d));
+}
+
+}  // namespace
+
+std::string RehomeReport::ToString() const {
+  return absl::StrCat("moved into VM #", generation, " in ", Micros(total), " (pause ",
+                      Micros(pause), ", capture ", Micros(capture), ", encode+decode ",
+                      Micros(codec), ", build VM ", Micros(build), ", restore ", Micros(restore),
+                      ", resume ", Micros(resume), "; state ", state_bytes, " bytes)");
+}
+
+Machine::Machine(MachineConfig config, KvmSystem kvm, GuestMemory ram)
+    : config_(std::move(config)), kvm_(std::move(kvm)), ram_(std::move(ram)) {}
+
+Machine::~Machine() {
+  Stop();
+  absl::MutexLock lock(&mu_);
+  current_vm_ = nullptr;
+}
+
+absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(MachineConfig config) {
+  if (config.cpus < 1) return absl::InvalidArgumentError("cpus must be at least 1");
+  absl::StatusOr<KvmSystem> opened = KvmSystem::Open(config.kvm_path.c_str());
+  if (!opened.ok()) {
+    return absl::UnavailableError(absl::StrCat("KVM is not usable: ", opened.status().message()));
+  }
+  KvmSystem kvm = std::move(*opened);
+  if (config.cpus > kvm.max_vcpus()) {
+    return absl::InvalidArgumentError(absl::StrCat("--cpus: KVM supports at most ", kvm.max_vcpus(),
+                                                   " vCPUs, got ", config.cpus));
+  }
+  ASSIGN_OR_RETURN(GuestMemory ram, GuestMemory::Create(config.memory_bytes));
+  std::unique_ptr<Machine> machine(new Machine(std::move(config), std::move(kvm), std::move(ram)));
+  ASSIGN_OR_RETURN(machine->supported_cpuid_, machine->kvm_.SupportedCpuid());
+  machine->ram_view_ = std::make_unique<RamView>(machine->ram_);
+  // The kernel first: a bad image is reported before any L1 process starts.
+  const std::vector<MemoryMapEntry> memmap = DefaultMemoryMap(machine->config_.memory_bytes);
+  ASSIGN_OR_RETURN(
+      machine->kernel_,
+      LoadPvhKernelFromFile(machine->config_.kernel_path, *machine->ram_view_,
+                            machine->config_.memory_bytes, machine->config_.cmdline, memmap));
+  RETURN_IF_ERROR(machine->SetUpBackend());
+
+  std::vector<VcpuFd> vcpus;
+  ASSIGN_OR_RETURN(machine->instance_, machine->BuildInstance(&vcpus));
+  RETURN_IF_ERROR(
+      vcpus[0].SetupPvhBootState(machine->kernel_.entry32, machine->kernel_.start_info_gpa));
+  for (VcpuFd& vcpu : vcpus) RETURN_IF_ERROR(vcpu.SetupBootMsrs());
+  Machine* self = machine.get();
+  ASSIGN_OR_RETURN(machine->instance_->vcpus,
+                   VcpuSet::Create(std::move(vcpus), [self](int index, KvmExit& exit) {
+                     return self->HandleExit(index, exit);
+                   }));
+  absl::MutexLock lock(&machine->mu_);
+  machine->current_vm_ = &machine->instance_->vm;
+  machine->generation_ = 1;
+  return machine;
+}
+
+absl::Status Machine::SetUpBackend() {
+  if (!config_.console_socket.empty()) {
+    ASSIGN_OR_RETURN(console_socket_, ConsoleSocket::Listen(config_.console_socket));
+  }
+  ConsoleSocket* console = console_socket_.get();
+  auto console_output = [console](std::string_view bytes) {
+    if (console != nullptr) console->Write(bytes);
+  };
+  if (config_.mode == MachineMode::kSplit) {
+    SupervisorConfig supervisor;
+    supervisor.launch.binary = config_.split.l1_binary;
+    supervisor.launch.cpus = config_.cpus;
+    supervisor.launch.oracle = config_.oracle;
+    for (const GuestMemory::Region& region : ram_.regions()) {
+      supervisor.launch.ram.push_back({region.gpa, region.size, region.fd});
+    }
+    supervisor.policy = config_.split.policy;
+    if (!config_.disk_path.empty()) {
+      ASSIGN_OR_RETURN(disk_, OpenDisk(config_.disk_path, config_.disk_read_only));
+      supervisor.launch.disk_fd = disk_.get();
+      supervisor.launch.disk_read_only = config_.disk_read_only;
+    }
+    supervisor.on_event = config_.split.on_event;
+    supervisor.pause_on_limit = config_.split.pause_on_limit;
+    supervisor.launch.console = console != nullptr;
+    ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
+                     SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
+                                         console_output));
+    supervisor_ = &split->supervisor();
+    if (console != nullptr) {
+      SplitBackend* raw = split.get();
+      console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });
+    }
+    backend_ = std::move(split);
+    return absl::OkStatus();
+  }
+  DeviceModelConfig devices;
+  devices.oracle = config_.oracle;
+  auto serial_fd = std::make_shared<UniqueFd>(std::move(config_.serial_output));
+  devices.serial_output = [serial_fd](std::string_view bytes) {
+    WriteAll(serial_fd->get(), bytes);
+  };
+  devices.serial_irq = [this](bool level) { SetIrq(kCom1Irq, level); };
+  devices.virtio_irq = [this](uint32_t irq, bool level) { SetIrq(irq, level); };
+  devices.console = console != nullptr;
+  devices.console_output = console_output;
+  devices.log = [](std::string_view line) { std::fprintf(stderr, "rehome: %.*s\n", static_cast<int>(line.size()), line.data()); };
+  if (!config_.disk_path.empty()) {
+    ASSIGN_OR_RETURN(devices.disk, OpenDisk(config_.disk_path, config_.disk_read_only));
+    devices.disk_read_only = config_.disk_read_only;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<DeviceModel> model,
+                   DeviceModel::Create(std::move(devices), *ram_view_));
+  model_ = model.get();
+  backend_ = std::make_unique<MonolithicBackend>(std::move(model));
+  if (console != nullptr) {
+    DeviceModel* raw = model_;
+    console->Start([raw](std::string_view bytes) { raw->QueueConsoleInput(bytes); });
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
+    std::vector<VcpuFd>* vcpus_out) {
+  std::vector<GuestMemory::RegionDesc> regions;
+  for (const GuestMemory::Region& region : ram_.regions()) {
+    regions.push_back({region.gpa, region.size, region.fd});
+  }
+  ASSIGN_OR_RETURN(GuestMemory mapping, GuestMemory::FromFds(regions));
+  ASSIGN_OR_RETURN(VmFd vm, VmFd::Create(kvm_));
+  auto instance = std::make_unique<VmInstance>(VmInstance{std::move(mapping), std::move(vm), {}});
+  RETURN_IF_ERROR(instance->vm.MapMemory(instance->mapping));
+  RETURN_IF_ERROR(instance->vm.CreateIrqchipAndPit());
+  vcpus_out->clear();
+  for (int i = 0; i < config_.cpus; ++i) {
+    ASSIGN_OR_RETURN(VcpuFd vcpu, VcpuFd::Create(kvm_, instance->vm, i));
+    RETURN_IF_ERROR(vcpu.SetCpuid(SanitizeCpuid(supported_cpuid_, i, config_.cpus)));
+    vcpus_out->push_back(std::move(vcpu));
+  }
+  return instance;
+}
+
+absl::Status Machine::Start() {
+  if (started_) return absl::FailedPreconditionError("machine already started");
+  started_ = true;
+  return instance_->vcpus->Start();
+}
+
+absl::Status Machine::Pause(absl::Duration timeout) { return instance_->vcpus->PauseAll(timeout); }
+
+absl::Status Machine::Resume() { return instance_->vcpus->ResumeAll(); }
+
+absl::StatusOr<RehomeReport> Machine::Rehome(absl::Duration pause_timeout) {
+  if (!started_) return absl::FailedPreconditionError("machine not started");
+  RehomeReport report;
+  const absl::Time t0 = absl::Now();
+  absl::Status paused = instance_->vcpus->PauseAll(pause_timeout);
+  if (!paused.ok()) {
+    if (absl::IsDeadlineExceeded(paused)) (void)instance_->vcpus->ResumeAll();
+    return paused;
+  }
+  const absl::Time t1 = absl::Now();
+  std::vector<int> old_fds;
+  for (int i = 0; i < instance_->vcpus->size(); ++i) {
+    old_fds.push_back(instance_->vcpus->vcpu(i).fd());
+  }
+  absl::StatusOr<VmState> captured = CaptureVm(kvm_.fd(), instance_->vm.fd(), old_fds);
+  if (!captured.ok()) {
+    (void)instance_->vcpus->ResumeAll();  // the guest keeps running where it was
+    return captured.status();
+  }
+  const absl::Time t2 = absl::Now();
+  const std::string encoded = EncodeVmState(*captured);
+  ASSIGN_OR_RETURN(VmState decoded, DecodeVmState(encoded));
+  report.state_bytes = encoded.size();
+  const absl::Time t3 = absl::Now();
+
+  std::vector<VcpuFd> vcpus;
+  absl::StatusOr<std::unique_ptr<VmInstance>> next = BuildInstance(&vcpus);
+  if (!next.ok()) {
+    (void)instance_->vcpus->ResumeAll();
+    return next.status();
+  }
+  const absl::Time t4 = absl::Now();
+  std::vector<int> new_fds;
+  for (const VcpuFd& vcpu : vcpus) new_fds.push_back(vcpu.fd());
+  absl::Status restored = RestoreVm(kvm_.fd(), (*next)->vm.fd(), new_fds, decoded);
+  if (!restored.ok()) {
+    (void)instance_->vcpus->ResumeAll();
+    return restored;
+  }
+  Machine* self = this;
+  absl::StatusOr<std::unique_ptr<VcpuSet>> set = VcpuSet::Create(
+      std::move(vcpus), [self](int index, KvmExit& exit) { return self->HandleExit(index, exit); });
+  if (!set.ok()) {
+    (void)instance_->vcpus->ResumeAll();
+    return set.status();
+  }
+  (*next)->vcpus = std::move(*set);
+  const absl::Time t5 = absl::Now();
+
+  // The old VM never runs again: its threads exit without entering the guest.
+  std::unique_ptr<VmInstance> old;
+  {
+    absl::MutexLock lock(&mu_);
+    old = std::move(instance_);
+    instance_ = std::move(*next);
+    current_vm_ = &instance_->vm;
+    report.generation = ++generation_;
+  }
+  RETURN_IF_ERROR(instance_->vcpus->Start());
+  const absl::Time t6 = absl::Now();
+  old->vcpus->StopAll();
+  old.reset();
+
+  report.pause = t1 - t0;
+  report.capture = t2 - t1;
+  report.codec = t3 - t2;
+  report.build = t4 - t3;
+  report.restore = t5 - t4;
+  report.resume = t6 - t5;
+  report.total = t6 - t0;
+  return report;
+}
+
+std::optional<MachineResult> Machine::WaitFor(absl::Duration timeout) {
+  std::optional<VmStopReason> reason = instance_->vcpus->WaitForStopFor(timeout);
+  if (!reason.has_value()) return std::nullopt;
+  return ResultOf(*reason);
+}
+
+MachineResult Machine::Wait() { return ResultOf(instance_->vcpus->WaitForStop()); }
+
+void Machine::Stop() {
+  if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1
+  if (instance_ != nullptr && instance_->vcpus != nullptr) instance_->vcpus->StopAll();
+}
+
+std::vector<int64_t> Machine::VcpuThreadIds() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<int64_t> ids;
+  if (instance_ == nullptr || instance_->vcpus == nullptr) return ids;
+  for (int i = 0; i < instance_->vcpus->size(); ++i) ids.push_back(instance_->vcpus->thread_id(i));
+  return ids;
+}
+
+int Machine::generation() const {
+  absl::MutexLock lock(&mu_);
+  return generation_;
+}
+
+ExitVerdict Machine::HandleExit(int vcpu_index, KvmExit& exit) {
+  ExitOutcome outcome = backend_->Handle(vcpu_index, exit);
+  if (outcome.action == ExitOutcome::kContinue) return ExitVerdict::kContinue;
+  RecordOutcome({KindOf(outcome.action), outcome.exit_status,
+                 absl::StrCat("vCPU ", vcpu_index, ": ", outcome.reason)});
+  return ExitVerdict::kStopVm;
+}
+
+void Machine::RecordOutcome(MachineResult result) {
+  absl::MutexLock lock(&mu_);
+  if (!outcome_.has_value()) outcome_ = std::move(result);
+}
+
+MachineResult Machine::ResultOf(const VmStopReason& reason) {
+  switch (reason.cause) {
+    case VmStopReason::Cause::kVerdict: {
+      absl::MutexLock lock(&mu_);
+      if (outcome_.has_value()) return *outcome_;
+      return {MachineResult::Kind::kFatal, 0, "VM stopped without a recorded cause"};
+    }
+    case VmStopReason::Cause::kRunError:
+      return {MachineResult::Kind::kFatal, 0,
+              absl::StrCat("vCPU ", reason.vcpu_index, ": ", reason.status.message())};
+    case VmStopReason::Cause::kStopAll:
+      break;
+  }
+  return {MachineResult::Kind::kStopped, 0, "stopped"};
+}
+
+void Machine::SetIrq(uint32_t irq, bool level) {
+  absl::MutexLock lock(&mu_);
+  // The IOAPIC line level is part of the captured VM state. A failure here only delays an
+  // interrupt that the guest also discovers by polling LSR.
+  if (current_vm_ != nullptr) (void)current_vm_->SetIrqLine(irq, level);
+}
+
+}  // namespace rehome

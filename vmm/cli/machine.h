@@ -1,0 +1,171 @@
+// vmm/cli/machine.h: one running guest in the monolithic configuration (L0 and the hypervisor
+// personality in one process). A Machine owns the guest RAM (sealed memfds, created once), the
+// devices and the guest's current VM instance (a KVM VM over its own mapping of the same memfds,
+// its vCPUs and their threads). Rehome() moves the running guest into a fresh VM instance:
+// pause every vCPU, capture the complete VM state, encode and decode it (the failover wire
+// format), build a second KVM VM over the SAME memfds, restore, resume, and drop the old VM.
+// Nothing in guest RAM is copied, so the cost does not grow with RAM size.
+//
+// Thread-safety: Start, Pause, Resume, Rehome, WaitFor, Wait and Stop are called from one
+// controller thread. Exits are handled on the vCPU threads. oracle(), Progress(),
+// generation() and QueueSerialInput() are safe from any thread.
+#ifndef REHOME_VMM_CLI_MACHINE_H_
+#define REHOME_VMM_CLI_MACHINE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "base/unique_fd.h"
+#include "kvm-l0/cpuid.h"
+#include "kvm-l0/guest_memory.h"
+#include "kvm-l0/kvm_system.h"
+#include "kvm-l0/vcpu_thread.h"
+#include "kvm-l0/vm_fd.h"
+#include "recovery/supervisor.h"
+#include "vmm/counter_oracle.h"
+#include "vmm/cli/console_socket.h"
+#include "vmm/device_model.h"
+#include "vmm/exit_backend.h"
+#include "vmm/exit_dispatcher.h"
+#include "vmm/loader/elf_pvh_loader.h"
+
+namespace rehome {
+
+enum class MachineMode { kMonolithic, kSplit };
+
+// Split mode: how L1 processes are started and supervised.
+struct SplitConfig {
+  std::string l1_binary;  // the rehome executable (run as `rehome __l1`)
+  RecoveryPolicy policy;
+  std::function<void(const SupervisorEvent&)> on_event;
+  bool pause_on_limit = false;  // see SupervisorConfig
+};
+
+struct MachineConfig {
+  MachineMode mode = MachineMode::kMonolithic;
+  SplitConfig split;  // kSplit only
+  std::string kernel_path;
+  uint64_t memory_bytes = 64ull << 20;
+  int cpus = 1;
+  std::string cmdline;                          // passed to the guest as is
+  UniqueFd serial_output;                       // COM1 output goes here (e.g. a dup of stdout)
+  std::optional<CounterOracle::Config> oracle;  // checks counter reports when set
+  std::string kvm_path = "/dev/kvm";
+  std::string disk_path;  // virtio-blk raw image ("" = none); the guest cmdline must describe it
+  std::string console_socket;  // virtio-console host side: UNIX socket path ("" = none)
+  bool disk_read_only = false;
+};
+
+// How and why the guest stopped.
+struct MachineResult {
+  enum class Kind {
+    kGuestExit,        // the guest wrote its exit status to the debug-exit port
+    kShutdown,         // the guest asked for power-off
+    kReset,            // the guest asked for a reset
+    kGuestCrash,       // triple fault or crash event
+    kOracleViolation,  // the counter oracle rejected a report
+    kFatal,            // KVM or rehome failure
+    kStopped,          // Stop() was called
+  };
+  Kind kind = Kind::kStopped;
+  int exit_status = 0;  // kGuestExit only
+  std::string reason;
+};
+
+// Phase timings of one Rehome().
+struct RehomeReport {
+  int generation = 0;  // the new VM instance's number (the first VM is 1)
+  size_t state_bytes = 0;
+  absl::Duration pause, capture, codec, build, restore, resume, total;
+  std::string ToString() const;
+};
+
+class Machine final {
+ public:
+  // Opens KVM, creates the RAM, loads the kernel and builds the first VM instance (vCPUs not
+  // yet running). Errors: NotFound/InvalidArgument for a bad kernel or configuration (one
+  // line, naming the file or option), FailedPrecondition/NotFound when KVM is unusable,
+  // Internal for KVM failures.
+  static absl::StatusOr<std::unique_ptr<Machine>> Create(MachineConfig config);
+  ~Machine();
+  Machine(const Machine&) = delete;
+  Machine& operator=(const Machine&) = delete;
+
+  absl::Status Start();
+  absl::Status Pause(absl::Duration timeout);
+  absl::Status Resume();
+  // FailedPrecondition when the guest has already stopped (then Wait() says why).
+  absl::StatusOr<RehomeReport> Rehome(absl::Duration pause_timeout = absl::Seconds(5));
+  // nullopt while the guest still runs after `timeout`.
+  std::optional<MachineResult> WaitFor(absl::Duration timeout);
+  MachineResult Wait();
+  void Stop();
+
+  // Monolithic mode: the device model's oracle (nullptr without one, and in split mode).
+  const CounterOracle* oracle() const { return model_ != nullptr ? model_->oracle() : nullptr; }
+  WorkloadProgress Progress() const { return backend_->Progress(); }
+  // Split mode: the L1 supervisor (nullptr in monolithic mode).
+  Supervisor* supervisor() const { return supervisor_; }
+  int generation() const;
+  // Host thread ids of the vCPU threads (0 for a thread not started yet). Any thread.
+  std::vector<int64_t> VcpuThreadIds() const;
+  int cpus() const { return config_.cpus; }
+  uint64_t memory_bytes() const { return config_.memory_bytes; }
+  MachineMode mode() const { return config_.mode; }
+  // Queues bytes for the guest's COM1 receiver (monolithic mode; split mode drops them).
+  size_t QueueSerialInput(std::string_view bytes) {
+    return model_ != nullptr ? model_->QueueSerialInput(bytes) : 0;
+  }
+
+ private:
+  // One KVM VM over the machine's RAM. Destruction order matters: threads, VM, mapping.
+  struct VmInstance {
+    GuestMemory mapping;
+    VmFd vm;
+    std::unique_ptr<VcpuSet> vcpus;
+  };
+
+  Machine(MachineConfig config, KvmSystem kvm, GuestMemory ram);
+  absl::Status SetUpBackend();
+  // A new VM over `ram_` with `vcpus_out` created (CPUID set), not yet in a VcpuSet.
+  absl::StatusOr<std::unique_ptr<VmInstance>> BuildInstance(std::vector<VcpuFd>* vcpus_out);
+  ExitVerdict HandleExit(int vcpu_index, KvmExit& exit);
+  void RecordOutcome(MachineResult result);
+  MachineResult ResultOf(const VmStopReason& reason);
+  void SetIrq(uint32_t irq, bool level);
+
+  MachineConfig config_;
+  KvmSystem kvm_;
+  UniqueFd disk_;  // split mode: the image, passed to every L1
+  GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
+  std::vector<CpuidEntry> supported_cpuid_;
+  LoadedKernel kernel_;
+
+  std::unique_ptr<GuestMemoryView> ram_view_;
+  std::unique_ptr<ExitBackend> backend_;
+  DeviceModel* model_ = nullptr;      // monolithic mode, owned by backend_
+  // After backend_: destroyed first, so its thread never calls into a dead backend.
+  std::unique_ptr<ConsoleSocket> console_socket_;
+  Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
+
+  // Written by the controller thread under mu_ (Rehome); read by it without the lock, by
+  // others (VcpuThreadIds) with it.
+  std::unique_ptr<VmInstance> instance_;
+  bool started_ = false;
+
+  mutable absl::Mutex mu_;
+  VmFd* current_vm_ ABSL_GUARDED_BY(mu_) = nullptr;  // for the serial IRQ line
+  int generation_ ABSL_GUARDED_BY(mu_) = 0;
+  std::optional<MachineResult> outcome_ ABSL_GUARDED_BY(mu_);  // first stop cause from an exit
+};
+
+}  // namespace rehome
+
+#endif  // REHOME_VMM_CLI_MACHINE_H_

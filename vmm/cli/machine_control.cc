@@ -1,0 +1,124 @@
+// vmm/cli/machine_control.cc: MachineControl.
+#include "vmm/cli/machine_control.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+
+namespace rehome {
+namespace {
+
+int64_t Micros(absl::Duration d) { return absl::ToInt64Microseconds(d); }
+
+}  // namespace
+
+nlohmann::json FailoverReportJson(const FailoverReport& r) {
+  return nlohmann::json{
+      {"number", r.number},
+      {"cause", r.cause},
+      {"failed-pid", r.failed_pid},
+      {"promoted-pid", r.promoted_pid},
+      {"hot-standby", r.standby_was_ready},
+      {"phases", {{"fence-us", Micros(r.fence)}, {"promote-us", Micros(r.promote)}}},
+      {"total-us", Micros(r.total)}};
+}
+
+RunState MachineControl::State() const {
+  if (const Supervisor* s = machine_->supervisor(); s != nullptr && s->limit_reached()) {
+    return RunState::kInternalError;
+  }
+  absl::MutexLock lock(&mu_);
+  return state_;
+}
+
+absl::Status MachineControl::Post(Request request) {
+  absl::MutexLock lock(&mu_);
+  requests_.push_back(request);
+  return absl::OkStatus();
+}
+
+absl::Status MachineControl::SystemReset() {
+  return absl::UnimplementedError("system_reset is not supported by rehome yet");
+}
+
+absl::Status MachineControl::SystemPowerdown() {
+  // Like QEMU: the request is an ACPI power-button press. The test guest has no ACPI
+  // power-button driver, so, as under QEMU, it keeps running.
+  Emit(kEventPowerdown);
+  return absl::OkStatus();
+}
+
+nlohmann::json MachineControl::QueryL1s() const {
+  nlohmann::json list = nlohmann::json::array();
+  if (const Supervisor* s = machine_->supervisor(); s != nullptr) {
+    for (const L1Info& l1 : s->L1s()) {
+      list.push_back({{"role", l1.role},
+                      {"pid", l1.pid},
+                      {"id", l1.id},
+                      {"uptime-ms", absl::ToInt64Milliseconds(l1.uptime)}});
+    }
+  }
+  return list;
+}
+
+nlohmann::json MachineControl::QueryFailovers() const {
+  const Supervisor* s = machine_->supervisor();
+  if (s == nullptr) return {{"count", 0}, {"last", nullptr}, {"mode", "monolithic"}};
+  std::optional<FailoverReport> last = s->last_failover();
+  return {{"count", s->failover_count()},
+          {"exits-retried", s->exits_retried()},
+          {"exits-answered-from-journal", s->exits_answered_from_journal()},
+          {"limit-reached", s->limit_reached()},
+          {"last", last.has_value() ? FailoverReportJson(*last) : nlohmann::json(nullptr)}};
+}
+
+nlohmann::json MachineControl::QueryRecoveryPolicy() const {
+  return {{"mode", std::string(RecoveryModeName(policy_.mode))},
+          {"split", machine_->supervisor() != nullptr},
+          {"standbys", policy_.standbys},
+          {"heartbeat-period-ms", policy_.heartbeat_period_ms},
+          {"hang-timeout-ms", policy_.hang_timeout_ms},
+          {"max-failovers", policy_.max_failovers},
+          {"failover-window-s", policy_.failover_window_s}};
+}
+
+absl::Status MachineControl::Switchover() {
+  if (machine_->supervisor() == nullptr) {
+    return absl::FailedPreconditionError("switchover needs --mode split");
+  }
+  return Post(Request::kSwitchover);
+}
+
+absl::Status MachineControl::InjectFault(std::string_view target, std::string_view kind) {
+  Supervisor* s = machine_->supervisor();
+  if (s == nullptr) return absl::FailedPreconditionError("fault injection needs --mode split");
+  return s->InjectFault(target, kind);
+}
+
+std::vector<MachineControl::Request> MachineControl::TakeRequests() {
+  absl::MutexLock lock(&mu_);
+  std::vector<Request> out(requests_.begin(), requests_.end());
+  requests_.clear();
+  return out;
+}
+
+void MachineControl::SetState(RunState state) {
+  absl::MutexLock lock(&mu_);
+  state_ = state;
+}
+
+void MachineControl::SetEmitter(
+    std::function<void(std::string_view, std::optional<nlohmann::json>)> emit) {
+  absl::MutexLock lock(&mu_);
+  emit_ = std::move(emit);
+}
+
+void MachineControl::Emit(std::string_view name, std::optional<nlohmann::json> data) const {
+  std::function<void(std::string_view, std::optional<nlohmann::json>)> emit;
+  {
+    absl::MutexLock lock(&mu_);
+    emit = emit_;
+  }
+  if (emit) emit(name, std::move(data));
+}
+
+}  // namespace rehome

@@ -1,0 +1,501 @@
+// vmm/cli/run_command.cc: RunCommand.
+#include "vmm/cli/run_command.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <memory>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
+#include "base/errno_status.h"
+#include "qmp-client/qmp_server.h"
+#include "qmp-client/vm_monitor.h"
+#include "vmm/cli/guest_cmdline.h"
+#include "vmm/cli/input_pump.h"
+#include "vmm/cli/machine.h"
+#include "vmm/cli/machine_control.h"
+#include "vmm/device_model.h"
+#include "vmm/cli/run_options.h"
+#include "vmm/domain/domain_xml.h"
+
+namespace rehome {
+namespace {
+
+int ExitCodeForSetupError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kOutOfRange:
+      return kExitUsage;
+    case absl::StatusCode::kUnavailable:
+      return kExitKvmUnavailable;
+    default:
+      return kExitInternal;
+  }
+}
+
+absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append = false) {
+  if (path.empty()) {
+    UniqueFd out(fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+    if (!out.valid()) return LastErrnoStatus("dup stdout");
+    return out;
+  }
+  UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
+  if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
+  return out;
+}
+
+// Turns how the guest stopped into the process exit code, printing one line on `err`.
+int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
+  const WorkloadProgress progress = machine.Progress();
+  std::string oracle_note;
+  if (progress.has_oracle) {
+    oracle_note = progress.summary.empty() ? absl::StrCat("; oracle: ", progress.verified_reports,
+                                                          " reports verified, no violations")
+                                           : absl::StrCat("; oracle: ", progress.summary);
+  }
+  if (const Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
+    oracle_note +=
+        absl::StrCat("; failovers: ", supervisor->failover_count(), " (",
+                     supervisor->exits_retried(), " exits retried, ",
+                     supervisor->exits_answered_from_journal(), " answered from the journal)");
+    if (supervisor->limit_reached()) {
+      err << "rehome: L1 recovery stopped, guest stopped: " << result.reason << "\n";
+      return kExitRecoveryStopped;
+    }
+  }
+  switch (result.kind) {
+    case MachineResult::Kind::kGuestExit:
+      if (!quiet) {
+        err << "rehome: guest exited with status " << result.exit_status << oracle_note;
+        if (progress.pio_bench_writes != 0) {
+          err << "; pio-bench writes: " << progress.pio_bench_writes;
+        }
+        err << "\n";
+      }
+      return result.exit_status;
+    case MachineResult::Kind::kShutdown:
+      if (!quiet) err << "rehome: guest powered off (" << result.reason << ")\n";
+      return 0;
+    case MachineResult::Kind::kReset:
+      err << "rehome: guest requested a reset; rehome run stops the VM (" << result.reason << ")\n";
+      return 0;
+    case MachineResult::Kind::kGuestCrash:
+      err << "rehome: guest crashed: " << result.reason << "\n";
+      return kExitGuestCrash;
+    case MachineResult::Kind::kOracleViolation:
+      err << "rehome: counter oracle violation: " << result.reason << "\n";
+      return kExitOracleViolation;
+    case MachineResult::Kind::kFatal:
+    case MachineResult::Kind::kStopped:
+      break;
+  }
+  err << "rehome: VM failed: " << result.reason << "\n";
+  return kExitInternal;
+}
+
+// Forwards supervisor events to the QMP monitor once one is attached.
+class EventRelay final {
+ public:
+  void Attach(std::shared_ptr<MachineControl> control) {
+    absl::MutexLock lock(&mu_);
+    control_ = std::move(control);
+  }
+  void Detach() {
+    absl::MutexLock lock(&mu_);
+    control_ = nullptr;
+  }
+  void Forward(const SupervisorEvent& e) {
+    std::shared_ptr<MachineControl> control;
+    {
+      absl::MutexLock lock(&mu_);
+      control = control_;
+    }
+    if (control == nullptr) return;
+    switch (e.kind) {
+      case SupervisorEvent::Kind::kL1Failed:
+        control->Emit(kEventL1Failed, L1FailedEventData(e.cause, e.pid));
+        break;
+      case SupervisorEvent::Kind::kFailoverStarted:
+        control->Emit(kEventFailoverStarted, FailoverStartedEventData(e.cause, e.pid));
+        break;
+      case SupervisorEvent::Kind::kFailoverCompleted:
+        control->Emit(kEventFailoverCompleted,
+                      FailoverCompletedEventData(
+                          e.pid, e.report->total,
+                          {{"fence", e.report->fence}, {"promote", e.report->promote}}));
+        break;
+      case SupervisorEvent::Kind::kFailoverFailed:
+        control->Emit(kEventFailoverFailed, FailoverFailedEventData(e.role, e.cause));
+        break;
+      case SupervisorEvent::Kind::kStandbyReady:
+        control->Emit(kEventStandbyReady, StandbyReadyEventData(e.pid));
+        break;
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::shared_ptr<MachineControl> control_ ABSL_GUARDED_BY(mu_);
+};
+
+// Applies queued QMP requests. True when the monitor asked to quit.
+bool HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& err) {
+  for (MachineControl::Request request : control.TakeRequests()) {
+    switch (request) {
+      case MachineControl::Request::kStop:
+        if (absl::Status paused = vm.Pause(absl::Seconds(5)); paused.ok()) {
+          control.SetState(RunState::kPaused);
+          control.Emit(kEventStop);
+        } else {
+          err << "rehome: stop failed: " << paused.message() << "\n";
+        }
+        break;
+      case MachineControl::Request::kCont:
+        if (Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
+          if (!s->ResumeAfterLimit().ok()) break;
+        }
+        if (vm.Resume().ok()) {
+          control.SetState(RunState::kRunning);
+          control.Emit(kEventResume);
+        }
+        break;
+      case MachineControl::Request::kQuit:
+        control.SetState(RunState::kShutdown);
+        control.Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
+        err << "rehome: quit requested over QMP\n";
+        return true;
+      case MachineControl::Request::kReset:
+        break;
+      case MachineControl::Request::kSwitchover:
+        if (vm.supervisor() != nullptr) {
+          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+          if (report.ok()) {
+            err << "rehome: " << report->ToString() << "\n";
+          } else {
+            err << "rehome: switchover failed: " << report.status().message() << "\n";
+            control.Emit(kEventFailoverFailed,
+                         FailoverFailedEventData("switchover", std::string(report.status().message())));
+          }
+        }
+        break;
+    }
+  }
+  return false;
+}
+
+std::string SelfBinary() {
+  char path[4096];
+  const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+  if (n <= 0) return "/proc/self/exe";
+  return std::string(path, static_cast<size_t>(n));
+}
+
+}  // namespace
+
+int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
+  for (const std::string& arg : args) {
+    if (arg == "--help" || arg == "-h") {
+      std::cout << RunUsage();
+      return 0;
+    }
+  }
+  absl::StatusOr<RunOptions> options = ParseRunOptions(args);
+  if (!options.ok()) {
+    err << "rehome run: " << options.status().message() << "\n";
+    return kExitUsage;
+  }
+  std::string domain_name, domain_uuid;
+  if (!options->domain_file.empty()) {
+    absl::StatusOr<DomainConfig> domain = ParseDomainXmlFromFile(options->domain_file);
+    if (!domain.ok()) {
+      err << "rehome run: " << domain.status().message() << "\n";
+      return kExitUsage;
+    }
+    if (domain->disks.size() > 1) {
+      err << "rehome run: " << options->domain_file
+          << ": rehome supports one <disk> (virtio-blk); this domain has " << domain->disks.size()
+          << "\n";
+      return kExitUsage;
+    }
+    if (!domain->disks.empty()) {
+      if (!options->disk.empty()) {
+        err << "rehome run: --disk: conflicts with the <disk> of --domain\n";
+        return kExitUsage;
+      }
+      options->disk = domain->disks[0].source_file;
+      options->disk_read_only = domain->disks[0].read_only;
+    }
+    if (domain->memory_bytes % (2u << 20) != 0 || domain->memory_bytes < (kMinMemoryMib << 20)) {
+      err << "rehome run: " << options->domain_file
+          << ": <memory> must be a multiple of 2 MiB and at least " << kMinMemoryMib << " MiB\n";
+      return kExitUsage;
+    }
+    for (const CharDeviceConfig& c : domain->char_devices) {
+      // A <console type='unix'> with a target of virtio is rehome's virtio-console socket.
+      if (c.kind == CharDeviceKind::kConsole && c.backend == CharBackend::kUnix &&
+          c.target_type == "virtio" && options->console_socket.empty()) {
+        options->console_socket = c.path;
+      }
+    }
+    if (domain->on_crash == LifecycleAction::kRestart) options->on_crash = "restart";
+    options->kernel = domain->kernel_path;
+    options->memory_mib = domain->memory_bytes >> 20;
+    options->cpus = domain->vcpus;
+    options->cmdline = domain->cmdline;
+    options->policy = domain->recovery;
+    domain_name = domain->name;
+    domain_uuid = domain->uuid;
+  }
+  if (!options->disk.empty() || !options->console_socket.empty()) {
+    const std::string virtio =
+        VirtioMmioCmdline(!options->disk.empty(), !options->console_socket.empty());
+    options->cmdline =
+        options->cmdline.empty() ? virtio : absl::StrCat(options->cmdline, " ", virtio);
+  }
+  absl::StatusOr<std::string> cmdline = WithCpusKey(options->cmdline, options->cpus);
+  absl::StatusOr<GuestWorkload> workload =
+      cmdline.ok() ? ParseGuestWorkload(*cmdline) : absl::StatusOr<GuestWorkload>(cmdline.status());
+  if (!workload.ok()) {
+    err << "rehome run: " << workload.status().message() << "\n";
+    return kExitUsage;
+  }
+  // One boot of the guest; `round` > 0 for a restart after a crash (on_crash=restart).
+  auto run_once = [&](int round, MachineResult::Kind* last) -> int {
+  absl::StatusOr<UniqueFd> serial = OpenSerialOutput(options->serial_file, round > 0);
+  if (!serial.ok()) {
+    err << "rehome run: " << serial.status().message() << "\n";
+    return kExitUsage;
+  }
+
+  const absl::Time start = absl::Now();
+  MachineConfig config;
+  config.kernel_path = options->kernel;
+  config.memory_bytes = options->memory_mib << 20;
+  config.cpus = options->cpus;
+  config.cmdline = *cmdline;
+  config.serial_output = std::move(*serial);
+  config.oracle = OracleConfigFor(*workload, options->cpus);
+  config.mode = options->split ? MachineMode::kSplit : MachineMode::kMonolithic;
+  config.disk_path = options->disk;
+  config.disk_read_only = options->disk_read_only;
+  config.console_socket = options->console_socket;
+  config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
+  config.split.l1_binary = SelfBinary();
+  config.split.policy = options->policy;
+  auto err_mu = std::make_shared<absl::Mutex>();
+  auto relay = std::make_shared<EventRelay>();
+  const bool quiet = options->quiet;
+  config.split.on_event = [&err, err_mu, relay, quiet](const SupervisorEvent& event) {
+    relay->Forward(event);
+    if (quiet) return;
+    {
+      absl::MutexLock lock(err_mu.get());
+      switch (event.kind) {
+        case SupervisorEvent::Kind::kL1Failed:
+          err << "rehome: " << event.role << " L1 pid " << event.pid << " failed: " << event.cause
+              << "\n";
+          break;
+        case SupervisorEvent::Kind::kFailoverStarted:
+          break;
+        case SupervisorEvent::Kind::kFailoverCompleted:
+          err << "rehome: " << event.report->ToString() << "\n";
+          break;
+        case SupervisorEvent::Kind::kFailoverFailed:
+          err << "rehome: failover failed: " << event.cause << "\n";
+          break;
+        case SupervisorEvent::Kind::kStandbyReady:
+          err << "rehome: standby L1 pid " << event.pid << " ready\n";
+          break;
+      }
+    }
+  };
+  if (const char* kvm_path = std::getenv("REHOME_KVM_PATH"); kvm_path != nullptr) {
+    config.kvm_path = kvm_path;  // for tests of hosts without KVM
+  }
+  absl::StatusOr<std::unique_ptr<Machine>> machine = Machine::Create(std::move(config));
+  if (!machine.ok()) {
+    err << "rehome run: " << machine.status().message() << "\n";
+    return ExitCodeForSetupError(machine.status());
+  }
+  Machine& vm = **machine;
+  std::shared_ptr<MachineControl> control;
+  std::unique_ptr<QmpServer> qmp;
+  if (!options->qmp_socket.empty()) {
+    control = std::make_shared<MachineControl>(&vm, domain_name, domain_uuid, options->policy);
+    absl::StatusOr<std::unique_ptr<QmpServer>> server =
+        QmpServer::Start(options->qmp_socket, std::make_shared<VmMonitor>(control));
+    if (!server.ok()) {
+      err << "rehome run: --qmp " << options->qmp_socket << ": " << server.status().message()
+          << "\n";
+      return kExitUsage;
+    }
+    qmp = std::move(*server);
+    control->SetEmitter(
+        [server = qmp.get()](std::string_view name, std::optional<nlohmann::json> data) {
+          server->EmitEvent(name, std::move(data));
+        });
+    relay->Attach(control);
+    control->SetState(RunState::kPrelaunch);  // until the vCPUs run
+  }
+  absl::StatusOr<std::unique_ptr<InputPump>> pump =
+      InputPump::Start(STDIN_FILENO, [&vm](std::string_view bytes) { vm.QueueSerialInput(bytes); });
+  if (!pump.ok()) {
+    err << "rehome run: " << pump.status().message() << "\n";
+    return kExitInternal;
+  }
+  if (absl::Status started = vm.Start(); !started.ok()) {
+    err << "rehome run: " << started.message() << "\n";
+    return kExitInternal;
+  }
+  if (control != nullptr) control->SetState(RunState::kRunning);
+  if (!options->quiet) {
+    err << absl::StrFormat(
+        "rehome: guest started: %d vCPU(s), %d MiB, workload %s, setup %.1f ms\n", options->cpus,
+        options->memory_mib, workload->name, absl::ToDoubleMilliseconds(absl::Now() - start));
+  }
+
+  // Periodic actions: re-homing into a new VM, killing the active L1, planned switchovers.
+  struct Periodic {
+    uint64_t every_ms;
+    absl::Time next;
+    std::function<void()> run;
+  };
+  std::vector<Periodic> periodic;
+  auto status_line = [&](const std::string& line) {
+    if (options->quiet) return;
+    absl::MutexLock lock(err_mu.get());
+    const WorkloadProgress progress = vm.Progress();
+    err << "rehome: " << line;
+    if (progress.has_oracle) err << "; oracle verified " << progress.verified_reports << " reports";
+    err << "\n";
+  };
+  std::string failure;
+  if (options->rehome_interval_ms != 0) {
+    periodic.push_back({options->rehome_interval_ms, absl::Time(), [&] {
+                          absl::StatusOr<RehomeReport> report = vm.Rehome();
+                          if (absl::IsFailedPrecondition(report.status())) return;
+                          if (!report.ok()) {
+                            failure = absl::StrCat("moving the guest failed: ",
+                                                   report.status().message());
+                            return;
+                          }
+                          status_line(report->ToString());
+                        }});
+  }
+  if (options->kill_active_every_ms != 0) {
+    periodic.push_back({options->kill_active_every_ms, absl::Time(), [&] {
+                          std::vector<L1Info> l1s = vm.supervisor()->L1s();
+                          pid_t pid = -1;
+                          for (const L1Info& l1 : l1s) {
+                            if (l1.role == "active") pid = l1.pid;
+                          }
+                          if (vm.supervisor()->InjectFault("active", "kill").ok()) {
+                            status_line(
+                                absl::StrCat("fault injection: SIGKILL to active L1 pid ", pid));
+                          }
+                        }});
+  }
+  if (options->switchover_every_ms != 0) {
+    periodic.push_back({options->switchover_every_ms, absl::Time(), [&] {
+                          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+                          if (report.ok()) status_line(report->ToString());
+                        }});
+  }
+  for (Periodic& p : periodic) p.next = absl::Now() + absl::Milliseconds(p.every_ms);
+  std::optional<MachineResult> result;
+  for (;;) {
+    absl::Time next = absl::InfiniteFuture();
+    for (const Periodic& p : periodic) next = std::min(next, p.next);
+    if (control != nullptr) next = std::min(next, absl::Now() + absl::Milliseconds(20));
+    result = next == absl::InfiniteFuture() ? vm.Wait() : vm.WaitFor(next - absl::Now());
+    if (result.has_value()) break;
+    if (control != nullptr && HandleControlRequests(vm, *control, err)) {
+      relay->Detach();
+      vm.Stop();
+      qmp->Stop();
+      return 0;
+    }
+    for (Periodic& p : periodic) {
+      if (absl::Now() < p.next) continue;
+      p.run();
+      p.next = absl::Now() + absl::Milliseconds(p.every_ms);
+    }
+    if (!failure.empty()) {
+      err << "rehome: " << failure << "\n";
+      vm.Stop();
+      return kExitInternal;
+    }
+  }
+  pump->reset();
+  // The guest's own failures: a triple fault, or its exception / panic report through the
+  // debug-exit port (guest ABI statuses 2 and 4). They follow on_crash, never failover.
+  const bool crashed = result->kind == MachineResult::Kind::kGuestCrash ||
+                       (result->kind == MachineResult::Kind::kGuestExit &&
+                        (result->exit_status == 2 || result->exit_status == 4));
+  *last = crashed ? MachineResult::Kind::kGuestCrash : result->kind;
+  if (crashed && options->on_crash == "preserve") {
+    err << "rehome: guest crashed (" << result->reason << "); on_crash=preserve: ";
+    if (control == nullptr) {
+      err << "nothing to preserve without --qmp\n";
+    } else {
+      // The VM stays as it crashed (vCPUs stopped, RAM and L1s intact) for inspection until
+      // the operator sends quit.
+      err << "guest preserved until QMP quit\n";
+      control->SetState(RunState::kGuestPanicked);
+      control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPause));
+      for (;;) {
+        bool quit = false;
+        for (MachineControl::Request r : control->TakeRequests()) {
+          quit |= r == MachineControl::Request::kQuit;
+        }
+        if (quit) break;
+        absl::SleepFor(absl::Milliseconds(20));
+      }
+      relay->Detach();
+      control->SetState(RunState::kShutdown);
+      control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
+      qmp->Stop();
+      return kExitGuestCrash;
+    }
+  }
+  if (control != nullptr) {
+    relay->Detach();
+    switch (result->kind) {
+      case MachineResult::Kind::kGuestCrash:
+        control->SetState(RunState::kGuestPanicked);
+        control->Emit(kEventGuestPanicked,
+                      GuestPanickedEventData(options->on_crash == "restart"
+                                                 ? GuestPanicAction::kRun
+                                                 : GuestPanicAction::kPoweroff));
+        break;
+      default:
+        control->SetState(RunState::kShutdown);
+        control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestShutdown));
+        break;
+    }
+    qmp->Stop();  // flushes queued events to the clients
+  }
+  return Finish(*result, vm, options->quiet, err);
+  };
+  constexpr int kMaxCrashRestarts = 10;
+  for (int round = 0;; ++round) {
+    MachineResult::Kind last = MachineResult::Kind::kStopped;
+    const int code = run_once(round, &last);
+    if (last != MachineResult::Kind::kGuestCrash || options->on_crash != "restart") return code;
+    if (round >= kMaxCrashRestarts) {
+      err << "rehome: guest crashed " << round + 1 << " times; on_crash=restart gives up\n";
+      return code;
+    }
+    err << "rehome: on_crash=restart: booting the guest again\n";
+  }
+}
+
+}  // namespace rehome

@@ -1,0 +1,30 @@
+// vmm/cli/run_command.h: `rehome run`: boot a guest on KVM, optionally move it into a fresh VM
+// at an interval, and exit with the guest's exit status. Exit codes (also in RunUsage()):
+// the guest's status when it exits through the debug-exit port with every report verified;
+// 64 usage or configuration error; 65 counter oracle violation; 66 guest crash; 67 L1
+// recovery stopped (failover limit, recovery none); 69 KVM not
+// usable on this host; 70 internal error.
+// Thread-safety: call from one thread (it owns the machine it starts).
+#ifndef REHOME_VMM_CLI_RUN_COMMAND_H_
+#define REHOME_VMM_CLI_RUN_COMMAND_H_
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace rehome {
+
+inline constexpr int kExitUsage = 64;
+inline constexpr int kExitOracleViolation = 65;
+inline constexpr int kExitGuestCrash = 66;
+inline constexpr int kExitRecoveryStopped = 67;
+inline constexpr int kExitKvmUnavailable = 69;
+inline constexpr int kExitInternal = 70;
+
+// `args` are the words after `rehome run`. Status lines and errors go to `err`; the guest's
+// console goes to stdout or --serial-file.
+int RunCommand(const std::vector<std::string>& args, std::ostream& err);
+
+}  // namespace rehome
+
+#endif  // REHOME_VMM_CLI_RUN_COMMAND_H_

@@ -1,0 +1,204 @@
+#include "vmm/cli/run_options.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+
+namespace rehome {
+namespace {
+
+absl::StatusOr<uint64_t> ParseUnsigned(const std::string& option, const std::string& value) {
+  uint64_t parsed = 0;
+  if (!absl::SimpleAtoi(value, &parsed) || value.empty() || value[0] == '-' || value[0] == '+') {
+    return absl::InvalidArgumentError(
+        absl::StrCat(option, ": expected a non-negative integer, got '", value, "'"));
+  }
+  return parsed;
+}
+
+}  // namespace
+
+std::string RunUsage() {
+  return absl::StrCat(
+      "usage: rehome run (--kernel FILE | --domain FILE.xml) [options]\n"
+      "Boots a PVH ELF kernel on KVM and exits with the guest's exit status.\n"
+      "\n"
+      "options:\n"
+      "  --kernel FILE             guest kernel: ELF64 with a Xen PVH entry note (required)\n"
+      "  --memory MIB              guest RAM in MiB, ",
+      kMinMemoryMib, "..", kMaxMemoryMib,
+      ", a multiple of 2 (default 64)\n"
+      "  --cpus N                  vCPUs, 1..",
+      kMaxCpus,
+      " (default 1)\n"
+      "  --cmdline STR             guest command line (rehome appends cpus=N)\n"
+      "  --serial-file FILE        write the guest's COM1 output to FILE (default stdout)\n"
+      "  --rehome-interval-ms MS   move the running guest into a fresh VM every MS ms\n"
+      "  --quiet                   no rehome status lines on stderr\n"
+      "  --mode split|monolithic   split (default): the hypervisor runs in an active L1 process\n"
+      "                            with hot standbys and fails over when it dies; monolithic:\n"
+      "                            one process, no failover (the baseline)\n"
+      "  --recovery MODE           failover (default), restart (no standby: start a new L1 on\n"
+      "                            failure) or none (an L1 failure stops the guest)\n"
+      "  --standbys N              hot standby L1s, 0..4 (default 1)\n"
+      "  --heartbeat-ms MS         L1 heartbeat period (default 10)\n"
+      "  --hang-timeout-ms MS      an L1 silent this long is hung (default 50)\n"
+      "  --max-failovers N         at most N failovers ...\n"
+      "  --failover-window-s S     ... within S seconds (defaults 10 / 60), then the guest stops\n"
+      "  --domain FILE.xml         start the VM a libvirt domain XML defines (name, memory,\n"
+      "                            vcpu, os/kernel, os/cmdline, recovery policy in <metadata>);\n"
+      "                            replaces --kernel/--memory/--cpus/--cmdline and the policy\n"
+      "  --qmp PATH                serve a QMP monitor on the UNIX socket PATH\n"
+      "  --disk FILE               virtio-blk disk backed by the raw image FILE (virtio-mmio at\n"
+      "                            0xd0000000, described on the guest command line)\n"
+      "  --disk-read-only          expose the disk read-only\n"
+      "  --on-crash ACTION         a guest crash (triple fault) is not an L1 failure and never\n"
+      "                            fails over: destroy (default, exit 66), restart (boot again,\n"
+      "                            at most 10 times) or preserve (keep it for QMP until quit)\n"
+      "  --console-socket PATH     virtio-console whose host side is a UNIX socket rehome (L0)\n"
+      "                            owns: a client stays connected across L1 failovers\n"
+      "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
+      "  --switchover-every-ms MS  planned switchover to the standby every MS ms\n"
+      "  --help                    this text\n"
+      "\n"
+      "exit status: the guest's exit status (0 = success) when it exits through the debug-exit\n"
+      "port and every workload report was verified; 64 bad usage; 65 the counter oracle\n"
+      "found a lost, repeated or corrupted step; 66 guest crash (triple fault, exception);\n"
+      "67 L1 recovery stopped (failover limit reached or recovery none); the guest stopped\n"
+      "without any exit half-applied;\n"
+      "69 KVM is not usable on this host; 70 internal error (KVM failure).\n"
+      "\n"
+      "environment: REHOME_KVM_PATH overrides /dev/kvm (for tests).\n");
+}
+
+absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args) {
+  RunOptions options;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string name = args[i];
+    std::string value;
+    const bool is_flag = name == "--quiet" || name == "--disk-read-only";
+    auto number = [&](int* out, int min, int max) -> absl::Status {
+      auto parsed = ParseUnsigned(name, value);
+      if (!parsed.ok()) return parsed.status();
+      if (*parsed < static_cast<uint64_t>(min) || *parsed > static_cast<uint64_t>(max)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": must be between ", min, " and ", max, ", got ", value));
+      }
+      *out = static_cast<int>(*parsed);
+      return absl::OkStatus();
+    };
+    if (!is_flag) {
+      if (size_t eq = name.find('='); eq != std::string::npos && name.rfind("--", 0) == 0) {
+        value = name.substr(eq + 1);
+        name = name.substr(0, eq);
+      } else if (i + 1 < args.size()) {
+        value = args[++i];
+      } else {
+        return absl::InvalidArgumentError(absl::StrCat(name, ": missing value"));
+      }
+    }
+    if (name == "--kernel") {
+      options.kernel = value;
+    } else if (name == "--memory") {
+      auto mib = ParseUnsigned(name, value);
+      if (!mib.ok()) return mib.status();
+      options.memory_mib = *mib;
+    } else if (name == "--cpus") {
+      auto cpus = ParseUnsigned(name, value);
+      if (!cpus.ok()) return cpus.status();
+      if (*cpus < 1 || *cpus > static_cast<uint64_t>(kMaxCpus)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--cpus: must be between 1 and ", kMaxCpus, ", got ", value));
+      }
+      options.cpus = static_cast<int>(*cpus);
+    } else if (name == "--cmdline") {
+      options.cmdline = value;
+    } else if (name == "--serial-file") {
+      options.serial_file = value;
+    } else if (name == "--rehome-interval-ms") {
+      auto ms = ParseUnsigned(name, value);
+      if (!ms.ok()) return ms.status();
+      options.rehome_interval_ms = *ms;
+    } else if (name == "--quiet") {
+      options.quiet = true;
+    } else if (name == "--mode") {
+      if (value != "split" && value != "monolithic") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--mode: expected split or monolithic, got '", value, "'"));
+      }
+      options.split = value == "split";
+    } else if (name == "--recovery") {
+      auto mode = ParseRecoveryMode(value);
+      if (!mode.ok())
+        return absl::InvalidArgumentError(absl::StrCat("--recovery: ", mode.status().message()));
+      options.policy.mode = *mode;
+      if (*mode != RecoveryMode::kFailover) options.policy.standbys = 0;
+    } else if (name == "--standbys") {
+      if (auto s = number(&options.policy.standbys, 0, RecoveryPolicy::kMaxStandbys); !s.ok()) {
+        return s;
+      }
+    } else if (name == "--heartbeat-ms") {
+      if (auto s = number(&options.policy.heartbeat_period_ms, 1, 10000); !s.ok()) return s;
+    } else if (name == "--hang-timeout-ms") {
+      if (auto s = number(&options.policy.hang_timeout_ms, 2, 60000); !s.ok()) return s;
+    } else if (name == "--max-failovers") {
+      if (auto s = number(&options.policy.max_failovers, 1, 1000000); !s.ok()) return s;
+    } else if (name == "--failover-window-s") {
+      if (auto s = number(&options.policy.failover_window_s, 1, 1000000); !s.ok()) return s;
+    } else if (name == "--disk") {
+      options.disk = value;
+    } else if (name == "--on-crash") {
+      if (value != "destroy" && value != "restart" && value != "preserve") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--on-crash: expected destroy, restart or preserve, got '", value, "'"));
+      }
+      options.on_crash = value;
+    } else if (name == "--console-socket") {
+      options.console_socket = value;
+    } else if (name == "--disk-read-only") {
+      options.disk_read_only = true;
+    } else if (name == "--qmp") {
+      options.qmp_socket = value;
+    } else if (name == "--domain") {
+      options.domain_file = value;
+    } else if (name == "--kill-active-every-ms") {
+      auto ms = ParseUnsigned(name, value);
+      if (!ms.ok()) return ms.status();
+      options.kill_active_every_ms = *ms;
+    } else if (name == "--switchover-every-ms") {
+      auto ms = ParseUnsigned(name, value);
+      if (!ms.ok()) return ms.status();
+      options.switchover_every_ms = *ms;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown option '", args[i], "'"));
+    }
+  }
+  if (!options.domain_file.empty()) {
+    for (const std::string& arg : args) {
+      for (const char* flag :
+           {"--kernel", "--memory", "--cpus", "--cmdline", "--recovery", "--standbys",
+            "--heartbeat-ms", "--hang-timeout-ms", "--max-failovers", "--failover-window-s"}) {
+        if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(flag, ": conflicts with --domain (the domain XML defines it)"));
+        }
+      }
+    }
+    return options;  // the domain supplies and validates the rest
+  }
+  if (options.kernel.empty()) return absl::InvalidArgumentError("--kernel: required");
+  if (options.split) {
+    if (absl::Status valid = options.policy.Validate(); !valid.ok()) return valid;
+  } else if (options.kill_active_every_ms != 0 || options.switchover_every_ms != 0) {
+    return absl::InvalidArgumentError(
+        "--kill-active-every-ms/--switchover-every-ms need --mode split");
+  }
+  if (options.memory_mib < kMinMemoryMib || options.memory_mib > kMaxMemoryMib ||
+      options.memory_mib % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("--memory: must be an even number of MiB from ",
+                                                   kMinMemoryMib, " to ", kMaxMemoryMib, ", got ",
+                                                   options.memory_mib));
+  }
+  return options;
+}
+
+}  // namespace rehome

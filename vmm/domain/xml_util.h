@@ -1,0 +1,57 @@
+// vmm/domain/xml_util.h: small libxml2 helpers for the domain reader (internal to vmm/domain):
+// owning pointers for libxml2 objects and null-safe attribute/text accessors.
+// Thread-compatible: each object is used by one thread; libxml2 is initialised once.
+#ifndef REHOME_VMM_DOMAIN_XML_UTIL_H_
+#define REHOME_VMM_DOMAIN_XML_UTIL_H_
+
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace rehome::xml {
+
+struct DocDeleter {
+  void operator()(xmlDoc* doc) const { xmlFreeDoc(doc); }
+};
+using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
+
+// Parses `text` without network access, entity substitution or DTD loading; a document that
+// declares a DOCTYPE is refused. Errors are InvalidArgument "malformed XML: line N: <reason>".
+absl::StatusOr<DocPtr> ParseDocument(std::string_view text);
+
+// Serialises `doc` (UTF-8).
+std::string DumpDocument(xmlDoc* doc);
+
+// Element name as written (with its prefix if any), for error messages: "rehome:hang".
+std::string QualifiedName(const xmlNode* node);
+
+// Value of the attribute `name` in no namespace, or nullopt.
+std::optional<std::string> Attribute(const xmlNode* node, const char* name);
+
+// Concatenated text content of `node` (entity references are not expanded).
+std::string Text(const xmlNode* node);
+
+// Text with leading/trailing XML whitespace removed.
+std::string TrimmedText(const xmlNode* node);
+
+// Element nodes matched by the XPath expression `expr` evaluated at `context` (a fixed,
+// trusted expression; unprefixed names match elements in no namespace).
+std::vector<xmlNode*> Select(xmlNode* context, const char* expr);
+
+// The single node matched by `expr`: nullptr when none, InvalidArgument
+// "<context>: more than one <expr>" when several.
+absl::StatusOr<xmlNode*> SelectOne(xmlNode* context, const char* expr);
+
+// True when `node` is an element in namespace `uri` (compared by URI, never by prefix).
+bool InNamespace(const xmlNode* node, std::string_view uri);
+
+}  // namespace rehome::xml
+
+#endif  // REHOME_VMM_DOMAIN_XML_UTIL_H_

@@ -1,0 +1,50 @@
+// vmm/l1/commit_record_test.cc: commit record encode -> decode round trip and answer conversion.
+#include "vmm/l1/commit_record.h"
+
+#include <memory>
+
+#include "gtest/gtest.h"
+
+namespace rehome {
+namespace {
+
+TEST(CommitRecordTest, RoundTrip) {
+  CommitRecord record;
+  record.l1_generation = 3;
+  record.exits_handled = 99;
+  record.verified_reports = 12;
+  record.pio_bench_writes = 5;
+  record.last_answer.resize(2);
+  record.last_answer[1] = {77, ExitResponse::kGuestExit, 2, "rd", "out", "why"};
+  record.device_state = {1, 2, 3};
+  const std::vector<uint8_t> bytes = EncodeCommitRecord(record);
+  auto decoded = DecodeCommitRecord(
+      std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+  ASSERT_TRUE(decoded.ok()) << decoded.status();
+  EXPECT_EQ(decoded->l1_generation, 3u);
+  EXPECT_EQ(decoded->exits_handled, 99u);
+  EXPECT_EQ(decoded->verified_reports, 12u);
+  EXPECT_EQ(decoded->pio_bench_writes, 5u);
+  ASSERT_EQ(decoded->last_answer.size(), 2u);
+  EXPECT_EQ(decoded->last_answer[1].seq, 77u);
+  EXPECT_EQ(decoded->last_answer[1].output, "out");
+  EXPECT_EQ(decoded->device_state, record.device_state);
+  auto response = std::make_unique<ExitResponse>();
+  decoded->last_answer[1].ToResponse(response.get());
+  EXPECT_EQ(response->crc, ResponseCrc(*response));
+  EXPECT_EQ(CommittedAnswer::FromResponse(*response).reason, "why");
+}
+
+TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
+  CommitRecord record;
+  record.last_answer.resize(4);
+  std::vector<uint8_t> bytes = EncodeCommitRecord(record);
+  for (size_t cut : {size_t{0}, size_t{1}, bytes.size() / 2, bytes.size() - 1}) {
+    EXPECT_FALSE(
+        DecodeCommitRecord(std::string_view(reinterpret_cast<const char*>(bytes.data()), cut))
+            .ok());
+  }
+}
+
+}  // namespace
+}  // namespace rehome

@@ -1,0 +1,391 @@
+// vmm/l1/l1_main.cc: the L1 hypervisor process (`rehome __l1 ...`, started by L0 only). It maps
+// the guest RAM memfds and the exit channel it inherited, runs the device model, answers the
+// exits L0 forwards, commits its state to the journal after every exit, and heartbeats. It starts
+// as a standby; when L0 promotes it, it restores the last committed state and becomes active.
+// It never opens /dev/kvm. Threads: the main loop (all exit handling) and a heartbeat thread.
+#include "vmm/l1/l1_main.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "base/status_macros.h"
+#include "kvm-l0/exit_channel.h"
+#include "kvm-l0/guest_memory.h"
+#include "state-extract/device_journal.h"
+#include "vmm/device_model.h"
+#include "vmm/l1/commit_record.h"
+
+namespace rehome {
+namespace {
+
+struct L1Options {
+  int cpus = 1;
+  std::optional<CounterOracle::Config> oracle;
+  std::vector<GuestMemory::RegionDesc> ram;
+  int channel_fd = -1, request_efd = -1, ack_efd = -1, journal_fd = -1;
+  std::vector<int> response_efds;
+  uint32_t heartbeat_ms = 10;
+  pid_t parent_pid = 0;  // L0; the L1 exits when it is gone
+  int disk_fd = -1;
+  bool disk_read_only = false;
+  bool console = false;  // virtio-console; its host slot is the last channel slot
+};
+
+absl::StatusOr<int> ParseFd(const std::string& s) {
+  int fd = -1;
+  if (!absl::SimpleAtoi(s, &fd) || fd < 0) return absl::InvalidArgumentError("bad fd " + s);
+  return fd;
+}
+
+absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
+  L1Options o;
+  for (size_t i = 0; i + 1 < args.size(); i += 2) {
+    const std::string& k = args[i];
+    const std::string& v = args[i + 1];
+    if (k == "--cpus") {
+      if (!absl::SimpleAtoi(v, &o.cpus)) return absl::InvalidArgumentError("--cpus");
+    } else if (k == "--oracle") {
+      std::vector<std::string> f = absl::StrSplit(v, ':');
+      CounterOracle::Config c;
+      if (f.size() != 3 || !absl::SimpleAtoi(f[0], &c.seed) || !absl::SimpleAtoi(f[1], &c.steps) ||
+          !absl::SimpleAtoi(f[2], &c.report_every)) {
+        return absl::InvalidArgumentError("--oracle");
+      }
+      o.oracle = c;
+    } else if (k == "--ram") {
+      for (absl::string_view region : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        std::vector<std::string> f = absl::StrSplit(region, ':');
+        GuestMemory::RegionDesc d;
+        if (f.size() != 3 || !absl::SimpleAtoi(f[0], &d.gpa) || !absl::SimpleAtoi(f[1], &d.size) ||
+            !absl::SimpleAtoi(f[2], &d.fd)) {
+          return absl::InvalidArgumentError("--ram");
+        }
+        o.ram.push_back(d);
+      }
+    } else if (k == "--channel-fd") {
+      ASSIGN_OR_RETURN(o.channel_fd, ParseFd(v));
+    } else if (k == "--request-efd") {
+      ASSIGN_OR_RETURN(o.request_efd, ParseFd(v));
+    } else if (k == "--ack-efd") {
+      ASSIGN_OR_RETURN(o.ack_efd, ParseFd(v));
+    } else if (k == "--journal-fd") {
+      ASSIGN_OR_RETURN(o.journal_fd, ParseFd(v));
+    } else if (k == "--response-efds") {
+      for (absl::string_view fd : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        ASSIGN_OR_RETURN(int parsed, ParseFd(std::string(fd)));
+        o.response_efds.push_back(parsed);
+      }
+    } else if (k == "--heartbeat-ms") {
+      if (!absl::SimpleAtoi(v, &o.heartbeat_ms) || o.heartbeat_ms == 0) {
+        return absl::InvalidArgumentError("--heartbeat-ms");
+      }
+    } else if (k == "--disk-fd") {
+      ASSIGN_OR_RETURN(o.disk_fd, ParseFd(v));
+    } else if (k == "--console") {
+      o.console = v == "1";
+    } else if (k == "--disk-read-only") {
+      o.disk_read_only = v == "1";
+    } else if (k == "--parent-pid") {
+      if (!absl::SimpleAtoi(v, &o.parent_pid)) return absl::InvalidArgumentError("--parent-pid");
+    } else {
+      return absl::InvalidArgumentError("unknown L1 option " + k);
+    }
+  }
+  if (o.channel_fd < 0 || o.journal_fd < 0 || o.ram.empty() ||
+      static_cast<int>(o.response_efds.size()) != o.cpus + (o.console ? 1 : 0)) {
+    return absl::InvalidArgumentError("incomplete L1 options");
+  }
+  return o;
+}
+
+class L1Server final {
+ public:
+  L1Server(L1Options options, GuestMemory ram, ExitChannel channel, DeviceJournal journal)
+      : options_(std::move(options)),
+        ram_(std::move(ram)),
+        channel_(std::move(channel)),
+        journal_(std::move(journal)),
+        answered_(channel_.slot_count(), 0),
+        last_answer_(channel_.slot_count()) {}
+
+  absl::Status Init() {
+    DeviceModelConfig config;
+    config.oracle = options_.oracle;
+    if (config.oracle.has_value()) config.oracle->cpus = static_cast<uint32_t>(options_.cpus);
+    config.serial_output = [this](std::string_view bytes) { output_.append(bytes); };
+    if (options_.disk_fd >= 0) {
+      config.disk = UniqueFd(options_.disk_fd);
+      options_.disk_fd = -1;
+      config.disk_read_only = options_.disk_read_only;
+    }
+    config.log = [](std::string_view line) {
+      std::cerr << "rehome L1: " << line << "\n";
+    };
+    config.console = options_.console;
+    config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
+    config.progress = [this] {
+      channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
+    };
+    view_ = std::make_unique<RamView>(ram_);
+    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
+    return absl::OkStatus();
+  }
+
+  int Run() {
+    // The L1 sleeps until an exit arrives and then must run at once, even on a host whose CPUs
+    // are busy running vCPUs: a higher CFS weight gets it scheduled promptly (root only).
+    (void)setpriority(PRIO_PROCESS, 0, -10);
+    std::thread heartbeat([this] { Heartbeat(); });
+    heartbeat.detach();  // dies with the process
+    channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
+                                     std::memory_order_release);
+    channel_.SignalAck();  // "ready" (L0 also polls l1_state)
+    for (;;) {
+      pollfd fd{channel_.request_eventfd(), POLLIN, 0};
+      poll(&fd, 1, 100);
+      ExitChannel::Drain(channel_.request_eventfd());
+      ExitChannelHeader& h = channel_.header();
+      if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
+      TakeFault();
+      if (!active_) {
+        const uint64_t promote = h.promote_request.load(std::memory_order_acquire);
+        if (promote != 0) {
+          if (absl::Status s = Promote(promote); !s.ok()) Die(std::string(s.message()));
+        }
+        continue;
+      }
+      HandlePending();
+    }
+  }
+
+ private:
+  class RamView final : public GuestMemoryView {
+   public:
+    explicit RamView(const GuestMemory& ram) : ram_(ram) {}
+    uint8_t* HostAddress(uint64_t gpa, uint64_t len) const override {
+      return ram_.HostAddress(gpa, len);
+    }
+
+   private:
+    const GuestMemory& ram_;
+  };
+
+  void Heartbeat() {
+    const auto period = std::chrono::milliseconds(options_.heartbeat_ms);
+    while (!hung_.load(std::memory_order_relaxed)) {
+      if (options_.parent_pid != 0 && getppid() != options_.parent_pid) _exit(0);  // L0 is gone
+      channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
+      std::this_thread::sleep_for(period);
+    }
+  }
+
+  // Reports a failure of this L1 in the channel header, then dies (L0 sees the pidfd).
+  [[noreturn]] void Die(std::string_view why) {
+    ExitChannelHeader& h = channel_.header();
+    const size_t n = std::min<size_t>(why.size(), kExitReasonMax);
+    std::memcpy(h.failure, why.data(), n);
+    h.failure_len.store(static_cast<uint32_t>(std::max<size_t>(n, 1)), std::memory_order_release);
+    h.l1_state.store(static_cast<uint32_t>(L1State::kFailed), std::memory_order_release);
+    std::cerr << "rehome L1: " << why << "\n";
+    abort();
+  }
+
+  void TakeFault() {
+    const auto fault = static_cast<L1Fault>(
+        channel_.header().fault_request.exchange(0, std::memory_order_acq_rel));
+    switch (fault) {
+      case L1Fault::kNone:
+        return;
+      case L1Fault::kAssert:
+        Die("assertion failed: injected by fault request");
+      case L1Fault::kHang:
+        hung_.store(true);
+        for (;;) pause();
+      default:
+        pending_fault_ = fault;
+    }
+  }
+
+  absl::Status Promote(uint64_t generation) {
+    absl::StatusOr<std::string> committed = journal_.ReadCommitted();
+    if (committed.ok()) {
+      ASSIGN_OR_RETURN(CommitRecord record, DecodeCommitRecord(*committed));
+      if (record.last_answer.size() != channel_.slot_count()) {
+        return absl::InvalidArgumentError("commit record has the wrong vCPU count");
+      }
+      RETURN_IF_ERROR(model_->RestoreState(record.device_state));
+      last_answer_ = std::move(record.last_answer);
+      exits_handled_ = record.exits_handled;
+    } else if (!absl::IsNotFound(committed.status())) {
+      return committed.status();
+    }
+    generation_ = generation;
+    active_ = true;
+    ExitChannelHeader& h = channel_.header();
+    h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
+    h.promote_ack.store(generation, std::memory_order_release);
+    channel_.SignalAck();
+    return absl::OkStatus();
+  }
+
+  void HandlePending() {
+    std::vector<std::pair<uint64_t, uint32_t>> pending;  // (seq, vcpu)
+    for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+      const uint64_t seq = channel_.slot(v).request_seq.load(std::memory_order_acquire);
+      if (seq != 0 && seq > answered_[v]) pending.emplace_back(seq, v);
+    }
+    std::sort(pending.begin(), pending.end());
+    for (const auto& [seq, v] : pending) Handle(v);
+  }
+
+  void Handle(uint32_t v) {
+    ExitSlot& slot = channel_.slot(v);
+    ExitRequest& req = slot.request;  // L0 does not touch it until we answer
+    const uint64_t seq = slot.request_seq.load(std::memory_order_acquire);
+    CommittedAnswer answer;
+    if (seq == last_answer_[v].seq) {
+      answer = last_answer_[v];  // committed before a failover: answer it again, never redo it
+    } else {
+      answer = Execute(req, seq);
+      if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      last_answer_[v] = answer;
+      ++exits_handled_;
+      Commit();
+      if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    }
+    answer.ToResponse(&slot.response);
+    if (pending_fault_ == L1Fault::kGarbageAnswer) {
+      slot.response.data_len = 0xffffffffu;
+      slot.response.crc ^= 0x5a5a5a5a;
+      pending_fault_ = L1Fault::kNone;
+    }
+    answered_[v] = seq;
+    slot.response_seq.store(seq, std::memory_order_release);
+    channel_.SignalResponse(v);
+  }
+
+  CommittedAnswer Execute(const ExitRequest& req, uint64_t seq) {
+    CommittedAnswer answer;
+    answer.seq = seq;
+    if (req.kind == ExitRequest::kConsoleInput) {
+      console_output_.clear();
+      if (req.data_len <= kExitDataMax) {
+        model_->QueueConsoleInput(
+            std::string_view(reinterpret_cast<const char*>(req.data), req.data_len));
+      }
+      answer.output = console_output_.substr(0, kExitOutputMax);
+      answer.output_stream = 1;
+      return answer;
+    }
+    const uint64_t bytes = static_cast<uint64_t>(req.size) * req.count;
+    const bool sane = req.size >= 1 && req.size <= 8 && req.count >= 1 && bytes <= kExitDataMax &&
+                      (!req.is_write || req.data_len == bytes) &&
+                      (req.kind == ExitRequest::kPio || req.kind == ExitRequest::kMmio);
+    if (!sane) {
+      answer.action = ExitResponse::kFatal;
+      answer.reason = "malformed exit request from L0";
+      return answer;
+    }
+    std::vector<uint8_t> buffer(bytes);
+    if (req.is_write) std::memcpy(buffer.data(), req.data, bytes);
+    KvmExit exit;
+    if (req.kind == ExitRequest::kPio) {
+      exit = PortIoExit{req.is_write != 0, static_cast<uint16_t>(req.addr),
+                        static_cast<uint8_t>(req.size), req.count, std::span<uint8_t>(buffer)};
+    } else {
+      exit = MmioExit{req.is_write != 0, req.addr, std::span<uint8_t>(buffer)};
+    }
+    output_.clear();
+    console_output_.clear();
+    const ExitOutcome outcome = model_->Handle(exit);
+    answer.action = static_cast<uint32_t>(outcome.action);  // same numbering as ExitResponse
+    answer.exit_status = outcome.exit_status;
+    answer.reason = outcome.reason.substr(0, kExitReasonMax);
+    if (!req.is_write) answer.data.assign(reinterpret_cast<const char*>(buffer.data()), bytes);
+    answer.output = output_.substr(0, kExitOutputMax);
+    if (!console_output_.empty()) {  // a transmit-queue notify: no COM1 output in the same exit
+      answer.output = console_output_.substr(0, kExitOutputMax);
+      answer.output_stream = 1;
+    }
+    return answer;
+  }
+
+  void Commit() {
+    CommitRecord record;
+    record.l1_generation = generation_;
+    record.exits_handled = exits_handled_;
+    if (const CounterOracle* oracle = model_->oracle(); oracle != nullptr) {
+      record.verified_reports = oracle->verified_reports();
+      record.oracle_violations = oracle->violation_count();
+    }
+    record.pio_bench_writes = model_->pio_bench_writes();
+    record.last_answer = last_answer_;
+    record.device_state = model_->SaveState();
+    const std::vector<uint8_t> payload = EncodeCommitRecord(record);
+    if (absl::Status s = journal_.Commit(payload); !s.ok()) Die(std::string(s.message()));
+  }
+
+  L1Options options_;
+  GuestMemory ram_;
+  ExitChannel channel_;
+  DeviceJournal journal_;
+  std::unique_ptr<RamView> view_;
+  std::unique_ptr<DeviceModel> model_;
+  std::string output_;          // COM1 bytes of the exit being handled
+  std::string console_output_;  // virtio-console bytes of the exit being handled
+  std::vector<uint64_t> answered_;
+  std::vector<CommittedAnswer> last_answer_;
+  uint64_t exits_handled_ = 0;
+  uint64_t generation_ = 0;
+  bool active_ = false;
+  L1Fault pending_fault_ = L1Fault::kNone;
+  std::atomic<bool> hung_{false};
+};
+
+static_assert(static_cast<uint32_t>(ExitOutcome::kGuestExit) == ExitResponse::kGuestExit &&
+              static_cast<uint32_t>(ExitOutcome::kReset) == ExitResponse::kReset &&
+              static_cast<uint32_t>(ExitOutcome::kShutdown) == ExitResponse::kShutdown &&
+              static_cast<uint32_t>(ExitOutcome::kGuestCrash) == ExitResponse::kGuestCrash &&
+              static_cast<uint32_t>(ExitOutcome::kFatal) == ExitResponse::kFatal &&
+              static_cast<uint32_t>(ExitOutcome::kCheckFailed) == ExitResponse::kCheckFailed);
+
+}  // namespace
+
+int RunL1(const std::vector<std::string>& args) {
+  absl::StatusOr<L1Options> options = ParseL1Options(args);
+  if (!options.ok()) {
+    std::cerr << "rehome __l1: " << options.status().message()
+              << " (this role is started by rehome itself)\n";
+    return 64;
+  }
+  absl::StatusOr<GuestMemory> ram = GuestMemory::FromFds(options->ram);
+  for (const GuestMemory::RegionDesc& d : options->ram) close(d.fd);  // FromFds duplicated them
+  absl::StatusOr<ExitChannel> channel = ExitChannel::Attach(
+      options->channel_fd, options->request_efd, options->ack_efd, options->response_efds);
+  absl::StatusOr<DeviceJournal> journal = DeviceJournal::Attach(options->journal_fd);
+  for (const absl::Status& s : {ram.status(), channel.status(), journal.status()}) {
+    if (!s.ok()) {
+      std::cerr << "rehome __l1: " << s.message() << "\n";
+      return 70;
+    }
+  }
+  L1Server server(std::move(*options), std::move(*ram), std::move(*channel), std::move(*journal));
+  if (absl::Status s = server.Init(); !s.ok()) {
+    std::cerr << "rehome __l1: " << s.message() << "\n";
+    return 70;
+  }
+  return server.Run();
+}
+
+}  // namespace rehome
