@@ -6,8 +6,10 @@
 #define REHOME_KVM_L0_KVM_EXIT_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <variant>
+#include <vector>
 
 namespace rehome {
 
@@ -41,6 +43,8 @@ struct SystemEventExit {    // KVM_EXIT_SYSTEM_EVENT
 };
 struct InternalErrorExit {  // KVM_EXIT_INTERNAL_ERROR (e.g. an emulation failure)
   uint32_t suberror = 0;
+  std::optional<uint64_t> rip;  // from sync regs, when KVM filled them
+  std::vector<uint64_t> data;   // KVM's diagnostic words (internal.data[0..ndata))
 };
 struct FailEntryExit {  // KVM_EXIT_FAIL_ENTRY
   uint64_t hardware_reason = 0;

@@ -141,8 +141,14 @@ absl::StatusOr<KvmExit> VcpuFd::Run() {
       }
       return KvmExit{event};
     }
-    case KVM_EXIT_INTERNAL_ERROR:
-      return KvmExit{InternalErrorExit{run->internal.suberror}};
+    case KVM_EXIT_INTERNAL_ERROR: {
+      InternalErrorExit error;
+      error.suberror = run->internal.suberror;
+      const uint32_t words = std::min<uint32_t>(run->internal.ndata, std::size(run->internal.data));
+      error.data.assign(run->internal.data, run->internal.data + words);
+      if (run->kvm_valid_regs & KVM_SYNC_X86_REGS) error.rip = run->s.regs.regs.rip;
+      return KvmExit{error};
+    }
     case KVM_EXIT_FAIL_ENTRY:
       return KvmExit{FailEntryExit{run->fail_entry.hardware_entry_failure_reason}};
     default:

@@ -79,23 +79,40 @@ class FailoverTest : public ::testing::Test {
     return -1;
   }
 
+  // The helpers below fail at once (instead of waiting out their deadline) once the guest has
+  // stopped or an earlier assertion failed, so a broken guest fails the test in seconds.
+  static bool Stopped(Machine& m) {
+    return ::testing::Test::HasFatalFailure() || m.WaitFor(absl::ZeroDuration()).has_value();
+  }
+
+  static std::string StopReason(Machine& m) {
+    std::optional<MachineResult> result = m.WaitFor(absl::ZeroDuration());
+    return result.has_value() ? absl::StrCat("; guest stopped: ", result->reason) : "";
+  }
+
   // Waits for `n` more verified reports (both vCPUs report; n >= 4 means both progressed).
   static void ExpectProgress(Machine& m, uint64_t n = 4) {
     const uint64_t before = m.Progress().verified_reports;
-    ASSERT_TRUE(
-        PollUntil([&] { return m.Progress().verified_reports >= before + n; }, absl::Seconds(60)))
-        << "guest made no progress; failovers=" << m.supervisor()->failover_count();
+    ASSERT_TRUE(PollUntil([&] { return m.Progress().verified_reports >= before + n || Stopped(m); },
+                          absl::Seconds(60)) &&
+                m.Progress().verified_reports >= before + n)
+        << "guest made no progress; failovers=" << m.supervisor()->failover_count()
+        << StopReason(m);
     ASSERT_EQ(m.Progress().violations, 0u);
   }
 
   static void WaitForFailovers(Machine& m, uint64_t count) {
-    ASSERT_TRUE(
-        PollUntil([&] { return m.supervisor()->failover_count() >= count; }, absl::Seconds(60)))
-        << "failovers: " << m.supervisor()->failover_count() << " of " << count;
+    ASSERT_TRUE(PollUntil([&] { return m.supervisor()->failover_count() >= count || Stopped(m); },
+                          absl::Seconds(60)) &&
+                m.supervisor()->failover_count() >= count)
+        << "failovers: " << m.supervisor()->failover_count() << " of " << count << StopReason(m);
   }
 
   static void WaitForStandby(Machine& m) {
-    ASSERT_TRUE(PollUntil([&] { return PidOf(m, "standby") > 0; }, absl::Seconds(60)));
+    ASSERT_TRUE(PollUntil([&] { return PidOf(m, "standby") > 0 || Stopped(m); },
+                          absl::Seconds(60)) &&
+                PidOf(m, "standby") > 0)
+        << "no standby" << StopReason(m);
   }
 
   std::vector<SupervisorEvent> Events() {

@@ -4,7 +4,9 @@
 #include <type_traits>
 #include <variant>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 
 namespace rehome {
 namespace {
@@ -92,9 +94,16 @@ ExitOutcome Handle(KvmExit& exit, Bus& bus) {
         } else if constexpr (std::is_same_v<T, SystemEventExit>) {
           return HandleSystemEvent(e);
         } else if constexpr (std::is_same_v<T, InternalErrorExit>) {
-          return Outcome(ExitOutcome::kFatal,
-                         absl::StrFormat("KVM internal error, suberror %u (%s)", e.suberror,
-                                         InternalErrorName(e.suberror)));
+          std::string reason = absl::StrFormat("KVM internal error, suberror %u (%s)",
+                                               e.suberror, InternalErrorName(e.suberror));
+          if (e.rip) absl::StrAppendFormat(&reason, " at rip 0x%x", *e.rip);
+          if (!e.data.empty()) {
+            absl::StrAppend(&reason, "; data", absl::StrJoin(e.data, "", [](std::string* out,
+                                                                             uint64_t word) {
+                              absl::StrAppendFormat(out, " 0x%x", word);
+                            }));
+          }
+          return Outcome(ExitOutcome::kFatal, reason);
         } else if constexpr (std::is_same_v<T, FailEntryExit>) {
           return Outcome(ExitOutcome::kFatal,
                          absl::StrFormat("KVM_RUN failed to enter the guest, hardware reason 0x%x",

@@ -32,11 +32,12 @@ inline void Cpuid(uint32_t leaf, uint32_t* a, uint32_t* b, uint32_t* c, uint32_t
   asm volatile("cpuid" : "=a"(*a), "=b"(*b), "=c"(*c), "=d"(*d) : "a"(leaf), "c"(0));
 }
 
-// The initial LAPIC id of the calling CPU (CPUID.1:EBX[31:24]).
+// The LAPIC id of the calling CPU, from the LAPIC ID register (0xfee00020, bits 31:24; the page is
+// identity-mapped and user accessible). Not CPUID.1:EBX: on a software KVM backend such as PVM,
+// CPUID at CPL3 may run natively and report the *host* CPU's APIC id, which would make the BSP
+// send INIT to itself when it starts the APs.
 inline uint32_t CurrentApicId() {
-  uint32_t a, b, c, d;
-  Cpuid(1, &a, &b, &c, &d);
-  return b >> 24;
+  return *reinterpret_cast<volatile const uint32_t*>(uintptr_t{0xfee00020}) >> 24;
 }
 
 }  // namespace rehome::guest
