@@ -6,6 +6,7 @@
 #include "base/status_macros.h"
 #include "guest/abi/rehome_abi.h"
 #include "vmm/devices/counter_report_port.h"
+#include "vmm/devices/power_off_port.h"
 #include "vmm/devices/reset_port.h"
 #include "vmm/state_codec.h"
 #include "vmm/virtio/blk_device.h"
@@ -63,6 +64,8 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
                                model->debug_exit_));
   RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kResetPort, ResetPort::kPortCount,
                                std::make_shared<ResetPort>(model->requests_)));
+  RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kPowerOffPort, PowerOffPort::kPortCount,
+                               std::make_shared<PowerOffPort>(model->requests_)));
   RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kPioBenchPort, PioBenchPort::kPortCount,
                                model->pio_bench_));
   if (config.oracle.has_value()) {

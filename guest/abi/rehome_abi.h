@@ -17,6 +17,11 @@ inline constexpr uint16_t kDebugExitPort = 0xf4;
 // PC reset control register: writing kResetValue requests a system reset.
 inline constexpr uint16_t kResetPort = 0xcf9;
 inline constexpr uint8_t kResetValue = 0x06;
+// Power off: a 16-bit write of kPowerOffValue (SLP_EN, sleep type 0) to kPowerOffPort, the ACPI
+// PM1a control register of QEMU's pc and q35 machines. rehome treats it as the guest powering
+// off (on_poweroff applies); QEMU microvm has no device there and ignores it.
+inline constexpr uint16_t kPowerOffPort = 0x604;
+inline constexpr uint16_t kPowerOffValue = 0x2000;
 // Counter workload report port: a 32-bit write of the guest-physical address of a
 // CounterReport (below 4 GiB, 64-byte aligned). QEMU has no device here; writes are ignored.
 inline constexpr uint16_t kCounterReportPort = 0x7e0;

@@ -11,6 +11,10 @@ inline void OutB(uint16_t port, uint8_t value) {
   asm volatile("outb %0, %1" : : "a"(value), "Nd"(port) : "memory");
 }
 
+inline void OutW(uint16_t port, uint16_t value) {
+  asm volatile("outw %0, %1" : : "a"(value), "Nd"(port) : "memory");
+}
+
 inline void OutL(uint16_t port, uint32_t value) {
   asm volatile("outl %0, %1" : : "a"(value), "Nd"(port) : "memory");
 }

@@ -67,6 +67,10 @@ const char* WorkloadName(Workload w) {
       return "echo";
     case Workload::kVirtioBad:
       return "virtio-bad";
+    case Workload::kReboot:
+      return "reboot";
+    case Workload::kPowerOff:
+      return "poweroff";
     case Workload::kIdle:
       break;
   }
@@ -102,6 +106,10 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
         config->workload = Workload::kEcho;
       } else if (TokenEquals(val, val_len, "virtio-bad")) {
         config->workload = Workload::kVirtioBad;
+      } else if (TokenEquals(val, val_len, "reboot")) {
+        config->workload = Workload::kReboot;
+      } else if (TokenEquals(val, val_len, "poweroff")) {
+        config->workload = Workload::kPowerOff;
       } else {
         error->Str("unknown workload '");
         AppendToken(error, val, val_len);

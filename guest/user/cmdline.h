@@ -13,7 +13,7 @@
 
 namespace rehome::guest {
 
-enum class Workload { kIdle, kCounter, kPio, kFault, kBlk, kEcho, kVirtioBad };
+enum class Workload { kIdle, kCounter, kPio, kFault, kBlk, kEcho, kVirtioBad, kReboot, kPowerOff };
 
 struct GuestConfig {
   Workload workload = Workload::kIdle;

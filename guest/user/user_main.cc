@@ -98,6 +98,24 @@ void RunShare(uint32_t vcpu) {
     case Workload::kVirtioBad:
       if (vcpu == 0 && !RunIo()) Exit(abi::kExitWorkloadFailed);
       break;
+    case Workload::kReboot:
+    case Workload::kPowerOff:
+      if (vcpu == 0) {
+        const bool reboot = config.workload == Workload::kReboot;
+        LineWriter().Str(reboot ? "rehome-guest: rebooting" : "rehome-guest: powering off").Flush();
+        if (reboot) {
+          OutB(abi::kResetPort, abi::kResetValue);
+        } else {
+          OutW(abi::kPowerOffPort, abi::kPowerOffValue);
+        }
+        // The host stops the vCPUs; a host without the device (QEMU microvm has no power-off
+        // register) leaves the guest here: report that rather than hang.
+        const uint64_t t0 = SysGetTicks();
+        while (SysGetTicks() - t0 < 1000) SysYield();
+        LineWriter().Str("rehome-guest: the host ignored the request").Flush();
+        Exit(abi::kExitWorkloadFailed);
+      }
+      break;
     case Workload::kIdle:
       break;
   }

@@ -14,6 +14,7 @@
 #include "guest/abi/rehome_abi.h"
 #include "vmm/devices/counter_report_port.h"
 #include "vmm/devices/debug_exit_port.h"
+#include "vmm/devices/power_off_port.h"
 #include "vmm/devices/reset_port.h"
 #include "vmm/devices/serial8250.h"
 
@@ -223,6 +224,25 @@ TEST(ResetPort, OnlyResetValuesRequestAReset) {
   requests->Clear();
   Out(port, 0, abi::kResetValue);
   EXPECT_EQ(requests->Pending()->kind, VmRequest::Kind::kReset);
+}
+
+TEST(PowerOffPort, OnlyAWordWithSleepEnablePowersOff) {
+  auto requests = std::make_shared<VmRequests>();
+  PowerOffPort port(requests);
+  auto write_word = [&port](uint16_t value) {
+    const uint8_t bytes[2] = {static_cast<uint8_t>(value), static_cast<uint8_t>(value >> 8)};
+    port.Write(0, bytes);
+  };
+  write_word(0x1c00);  // a sleep type without SLP_EN: nothing happens
+  EXPECT_FALSE(requests->Pending().has_value());
+  uint8_t back[2] = {0xaa, 0xaa};
+  Out(port, 1, 0x20);  // a byte write of the SLP_EN byte is not a power-off
+  EXPECT_FALSE(requests->Pending().has_value());
+  write_word(abi::kPowerOffValue);
+  ASSERT_TRUE(requests->Pending().has_value());
+  EXPECT_EQ(requests->Pending()->kind, VmRequest::Kind::kShutdown);
+  port.Read(0, back);
+  EXPECT_EQ(back[0] | (back[1] << 8), 0);  // stateless: reads are 0
 }
 
 TEST(FlatGuestMemoryView, BoundsChecksEveryRange) {

@@ -177,18 +177,18 @@ absl::Status ReadOs(xmlNode* root, const std::string& base_dir, DomainConfig* co
 absl::Status ReadLifecycle(xmlNode* root, const char* element, LifecycleAction* action) {
   ASSIGN_OR_RETURN(std::optional<std::string> text, OptionalText(root, element));
   if (!text) return absl::OkStatus();
-  for (LifecycleAction candidate : {LifecycleAction::kDestroy, LifecycleAction::kRestart}) {
+  for (LifecycleAction candidate :
+       {LifecycleAction::kDestroy, LifecycleAction::kRestart, LifecycleAction::kPreserve}) {
     if (*text == LifecycleActionName(candidate)) {
       *action = candidate;
       return absl::OkStatus();
     }
   }
   const std::string where = absl::StrCat("<", element, ">", *text, "</", element, ">");
-  if (*text == "preserve" || *text == "rename-restart" || *text == "coredump-destroy" ||
-      *text == "coredump-restart") {
-    return DomainError(where, "not supported by rehome (supported: destroy, restart)");
+  if (*text == "rename-restart" || *text == "coredump-destroy" || *text == "coredump-restart") {
+    return DomainError(where, "not supported by rehome (supported: destroy, restart, preserve)");
   }
-  return DomainError(where, "unknown action (supported: destroy, restart)");
+  return DomainError(where, "unknown action (supported: destroy, restart, preserve)");
 }
 
 absl::Status ReadDisk(xmlNode* disk, const std::string& base_dir, DomainConfig* config) {
@@ -370,7 +370,14 @@ absl::StatusOr<uint64_t> ScaleMemory(uint64_t value, std::string_view unit) {
 }
 
 std::string_view LifecycleActionName(LifecycleAction action) {
-  return action == LifecycleAction::kRestart ? "restart" : "destroy";
+  switch (action) {
+    case LifecycleAction::kRestart:
+      return "restart";
+    case LifecycleAction::kPreserve:
+      return "preserve";
+    default:
+      return "destroy";
+  }
 }
 
 std::string_view CharBackendName(CharBackend backend) {

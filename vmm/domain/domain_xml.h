@@ -18,9 +18,9 @@ namespace rehome {
 // Namespace URI of rehome's <metadata> element (matched by URI, never by prefix).
 inline constexpr std::string_view kRehomeDomainNamespace = "https://rehome.dev/xmlns/domain/1.0";
 
-// on_poweroff / on_reboot / on_crash. libvirt also defines preserve, rename-restart,
-// coredump-destroy and coredump-restart; rehome rejects those.
-enum class LifecycleAction { kDestroy, kRestart };
+// on_poweroff / on_reboot / on_crash. libvirt also defines rename-restart, coredump-destroy and
+// coredump-restart; rehome rejects those. preserve keeps the stopped VM for the operator (QMP).
+enum class LifecycleAction { kDestroy, kRestart, kPreserve };
 
 // <disk type='file' device='disk'> with a virtio target.
 struct DiskConfig {

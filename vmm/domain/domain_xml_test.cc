@@ -222,16 +222,27 @@ TEST(DomainXml, RejectsUnsupportedOs) {
   ExpectRejected(MakeXml({{"@KERNEL@", ""}}), "missing <kernel>");
 }
 
-TEST(DomainXml, LifecycleActionsOutsideDestroyAndRestartAreRejected) {
+TEST(DomainXml, LifecycleActionsOutsideDestroyRestartPreserveAreRejected) {
   for (const char* element : {"on_poweroff", "on_reboot", "on_crash"}) {
-    for (const char* action :
-         {"preserve", "rename-restart", "coredump-destroy", "coredump-restart"}) {
+    for (const char* action : {"rename-restart", "coredump-destroy", "coredump-restart"}) {
       const std::string tag = absl::StrCat("<", element, ">", action, "</", element, ">");
       ExpectRejected(MakeXml({{"@LIFECYCLE@", tag}}),
-                     absl::StrCat(tag, ": not supported by rehome (supported: destroy, restart)"));
+                     absl::StrCat(tag, ": not supported by rehome (supported: destroy, restart, "
+                                       "preserve)"));
     }
   }
   ExpectRejected(MakeXml({{"@LIFECYCLE@", "<on_crash>explode</on_crash>"}}), "unknown action");
+}
+
+TEST(DomainXml, PreserveIsAcceptedForEveryLifecycleEvent) {
+  auto config = ParseDomainXml(MakeXml(
+      {{"@LIFECYCLE@", "<on_poweroff>preserve</on_poweroff><on_reboot>preserve</on_reboot>"
+                       "<on_crash>preserve</on_crash>"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->on_poweroff, LifecycleAction::kPreserve);
+  EXPECT_EQ(config->on_reboot, LifecycleAction::kPreserve);
+  EXPECT_EQ(config->on_crash, LifecycleAction::kPreserve);
+  EXPECT_EQ(LifecycleActionName(LifecycleAction::kPreserve), "preserve");
 }
 
 TEST(DomainXml, RejectsUnsupportedDisks) {
