@@ -14,6 +14,7 @@ namespace {
 
 using testing::GuestElf;
 using ::testing::HasSubstr;
+using ::testing::Not;
 using testing::ProcessResult;
 using testing::RehomeBinary;
 using testing::RunProcess;
@@ -122,6 +123,32 @@ TEST(CliTest, GuestCrashFollowsTheCrashPolicy) {
   EXPECT_THAT(preserve.err, HasSubstr("nothing to preserve without --qmp"));
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--on-crash", "reboot"}), 64,
                      "--on-crash");
+}
+
+// A guest that resets itself (0xcf9) or powers off (PM1a SLP_EN) follows --on-reboot and
+// --on-poweroff (libvirt's on_reboot / on_poweroff). Restarting is driven over QMP in
+// qmp_integration_test; here the actions that end the run.
+TEST(CliTest, GuestRebootAndPowerOffFollowTheirLifecycleActions) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  ProcessResult destroy = Rehome({"run", "--kernel", GuestElf(), "--cpus", "2", "--cmdline",
+                                  "workload=reboot", "--on-reboot", "destroy"});
+  EXPECT_EQ(destroy.exit_code, 0) << destroy.err;
+  EXPECT_THAT(destroy.out, HasSubstr("rehome-guest: rebooting"));
+  EXPECT_THAT(destroy.err, HasSubstr("guest reset (vCPU 0: guest requested reset (port 0xcf9)); "
+                                     "on_reboot=destroy"));
+  ProcessResult off = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=poweroff"});
+  EXPECT_EQ(off.exit_code, 0) << off.err;
+  EXPECT_THAT(off.out, HasSubstr("rehome-guest: powering off"));
+  EXPECT_THAT(off.out, Not(HasSubstr("the host ignored the request")));
+  EXPECT_THAT(off.err, HasSubstr("guest powered off"));
+  ProcessResult kept = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=poweroff",
+                               "--on-poweroff", "preserve", "--mode", "monolithic"});
+  EXPECT_EQ(kept.exit_code, 0) << kept.err;
+  EXPECT_THAT(kept.err, HasSubstr("on_poweroff=preserve: nothing to preserve without --qmp"));
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--on-reboot", "rename-restart"}), 64,
+                     "--on-reboot: expected destroy, restart or preserve");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--on-poweroff", ""}), 64,
+                     "--on-poweroff");
 }
 
 }  // namespace

@@ -716,6 +716,104 @@ TEST(QmpIntegrationTest, BadDomainXmlIsAUsageError) {
                      "--kernel: conflicts with --domain");
 }
 
+// Occurrences of `needle` in the guest's serial output so far (one banner per boot).
+size_t CountInSerial(const RunningVm& vm, const std::string& needle) {
+  std::ifstream in(vm.dir.path() + "/serial.log");
+  std::stringstream text;
+  text << in.rdbuf();
+  const std::string s = text.str();
+  size_t count = 0;
+  for (size_t pos = s.find(needle); pos != std::string::npos; pos = s.find(needle, pos + 1)) {
+    ++count;
+  }
+  return count;
+}
+
+bool PollSerial(const RunningVm& vm, const std::string& needle, size_t count) {
+  const absl::Time deadline = absl::Now() + kEventTimeout;
+  while (CountInSerial(vm, needle) < count) {
+    if (absl::Now() > deadline) return false;
+    absl::SleepFor(kPollInterval);  // poll interval, bounded by the deadline
+  }
+  return true;
+}
+
+constexpr char kBanner[] = "rehome-guest: cpus=";
+
+// system_reset boots the guest again in a new VM; the monitor and its clients stay, see RESET,
+// and drive the new boot (its L1s included).
+TEST(QmpIntegrationTest, SystemResetRebootsTheGuestAndKeepsTheMonitor) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  auto vm = StartVm(KernelArgs());
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  std::unique_ptr<QmpClient> client = Connect((*vm)->socket);
+  ASSERT_NE(client, nullptr);
+  ASSERT_TRUE(PollSerial(**vm, kBanner, 1));
+  const Json before = PollL1s(*client, HasStandby);
+  ASSERT_TRUE(HasStandby(before)) << before.dump();
+  EXPECT_EQ(Exec(*client, "system_reset"), Json::object());
+  absl::StatusOr<QmpEvent> reset = WaitEventNamed(*client, "RESET");
+  ASSERT_TRUE(reset.ok()) << reset.status();
+  EXPECT_EQ(*reset->data, Json({{"guest", false}, {"reason", "host-qmp-system-reset"}}));
+  ASSERT_TRUE(PollSerial(**vm, kBanner, 2)) << (*vm)->child->Stderr();
+  EXPECT_EQ(StatusOf(*client), "running");
+  // The new boot has its own L1s, and the monitor reports them.
+  const Json after = PollL1s(*client, [&before](const Json& l1s) {
+    return HasStandby(l1s) && PidsWithRole(l1s, "active") != PidsWithRole(before, "active");
+  });
+  EXPECT_NE(PidsWithRole(after, "active"), PidsWithRole(before, "active")) << after.dump();
+  EXPECT_THAT((*vm)->child->Stderr(), HasSubstr("system_reset over QMP: booting the guest again"));
+  EXPECT_EQ(Exec(*client, "quit"), Json::object());
+  absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+}
+
+// A guest that resets itself boots again (on_reboot=restart, libvirt's default) with RESET
+// events; one that powers off under on_poweroff=preserve stays for the operator, whose
+// system_reset boots it again.
+TEST(QmpIntegrationTest, GuestRebootAndPowerOffFollowLifecycleActions) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  {
+    auto vm = StartVm({"--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline", "workload=reboot"});
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    std::unique_ptr<QmpClient> client = Connect((*vm)->socket);
+    ASSERT_NE(client, nullptr);
+    for (int i = 0; i < 3; ++i) {
+      absl::StatusOr<QmpEvent> reset = WaitEventNamed(*client, "RESET");
+      ASSERT_TRUE(reset.ok()) << reset.status() << (*vm)->child->Stderr();
+      EXPECT_EQ(*reset->data, Json({{"guest", true}, {"reason", "guest-reset"}}));
+    }
+    EXPECT_GE(CountInSerial(**vm, kBanner), 3u);
+    EXPECT_THAT((*vm)->child->Stderr(), HasSubstr("on_reboot=restart: booting the guest again"));
+    EXPECT_EQ(Exec(*client, "quit"), Json::object());
+    absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+  }
+  {
+    auto vm = StartVm({"--kernel", testing::GuestElf(), "--cmdline", "workload=poweroff", "--on-poweroff",
+                       "preserve"});
+    ASSERT_TRUE(vm.ok()) << vm.status();
+    std::unique_ptr<QmpClient> client = Connect((*vm)->socket);
+    ASSERT_NE(client, nullptr);
+    absl::StatusOr<QmpEvent> off = WaitEventNamed(*client, "SHUTDOWN");
+    ASSERT_TRUE(off.ok()) << off.status() << (*vm)->child->Stderr();
+    EXPECT_EQ(*off->data, Json({{"guest", true}, {"reason", "guest-shutdown"}}));
+    EXPECT_EQ(StatusOf(*client), "shutdown");
+    EXPECT_EQ(CountInSerial(**vm, kBanner), 1u);
+    EXPECT_EQ(Exec(*client, "system_reset"), Json::object());
+    ASSERT_TRUE(WaitEventNamed(*client, "RESET").ok());
+    absl::StatusOr<QmpEvent> again = WaitEventNamed(*client, "SHUTDOWN");  // the second boot's
+    ASSERT_TRUE(again.ok()) << again.status();
+    EXPECT_EQ(CountInSerial(**vm, kBanner), 2u);
+    EXPECT_EQ(Exec(*client, "quit"), Json::object());
+    absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
+    ASSERT_TRUE(code.ok()) << code.status();
+    EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+  }
+}
+
 TEST(QmpIntegrationTest, QuitRepliesThenShutsDownAndExitsZero) {
   if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
   auto vm = StartVm(KernelArgs());

@@ -22,9 +22,25 @@ nlohmann::json FailoverReportJson(const FailoverReport& r) {
       {"total-us", Micros(r.total)}};
 }
 
+void MachineControl::Attach(Machine* machine) {
+  absl::MutexLock lock(&machine_mu_);
+  machine_ = machine;
+}
+
+std::vector<int64_t> MachineControl::VcpuThreadIds() const {
+  absl::MutexLock lock(&machine_mu_);
+  if (machine_ == nullptr) return {};
+  return machine_->VcpuThreadIds();
+}
+
 RunState MachineControl::State() const {
-  if (const Supervisor* s = machine_->supervisor(); s != nullptr && s->limit_reached()) {
-    return RunState::kInternalError;
+  {
+    absl::MutexLock lock(&machine_mu_);
+    if (machine_ != nullptr) {
+      if (const Supervisor* s = machine_->supervisor(); s != nullptr && s->limit_reached()) {
+        return RunState::kInternalError;
+      }
+    }
   }
   absl::MutexLock lock(&mu_);
   return state_;
@@ -37,7 +53,8 @@ absl::Status MachineControl::Post(Request request) {
 }
 
 absl::Status MachineControl::SystemReset() {
-  return absl::UnimplementedError("system_reset is not supported by rehome yet");
+  // Like QEMU: the reply comes at once; the run loop boots the guest again and emits RESET.
+  return Post(Request::kReset);
 }
 
 absl::Status MachineControl::SystemPowerdown() {
@@ -49,6 +66,8 @@ absl::Status MachineControl::SystemPowerdown() {
 
 nlohmann::json MachineControl::QueryL1s() const {
   nlohmann::json list = nlohmann::json::array();
+  absl::MutexLock lock(&machine_mu_);
+  if (machine_ == nullptr) return list;
   if (const Supervisor* s = machine_->supervisor(); s != nullptr) {
     for (const L1Info& l1 : s->L1s()) {
       list.push_back({{"role", l1.role},
@@ -61,7 +80,8 @@ nlohmann::json MachineControl::QueryL1s() const {
 }
 
 nlohmann::json MachineControl::QueryFailovers() const {
-  const Supervisor* s = machine_->supervisor();
+  absl::MutexLock lock(&machine_mu_);
+  const Supervisor* s = machine_ != nullptr ? machine_->supervisor() : nullptr;
   if (s == nullptr) return {{"count", 0}, {"last", nullptr}, {"mode", "monolithic"}};
   std::optional<FailoverReport> last = s->last_failover();
   return {{"count", s->failover_count()},
@@ -73,7 +93,7 @@ nlohmann::json MachineControl::QueryFailovers() const {
 
 nlohmann::json MachineControl::QueryRecoveryPolicy() const {
   return {{"mode", std::string(RecoveryModeName(policy_.mode))},
-          {"split", machine_->supervisor() != nullptr},
+          {"split", split_},
           {"standbys", policy_.standbys},
           {"heartbeat-period-ms", policy_.heartbeat_period_ms},
           {"hang-timeout-ms", policy_.hang_timeout_ms},
@@ -82,6 +102,8 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
 }
 
 absl::Status MachineControl::Switchover() {
+  absl::MutexLock lock(&machine_mu_);
+  if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
   if (machine_->supervisor() == nullptr) {
     return absl::FailedPreconditionError("switchover needs --mode split");
   }
@@ -89,6 +111,8 @@ absl::Status MachineControl::Switchover() {
 }
 
 absl::Status MachineControl::InjectFault(std::string_view target, std::string_view kind) {
+  absl::MutexLock lock(&machine_mu_);
+  if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
   Supervisor* s = machine_->supervisor();
   if (s == nullptr) return absl::FailedPreconditionError("fault injection needs --mode split");
   return s->InjectFault(target, kind);

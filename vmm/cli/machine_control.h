@@ -1,9 +1,11 @@
-// vmm/cli/machine_control.h: the QMP monitor's view of a running Machine (VmControl). Queries
-// answer at once from thread-safe state; commands that change the VM (stop, cont, quit,
-// system_reset, switchover) are queued for the `rehome run` loop, which owns the Machine and
-// applies them between waits, then reports the result with the matching QMP event. Fault
-// injection goes straight to the supervisor (it only sends a signal or sets a flag).
-// Thread-safety: every method is thread-safe.
+// vmm/cli/machine_control.h: the QMP monitor's view of the VM (VmControl). It outlives each
+// boot of the guest: `rehome run` attaches the current Machine while it exists (a reboot builds
+// a new one) and detaches it before destroying it. Queries answer at once from thread-safe state;
+// commands that change the VM (stop, cont, quit, system_reset, switchover) are queued for the
+// `rehome run` loop, which owns the Machine and applies them between waits, then reports the
+// result with the matching QMP event. Fault injection goes straight to the supervisor (it only
+// sends a signal or sets a flag). Thread-safety: every method is thread-safe; a query never runs
+// concurrently with Attach() swapping the machine out.
 #ifndef REHOME_VMM_CLI_MACHINE_CONTROL_H_
 #define REHOME_VMM_CLI_MACHINE_CONTROL_H_
 
@@ -23,14 +25,21 @@ class MachineControl final : public VmControl {
  public:
   enum class Request { kStop, kCont, kQuit, kReset, kSwitchover };
 
-  MachineControl(Machine* machine, std::string name, std::string uuid, RecoveryPolicy policy)
-      : machine_(machine), name_(std::move(name)), uuid_(std::move(uuid)), policy_(policy) {}
+  MachineControl(int cpus, bool split, std::string name, std::string uuid, RecoveryPolicy policy)
+      : cpus_(cpus),
+        split_(split),
+        name_(std::move(name)),
+        uuid_(std::move(uuid)),
+        policy_(policy) {}
+  // Sets the machine queries and commands act on (nullptr between boots). The caller keeps it
+  // alive until it attaches another one or nullptr.
+  void Attach(Machine* machine);
 
   std::string Name() const override { return name_; }
   std::string Uuid() const override { return uuid_; }
   RunState State() const override;
-  int VcpuCount() const override { return machine_->cpus(); }
-  std::vector<int64_t> VcpuThreadIds() const override { return machine_->VcpuThreadIds(); }
+  int VcpuCount() const override { return cpus_; }
+  std::vector<int64_t> VcpuThreadIds() const override;
   absl::Status Stop() override { return Post(Request::kStop); }
   absl::Status Cont() override { return Post(Request::kCont); }
   absl::Status SystemReset() override;
@@ -52,10 +61,15 @@ class MachineControl final : public VmControl {
  private:
   absl::Status Post(Request request);
 
-  Machine* const machine_;
+  const int cpus_;
+  const bool split_;
   const std::string name_;
   const std::string uuid_;
   const RecoveryPolicy policy_;
+  // Held while a query or command uses the machine, and by Attach(): the machine cannot go away
+  // under a QMP handler. Never taken while holding mu_.
+  mutable absl::Mutex machine_mu_;
+  Machine* machine_ ABSL_GUARDED_BY(machine_mu_) = nullptr;
   mutable absl::Mutex mu_;
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
   RunState state_ ABSL_GUARDED_BY(mu_) = RunState::kRunning;

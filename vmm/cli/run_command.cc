@@ -85,7 +85,7 @@ int Finish(const MachineResult& result, const Machine& machine, bool quiet, std:
       if (!quiet) err << "rehome: guest powered off (" << result.reason << ")\n";
       return 0;
     case MachineResult::Kind::kReset:
-      err << "rehome: guest requested a reset; rehome run stops the VM (" << result.reason << ")\n";
+      if (!quiet) err << "rehome: guest reset (" << result.reason << "); on_reboot=destroy\n";
       return 0;
     case MachineResult::Kind::kGuestCrash:
       err << "rehome: guest crashed: " << result.reason << "\n";
@@ -146,8 +146,16 @@ class EventRelay final {
   std::shared_ptr<MachineControl> control_ ABSL_GUARDED_BY(mu_);
 };
 
-// Applies queued QMP requests. True when the monitor asked to quit.
-bool HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& err) {
+// How one boot of the guest ended: boot again, or end `rehome run` with `exit_code`.
+struct BootEnd {
+  bool reboot = false;
+  int exit_code = 0;
+};
+
+enum class ControlOutcome { kNone, kQuit, kReset };
+
+// Applies queued QMP requests; quit and system_reset end this boot (the caller acts on them).
+ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& err) {
   for (MachineControl::Request request : control.TakeRequests()) {
     switch (request) {
       case MachineControl::Request::kStop:
@@ -171,9 +179,9 @@ bool HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& e
         control.SetState(RunState::kShutdown);
         control.Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
         err << "rehome: quit requested over QMP\n";
-        return true;
+        return ControlOutcome::kQuit;
       case MachineControl::Request::kReset:
-        break;
+        return ControlOutcome::kReset;
       case MachineControl::Request::kSwitchover:
         if (vm.supervisor() != nullptr) {
           absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
@@ -188,7 +196,7 @@ bool HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& e
         break;
     }
   }
-  return false;
+  return ControlOutcome::kNone;
 }
 
 std::string SelfBinary() {
@@ -245,7 +253,12 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
         options->console_socket = c.path;
       }
     }
-    if (domain->on_crash == LifecycleAction::kRestart) options->on_crash = "restart";
+    // The domain's lifecycle actions, unless given on the command line.
+    if (options->on_crash.empty()) options->on_crash = LifecycleActionName(domain->on_crash);
+    if (options->on_reboot.empty()) options->on_reboot = LifecycleActionName(domain->on_reboot);
+    if (options->on_poweroff.empty()) {
+      options->on_poweroff = LifecycleActionName(domain->on_poweroff);
+    }
     options->kernel = domain->kernel_path;
     options->memory_mib = domain->memory_bytes >> 20;
     options->cpus = domain->vcpus;
@@ -254,6 +267,10 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     domain_name = domain->name;
     domain_uuid = domain->uuid;
   }
+  // libvirt's defaults.
+  if (options->on_crash.empty()) options->on_crash = "destroy";
+  if (options->on_reboot.empty()) options->on_reboot = "restart";
+  if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
   if (!options->disk.empty() || !options->console_socket.empty()) {
     const std::string virtio =
         VirtioMmioCmdline(!options->disk.empty(), !options->console_socket.empty());
@@ -267,12 +284,60 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     err << "rehome run: " << workload.status().message() << "\n";
     return kExitUsage;
   }
-  // One boot of the guest; `round` > 0 for a restart after a crash (on_crash=restart).
-  auto run_once = [&](int round, MachineResult::Kind* last) -> int {
+  // The QMP monitor lives across boots of the guest (a reset or an on_*=restart builds a new
+  // Machine; the monitor's clients stay connected and see RESET).
+  std::shared_ptr<MachineControl> control;
+  std::unique_ptr<QmpServer> qmp;
+  if (!options->qmp_socket.empty()) {
+    control = std::make_shared<MachineControl>(options->cpus, options->split, domain_name,
+                                               domain_uuid, options->policy);
+    absl::StatusOr<std::unique_ptr<QmpServer>> server =
+        QmpServer::Start(options->qmp_socket, std::make_shared<VmMonitor>(control));
+    if (!server.ok()) {
+      err << "rehome run: --qmp " << options->qmp_socket << ": " << server.status().message()
+          << "\n";
+      return kExitUsage;
+    }
+    qmp = std::move(*server);
+    control->SetEmitter(
+        [server = qmp.get()](std::string_view name, std::optional<nlohmann::json> data) {
+          server->EmitEvent(name, std::move(data));
+        });
+  }
+  // Ends `rehome run` with `code`: the monitor's queued events reach its clients first.
+  auto finish = [&](int code) -> BootEnd {
+    if (qmp != nullptr) qmp->Stop();
+    return BootEnd{false, code};
+  };
+  // With the guest stopped but kept (a preserve action): waits for QMP quit (ends with
+  // `quit_code`) or system_reset (boots again).
+  auto preserve = [&](int quit_code) -> BootEnd {
+    for (;;) {
+      for (MachineControl::Request r : control->TakeRequests()) {
+        if (r == MachineControl::Request::kQuit) {
+          control->SetState(RunState::kShutdown);
+          control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
+          err << "rehome: quit requested over QMP\n";
+          return finish(quit_code);
+        }
+        if (r == MachineControl::Request::kReset) {
+          control->Emit(kEventReset, ResetEventData(ShutdownCause::kHostQmpSystemReset));
+          err << "rehome: system_reset over QMP: booting the guest again\n";
+          return BootEnd{true, 0};
+        }
+      }
+      absl::SleepFor(absl::Milliseconds(20));
+    }
+  };
+
+  constexpr int kMaxCrashRestarts = 10;  // on_crash=restart: a guest that always crashes ends
+  int crash_restarts = 0;
+  // One boot of the guest; `round` > 0 for every boot after the first (reset or restart).
+  auto run_once = [&](int round) -> BootEnd {
   absl::StatusOr<UniqueFd> serial = OpenSerialOutput(options->serial_file, round > 0);
   if (!serial.ok()) {
     err << "rehome run: " << serial.status().message() << "\n";
-    return kExitUsage;
+    return finish(kExitUsage);
   }
 
   const absl::Time start = absl::Now();
@@ -323,25 +388,20 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   absl::StatusOr<std::unique_ptr<Machine>> machine = Machine::Create(std::move(config));
   if (!machine.ok()) {
     err << "rehome run: " << machine.status().message() << "\n";
-    return ExitCodeForSetupError(machine.status());
+    return finish(ExitCodeForSetupError(machine.status()));
   }
   Machine& vm = **machine;
-  std::shared_ptr<MachineControl> control;
-  std::unique_ptr<QmpServer> qmp;
-  if (!options->qmp_socket.empty()) {
-    control = std::make_shared<MachineControl>(&vm, domain_name, domain_uuid, options->policy);
-    absl::StatusOr<std::unique_ptr<QmpServer>> server =
-        QmpServer::Start(options->qmp_socket, std::make_shared<VmMonitor>(control));
-    if (!server.ok()) {
-      err << "rehome run: --qmp " << options->qmp_socket << ": " << server.status().message()
-          << "\n";
-      return kExitUsage;
+  // Detaches the monitor from this boot's machine before it is destroyed, whatever the exit path.
+  struct DetachOnExit {
+    MachineControl* control;
+    EventRelay* relay;
+    ~DetachOnExit() {
+      relay->Detach();
+      if (control != nullptr) control->Attach(nullptr);
     }
-    qmp = std::move(*server);
-    control->SetEmitter(
-        [server = qmp.get()](std::string_view name, std::optional<nlohmann::json> data) {
-          server->EmitEvent(name, std::move(data));
-        });
+  } detach{control.get(), relay.get()};
+  if (control != nullptr) {
+    control->Attach(&vm);
     relay->Attach(control);
     control->SetState(RunState::kPrelaunch);  // until the vCPUs run
   }
@@ -349,11 +409,11 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
       InputPump::Start(STDIN_FILENO, [&vm](std::string_view bytes) { vm.QueueSerialInput(bytes); });
   if (!pump.ok()) {
     err << "rehome run: " << pump.status().message() << "\n";
-    return kExitInternal;
+    return finish(kExitInternal);
   }
   if (absl::Status started = vm.Start(); !started.ok()) {
     err << "rehome run: " << started.message() << "\n";
-    return kExitInternal;
+    return finish(kExitInternal);
   }
   if (control != nullptr) control->SetState(RunState::kRunning);
   if (!options->quiet) {
@@ -417,11 +477,20 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     if (control != nullptr) next = std::min(next, absl::Now() + absl::Milliseconds(20));
     result = next == absl::InfiniteFuture() ? vm.Wait() : vm.WaitFor(next - absl::Now());
     if (result.has_value()) break;
-    if (control != nullptr && HandleControlRequests(vm, *control, err)) {
-      relay->Detach();
-      vm.Stop();
-      qmp->Stop();
-      return 0;
+    if (control != nullptr) {
+      const ControlOutcome outcome = HandleControlRequests(vm, *control, err);
+      if (outcome == ControlOutcome::kQuit) {
+        relay->Detach();
+        vm.Stop();
+        return finish(0);
+      }
+      if (outcome == ControlOutcome::kReset) {
+        relay->Detach();
+        vm.Stop();
+        control->Emit(kEventReset, ResetEventData(ShutdownCause::kHostQmpSystemReset));
+        err << "rehome: system_reset over QMP: booting the guest again\n";
+        return BootEnd{true, 0};
+      }
     }
     for (Periodic& p : periodic) {
       if (absl::Now() < p.next) continue;
@@ -431,70 +500,91 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     if (!failure.empty()) {
       err << "rehome: " << failure << "\n";
       vm.Stop();
-      return kExitInternal;
+      return finish(kExitInternal);
     }
   }
   pump->reset();
+  relay->Detach();
   // The guest's own failures: a triple fault, or its exception / panic report through the
-  // debug-exit port (guest ABI statuses 2 and 4). They follow on_crash, never failover.
+  // debug-exit port (guest ABI statuses 2 and 4). They follow on_crash, never failover. A
+  // guest reset follows on_reboot, a guest power-off on_poweroff (libvirt's lifecycle actions).
   const bool crashed = result->kind == MachineResult::Kind::kGuestCrash ||
                        (result->kind == MachineResult::Kind::kGuestExit &&
                         (result->exit_status == 2 || result->exit_status == 4));
-  *last = crashed ? MachineResult::Kind::kGuestCrash : result->kind;
-  if (crashed && options->on_crash == "preserve") {
-    err << "rehome: guest crashed (" << result->reason << "); on_crash=preserve: ";
-    if (control == nullptr) {
-      err << "nothing to preserve without --qmp\n";
-    } else {
-      // The VM stays as it crashed (vCPUs stopped, RAM and L1s intact) for inspection until
-      // the operator sends quit.
-      err << "guest preserved until QMP quit\n";
-      control->SetState(RunState::kGuestPanicked);
-      control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPause));
-      for (;;) {
-        bool quit = false;
-        for (MachineControl::Request r : control->TakeRequests()) {
-          quit |= r == MachineControl::Request::kQuit;
+  const bool reset = result->kind == MachineResult::Kind::kReset;
+  const bool poweroff = result->kind == MachineResult::Kind::kShutdown;
+  const bool recovery_stopped =
+      vm.supervisor() != nullptr && vm.supervisor()->limit_reached();
+  if (!recovery_stopped && (crashed || reset || poweroff)) {
+    const char* event_name = crashed ? "on_crash" : reset ? "on_reboot" : "on_poweroff";
+    const std::string& action = crashed ? options->on_crash
+                                : reset ? options->on_reboot
+                                        : options->on_poweroff;
+    const ShutdownCause cause = reset ? ShutdownCause::kGuestReset : ShutdownCause::kGuestShutdown;
+    if (action == "restart" && crashed && crash_restarts >= kMaxCrashRestarts) {
+      err << "rehome: guest crashed " << crash_restarts + 1
+          << " times; on_crash=restart gives up\n";
+    } else if (action == "restart") {
+      if (crashed) ++crash_restarts;
+      if (crashed) {
+        err << "rehome: guest crashed (" << result->reason << "); on_crash=restart: ";
+        if (control != nullptr) {
+          control->SetState(RunState::kGuestPanicked);
+          control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kRun));
         }
-        if (quit) break;
-        absl::SleepFor(absl::Milliseconds(20));
+      } else {
+        err << "rehome: guest " << (reset ? "reset" : "powered off") << " (" << result->reason
+            << "); " << event_name << "=restart: ";
+        if (control != nullptr) {
+          if (poweroff) control->Emit(kEventShutdown, ShutdownEventData(cause));
+          control->Emit(kEventReset, ResetEventData(cause));
+        }
       }
-      relay->Detach();
-      control->SetState(RunState::kShutdown);
-      control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
-      qmp->Stop();
-      return kExitGuestCrash;
+      err << "booting the guest again\n";
+      return BootEnd{true, 0};
+    }
+    if (action == "preserve") {
+      const int code = crashed ? kExitGuestCrash : 0;
+      err << "rehome: guest " << (crashed ? "crashed" : reset ? "reset" : "powered off") << " ("
+          << result->reason << "); " << event_name << "=preserve: ";
+      if (control == nullptr) {
+        err << "nothing to preserve without --qmp\n";  // so it ends as with destroy
+      } else {
+        // The VM stays as it stopped (vCPUs stopped, RAM and L1s intact) for inspection until
+        // the operator sends quit (or system_reset to boot it again).
+        err << "guest preserved until QMP quit or system_reset\n";
+        if (crashed) {
+          control->SetState(RunState::kGuestPanicked);
+          control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPause));
+        } else {
+          control->SetState(RunState::kShutdown);
+          control->Emit(kEventShutdown, ShutdownEventData(cause));
+        }
+        return preserve(code);
+      }
     }
   }
   if (control != nullptr) {
-    relay->Detach();
     switch (result->kind) {
       case MachineResult::Kind::kGuestCrash:
         control->SetState(RunState::kGuestPanicked);
-        control->Emit(kEventGuestPanicked,
-                      GuestPanickedEventData(options->on_crash == "restart"
-                                                 ? GuestPanicAction::kRun
-                                                 : GuestPanicAction::kPoweroff));
+        control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPoweroff));
+        break;
+      case MachineResult::Kind::kReset:
+        control->SetState(RunState::kShutdown);
+        control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestReset));
         break;
       default:
         control->SetState(RunState::kShutdown);
         control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestShutdown));
         break;
     }
-    qmp->Stop();  // flushes queued events to the clients
   }
-  return Finish(*result, vm, options->quiet, err);
+  return finish(Finish(*result, vm, options->quiet, err));
   };
-  constexpr int kMaxCrashRestarts = 10;
   for (int round = 0;; ++round) {
-    MachineResult::Kind last = MachineResult::Kind::kStopped;
-    const int code = run_once(round, &last);
-    if (last != MachineResult::Kind::kGuestCrash || options->on_crash != "restart") return code;
-    if (round >= kMaxCrashRestarts) {
-      err << "rehome: guest crashed " << round + 1 << " times; on_crash=restart gives up\n";
-      return code;
-    }
-    err << "rehome: on_crash=restart: booting the guest again\n";
+    const BootEnd end = run_once(round);
+    if (!end.reboot) return end.exit_code;
   }
 }
 

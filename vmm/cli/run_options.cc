@@ -53,7 +53,13 @@ std::string RunUsage() {
       "  --disk-read-only          expose the disk read-only\n"
       "  --on-crash ACTION         a guest crash (triple fault) is not an L1 failure and never\n"
       "                            fails over: destroy (default, exit 66), restart (boot again,\n"
-      "                            at most 10 times) or preserve (keep it for QMP until quit)\n"
+      "                            at most 10 times) or preserve (keep it for QMP until quit\n"
+      "                            or system_reset)\n"
+      "  --on-reboot ACTION        the guest resets itself: restart (default: boot again),\n"
+      "                            destroy (exit 0) or preserve\n"
+      "  --on-poweroff ACTION      the guest powers off: destroy (default, exit 0), restart or\n"
+      "                            preserve. --domain takes all three from <on_crash>,\n"
+      "                            <on_reboot>, <on_poweroff> unless given here\n"
       "  --console-socket PATH     virtio-console whose host side is a UNIX socket rehome (L0)\n"
       "                            owns: a client stays connected across L1 failovers\n"
       "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
@@ -146,12 +152,14 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       if (auto s = number(&options.policy.failover_window_s, 1, 1000000); !s.ok()) return s;
     } else if (name == "--disk") {
       options.disk = value;
-    } else if (name == "--on-crash") {
+    } else if (name == "--on-crash" || name == "--on-reboot" || name == "--on-poweroff") {
       if (value != "destroy" && value != "restart" && value != "preserve") {
-        return absl::InvalidArgumentError(
-            absl::StrCat("--on-crash: expected destroy, restart or preserve, got '", value, "'"));
+        return absl::InvalidArgumentError(absl::StrCat(
+            name, ": expected destroy, restart or preserve, got '", value, "'"));
       }
-      options.on_crash = value;
+      (name == "--on-crash"    ? options.on_crash
+       : name == "--on-reboot" ? options.on_reboot
+                               : options.on_poweroff) = value;
     } else if (name == "--console-socket") {
       options.console_socket = value;
     } else if (name == "--disk-read-only") {

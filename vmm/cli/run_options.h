@@ -35,7 +35,11 @@ struct RunOptions {
   std::string disk;                   // --disk FILE: virtio-blk raw image
   bool disk_read_only = false;        // --disk-read-only
   std::string console_socket;         // --console-socket PATH: virtio-console host side
-  std::string on_crash = "destroy";   // --on-crash destroy|restart|preserve (guest failures)
+  // Lifecycle actions (destroy|restart|preserve); empty = from --domain, else libvirt's default
+  // (on_crash destroy, on_reboot restart, on_poweroff destroy).
+  std::string on_crash;     // --on-crash: the guest crashed (triple fault, exception report)
+  std::string on_reboot;    // --on-reboot: the guest reset itself (port 0xcf9)
+  std::string on_poweroff;  // --on-poweroff: the guest powered off (ACPI PM1a SLP_EN)
 };
 
 // Parses the arguments that follow `rehome run`. Errors are InvalidArgument with a one-line
