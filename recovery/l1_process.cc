@@ -45,7 +45,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   int highest_source = spec.journal_fd;
   for (const GuestMemory::RegionDesc& d : spec.ram) highest_source = std::max(highest_source, d.fd);
   highest_source = std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(),
-                             spec.disk_fd});
+                             spec.disk_fd, spec.blk_notify_fd, spec.blk_irq_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -80,6 +80,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.disk_fd));
     args.push_back("--disk-read-only");
     args.push_back(spec.disk_read_only ? "1" : "0");
+  }
+  if (spec.blk_notify_fd >= 0 && spec.blk_irq_fd >= 0) {
+    args.push_back("--blk-notify-fd");
+    args.push_back(pass(spec.blk_notify_fd));
+    args.push_back("--blk-irq-fd");
+    args.push_back(pass(spec.blk_irq_fd));
   }
   if (spec.oracle.has_value()) {
     args.push_back("--oracle");

@@ -35,6 +35,10 @@ struct L1LaunchSpec {
   bool console = false;  // virtio-console: one more channel slot, for host input
   int disk_fd = -1;            // virtio-blk image, owned by the caller (-1: none)
   bool disk_read_only = false;
+  // virtio-blk data path without L0: the ioeventfd KVM signals on the disk's QueueNotify and the
+  // irqfd that raises its interrupt (both owned by the caller; -1: none, notifications exit).
+  int blk_notify_fd = -1;
+  int blk_irq_fd = -1;
   uint32_t heartbeat_ms = 10;
 };
 

@@ -41,6 +41,20 @@ std::string VirtioMmioCmdline(bool disk, bool console) {
   return out;
 }
 
+void DeviceModel::SetDeferredPublication(bool deferred) {
+  for (virtio::MmioTransport* t : {disk_.get(), console_.get()}) {
+    if (t != nullptr) t->SetDeferredPublication(deferred);
+  }
+}
+
+void DeviceModel::PublishUsed() {
+  for (virtio::MmioTransport* t : {disk_.get(), console_.get()}) {
+    if (t != nullptr) t->PublishUsed();
+  }
+}
+
+bool DeviceModel::KickDisk() { return disk_ != nullptr && disk_->Kick(0); }
+
 size_t DeviceModel::QueueConsoleInput(std::string_view bytes) {
   if (console_ == nullptr) return 0;
   const size_t accepted =

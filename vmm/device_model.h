@@ -80,6 +80,14 @@ class DeviceModel final {
   // once when it has posted some (else at its next kick). Returns bytes accepted.
   size_t QueueConsoleInput(std::string_view bytes);
   bool has_console() const { return console_ != nullptr; }
+
+  // Split mode: completions of every virtio device become visible to the guest only at
+  // PublishUsed(), which the L1 calls after committing the state that holds them.
+  void SetDeferredPublication(bool deferred);
+  void PublishUsed();
+  // A notification of the disk's request queue that arrived outside an exit (ioeventfd): processes
+  // it. True when the state changed (chains consumed or the device needs a reset).
+  bool KickDisk();
   size_t QueueSerialInput(std::string_view bytes) { return serial_->QueueInput(bytes); }
 
  private:

@@ -52,9 +52,12 @@ bool VirtioBlk::Submit(uint32_t type, uint64_t sector, uint64_t data, uint32_t l
   vq_.Publish(0);
   mmio_.Notify(vq_);
   VirtqUsedElem used;
+  // A polling driver: the used ring is the completion. InterruptStatus is read and acknowledged
+  // only when a request fails (each register access is an exit to the host; an interrupt-driven
+  // driver would do it in its handler), so a request costs the notification and nothing else.
   const WaitResult r = vq_.WaitUsed(kBlkTimeoutTicks, &used);
-  mmio_.AckInterrupts();
   if (r == WaitResult::kTimeout) {
+    mmio_.AckInterrupts();
     err->Str("blk ").Str(TypeName(type)).Str(" sector=").Dec(sector).Str(": timeout, status=");
     err->Hex(mmio_.Status());
     return false;

@@ -2,6 +2,7 @@
 #include "vmm/cli/machine.h"
 
 #include <fcntl.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -172,6 +173,11 @@ absl::Status Machine::SetUpBackend() {
       ASSIGN_OR_RETURN(disk_, OpenDisk(config_.disk_path, config_.disk_read_only));
       supervisor.launch.disk_fd = disk_.get();
       supervisor.launch.disk_read_only = config_.disk_read_only;
+      blk_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      blk_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!blk_notify_.valid() || !blk_irq_.valid()) return LastErrnoStatus("eventfd");
+      supervisor.launch.blk_notify_fd = blk_notify_.get();
+      supervisor.launch.blk_irq_fd = blk_irq_.get();
     }
     supervisor.on_event = config_.split.on_event;
     supervisor.pause_on_limit = config_.split.pause_on_limit;
@@ -224,6 +230,13 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
   auto instance = std::make_unique<VmInstance>(VmInstance{std::move(mapping), std::move(vm), {}});
   RETURN_IF_ERROR(instance->vm.MapMemory(instance->mapping));
   RETURN_IF_ERROR(instance->vm.CreateIrqchipAndPit());
+  if (blk_notify_.valid()) {
+    // The disk is virtio device 0: a 32-bit write of queue index 0 to its QueueNotify.
+    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
+        blk_notify_.get(), IoSpace::kMmio,
+        kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify, 4, /*datamatch=*/0));
+    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
+  }
   vcpus_out->clear();
   for (int i = 0; i < config_.cpus; ++i) {
     ASSIGN_OR_RETURN(VcpuFd vcpu, VcpuFd::Create(kvm_, instance->vm, i));

@@ -144,6 +144,10 @@ class Machine final {
   MachineConfig config_;
   KvmSystem kvm_;
   UniqueFd disk_;  // split mode: the image, passed to every L1
+  // Split mode with a disk: the disk's QueueNotify ioeventfd and interrupt irqfd, registered
+  // with every VM this machine builds and served by the active L1 (L0 stays out of the path).
+  UniqueFd blk_notify_;
+  UniqueFd blk_irq_;
   GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
   std::vector<CpuidEntry> supported_cpuid_;
   LoadedKernel kernel_;

@@ -2,11 +2,16 @@
 // the guest RAM memfds and the exit channel it inherited, runs the device model, answers the
 // exits L0 forwards, commits its state to the journal after every exit, and heartbeats. It starts
 // as a standby; when L0 promotes it, it restores the last committed state and becomes active.
-// It never opens /dev/kvm. Threads: the main loop (all exit handling) and a heartbeat thread.
+// With a disk, the active L1 also serves the virtio-blk data path without L0: KVM signals the
+// disk's QueueNotify on an ioeventfd this process polls, and the L1 raises the disk's interrupt
+// through an irqfd. Completions are published to the guest only after the commit that holds them
+// (docs/failover.md). It never opens /dev/kvm. Threads: the main loop (all exit and notification
+// handling) and a heartbeat thread.
 #include "vmm/l1/l1_main.h"
 
 #include <poll.h>
 #include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -39,6 +44,8 @@ struct L1Options {
   pid_t parent_pid = 0;  // L0; the L1 exits when it is gone
   int disk_fd = -1;
   bool disk_read_only = false;
+  int blk_notify_fd = -1;  // ioeventfd of the disk's QueueNotify (queue 0)
+  int blk_irq_fd = -1;     // irqfd of the disk's interrupt line
   bool console = false;  // virtio-console; its host slot is the last channel slot
 };
 
@@ -92,6 +99,10 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       }
     } else if (k == "--disk-fd") {
       ASSIGN_OR_RETURN(o.disk_fd, ParseFd(v));
+    } else if (k == "--blk-notify-fd") {
+      ASSIGN_OR_RETURN(o.blk_notify_fd, ParseFd(v));
+    } else if (k == "--blk-irq-fd") {
+      ASSIGN_OR_RETURN(o.blk_irq_fd, ParseFd(v));
     } else if (k == "--console") {
       o.console = v == "1";
     } else if (k == "--disk-read-only") {
@@ -137,8 +148,19 @@ class L1Server final {
     config.progress = [this] {
       channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
     };
+    blk_notify_.Reset(options_.blk_notify_fd);
+    blk_irq_.Reset(options_.blk_irq_fd);
+    if (blk_irq_.valid()) {
+      // The disk is virtio device 0 (docs/virtio.md): its line is kVirtioFirstIrq. An irqfd is an
+      // edge: raise it when the line goes up (the driver acknowledges through InterruptACK).
+      const int irq_fd = blk_irq_.get();
+      config.virtio_irq = [irq_fd](uint32_t irq, bool level) {
+        if (irq == kVirtioFirstIrq && level) (void)eventfd_write(irq_fd, 1);
+      };
+    }
     view_ = std::make_unique<RamView>(ram_);
     ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
+    model_->SetDeferredPublication(true);
     return absl::OkStatus();
   }
 
@@ -152,8 +174,9 @@ class L1Server final {
                                      std::memory_order_release);
     channel_.SignalAck();  // "ready" (L0 also polls l1_state)
     for (;;) {
-      pollfd fd{channel_.request_eventfd(), POLLIN, 0};
-      poll(&fd, 1, 100);
+      // A standby leaves the disk's notifications to the active L1.
+      pollfd fds[2] = {{channel_.request_eventfd(), POLLIN, 0}, {blk_notify_.get(), POLLIN, 0}};
+      poll(fds, active_ && blk_notify_.valid() ? 2 : 1, 100);
       ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
@@ -166,6 +189,11 @@ class L1Server final {
         continue;
       }
       HandlePending();
+      if (blk_notify_.valid() && (fds[1].revents & POLLIN) != 0) {
+        eventfd_t ignored;
+        (void)eventfd_read(blk_notify_.get(), &ignored);  // non-blocking; resets the count
+        HandleDiskNotification();
+      }
     }
   }
 
@@ -232,11 +260,30 @@ class L1Server final {
     }
     generation_ = generation;
     active_ = true;
+    // The committed completions may not have been published when the previous active died
+    // (committed, then killed): publish them (idempotent). A disk notification it consumed but
+    // never committed is not lost: process whatever the guest has made available since the
+    // committed position, as if notified.
+    model_->PublishUsed();
+    if (blk_notify_.valid()) HandleDiskNotification();
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
     h.promote_ack.store(generation, std::memory_order_release);
     channel_.SignalAck();
     return absl::OkStatus();
+  }
+
+  // A QueueNotify of the disk that KVM delivered on the ioeventfd (the guest did not exit):
+  // process the queue, commit, then publish the completions (and raise the irqfd). A failure
+  // before the commit leaves nothing the guest can see; the next active L1 processes the same
+  // chains again from the committed ring positions (Promote).
+  void HandleDiskNotification() {
+    if (!model_->KickDisk()) return;
+    ++notifications_handled_;
+    if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+    Commit();
+    if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    model_->PublishUsed();
   }
 
   void HandlePending() {
@@ -263,6 +310,7 @@ class L1Server final {
       ++exits_handled_;
       Commit();
       if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      model_->PublishUsed();  // the completions this exit produced, now that they are committed
     }
     answer.ToResponse(&slot.response);
     if (pending_fault_ == L1Fault::kGarbageAnswer) {
@@ -347,7 +395,10 @@ class L1Server final {
   std::vector<uint64_t> answered_;
   std::vector<CommittedAnswer> last_answer_;
   uint64_t exits_handled_ = 0;
+  uint64_t notifications_handled_ = 0;  // disk notifications served from the ioeventfd
   uint64_t generation_ = 0;
+  UniqueFd blk_notify_;
+  UniqueFd blk_irq_;
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
   std::atomic<bool> hung_{false};

@@ -273,10 +273,29 @@ void MmioTransport::ResetLocked() {
   UpdateIrq(/*force=*/false);
 }
 
-void MmioTransport::Kick(int queue) {
+bool MmioTransport::Kick(int queue) {
   absl::MutexLock lock(&mu_);
-  if (queue < 0) return;
+  if (queue < 0 || static_cast<size_t>(queue) >= queues_.size()) return false;
+  const uint16_t before = queues_[queue].SaveState().last_avail_idx;
+  const uint32_t status_before = status_;
   ProcessLocked(static_cast<uint32_t>(queue), /*from_guest=*/false);
+  return queues_[queue].SaveState().last_avail_idx != before || status_ != status_before;
+}
+
+void MmioTransport::SetDeferredPublication(bool deferred) {
+  absl::MutexLock lock(&mu_);
+  deferred_publication_ = deferred;
+  for (Virtqueue& vq : queues_) vq.set_deferred_publication(deferred);
+}
+
+void MmioTransport::PublishUsed() {
+  absl::MutexLock lock(&mu_);
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    if (absl::Status s = queues_[i].PublishUsed(mem_); !s.ok()) {
+      EnterNeedsReset(absl::StrCat("queue ", i, ": ", s.message()));
+    }
+  }
+  UpdateIrq(/*force=*/false);
 }
 
 void MmioTransport::ProcessLocked(uint32_t queue, bool from_guest) {
@@ -297,7 +316,8 @@ void MmioTransport::ProcessLocked(uint32_t queue, bool from_guest) {
   if (!added.ok()) {
     EnterNeedsReset(absl::StrCat("queue ", queue, ": ", added.status().message()));
   }
-  UpdateIrq(/*force=*/false);
+  // Deferred: the used-buffer interrupt goes with the publication of the used idx.
+  if (!deferred_publication_) UpdateIrq(/*force=*/false);
 }
 
 void MmioTransport::EnterNeedsReset(std::string reason) {
@@ -388,6 +408,7 @@ absl::Status MmioTransport::RestoreState(std::span<const uint8_t> bytes) {
     }
   }
   RETURN_IF_ERROR(device_->RestoreState(s.device_state));
+  for (Virtqueue& vq : restored) vq.set_deferred_publication(deferred_publication_);
   queues_ = std::move(restored);
   status_ = s.status;
   device_features_sel_ = s.device_features_sel;

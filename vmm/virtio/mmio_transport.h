@@ -104,7 +104,17 @@ class MmioTransport final : public BusDevice {
   // Host-side notification: processes `queue` as if the driver had written QueueNotify (e.g.
   // after ConsoleDevice::QueueInput). Does nothing unless DRIVER_OK is set, the queue is ready
   // and the device does not need a reset.
-  void Kick(int queue);
+  // Returns true when the notification consumed chains or put the device into
+  // DEVICE_NEEDS_RESET (i.e. the state changed).
+  bool Kick(int queue);
+
+  // Deferred publication of completions (split mode): queue processing writes used elements and
+  // advances the saved used_idx, but the driver-visible used ring idx and the used-buffer
+  // interrupt wait for PublishUsed(), which the L1 calls once the state containing them is
+  // committed. So a completion the guest can see is always in the committed state.
+  void SetDeferredPublication(bool deferred);
+  // Publishes every ready queue's used_idx and updates the interrupt line. Idempotent.
+  void PublishUsed();
 
   // The device. Only methods the device documents as thread-safe may be called while vCPUs run
   // (e.g. ConsoleDevice::QueueInput); use static_cast to reach the concrete type.
@@ -155,6 +165,7 @@ class MmioTransport final : public BusDevice {
   std::string last_error_ ABSL_GUARDED_BY(mu_);
   std::vector<Virtqueue> queues_ ABSL_GUARDED_BY(mu_);
   bool irq_level_ ABSL_GUARDED_BY(mu_) = false;
+  bool deferred_publication_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t ignored_accesses_ ABSL_GUARDED_BY(mu_) = 0;
 };
 

@@ -213,13 +213,19 @@ absl::Status Virtqueue::PushUsed(const GuestMemoryView& mem, uint16_t head, uint
   if (!Store<uint32_t>(mem, elem, head) || !Store<uint32_t>(mem, elem + 4, written_len)) {
     return absl::OutOfRangeError("used ring is not in guest RAM");
   }
-  // The element must be visible before the index that publishes it.
+  s.used_idx = static_cast<uint16_t>(s.used_idx + 1);
+  if (deferred_publication_) return absl::OkStatus();
+  return PublishUsed(mem);
+}
+
+absl::Status Virtqueue::PublishUsed(const GuestMemoryView& mem) {
+  const State& s = state_;
+  if (!s.ready) return absl::OkStatus();
+  // The elements must be visible before the index that publishes them.
   std::atomic_thread_fence(std::memory_order_release);
-  const uint16_t new_idx = static_cast<uint16_t>(s.used_idx + 1);
-  if (!Store<uint16_t>(mem, s.used_gpa + 2, new_idx)) {
+  if (!Store<uint16_t>(mem, s.used_gpa + 2, s.used_idx)) {
     return absl::OutOfRangeError("used ring is not in guest RAM");
   }
-  s.used_idx = new_idx;
   return absl::OkStatus();
 }
 

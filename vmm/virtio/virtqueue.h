@@ -87,8 +87,16 @@ class Virtqueue final {
 
   // Publishes chain `head` as used with `written_len` bytes written by the device.
   // InvalidArgument for head >= size, FailedPrecondition when not ready, OutOfRange when the
-  // used ring is not in guest RAM.
+  // used ring is not in guest RAM. With deferred publication the element is written but the used
+  // ring's idx (what the driver looks at) only moves at PublishUsed().
   absl::Status PushUsed(const GuestMemoryView& mem, uint16_t head, uint32_t written_len);
+
+  // Deferred publication (split mode: completions become visible only after the state that
+  // contains them is committed). A mode, not state: it survives Reset() and is not saved.
+  void set_deferred_publication(bool deferred) { deferred_publication_ = deferred; }
+  // Writes the device's used_idx to the used ring (release-ordered after the elements). A no-op
+  // when the queue is not ready; idempotent. OutOfRange when the used ring is not in guest RAM.
+  absl::Status PublishUsed(const GuestMemoryView& mem);
 
   State SaveState() const { return state_; }
   // Validates like Enable() when the state is ready (indices are kept as given) and then
@@ -103,6 +111,7 @@ class Virtqueue final {
   absl::Status CheckConfigurable() const;
 
   State state_;
+  bool deferred_publication_ = false;
 };
 
 // Calls `fn` on the host spans covering bytes [offset, offset + len) of the chain's readable
