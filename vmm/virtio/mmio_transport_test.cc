@@ -220,6 +220,29 @@ TEST_F(TransportTest, InterruptIsALevelUntilAcknowledged) {
   EXPECT_EQ(irq_levels_.size(), 2u);
 }
 
+// Split mode: a processed request is in the state at once, but the driver sees its completion
+// (used idx) and the interrupt only when the L1 publishes, after committing that state.
+TEST_F(TransportTest, DeferredPublicationHoldsCompletionAndInterruptUntilPublished) {
+  Init();
+  transport_->SetDeferredPublication(true);
+  irq_levels_.clear();
+  BlkRequest r =
+      PostBlkRequest(*driver_, BlkDevice::kTypeOut, 3, 512, std::vector<uint8_t>(512, 0x5c));
+  EXPECT_TRUE(transport_->Kick(0));  // consumed a chain: the state changed
+  EXPECT_EQ(*driver_->Host(r.status_gpa), BlkDevice::kStatusOk);  // the I/O is done
+  EXPECT_FALSE(driver_->PopUsed(0).has_value());                   // but not visible
+  EXPECT_TRUE(irq_levels_.empty());
+  transport_->PublishUsed();
+  std::optional<TestDriver::Used> used = driver_->PopUsed(0);
+  ASSERT_TRUE(used.has_value());
+  EXPECT_EQ(used->id, r.head);
+  EXPECT_EQ(irq_levels_, std::vector<bool>{true});
+  transport_->PublishUsed();  // idempotent: nothing new, no new edge
+  EXPECT_FALSE(driver_->PopUsed(0).has_value());
+  EXPECT_EQ(irq_levels_.size(), 1u);
+  EXPECT_FALSE(transport_->Kick(0));  // nothing available: no state change
+}
+
 TEST_F(TransportTest, NotificationsNeedDriverOkAndAReadyQueue) {
   driver_->Write32(T::kRegStatus, kStatusAcknowledge);
   driver_->Notify(0);

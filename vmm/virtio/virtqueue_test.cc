@@ -211,6 +211,42 @@ TEST_F(VirtqueueTest, RejectsChainLongerThanFourGiB) {
   EXPECT_THAT(std::string(r.status().message()), HasSubstr("2^32"));
 }
 
+// Split mode: the used elements are written at once, the driver-visible idx only at PublishUsed
+// (after the L1 committed the state holding them); republishing is idempotent, and a queue
+// restored from the saved state publishes the same idx.
+TEST_F(VirtqueueTest, DeferredPublicationMovesTheUsedIdxOnlyWhenPublished) {
+  for (uint16_t head = 0; head < 4; ++head) {
+    Desc(head, 0x8000 + 0x100 * head, 16, 0);
+    Publish(head);
+    ASSERT_TRUE(vq_.Pop(mem_).ok());
+  }
+  vq_.set_deferred_publication(true);
+  ASSERT_TRUE(vq_.PushUsed(mem_, 1, 7).ok());
+  ASSERT_TRUE(vq_.PushUsed(mem_, 2, 9).ok());
+  EXPECT_EQ(Get<uint32_t>(kUsed + 4), 1u);  // elements are in place
+  EXPECT_EQ(Get<uint32_t>(kUsed + 16), 9u);
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 0);  // but the driver sees nothing yet
+  EXPECT_EQ(vq_.SaveState().used_idx, 2);  // the state (what is committed) has them
+  ASSERT_TRUE(vq_.PublishUsed(mem_).ok());
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 2);
+  ASSERT_TRUE(vq_.PublishUsed(mem_).ok());
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 2);
+  // A standby restoring the committed state after the active died before publishing.
+  ASSERT_TRUE(vq_.PushUsed(mem_, 3, 1).ok());
+  const Virtqueue::State committed = vq_.SaveState();
+  Virtqueue standby;
+  standby.set_deferred_publication(true);
+  ASSERT_TRUE(standby.RestoreState(committed, mem_).ok());
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 2);
+  ASSERT_TRUE(standby.PublishUsed(mem_).ok());
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 3);
+  // Immediate publication (monolithic) is the default.
+  Virtqueue immediate;
+  ASSERT_TRUE(immediate.RestoreState(committed, mem_).ok());
+  ASSERT_TRUE(immediate.PushUsed(mem_, 0, 0).ok());
+  EXPECT_EQ(Get<uint16_t>(kUsed + 2), 4);
+}
+
 TEST_F(VirtqueueTest, PushUsedRejectsBadHead) {
   EXPECT_EQ(vq_.PushUsed(mem_, kSize, 0).code(), absl::StatusCode::kInvalidArgument);
 }
