@@ -55,8 +55,14 @@ MachineResult::Kind KindOf(ExitOutcome::Action action) {
   return MachineResult::Kind::kFatal;
 }
 
-absl::StatusOr<UniqueFd> OpenDisk(const std::string& path, bool read_only) {
-  UniqueFd fd(open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC));
+absl::StatusOr<UniqueFd> OpenDisk(const std::string& path, bool read_only, bool direct) {
+  UniqueFd fd(
+      open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0)));
+  if (!fd.valid() && direct && errno == EINVAL) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--disk ", path, ": its file system does not support O_DIRECT (e.g. tmpfs); drop "
+        "--disk-direct / cache='none'"));
+  }
   if (!fd.valid()) return LastErrnoStatus(absl::StrCat("--disk ", path));
   return fd;
 }
@@ -170,7 +176,8 @@ absl::Status Machine::SetUpBackend() {
     }
     supervisor.policy = config_.split.policy;
     if (!config_.disk_path.empty()) {
-      ASSIGN_OR_RETURN(disk_, OpenDisk(config_.disk_path, config_.disk_read_only));
+      ASSIGN_OR_RETURN(disk_, OpenDisk(config_.disk_path, config_.disk_read_only,
+                                       config_.disk_direct));
       supervisor.launch.disk_fd = disk_.get();
       supervisor.launch.disk_read_only = config_.disk_read_only;
       blk_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -205,7 +212,8 @@ absl::Status Machine::SetUpBackend() {
   devices.console_output = console_output;
   devices.log = [](std::string_view line) { std::fprintf(stderr, "rehome: %.*s\n", static_cast<int>(line.size()), line.data()); };
   if (!config_.disk_path.empty()) {
-    ASSIGN_OR_RETURN(devices.disk, OpenDisk(config_.disk_path, config_.disk_read_only));
+    ASSIGN_OR_RETURN(devices.disk,
+                     OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     devices.disk_read_only = config_.disk_read_only;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceModel> model,

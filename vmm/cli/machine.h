@@ -61,6 +61,7 @@ struct MachineConfig {
   std::string disk_path;  // virtio-blk raw image ("" = none); the guest cmdline must describe it
   std::string console_socket;  // virtio-console host side: UNIX socket path ("" = none)
   bool disk_read_only = false;
+  bool disk_direct = false;  // open the image with O_DIRECT (no host page cache)
 };
 
 // How and why the guest stopped.

@@ -240,6 +240,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
       }
       options->disk = domain->disks[0].source_file;
       options->disk_read_only = domain->disks[0].read_only;
+      options->disk_direct = options->disk_direct || domain->disks[0].direct;
     }
     if (domain->memory_bytes % (2u << 20) != 0 || domain->memory_bytes < (kMinMemoryMib << 20)) {
       err << "rehome run: " << options->domain_file
@@ -351,6 +352,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   config.mode = options->split ? MachineMode::kSplit : MachineMode::kMonolithic;
   config.disk_path = options->disk;
   config.disk_read_only = options->disk_read_only;
+  config.disk_direct = options->disk_direct;
   config.console_socket = options->console_socket;
   config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
   config.split.l1_binary = SelfBinary();

@@ -51,6 +51,8 @@ std::string RunUsage() {
       "  --disk FILE               virtio-blk disk backed by the raw image FILE (virtio-mmio at\n"
       "                            0xd0000000, described on the guest command line)\n"
       "  --disk-read-only          expose the disk read-only\n"
+      "  --disk-direct             open the image with O_DIRECT (bypass the host page cache;\n"
+      "                            a domain <driver cache='none'/> does the same)\n"
       "  --on-crash ACTION         a guest crash (triple fault) is not an L1 failure and never\n"
       "                            fails over: destroy (default, exit 66), restart (boot again,\n"
       "                            at most 10 times) or preserve (keep it for QMP until quit\n"
@@ -81,7 +83,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::string value;
-    const bool is_flag = name == "--quiet" || name == "--disk-read-only";
+    const bool is_flag =
+        name == "--quiet" || name == "--disk-read-only" || name == "--disk-direct";
     auto number = [&](int* out, int min, int max) -> absl::Status {
       auto parsed = ParseUnsigned(name, value);
       if (!parsed.ok()) return parsed.status();
@@ -164,6 +167,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       options.console_socket = value;
     } else if (name == "--disk-read-only") {
       options.disk_read_only = true;
+    } else if (name == "--disk-direct") {
+      options.disk_direct = true;
     } else if (name == "--qmp") {
       options.qmp_socket = value;
     } else if (name == "--domain") {

@@ -34,6 +34,7 @@ struct RunOptions {
   std::string domain_file;            // --domain FILE.xml: VM definition (libvirt domain XML)
   std::string disk;                   // --disk FILE: virtio-blk raw image
   bool disk_read_only = false;        // --disk-read-only
+  bool disk_direct = false;           // --disk-direct: O_DIRECT, no host page cache
   std::string console_socket;         // --console-socket PATH: virtio-console host side
   // Lifecycle actions (destroy|restart|preserve); empty = from --domain, else libvirt's default
   // (on_crash destroy, on_reboot restart, on_poweroff destroy).

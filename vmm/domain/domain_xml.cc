@@ -223,6 +223,16 @@ absl::Status ReadDisk(xmlNode* disk, const std::string& base_dir, DomainConfig* 
     if (auto format = xml::Attribute(driver, "type"); format && *format != "raw") {
       return DomainError(Describe(driver, "type", *format), "rehome reads only raw images");
     }
+    // libvirt's cache modes: none and directsync bypass the host page cache (O_DIRECT; every
+    // guest FLUSH is still an fdatasync); default and writeback use it.
+    if (auto cache = xml::Attribute(driver, "cache")) {
+      if (*cache == "none" || *cache == "directsync") {
+        result.direct = true;
+      } else if (*cache != "default" && *cache != "writeback") {
+        return DomainError(Describe(driver, "cache", *cache),
+                           "supported cache modes: default, writeback, none, directsync");
+      }
+    }
   }
   ASSIGN_OR_RETURN(xmlNode * readonly, xml::SelectOne(disk, "readonly"));
   result.read_only = readonly != nullptr;

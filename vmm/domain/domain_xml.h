@@ -27,6 +27,7 @@ struct DiskConfig {
   std::string source_file;  // <source file=...>, resolved (see ParseDomainXmlFromFile)
   std::string target_dev;   // <target dev=...>, e.g. "vda"
   bool read_only = false;   // <readonly/>
+  bool direct = false;      // <driver cache='none'|'directsync'>: O_DIRECT
   friend bool operator==(const DiskConfig&, const DiskConfig&) = default;
 };
 

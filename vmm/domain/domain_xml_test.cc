@@ -268,6 +268,18 @@ TEST(DomainXml, RejectsUnsupportedDisks) {
       ParseDomainXml(disk("<source file='/d.img'/><target dev='vdc'/>"), false);
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->disks.at(0).target_dev, "vdc");
+  EXPECT_FALSE(config->disks.at(0).direct);
+  // libvirt cache modes: none / directsync mean O_DIRECT; default / writeback the page cache.
+  for (const auto& [cache, direct] : std::vector<std::pair<std::string, bool>>{
+           {"none", true}, {"directsync", true}, {"writeback", false}, {"default", false}}) {
+    config = ParseDomainXml(
+        disk("<driver name='qemu' type='raw' cache='" + cache + "'/>" + ok_body), false);
+    ASSERT_TRUE(config.ok()) << cache << ": " << config.status();
+    EXPECT_EQ(config->disks.at(0).direct, direct) << cache;
+  }
+  ExpectRejected(disk("<driver name='qemu' type='raw' cache='unsafe'/>" + ok_body),
+                 "<driver cache=\"unsafe\">: supported cache modes: default, writeback, none, "
+                 "directsync");
 }
 
 TEST(DomainXml, RejectsUnsupportedCharDevices) {

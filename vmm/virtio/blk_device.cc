@@ -5,8 +5,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -56,15 +59,18 @@ absl::StatusOr<std::unique_ptr<BlkDevice>> BlkDevice::Create(UniqueFd image, boo
                                                    " is not a positive multiple of ", kSectorSize));
   }
   const uint64_t sectors = static_cast<uint64_t>(st.st_size) / kSectorSize;
+  const bool direct = (flags & O_DIRECT) != 0;
   return std::unique_ptr<BlkDevice>(
-      new BlkDevice(std::move(image), read_only, std::move(id), sectors));
+      new BlkDevice(std::move(image), read_only, std::move(id), sectors, direct));
 }
 
-BlkDevice::BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors)
+BlkDevice::BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors,
+                     bool direct)
     : image_(std::move(image)),
       read_only_(read_only),
       id_(std::move(id)),
-      capacity_sectors_(capacity_sectors) {}
+      capacity_sectors_(capacity_sectors),
+      direct_(direct) {}
 
 uint64_t BlkDevice::device_features() const {
   uint64_t f = (uint64_t{1} << kFeatureSegMax) | (uint64_t{1} << kFeatureBlkSize) |
@@ -103,6 +109,28 @@ uint8_t BlkDevice::DoIo(bool write, const Virtqueue::Chain& chain, const GuestMe
   if (sector > capacity_sectors_ || nsectors > capacity_sectors_ - sector) return kStatusIoErr;
   if (write && read_only_) return kStatusIoErr;
   uint64_t file_offset = sector * kSectorSize;
+  if (direct_) {
+    // O_DIRECT: offset and length are multiples of 512 already; the buffer must be aligned too.
+    constexpr size_t kAlign = 4096;
+    const size_t bounce_size = (static_cast<size_t>(len) + kAlign - 1) / kAlign * kAlign;
+    std::unique_ptr<uint8_t, decltype(&std::free)> bounce(
+        static_cast<uint8_t*>(std::aligned_alloc(kAlign, std::max(bounce_size, kAlign))),
+        &std::free);
+    if (bounce == nullptr) return kStatusIoErr;
+    const std::span<uint8_t> data(bounce.get(), len);
+    if (write) {
+      if (!CopyFromChain(mem, chain, kHeaderSize, data).ok() ||
+          !FullIo(image_.get(), true, data.data(), len, file_offset)) {
+        return kStatusIoErr;
+      }
+    } else if (!FullIo(image_.get(), false, data.data(), len, file_offset) ||
+               !CopyToChain(mem, chain, 0, data).ok()) {
+      return kStatusIoErr;
+    }
+    (write ? writes_ : reads_).fetch_add(1, std::memory_order_relaxed);
+    (write ? bytes_written_ : bytes_read_).fetch_add(len, std::memory_order_relaxed);
+    return kStatusOk;
+  }
   bool io_ok = true;
   const absl::Status walked = ForEachSegment(
       mem, chain, /*writable=*/!write, write ? kHeaderSize : 0, len, [&](std::span<uint8_t> seg) {

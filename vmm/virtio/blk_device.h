@@ -5,7 +5,9 @@
 // Other request types complete with VIRTIO_BLK_S_UNSUPP; sectors beyond the capacity, writes to
 // a read-only image and host I/O errors complete with VIRTIO_BLK_S_IOERR. A malformed chain (no
 // 16-byte header, no writable status byte, data in the wrong direction, a data length that is
-// not a multiple of 512) is an error: the transport sets DEVICE_NEEDS_RESET.
+// not a multiple of 512) is an error: the transport sets DEVICE_NEEDS_RESET. An image opened
+// with O_DIRECT (bypassing the host page cache) is detected at Create(); its data moves through
+// a 4 KiB-aligned bounce buffer, since guest buffers need not meet O_DIRECT's alignment.
 // Thread-safety: VirtioDevice methods are called under the transport's lock; stats() may be
 // called from any thread (atomic counters).
 #ifndef REHOME_VMM_VIRTIO_BLK_DEVICE_H_
@@ -85,10 +87,12 @@ class BlkDevice final : public VirtioDevice {
 
   uint64_t capacity_sectors() const { return capacity_sectors_; }
   bool read_only() const { return read_only_; }
+  bool direct() const { return direct_; }  // the image fd has O_DIRECT
   Stats stats() const;
 
  private:
-  BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors);
+  BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors,
+            bool direct);
   // Executes one request; returns the bytes written into the chain (data + status byte).
   absl::StatusOr<uint32_t> HandleRequest(const Virtqueue::Chain& chain, const GuestMemoryView& mem);
   uint8_t DoIo(bool write, const Virtqueue::Chain& chain, const GuestMemoryView& mem,
@@ -98,6 +102,7 @@ class BlkDevice final : public VirtioDevice {
   const bool read_only_;
   const std::string id_;
   const uint64_t capacity_sectors_;
+  const bool direct_;
   std::atomic<uint64_t> reads_{0}, writes_{0}, flushes_{0}, get_ids_{0}, unsupported_{0},
       io_errors_{0}, bytes_read_{0}, bytes_written_{0};
 };
