@@ -70,6 +70,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
                                    "--response-efds", absl::StrJoin(responses, ","),
                                    "--journal-fd",    pass(spec.journal_fd),
                                    "--heartbeat-ms",  absl::StrCat(spec.heartbeat_ms),
+                                   "--realtime",      spec.realtime ? "1" : "0",
                                    "--parent-pid",    absl::StrCat(getpid())};
   if (spec.console) {
     args.push_back("--console");

@@ -40,6 +40,7 @@ struct L1LaunchSpec {
   int blk_notify_fd = -1;
   int blk_irq_fd = -1;
   uint32_t heartbeat_ms = 10;
+  bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
 };
 
 class L1Process final {

@@ -188,6 +188,7 @@ absl::Status Machine::SetUpBackend() {
     }
     supervisor.on_event = config_.split.on_event;
     supervisor.pause_on_limit = config_.split.pause_on_limit;
+    supervisor.launch.realtime = config_.split.l1_realtime;
     supervisor.launch.console = console != nullptr;
     ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
                      SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),

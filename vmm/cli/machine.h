@@ -46,6 +46,10 @@ struct SplitConfig {
   RecoveryPolicy policy;
   std::function<void(const SupervisorEvent&)> on_event;
   bool pause_on_limit = false;  // see SupervisorConfig
+  // L1 processes ask for SCHED_FIFO (a woken L1 preempts vCPU threads at once, so an exit's
+  // round trip and a standby's promotion do not wait for a busy core); without CAP_SYS_NICE
+  // they fall back to nice -10, then to normal priority.
+  bool l1_realtime = true;
 };
 
 struct MachineConfig {

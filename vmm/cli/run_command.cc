@@ -355,6 +355,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   config.disk_direct = options->disk_direct;
   config.console_socket = options->console_socket;
   config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
+  config.split.l1_realtime = options->l1_realtime;
   config.split.l1_binary = SelfBinary();
   config.split.policy = options->policy;
   auto err_mu = std::make_shared<absl::Mutex>();

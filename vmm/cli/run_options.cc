@@ -41,6 +41,8 @@ std::string RunUsage() {
       "                            failure) or none (an L1 failure stops the guest)\n"
       "  --standbys N              hot standby L1s, 0..4 (default 1)\n"
       "  --heartbeat-ms MS         L1 heartbeat period (default 10)\n"
+      "  --l1-priority P           realtime (default: L1s ask for SCHED_FIFO, falling back to\n"
+      "                            nice -10 without CAP_SYS_NICE) or normal (nice -10)\n"
       "  --hang-timeout-ms MS      an L1 silent this long is hung (default 50)\n"
       "  --max-failovers N         at most N failovers ...\n"
       "  --failover-window-s S     ... within S seconds (defaults 10 / 60), then the guest stops\n"
@@ -169,6 +171,12 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       options.disk_read_only = true;
     } else if (name == "--disk-direct") {
       options.disk_direct = true;
+    } else if (name == "--l1-priority") {
+      if (value != "realtime" && value != "normal") {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--l1-priority: expected realtime or normal, got '", value, "'"));
+      }
+      options.l1_realtime = value == "realtime";
     } else if (name == "--qmp") {
       options.qmp_socket = value;
     } else if (name == "--domain") {

@@ -10,6 +10,7 @@
 #include "vmm/l1/l1_main.h"
 
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
@@ -44,6 +45,7 @@ struct L1Options {
   pid_t parent_pid = 0;  // L0; the L1 exits when it is gone
   int disk_fd = -1;
   bool disk_read_only = false;
+  bool realtime = false;   // ask for SCHED_FIFO
   int blk_notify_fd = -1;  // ioeventfd of the disk's QueueNotify (queue 0)
   int blk_irq_fd = -1;     // irqfd of the disk's interrupt line
   bool console = false;  // virtio-console; its host slot is the last channel slot
@@ -99,6 +101,8 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       }
     } else if (k == "--disk-fd") {
       ASSIGN_OR_RETURN(o.disk_fd, ParseFd(v));
+    } else if (k == "--realtime") {
+      o.realtime = v == "1";
     } else if (k == "--blk-notify-fd") {
       ASSIGN_OR_RETURN(o.blk_notify_fd, ParseFd(v));
     } else if (k == "--blk-irq-fd") {
@@ -166,8 +170,14 @@ class L1Server final {
 
   int Run() {
     // The L1 sleeps until an exit arrives and then must run at once, even on a host whose CPUs
-    // are busy running vCPUs: a higher CFS weight gets it scheduled promptly (root only).
-    (void)setpriority(PRIO_PROCESS, 0, -10);
+    // are busy running vCPUs. SCHED_FIFO (lowest real-time priority) preempts them on wake-up;
+    // the kernel's real-time throttling (95% by default) still leaves a spinning L1's core to
+    // others, and L0's hang detection runs on another core. Without CAP_SYS_NICE: a higher CFS
+    // weight (nice -10, root only), else normal priority. Threads started below inherit it.
+    const sched_param fifo{.sched_priority = 1};
+    if (!options_.realtime || sched_setscheduler(0, SCHED_FIFO, &fifo) != 0) {
+      (void)setpriority(PRIO_PROCESS, 0, -10);
+    }
     std::thread heartbeat([this] { Heartbeat(); });
     heartbeat.detach();  // dies with the process
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
