@@ -14,9 +14,9 @@
 #       the whole suite, KVM tests included.
 #
 # rehome spawns its L1 hypervisor processes from its own binary (/proc/self/exe) and needs no
-# other file at run time. Without CAP_SYS_NICE the L1s run at normal priority (their
-# setpriority(-10) is ignored), which makes hang detection on a loaded host a little more
-# sensitive; `--cap-add SYS_NICE` restores it.
+# other file at run time. Without CAP_SYS_NICE the L1s cannot use SCHED_FIFO (nor nice -10) and
+# run at normal priority, which makes exit round trips, failovers and hang detection on a loaded
+# host slower and noisier; `--cap-add SYS_NICE` restores it.
 
 FROM debian:12 AS build
 ARG JOBS=2

@@ -73,9 +73,16 @@ def rehome_label(mode):
     return "rehome" if mode is None else f"rehome {mode}"
 
 
+# Extra `rehome run` arguments for every rehome command of a benchmark (e.g. `--l1-priority
+# normal`), set from a script's --rehome-args; shown in its header so results say what ran.
+EXTRA_REHOME_ARGS = []
+
+
 def rehome_cmd(cmdline, cpus=1, memory_mib=64, extra=(), mode=None):
+    with_extra = mode == "split" or mode is None
     return [REHOME, "run", "--kernel", GUEST, "--cpus", str(cpus), "--memory", str(memory_mib),
-            "--cmdline", cmdline, *(["--mode", mode] if mode else []), *extra]
+            "--cmdline", cmdline, *(["--mode", mode] if mode else []), *extra,
+            *(EXTRA_REHOME_ARGS if with_extra else [])]
 
 
 def qemu_cmd(cmdline, cpus=1, memory_mib=64):

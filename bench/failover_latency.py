@@ -73,10 +73,13 @@ def main():
                         help="counter steps per vCPU (one run: ~2 s without failovers)")
     parser.add_argument("--kill-every-ms", type=int, default=30, help="SIGKILL period")
     parser.add_argument("--standbys", type=int, default=1, help="hot standby L1s")
+    parser.add_argument("--rehome-args", default="",
+                        help="extra `rehome run` arguments, e.g. '--l1-priority normal'")
     parser.add_argument("--min-hot", type=int, default=100,
                         help="hot-standby failovers wanted per RAM size")
     parser.add_argument("--max-rounds", type=int, default=4, help="at most this many runs per size")
     args = parser.parse_args()
+    b.EXTRA_REHOME_ARGS[:] = args.rehome_args.split()
     if min(args.steps, args.kill_every_ms, args.min_hot, args.max_rounds) < 1:
         b.fail("--steps, --kill-every-ms, --min-hot and --max-rounds must be >= 1")
     b.check_inputs()
@@ -95,7 +98,8 @@ def main():
 
     print(f"### Failover after an L1 crash (SIGKILL every {args.kill_every_ms} ms, "
           f"{args.standbys} standby, counter on 2 vCPUs, oracle-verified; {args.steps} "
-          f"steps/vCPU per run; all figures in ms)\n")
+          f"steps/vCPU per run; extra arguments: {args.rehome_args or 'none'}; all figures "
+          f"in ms)\n")
     print("Hot-standby failovers (a ready standby was promoted):\n")
     print("| RAM | runs | failovers | hot | hot ratio | total median | p90 | p99 | max | "
           "fence median | fence p99 | promote median | promote p99 | rest median |")

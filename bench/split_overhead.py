@@ -51,7 +51,11 @@ def main():
     parser.add_argument("--counter-lo", type=int, default=2_000_000, help="steps/vCPU, short run")
     parser.add_argument("--counter-hi", type=int, default=20_000_000, help="steps/vCPU, long run")
     parser.add_argument("--reps", type=int, default=9, help="repetitions")
+    parser.add_argument("--rehome-args", default="",
+                        help="extra `rehome run` arguments for split mode, e.g. "
+                             "'--l1-priority normal'")
     args = parser.parse_args()
+    b.EXTRA_REHOME_ARGS[:] = args.rehome_args.split()
     if not (0 < args.pio_lo < args.pio_hi and 0 < args.counter_lo < args.counter_hi) or \
             args.reps < 1:
         b.fail("need 0 < lo < hi for both workloads and --reps >= 1")
@@ -92,7 +96,8 @@ def main():
               f"{b.percentile(paired, 75):.2f} | {(ratio - 1) * 100:+.1f}% |")
 
     print(f"### Split-mode overhead vs monolithic (median of {args.reps} alternating "
-          f"repetitions; load average {load_start} at the start, {load_end} at the end)\n")
+          f"repetitions; load average {load_start} at the start, {load_end} at the end; "
+          f"split-mode extra arguments: {args.rehome_args or 'none'})\n")
     print("| workload, measure | unit | monolithic | split | ratio of medians | "
           "median paired ratio | paired ratio p25-p75 | overhead (ratio of medians) |")
     print("|" + " --- |" * 8)
