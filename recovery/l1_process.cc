@@ -45,7 +45,9 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   int highest_source = spec.journal_fd;
   for (const GuestMemory::RegionDesc& d : spec.ram) highest_source = std::max(highest_source, d.fd);
   highest_source = std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(),
-                             spec.disk_fd, spec.blk_notify_fd, spec.blk_irq_fd});
+                             spec.disk_fd, spec.blk_notify_fd, spec.blk_irq_fd,
+                             spec.console_notify_fd, spec.console_irq_fd, spec.console_ring_fd,
+                             spec.console_out_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -81,6 +83,18 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.disk_fd));
     args.push_back("--disk-read-only");
     args.push_back(spec.disk_read_only ? "1" : "0");
+  }
+  if (spec.console && spec.console_ring_fd >= 0 && spec.console_out_fd >= 0) {
+    args.push_back("--console-ring-fd");
+    args.push_back(pass(spec.console_ring_fd));
+    args.push_back("--console-out-fd");
+    args.push_back(pass(spec.console_out_fd));
+    if (spec.console_notify_fd >= 0 && spec.console_irq_fd >= 0) {
+      args.push_back("--console-notify-fd");
+      args.push_back(pass(spec.console_notify_fd));
+      args.push_back("--console-irq-fd");
+      args.push_back(pass(spec.console_irq_fd));
+    }
   }
   if (spec.blk_notify_fd >= 0 && spec.blk_irq_fd >= 0) {
     args.push_back("--blk-notify-fd");

@@ -39,6 +39,12 @@ struct L1LaunchSpec {
   // irqfd that raises its interrupt (both owned by the caller; -1: none, notifications exit).
   int blk_notify_fd = -1;
   int blk_irq_fd = -1;
+  // virtio-console the same way: its QueueNotify ioeventfd (any queue) and irqfd, plus the
+  // transmit ring (kvm-l0/console_tx_ring.h) and the eventfd that wakes L0 to drain it.
+  int console_notify_fd = -1;
+  int console_irq_fd = -1;
+  int console_ring_fd = -1;
+  int console_out_fd = -1;
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
 };

@@ -1,10 +1,13 @@
 // recovery/split_backend.cc: SplitBackend.
 #include "recovery/split_backend.h"
 
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -37,6 +40,19 @@ absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
   backend->serial_output_ = std::move(serial_output);
   backend->console_output_ = std::move(console_output);
   backend->host_slot_ = static_cast<uint32_t>(config.launch.cpus);
+  if (config.launch.console) {
+    // The guest's console output reaches L0 through the transmit ring, not through answers.
+    ASSIGN_OR_RETURN(backend->console_ring_, ConsoleTxRing::Create());
+    backend->console_out_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    backend->drain_stop_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!backend->console_out_.valid() || !backend->drain_stop_.valid()) {
+      return absl::InternalError("eventfd for the console ring failed");
+    }
+    config.launch.console_ring_fd = backend->console_ring_.memfd();
+    config.launch.console_out_fd = backend->console_out_.get();
+    SplitBackend* raw = backend.get();
+    backend->drain_thread_ = std::thread([raw] { raw->DrainConsole(); });
+  }
   ASSIGN_OR_RETURN(backend->supervisor_, Supervisor::Start(std::move(config)));
   return backend;
 }
@@ -45,6 +61,33 @@ SplitBackend::~SplitBackend() { Shutdown(); }
 
 void SplitBackend::Shutdown() {
   if (supervisor_) supervisor_->Shutdown();
+  if (drain_thread_.joinable()) {
+    (void)eventfd_write(drain_stop_.get(), 1);
+    drain_thread_.join();
+  }
+}
+
+void SplitBackend::DrainConsole() {
+  bool reported = false;
+  for (;;) {
+    pollfd fds[2] = {{console_out_.get(), POLLIN, 0}, {drain_stop_.get(), POLLIN, 0}};
+    // The timeout only bounds how late bytes published without a signal (an L1 killed between
+    // publishing and signalling) reach the client; normally the eventfd wakes this at once.
+    (void)poll(fds, 2, 50);
+    eventfd_t ignored;
+    (void)eventfd_read(console_out_.get(), &ignored);
+    const bool stopping = (fds[1].revents & POLLIN) != 0;
+    absl::StatusOr<std::string> bytes = console_ring_.Take();
+    if (!bytes.ok()) {
+      // An L1 published an impossible position: take nothing from it. A well-behaved successor
+      // republishes the committed position, which is valid again.
+      if (!reported) std::fprintf(stderr, "rehome: %s\n", std::string(bytes.status().message()).c_str());
+      reported = true;
+    } else if (!bytes->empty() && console_output_) {
+      console_output_(*bytes);
+    }
+    if (stopping) return;
+  }
 }
 
 ExitOutcome SplitBackend::Handle(int vcpu, KvmExit& exit) {

@@ -11,9 +11,11 @@
 
 #include <atomic>
 #include <memory>
+#include <thread>
 
 #include "absl/status/statusor.h"
 #include "base/unique_fd.h"
+#include "kvm-l0/console_tx_ring.h"
 #include "recovery/supervisor.h"
 #include "vmm/bus.h"
 #include "vmm/exit_backend.h"
@@ -45,6 +47,12 @@ class SplitBackend final : public ExitBackend {
 
   std::unique_ptr<Supervisor> supervisor_;
   void Emit(const ExitResponse& response);
+  // Drains the console transmit ring into console_output_ whenever the active L1 signals.
+  void DrainConsole();
+  ConsoleTxRing console_ring_;
+  UniqueFd console_out_;   // the L1 signals "published more" here
+  UniqueFd drain_stop_;    // Shutdown() signals the drain thread here
+  std::thread drain_thread_;
   UniqueFd serial_output_;
   std::function<void(std::string_view)> console_output_;
   uint32_t host_slot_ = 0;

@@ -211,6 +211,7 @@ TEST_P(VirtioBlkTest, EchoOverConsoleSocketLosesNoByte) {
   const MachineResult result = m.Wait();
   const uint64_t failovers = m.supervisor() != nullptr ? m.supervisor()->failover_count() : 0;
   const bool split = m.supervisor() != nullptr;
+  const uint64_t exits = m.Progress().exits_handled;
   machine->reset();  // closes the console socket: the peer sees EOF and exits
   peer_thread.join();
   ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
@@ -218,7 +219,13 @@ TEST_P(VirtioBlkTest, EchoOverConsoleSocketLosesNoByte) {
   EXPECT_THAT(Console(), HasSubstr("echo done steps=1500"));
   ASSERT_TRUE(peer.ok());
   EXPECT_THAT(peer->err, HasSubstr("answered 1500 lines, 0 malformed"));
-  if (split) EXPECT_GE(failovers, 10u);
+  if (split) {
+    EXPECT_GE(failovers, 10u);
+    // The guest's notifications (transmit, receive-buffer re-posts) go to the active L1 on the
+    // console's ioeventfd and its bytes to L0 through the transmit ring: what is left on the
+    // exit path is L0 handing the peer's bytes to the L1 (about one request per line).
+    EXPECT_LT(exits, 3u * 1500) << exits << " exits for 1500 echo steps";
+  }
   unlink(sock.c_str());
 }
 

@@ -55,6 +55,18 @@ void DeviceModel::PublishUsed() {
 
 bool DeviceModel::KickDisk() { return disk_ != nullptr && disk_->Kick(0); }
 
+bool DeviceModel::KickConsole() {
+  if (console_ == nullptr) return false;
+  const bool rx = console_->Kick(0);
+  const bool tx = console_->Kick(1);
+  return rx || tx;
+}
+
+uint64_t DeviceModel::console_tx_bytes() const {
+  if (console_ == nullptr) return 0;
+  return static_cast<const virtio::ConsoleDevice&>(console_->device()).tx_bytes();
+}
+
 size_t DeviceModel::QueueConsoleInput(std::string_view bytes) {
   if (console_ == nullptr) return 0;
   const size_t accepted =

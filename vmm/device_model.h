@@ -88,6 +88,10 @@ class DeviceModel final {
   // A notification of the disk's request queue that arrived outside an exit (ioeventfd): processes
   // it. True when the state changed (chains consumed or the device needs a reset).
   bool KickDisk();
+  // The same for the console's queues (receive and transmit), e.g. from its ioeventfd.
+  bool KickConsole();
+  // Bytes the guest has sent on the console since boot (part of the device state).
+  uint64_t console_tx_bytes() const;
   size_t QueueSerialInput(std::string_view bytes) { return serial_->QueueInput(bytes); }
 
  private:

@@ -43,8 +43,8 @@ bool VirtioConsole::Write(const char* data, uint32_t n, uint64_t timeout_ticks, 
     txq_.Publish(0);
     mmio_.Notify(txq_);
     VirtqUsedElem used;
+    // Polled like the blk driver: no register access per buffer (each would be an exit).
     const WaitResult r = txq_.WaitUsed(timeout_ticks, &used);
-    mmio_.AckInterrupts();
     if (r == WaitResult::kTimeout) {
       err->Str("console transmit timeout, status=").Hex(mmio_.Status());
       return false;
@@ -63,7 +63,6 @@ bool VirtioConsole::ReadByte(char* c, uint64_t timeout_ticks, LineWriter* err) {
     }
     VirtqUsedElem used;
     const WaitResult r = rxq_.WaitUsed(timeout_ticks, &used);
-    mmio_.AckInterrupts();
     if (r == WaitResult::kTimeout) {
       err->Str("console receive timeout, status=").Hex(mmio_.Status());
       return false;

@@ -190,6 +190,13 @@ absl::Status Machine::SetUpBackend() {
     supervisor.pause_on_limit = config_.split.pause_on_limit;
     supervisor.launch.realtime = config_.split.l1_realtime;
     supervisor.launch.console = console != nullptr;
+    if (console != nullptr) {
+      console_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      console_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!console_notify_.valid() || !console_irq_.valid()) return LastErrnoStatus("eventfd");
+      supervisor.launch.console_notify_fd = console_notify_.get();
+      supervisor.launch.console_irq_fd = console_irq_.get();
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
                      SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
                                          console_output));
@@ -245,6 +252,14 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
         blk_notify_.get(), IoSpace::kMmio,
         kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify, 4, /*datamatch=*/0));
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
+  }
+  if (console_notify_.valid()) {
+    // Any queue (receive 0, transmit 1): the L1 processes both on a notification.
+    const uint32_t index = blk_notify_.valid() ? 1 : 0;
+    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
+        console_notify_.get(), IoSpace::kMmio,
+        kVirtioMmioBase + index * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
+    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(console_irq_.get(), kVirtioFirstIrq + index));
   }
   vcpus_out->clear();
   for (int i = 0; i < config_.cpus; ++i) {

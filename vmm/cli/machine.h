@@ -153,6 +153,9 @@ class Machine final {
   // with every VM this machine builds and served by the active L1 (L0 stays out of the path).
   UniqueFd blk_notify_;
   UniqueFd blk_irq_;
+  // The same for the virtio console (device 0 without a disk, else 1): any QueueNotify.
+  UniqueFd console_notify_;
+  UniqueFd console_irq_;
   GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
   std::vector<CpuidEntry> supported_cpuid_;
   LoadedKernel kernel_;

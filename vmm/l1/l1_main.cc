@@ -26,6 +26,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "base/status_macros.h"
+#include "absl/time/clock.h"
+#include "kvm-l0/console_tx_ring.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
 #include "state-extract/device_journal.h"
@@ -48,6 +50,10 @@ struct L1Options {
   bool realtime = false;   // ask for SCHED_FIFO
   int blk_notify_fd = -1;  // ioeventfd of the disk's QueueNotify (queue 0)
   int blk_irq_fd = -1;     // irqfd of the disk's interrupt line
+  int console_notify_fd = -1;  // ioeventfd of the console's QueueNotify (any queue)
+  int console_irq_fd = -1;     // irqfd of the console's interrupt line
+  int console_ring_fd = -1;    // the transmit ring (kvm-l0/console_tx_ring.h)
+  int console_out_fd = -1;     // eventfd: wakes L0 to drain the ring
   bool console = false;  // virtio-console; its host slot is the last channel slot
 };
 
@@ -103,6 +109,14 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       ASSIGN_OR_RETURN(o.disk_fd, ParseFd(v));
     } else if (k == "--realtime") {
       o.realtime = v == "1";
+    } else if (k == "--console-notify-fd") {
+      ASSIGN_OR_RETURN(o.console_notify_fd, ParseFd(v));
+    } else if (k == "--console-irq-fd") {
+      ASSIGN_OR_RETURN(o.console_irq_fd, ParseFd(v));
+    } else if (k == "--console-ring-fd") {
+      ASSIGN_OR_RETURN(o.console_ring_fd, ParseFd(v));
+    } else if (k == "--console-out-fd") {
+      ASSIGN_OR_RETURN(o.console_out_fd, ParseFd(v));
     } else if (k == "--blk-notify-fd") {
       ASSIGN_OR_RETURN(o.blk_notify_fd, ParseFd(v));
     } else if (k == "--blk-irq-fd") {
@@ -148,18 +162,32 @@ class L1Server final {
       std::cerr << "rehome L1: " << line << "\n";
     };
     config.console = options_.console;
-    config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
+    if (options_.console_ring_fd >= 0) {
+      ASSIGN_OR_RETURN(console_ring_, ConsoleTxRing::Attach(options_.console_ring_fd));
+      options_.console_ring_fd = -1;
+      console_out_.Reset(options_.console_out_fd);
+      config.console_output = [this](std::string_view bytes) { WriteConsole(bytes); };
+    } else {
+      config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
+    }
+    console_notify_.Reset(options_.console_notify_fd);
+    console_irq_.Reset(options_.console_irq_fd);
     config.progress = [this] {
       channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
     };
     blk_notify_.Reset(options_.blk_notify_fd);
     blk_irq_.Reset(options_.blk_irq_fd);
-    if (blk_irq_.valid()) {
-      // The disk is virtio device 0 (docs/virtio.md): its line is kVirtioFirstIrq. An irqfd is an
-      // edge: raise it when the line goes up (the driver acknowledges through InterruptACK).
-      const int irq_fd = blk_irq_.get();
-      config.virtio_irq = [irq_fd](uint32_t irq, bool level) {
-        if (irq == kVirtioFirstIrq && level) (void)eventfd_write(irq_fd, 1);
+    if (blk_irq_.valid() || console_irq_.valid()) {
+      // The disk is virtio device 0 when present and the console the next (docs/virtio.md);
+      // device i's line is kVirtioFirstIrq + i. An irqfd is an edge: raise it when the line goes
+      // up (the driver acknowledges through InterruptACK).
+      const int blk_fd = blk_irq_.get();
+      const int console_fd = console_irq_.get();
+      const uint32_t console_line = kVirtioFirstIrq + (config.disk.valid() ? 1 : 0);
+      config.virtio_irq = [blk_fd, console_fd, console_line](uint32_t irq, bool level) {
+        if (!level) return;
+        const int fd = irq == console_line ? console_fd : irq == kVirtioFirstIrq ? blk_fd : -1;
+        if (fd >= 0) (void)eventfd_write(fd, 1);
       };
     }
     view_ = std::make_unique<RamView>(ram_);
@@ -184,9 +212,11 @@ class L1Server final {
                                      std::memory_order_release);
     channel_.SignalAck();  // "ready" (L0 also polls l1_state)
     for (;;) {
-      // A standby leaves the disk's notifications to the active L1.
-      pollfd fds[2] = {{channel_.request_eventfd(), POLLIN, 0}, {blk_notify_.get(), POLLIN, 0}};
-      poll(fds, active_ && blk_notify_.valid() ? 2 : 1, 100);
+      // A standby leaves the devices' notifications to the active L1 (poll ignores fd -1).
+      pollfd fds[3] = {{channel_.request_eventfd(), POLLIN, 0},
+                       {active_ ? blk_notify_.get() : -1, POLLIN, 0},
+                       {active_ ? console_notify_.get() : -1, POLLIN, 0}};
+      poll(fds, 3, 100);
       ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
@@ -199,10 +229,11 @@ class L1Server final {
         continue;
       }
       HandlePending();
-      if (blk_notify_.valid() && (fds[1].revents & POLLIN) != 0) {
+      for (int i = 1; i < 3; ++i) {
+        if (fds[i].fd < 0 || (fds[i].revents & POLLIN) == 0) continue;
         eventfd_t ignored;
-        (void)eventfd_read(blk_notify_.get(), &ignored);  // non-blocking; resets the count
-        HandleDiskNotification();
+        (void)eventfd_read(fds[i].fd, &ignored);  // non-blocking; resets the count
+        HandleDeviceNotification(i == 1 ? Device::kDisk : Device::kConsole);
       }
     }
   }
@@ -270,12 +301,14 @@ class L1Server final {
     }
     generation_ = generation;
     active_ = true;
-    // The committed completions may not have been published when the previous active died
-    // (committed, then killed): publish them (idempotent). A disk notification it consumed but
-    // never committed is not lost: process whatever the guest has made available since the
-    // committed position, as if notified.
-    model_->PublishUsed();
-    if (blk_notify_.valid()) HandleDiskNotification();
+    // The committed completions and console bytes may not have been published when the
+    // previous active died (committed, then killed): publish them (idempotent). A notification
+    // it consumed but never committed is not lost: process whatever the guest has made
+    // available since the committed positions, as if notified.
+    console_produced_ = model_->console_tx_bytes();
+    Publish();
+    if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
+    if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
     h.promote_ack.store(generation, std::memory_order_release);
@@ -283,17 +316,43 @@ class L1Server final {
     return absl::OkStatus();
   }
 
-  // A QueueNotify of the disk that KVM delivered on the ioeventfd (the guest did not exit):
-  // process the queue, commit, then publish the completions (and raise the irqfd). A failure
-  // before the commit leaves nothing the guest can see; the next active L1 processes the same
-  // chains again from the committed ring positions (Promote).
-  void HandleDiskNotification() {
-    if (!model_->KickDisk()) return;
+  enum class Device { kDisk, kConsole };
+
+  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit): process
+  // the device's queues, commit, then publish: the completions (used idx, irqfd) and the console
+  // bytes (transmit ring). A failure before the commit leaves nothing the guest or L0 can see;
+  // the next active L1 processes the same chains again from the committed ring positions and
+  // rewrites the same console bytes at the same ring positions (Promote).
+  void HandleDeviceNotification(Device device) {
+    if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
     ++notifications_handled_;
     if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
     Commit();
     if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    Publish();
+  }
+
+  // Makes what the last commit holds visible: used rings and interrupts, console bytes.
+  void Publish() {
     model_->PublishUsed();
+    if (!console_ring_.has_value()) return;
+    if (console_ring_->published() < console_produced_) {
+      console_ring_->Publish(console_produced_);
+      (void)eventfd_write(console_out_.get(), 1);
+    }
+  }
+
+  // The console device's output sink: the guest's bytes go to the transmit ring at the produce
+  // position (published after the commit). L0 drains the ring without blocking on the client,
+  // so a full ring only means its drain thread has not run yet: wait for it, within a bound.
+  void WriteConsole(std::string_view bytes) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    while (!console_ring_->WriteAt(console_produced_, bytes)) {
+      if (absl::Now() > deadline) Die("console transmit ring full: L0 does not drain it");
+      (void)eventfd_write(console_out_.get(), 1);
+      absl::SleepFor(absl::Microseconds(200));
+    }
+    console_produced_ += bytes.size();
   }
 
   void HandlePending() {
@@ -320,7 +379,7 @@ class L1Server final {
       ++exits_handled_;
       Commit();
       if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
-      model_->PublishUsed();  // the completions this exit produced, now that they are committed
+      Publish();  // the completions and console bytes this exit produced, now committed
     }
     answer.ToResponse(&slot.response);
     if (pending_fault_ == L1Fault::kGarbageAnswer) {
@@ -409,6 +468,11 @@ class L1Server final {
   uint64_t generation_ = 0;
   UniqueFd blk_notify_;
   UniqueFd blk_irq_;
+  UniqueFd console_notify_;
+  UniqueFd console_irq_;
+  std::optional<ConsoleTxRing> console_ring_;
+  UniqueFd console_out_;
+  uint64_t console_produced_ = 0;  // ring position of the next console byte (= tx_bytes)
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
   std::atomic<bool> hung_{false};

@@ -119,6 +119,7 @@ class MmioTransport final : public BusDevice {
   // The device. Only methods the device documents as thread-safe may be called while vCPUs run
   // (e.g. ConsoleDevice::QueueInput); use static_cast to reach the concrete type.
   VirtioDevice& device() { return *device_; }
+  const VirtioDevice& device() const { return *device_; }
 
   uint32_t status() const;  // device status byte (kStatusNeedsReset = 0x40)
   uint32_t interrupt_status() const;
