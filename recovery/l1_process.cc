@@ -32,6 +32,22 @@ int PidfdSendSignal(int pidfd, int signal) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
 }
 
+// Failover steps wait for another process (the kernel reaping a killed L1, a standby taking
+// over) that usually finishes within a millisecond. Sleeping would add a wake-up of this
+// (normal-priority) thread on a core busy with vCPUs, which is what made the slow tail of
+// failover latency; spinning for that long costs CPU only during a failover.
+constexpr absl::Duration kFailoverSpin = absl::Milliseconds(2);
+
+template <typename Pred>
+bool SpinUntil(Pred done, absl::Duration limit) {
+  const absl::Time until = absl::Now() + limit;
+  while (!done()) {
+    if (absl::Now() >= until) return false;
+    __builtin_ia32_pause();
+  }
+  return true;
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
@@ -153,6 +169,13 @@ absl::Status L1Process::WaitReady(absl::Duration timeout) {
 absl::Status L1Process::Promote(uint64_t generation, absl::Duration timeout) {
   channel_.header().promote_request.store(generation, std::memory_order_release);
   channel_.SignalRequest();
+  if (SpinUntil(
+          [this, generation] {
+            return channel_.header().promote_ack.load(std::memory_order_acquire) == generation;
+          },
+          kFailoverSpin)) {
+    return absl::OkStatus();
+  }
   return WaitFor(
       [this, generation] {
         return channel_.header().promote_ack.load(std::memory_order_acquire) == generation;
@@ -165,7 +188,16 @@ void L1Process::Fence() {
   if (fenced_ || pid_ <= 0) return;
   PidfdSendSignal(pidfd_.get(), SIGKILL);
   siginfo_t info{};
-  while (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED) != 0 && errno == EINTR) {
+  const int pidfd = pidfd_.get();
+  const bool reaped = SpinUntil(
+      [pidfd, &info] {
+        info.si_pid = 0;  // WNOHANG leaves it 0 while the child still runs
+        return waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) == 0 &&
+               info.si_pid != 0;
+      },
+      kFailoverSpin);
+  while (!reaped && waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 &&
+         errno == EINTR) {
   }
   fenced_ = true;
 }
