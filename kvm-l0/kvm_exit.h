@@ -5,11 +5,11 @@
 #ifndef REHOME_KVM_L0_KVM_EXIT_H_
 #define REHOME_KVM_L0_KVM_EXIT_H_
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <variant>
-#include <vector>
 
 namespace rehome {
 
@@ -43,8 +43,9 @@ struct SystemEventExit {    // KVM_EXIT_SYSTEM_EVENT
 };
 struct InternalErrorExit {  // KVM_EXIT_INTERNAL_ERROR (e.g. an emulation failure)
   uint32_t suberror = 0;
-  std::optional<uint64_t> rip;  // from sync regs, when KVM filled them
-  std::vector<uint64_t> data;   // KVM's diagnostic words (internal.data[0..ndata))
+  std::optional<uint64_t> rip;      // from sync regs, when KVM filled them
+  std::array<uint64_t, 16> data{};  // KVM's diagnostic words (internal.data[0..ndata))
+  uint32_t ndata = 0;
 };
 struct FailEntryExit {  // KVM_EXIT_FAIL_ENTRY
   uint64_t hardware_reason = 0;

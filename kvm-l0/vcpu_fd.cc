@@ -144,8 +144,10 @@ absl::StatusOr<KvmExit> VcpuFd::Run() {
     case KVM_EXIT_INTERNAL_ERROR: {
       InternalErrorExit error;
       error.suberror = run->internal.suberror;
-      const uint32_t words = std::min<uint32_t>(run->internal.ndata, std::size(run->internal.data));
-      error.data.assign(run->internal.data, run->internal.data + words);
+      error.ndata = std::min<uint32_t>(
+          run->internal.ndata,
+          std::min<uint32_t>(std::size(run->internal.data), std::size(error.data)));
+      std::copy_n(run->internal.data, error.ndata, error.data.begin());
       if (run->kvm_valid_regs & KVM_SYNC_X86_REGS) error.rip = run->s.regs.regs.rip;
       return KvmExit{error};
     }

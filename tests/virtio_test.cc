@@ -140,7 +140,9 @@ TEST_P(VirtioBlkTest, HostileChainsResetTheDeviceAndNothingElse) {
                         "case=len-overflow needs_reset=1", "case=avail-jump needs_reset=1"}) {
     EXPECT_THAT(console, HasSubstr(c));
   }
-  if (m->supervisor() != nullptr) EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+  if (m->supervisor() != nullptr) {
+    EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+  }
 }
 
 

@@ -6,7 +6,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 
 namespace rehome {
 namespace {
@@ -97,11 +96,9 @@ ExitOutcome Handle(KvmExit& exit, Bus& bus) {
           std::string reason = absl::StrFormat("KVM internal error, suberror %u (%s)",
                                                e.suberror, InternalErrorName(e.suberror));
           if (e.rip) absl::StrAppendFormat(&reason, " at rip 0x%x", *e.rip);
-          if (!e.data.empty()) {
-            absl::StrAppend(&reason, "; data", absl::StrJoin(e.data, "", [](std::string* out,
-                                                                             uint64_t word) {
-                              absl::StrAppendFormat(out, " 0x%x", word);
-                            }));
+          if (e.ndata > 0) absl::StrAppend(&reason, "; data");
+          for (uint32_t i = 0; i < e.ndata && i < e.data.size(); ++i) {
+            absl::StrAppendFormat(&reason, " 0x%x", e.data[i]);
           }
           return Outcome(ExitOutcome::kFatal, reason);
         } else if constexpr (std::is_same_v<T, FailEntryExit>) {

@@ -207,7 +207,7 @@ TEST_F(ExitDispatcherTest, KvmFailuresAreFatalWithDetails) {
   EXPECT_THAT(out.reason, HasSubstr("suberror 77"));
   // Where KVM gave the RIP and its diagnostic words, the reason carries them (the first thing
   // anyone debugging an emulation failure asks for).
-  out = Dispatch(InternalErrorExit{1, 0xfff0, {0x0, 0x1000}});
+  out = Dispatch(InternalErrorExit{1, 0xfff0, {0x0, 0x1000}, 2});
   EXPECT_THAT(out.reason, HasSubstr("at rip 0xfff0; data 0x0 0x1000"));
   out = Dispatch(FailEntryExit{0x80000021});
   EXPECT_EQ(out.action, ExitOutcome::kFatal);
