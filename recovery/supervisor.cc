@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include <cstring>
+#include <thread>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -171,7 +172,8 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     channel.SignalRequest();
     // The active L1 (SCHED_FIFO, usually on another core) answers most exits within a few
     // microseconds: spin that long on the response before paying for a sleep and a wake-up.
-    const absl::Time spin_until = absl::Now() + kResponseSpin;
+    static const bool multi_cpu = std::thread::hardware_concurrency() > 1;
+    const absl::Time spin_until = absl::Now() + (multi_cpu ? kResponseSpin : absl::ZeroDuration());
     while (slot.response_seq.load(std::memory_order_acquire) != request.seq &&
            absl::Now() < spin_until) {
       __builtin_ia32_pause();
