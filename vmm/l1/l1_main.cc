@@ -216,10 +216,13 @@ class L1Server final {
       pollfd fds[3] = {{channel_.request_eventfd(), POLLIN, 0},
                        {active_ ? blk_notify_.get() : -1, POLLIN, 0},
                        {active_ ? console_notify_.get() : -1, POLLIN, 0}};
-      // An active L1 that just handled something spins briefly for the next exit: in an
+      // An active L1 that just answered a vCPU's exit spins briefly for the next one: in an
       // exit-heavy phase it arrives within tens of microseconds, and a sleep plus a wake-up
-      // would cost about as much as the exit itself. Then poll (without waiting if work came).
-      const bool work = active_ && SpinForWork();
+      // would cost about as much as the exit itself. (Not after notifications or console input:
+      // the spin would only take a CPU from the guest and the console peer.) Then poll,
+      // without waiting if work came.
+      const bool work = active_ && answered_vcpu_exit_ && SpinForWork();
+      answered_vcpu_exit_ = false;
       poll(fds, 3, work ? 0 : 100);
       ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
@@ -390,7 +393,10 @@ class L1Server final {
       if (seq != 0 && seq > answered_[v]) pending.emplace_back(seq, v);
     }
     std::sort(pending.begin(), pending.end());
-    for (const auto& [seq, v] : pending) Handle(v);
+    for (const auto& [seq, v] : pending) {
+      Handle(v);
+      if (v < static_cast<uint32_t>(options_.cpus)) answered_vcpu_exit_ = true;
+    }
   }
 
   void Handle(uint32_t v) {
@@ -492,7 +498,8 @@ class L1Server final {
   std::vector<uint64_t> answered_;
   std::vector<CommittedAnswer> last_answer_;
   uint64_t exits_handled_ = 0;
-  uint64_t notifications_handled_ = 0;  // disk notifications served from the ioeventfd
+  uint64_t notifications_handled_ = 0;  // device notifications served from ioeventfds
+  bool answered_vcpu_exit_ = false;     // in the last loop iteration (see Run)
   uint64_t generation_ = 0;
   UniqueFd blk_notify_;
   UniqueFd blk_irq_;
