@@ -32,8 +32,8 @@ absl::StatusOr<ConsoleTxRing> ConsoleTxRing::Create() {
   if (fcntl(ring.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
     return LastErrnoStatus("sealing console ring");
   }
-  ASSIGN_OR_RETURN(ring.mapping_, MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE,
-                                                    MAP_SHARED, ring.memfd_.get(), 0));
+  ASSIGN_OR_RETURN(ring.mapping_, MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
+                                                    ring.memfd_.get(), 0));
   auto* h = new (ring.mapping_.get()) ConsoleTxRingHeader{};
   h->magic = kConsoleTxRingMagic;
   h->version = kConsoleTxRingVersion;
@@ -94,8 +94,7 @@ absl::StatusOr<std::string> ConsoleTxRing::Take() {
   if (published_pos < consumed_pos || published_pos - consumed_pos > kConsoleTxRingCapacity) {
     // Forget the impossible position (a later valid Publish moves on from `consumed`).
     uint64_t expected = published_pos;
-    header()->published.compare_exchange_strong(expected, consumed_pos,
-                                                std::memory_order_acq_rel);
+    header()->published.compare_exchange_strong(expected, consumed_pos, std::memory_order_acq_rel);
     return absl::DataLossError(absl::StrCat("console ring: published position ", published_pos,
                                             " is impossible with ", consumed_pos, " consumed"));
   }

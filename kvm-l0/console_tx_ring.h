@@ -29,7 +29,7 @@ inline constexpr uint32_t kConsoleTxRingDataOffset = 4096;
 struct ConsoleTxRingHeader {
   uint64_t magic;
   uint32_t version;
-  uint32_t capacity;  // bytes of data, a power of two
+  uint32_t capacity;                            // bytes of data, a power of two
   alignas(64) std::atomic<uint64_t> published;  // written by the L1 (release)
   alignas(64) std::atomic<uint64_t> consumed;   // written by L0 (release)
 };

@@ -21,7 +21,7 @@ struct PortIoExit {
   uint8_t size = 0;    // 1, 2 or 4
   uint32_t count = 1;  // > 1 for rep ins/outs
   std::span<uint8_t> data;
-  uint64_t rip = 0;     // vCPU state at the exit (KVM sync regs; 0 when unsupported)
+  uint64_t rip = 0;  // vCPU state at the exit (KVM sync regs; 0 when unsupported)
   uint64_t rflags = 0;
 };
 

@@ -51,7 +51,8 @@ bool SpinUntil(Pred done, absl::Duration limit) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
-  ASSIGN_OR_RETURN(ExitChannel channel, ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
+  ASSIGN_OR_RETURN(ExitChannel channel,
+                   ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
   std::unique_ptr<L1Process> l1(new L1Process(id, std::move(channel)));
   ExitChannel& ch = l1->channel_;
 
@@ -60,10 +61,10 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   // Targets start above every source fd, so no dup2 overwrites a source still to be passed.
   int highest_source = spec.journal_fd;
   for (const GuestMemory::RegionDesc& d : spec.ram) highest_source = std::max(highest_source, d.fd);
-  highest_source = std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(),
-                             spec.disk_fd, spec.blk_notify_fd, spec.blk_irq_fd,
-                             spec.console_notify_fd, spec.console_irq_fd, spec.console_ring_fd,
-                             spec.console_out_fd});
+  highest_source =
+      std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
+                spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
+                spec.console_ring_fd, spec.console_out_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }

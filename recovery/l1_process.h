@@ -33,7 +33,7 @@ struct L1LaunchSpec {
   std::vector<GuestMemory::RegionDesc> ram;     // fds stay owned by the caller
   int journal_fd = -1;                          // owned by the caller
   bool console = false;  // virtio-console: one more channel slot, for host input
-  int disk_fd = -1;            // virtio-blk image, owned by the caller (-1: none)
+  int disk_fd = -1;      // virtio-blk image, owned by the caller (-1: none)
   bool disk_read_only = false;
   // virtio-blk data path without L0: the ioeventfd KVM signals on the disk's QueueNotify and the
   // irqfd that raises its interrupt (both owned by the caller; -1: none, notifications exit).

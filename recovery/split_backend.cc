@@ -5,8 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 
@@ -81,7 +81,8 @@ void SplitBackend::DrainConsole() {
     if (!bytes.ok()) {
       // An L1 published an impossible position: take nothing from it. A well-behaved successor
       // republishes the committed position, which is valid again.
-      if (!reported) std::fprintf(stderr, "rehome: %s\n", std::string(bytes.status().message()).c_str());
+      if (!reported)
+        std::fprintf(stderr, "rehome: %s\n", std::string(bytes.status().message()).c_str());
       reported = true;
     } else if (!bytes->empty() && console_output_) {
       console_output_(*bytes);
@@ -138,8 +139,8 @@ void SplitBackend::Emit(const ExitResponse& response) {
   if (response.output_len == 0) return;
   if (response.output_stream == 1) {
     if (console_output_) {
-      console_output_(std::string_view(reinterpret_cast<const char*>(response.output),
-                                       response.output_len));
+      console_output_(
+          std::string_view(reinterpret_cast<const char*>(response.output), response.output_len));
     }
     return;
   }

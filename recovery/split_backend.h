@@ -50,8 +50,8 @@ class SplitBackend final : public ExitBackend {
   // Drains the console transmit ring into console_output_ whenever the active L1 signals.
   void DrainConsole();
   ConsoleTxRing console_ring_;
-  UniqueFd console_out_;   // the L1 signals "published more" here
-  UniqueFd drain_stop_;    // Shutdown() signals the drain thread here
+  UniqueFd console_out_;  // the L1 signals "published more" here
+  UniqueFd drain_stop_;   // Shutdown() signals the drain thread here
   std::thread drain_thread_;
   UniqueFd serial_output_;
   std::function<void(std::string_view)> console_output_;

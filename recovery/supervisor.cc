@@ -5,8 +5,8 @@
 #include <signal.h>
 
 #include <cstring>
-#include <thread>
 #include <map>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -157,8 +157,8 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     uint64_t generation;
     {
       absl::MutexLock lock(&mu_);
-      while (!stopping_ && (limit_reached_ ? config_.pause_on_limit
-                                           : (active_ == nullptr || quiesce_ > 0))) {
+      while (!stopping_ &&
+             (limit_reached_ ? config_.pause_on_limit : (active_ == nullptr || quiesce_ > 0))) {
         cv_.Wait(&mu_);
       }
       if (stopping_) return absl::CancelledError("VM is stopping");
@@ -455,14 +455,12 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   cv_.SignalAll();
   const std::string cause = report.cause;
   mu_.Unlock();  // events go out without the lock (listeners may query us)
-  Emit({SupervisorEvent::Kind::kFailoverStarted, "active", cause, report.failed_pid,
-        std::nullopt});
+  Emit({SupervisorEvent::Kind::kFailoverStarted, "active", cause, report.failed_pid, std::nullopt});
   if (!promoted.ok()) {
     Emit({SupervisorEvent::Kind::kFailoverFailed, "active", std::string(promoted.message()), -1,
           std::nullopt});
   } else {
-    Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid,
-          report});
+    Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid, report});
   }
   mu_.Lock();  // re-taken for the MutexLock's destructor
   if (!promoted.ok()) return promoted;

@@ -4,7 +4,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-
 #include <fstream>
 
 #include "absl/strings/str_split.h"
@@ -110,8 +109,8 @@ TEST(CliTest, GuestExceptionIsAFailure) {
 // A guest's own failure follows --on-crash and never fails over the L1.
 TEST(CliTest, GuestCrashFollowsTheCrashPolicy) {
   if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
-  ProcessResult restart = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=fault",
-                                  "--on-crash", "restart"});
+  ProcessResult restart = Rehome(
+      {"run", "--kernel", GuestElf(), "--cmdline", "workload=fault", "--on-crash", "restart"});
   EXPECT_EQ(restart.exit_code, 2) << restart.err;
   size_t boots = 0;
   for (size_t pos = 0; (pos = restart.err.find("guest started", pos)) != std::string::npos; ++pos) {
@@ -120,8 +119,8 @@ TEST(CliTest, GuestCrashFollowsTheCrashPolicy) {
   EXPECT_EQ(boots, 11u) << restart.err;  // the first boot and 10 restarts
   EXPECT_THAT(restart.err, HasSubstr("on_crash=restart gives up"));
   EXPECT_THAT(restart.err, HasSubstr("failovers: 0"));
-  ProcessResult preserve = Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=fault",
-                                   "--on-crash", "preserve"});
+  ProcessResult preserve = Rehome(
+      {"run", "--kernel", GuestElf(), "--cmdline", "workload=fault", "--on-crash", "preserve"});
   EXPECT_EQ(preserve.exit_code, 2) << preserve.err;
   EXPECT_THAT(preserve.err, HasSubstr("nothing to preserve without --qmp"));
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--on-crash", "reboot"}), 64,

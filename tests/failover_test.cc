@@ -16,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/poll_until.h"
 #include "tests/subprocess.h"
 #include "vmm/cli/guest_cmdline.h"
 #include "vmm/cli/machine.h"
@@ -26,14 +27,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::StartsWith;
 
-bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return condition();
-}
+using testing::PollUntil;
 
 class FailoverTest : public ::testing::Test {
  protected:
@@ -109,9 +103,9 @@ class FailoverTest : public ::testing::Test {
   }
 
   static void WaitForStandby(Machine& m) {
-    ASSERT_TRUE(PollUntil([&] { return PidOf(m, "standby") > 0 || Stopped(m); },
-                          absl::Seconds(60)) &&
-                PidOf(m, "standby") > 0)
+    ASSERT_TRUE(
+        PollUntil([&] { return PidOf(m, "standby") > 0 || Stopped(m); }, absl::Seconds(60)) &&
+        PidOf(m, "standby") > 0)
         << "no standby" << StopReason(m);
   }
 

@@ -775,7 +775,8 @@ TEST(QmpIntegrationTest, SystemResetRebootsTheGuestAndKeepsTheMonitor) {
 TEST(QmpIntegrationTest, GuestRebootAndPowerOffFollowLifecycleActions) {
   if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
   {
-    auto vm = StartVm({"--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline", "workload=reboot"});
+    auto vm =
+        StartVm({"--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline", "workload=reboot"});
     ASSERT_TRUE(vm.ok()) << vm.status();
     std::unique_ptr<QmpClient> client = Connect((*vm)->socket);
     ASSERT_NE(client, nullptr);
@@ -792,8 +793,8 @@ TEST(QmpIntegrationTest, GuestRebootAndPowerOffFollowLifecycleActions) {
     EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
   }
   {
-    auto vm = StartVm({"--kernel", testing::GuestElf(), "--cmdline", "workload=poweroff", "--on-poweroff",
-                       "preserve"});
+    auto vm = StartVm({"--kernel", testing::GuestElf(), "--cmdline", "workload=poweroff",
+                       "--on-poweroff", "preserve"});
     ASSERT_TRUE(vm.ok()) << vm.status();
     std::unique_ptr<QmpClient> client = Connect((*vm)->socket);
     ASSERT_NE(client, nullptr);

@@ -15,6 +15,7 @@
 #include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/poll_until.h"
 #include "tests/subprocess.h"
 #include "vmm/cli/guest_cmdline.h"
 #include "vmm/cli/machine.h"
@@ -25,14 +26,7 @@ namespace {
 
 using ::testing::HasSubstr;
 
-bool PollUntil(const std::function<bool()>& condition, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  while (absl::Now() < deadline) {
-    if (condition()) return true;
-    absl::SleepFor(absl::Milliseconds(1));
-  }
-  return condition();
-}
+using testing::PollUntil;
 
 class VirtioBlkTest : public ::testing::TestWithParam<MachineMode> {
  protected:
@@ -94,8 +88,8 @@ class VirtioBlkTest : public ::testing::TestWithParam<MachineMode> {
       ASSERT_TRUE(PollUntil(
           [&] { return mtime() != before || m.WaitFor(absl::ZeroDuration()).has_value(); },
           absl::Seconds(60)));
-      ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << "the guest stopped: "
-                                                                 << Console();
+      ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value())
+          << "the guest stopped: " << Console();
     }
   }
 
@@ -145,7 +139,6 @@ TEST_P(VirtioBlkTest, HostileChainsResetTheDeviceAndNothingElse) {
   }
 }
 
-
 TEST_P(VirtioBlkTest, BlkSurvivesL1KillsMidIo) {
   if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "failover needs split mode";
   auto m = Make("workload=blk seed=8 steps=0");  // runs until stopped, verifying as it goes
@@ -154,8 +147,8 @@ TEST_P(VirtioBlkTest, BlkSurvivesL1KillsMidIo) {
   uint64_t kills = 0;
   const char* kinds[] = {"kill", "die-before-commit", "die-after-commit"};
   for (int i = 0; i < 105; ++i) {
-    ASSERT_TRUE(PollUntil([&] { return !s.L1s().empty() && s.L1s().size() >= 2; },
-                          absl::Seconds(60)));
+    ASSERT_TRUE(
+        PollUntil([&] { return !s.L1s().empty() && s.L1s().size() >= 2; }, absl::Seconds(60)));
     ASSERT_NO_FATAL_FAILURE(AwaitDiskWrites(*m, 2));
     ASSERT_TRUE(s.InjectFault("active", kinds[i % 3]).ok());
     ++kills;
@@ -183,8 +176,8 @@ TEST_P(VirtioBlkTest, EchoOverConsoleSocketLosesNoByte) {
   config.split.policy.max_failovers = 100000;
   config.split.policy.hang_timeout_ms = 200;
   config.kernel_path = testing::GuestElf();
-  config.cmdline = absl::StrCat("workload=echo seed=4 steps=1500 ",
-                                VirtioMmioCmdline(false, true), " cpus=1");
+  config.cmdline =
+      absl::StrCat("workload=echo seed=4 steps=1500 ", VirtioMmioCmdline(false, true), " cpus=1");
   config.console_socket = sock;
   config.serial_output = UniqueFd(open(serial_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644));
   auto machine = Machine::Create(std::move(config));

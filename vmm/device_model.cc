@@ -3,6 +3,7 @@
 
 #include <string>
 
+#include "absl/strings/str_format.h"
 #include "base/status_macros.h"
 #include "guest/abi/rehome_abi.h"
 #include "vmm/devices/counter_report_port.h"
@@ -11,7 +12,6 @@
 #include "vmm/state_codec.h"
 #include "vmm/virtio/blk_device.h"
 #include "vmm/virtio/console_device.h"
-#include "absl/strings/str_format.h"
 
 namespace rehome {
 namespace {
@@ -29,8 +29,8 @@ std::span<const uint8_t> AsBytes(const std::string& s) {
 }  // namespace
 
 std::string VirtioMmioCmdlineEntry(int index) {
-  return absl::StrFormat("virtio_mmio.device=512@0x%x:%u", kVirtioMmioBase + index * kVirtioMmioStride,
-                         kVirtioFirstIrq + index);
+  return absl::StrFormat("virtio_mmio.device=512@0x%x:%u",
+                         kVirtioMmioBase + index * kVirtioMmioStride, kVirtioFirstIrq + index);
 }
 
 std::string VirtioMmioCmdline(bool disk, bool console) {
@@ -69,8 +69,7 @@ uint64_t DeviceModel::console_tx_bytes() const {
 
 size_t DeviceModel::QueueConsoleInput(std::string_view bytes) {
   if (console_ == nullptr) return 0;
-  const size_t accepted =
-      static_cast<virtio::ConsoleDevice&>(console_->device()).QueueInput(bytes);
+  const size_t accepted = static_cast<virtio::ConsoleDevice&>(console_->device()).QueueInput(bytes);
   console_->Kick(0);
   return accepted;
 }
@@ -103,9 +102,9 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
                                  std::make_shared<CounterReportPort>(ram, model->oracle_)));
   }
   if (config.disk.valid()) {
-    ASSIGN_OR_RETURN(std::unique_ptr<virtio::BlkDevice> blk,
-                     virtio::BlkDevice::Create(std::move(config.disk), config.disk_read_only,
-                                               "rehome-disk0"));
+    ASSIGN_OR_RETURN(
+        std::unique_ptr<virtio::BlkDevice> blk,
+        virtio::BlkDevice::Create(std::move(config.disk), config.disk_read_only, "rehome-disk0"));
     auto irq = config.virtio_irq;
     model->disk_ = std::make_shared<virtio::MmioTransport>(
         std::move(blk), ram,
@@ -113,8 +112,8 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
           if (irq) irq(kVirtioFirstIrq, level);
         },
         config.log ? config.log : [](std::string_view) {});
-    RETURN_IF_ERROR(bus.Register(BusSpace::kMmio, kVirtioMmioBase,
-                                 virtio::MmioTransport::kMmioSize, model->disk_));
+    RETURN_IF_ERROR(bus.Register(BusSpace::kMmio, kVirtioMmioBase, virtio::MmioTransport::kMmioSize,
+                                 model->disk_));
   }
   if (config.console) {
     const int index = model->disk_ != nullptr ? 1 : 0;

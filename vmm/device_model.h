@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "base/unique_fd.h"
 #include "kvm-l0/kvm_exit.h"
 #include "vmm/bus.h"
 #include "vmm/counter_oracle.h"
@@ -24,9 +25,8 @@
 #include "vmm/devices/serial8250.h"
 #include "vmm/exit_dispatcher.h"
 #include "vmm/guest_memory_view.h"
-#include "vmm/vm_requests.h"
 #include "vmm/virtio/mmio_transport.h"
-#include "base/unique_fd.h"
+#include "vmm/vm_requests.h"
 
 namespace rehome {
 
@@ -48,8 +48,8 @@ struct DeviceModelConfig {
   std::function<void()> progress;               // long work in progress (may be null)
   UniqueFd disk;                                // virtio-blk image (raw); invalid = no disk
   bool disk_read_only = false;
-  bool console = false;                          // virtio-console (port 0)
-  std::function<void(std::string_view)> console_output;  // bytes the guest sends on it
+  bool console = false;                                      // virtio-console (port 0)
+  std::function<void(std::string_view)> console_output;      // bytes the guest sends on it
   std::function<void(uint32_t irq, bool level)> virtio_irq;  // may be null (guest polls)
   std::function<void(std::string_view)> log;                 // device diagnostics (may be null)
 };

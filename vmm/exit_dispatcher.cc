@@ -93,8 +93,8 @@ ExitOutcome Handle(KvmExit& exit, Bus& bus) {
         } else if constexpr (std::is_same_v<T, SystemEventExit>) {
           return HandleSystemEvent(e);
         } else if constexpr (std::is_same_v<T, InternalErrorExit>) {
-          std::string reason = absl::StrFormat("KVM internal error, suberror %u (%s)",
-                                               e.suberror, InternalErrorName(e.suberror));
+          std::string reason = absl::StrFormat("KVM internal error, suberror %u (%s)", e.suberror,
+                                               InternalErrorName(e.suberror));
           if (e.rip) absl::StrAppendFormat(&reason, " at rip 0x%x", *e.rip);
           if (e.ndata > 0) absl::StrAppend(&reason, "; data");
           for (uint32_t i = 0; i < e.ndata && i < e.data.size(); ++i) {

@@ -5,9 +5,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-#include <cstdio>
-
 #include <cerrno>
+#include <cstdio>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -59,9 +58,10 @@ absl::StatusOr<UniqueFd> OpenDisk(const std::string& path, bool read_only, bool 
   UniqueFd fd(
       open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0)));
   if (!fd.valid() && direct && errno == EINVAL) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "--disk ", path, ": its file system does not support O_DIRECT (e.g. tmpfs); drop "
-        "--disk-direct / cache='none'"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("--disk ", path,
+                     ": its file system does not support O_DIRECT (e.g. tmpfs); drop "
+                     "--disk-direct / cache='none'"));
   }
   if (!fd.valid()) return LastErrnoStatus(absl::StrCat("--disk ", path));
   return fd;
@@ -176,8 +176,8 @@ absl::Status Machine::SetUpBackend() {
     }
     supervisor.policy = config_.split.policy;
     if (!config_.disk_path.empty()) {
-      ASSIGN_OR_RETURN(disk_, OpenDisk(config_.disk_path, config_.disk_read_only,
-                                       config_.disk_direct));
+      ASSIGN_OR_RETURN(disk_,
+                       OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
       supervisor.launch.disk_fd = disk_.get();
       supervisor.launch.disk_read_only = config_.disk_read_only;
       blk_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
@@ -218,7 +218,9 @@ absl::Status Machine::SetUpBackend() {
   devices.virtio_irq = [this](uint32_t irq, bool level) { SetIrq(irq, level); };
   devices.console = console != nullptr;
   devices.console_output = console_output;
-  devices.log = [](std::string_view line) { std::fprintf(stderr, "rehome: %.*s\n", static_cast<int>(line.size()), line.data()); };
+  devices.log = [](std::string_view line) {
+    std::fprintf(stderr, "rehome: %.*s\n", static_cast<int>(line.size()), line.data());
+  };
   if (!config_.disk_path.empty()) {
     ASSIGN_OR_RETURN(devices.disk,
                      OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
@@ -249,8 +251,8 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
   if (blk_notify_.valid()) {
     // The disk is virtio device 0: a 32-bit write of queue index 0 to its QueueNotify.
     RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
-        blk_notify_.get(), IoSpace::kMmio,
-        kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify, 4, /*datamatch=*/0));
+        blk_notify_.get(), IoSpace::kMmio, kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify,
+        4, /*datamatch=*/0));
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
   }
   if (console_notify_.valid()) {

@@ -29,8 +29,8 @@
 #include "kvm-l0/vcpu_thread.h"
 #include "kvm-l0/vm_fd.h"
 #include "recovery/supervisor.h"
-#include "vmm/counter_oracle.h"
 #include "vmm/cli/console_socket.h"
+#include "vmm/counter_oracle.h"
 #include "vmm/device_model.h"
 #include "vmm/exit_backend.h"
 #include "vmm/exit_dispatcher.h"
@@ -162,7 +162,7 @@ class Machine final {
 
   std::unique_ptr<GuestMemoryView> ram_view_;
   std::unique_ptr<ExitBackend> backend_;
-  DeviceModel* model_ = nullptr;      // monolithic mode, owned by backend_
+  DeviceModel* model_ = nullptr;  // monolithic mode, owned by backend_
   // After backend_: destroyed first, so its thread never calls into a dead backend.
   std::unique_ptr<ConsoleSocket> console_socket_;
   Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_

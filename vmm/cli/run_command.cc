@@ -20,8 +20,8 @@
 #include "vmm/cli/input_pump.h"
 #include "vmm/cli/machine.h"
 #include "vmm/cli/machine_control.h"
-#include "vmm/device_model.h"
 #include "vmm/cli/run_options.h"
+#include "vmm/device_model.h"
 #include "vmm/domain/domain_xml.h"
 
 namespace rehome {
@@ -47,7 +47,8 @@ absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append =
     if (!out.valid()) return LastErrnoStatus("dup stdout");
     return out;
   }
-  UniqueFd out(open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
+  UniqueFd out(
+      open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
   if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
   return out;
 }
@@ -189,8 +190,9 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
             err << "rehome: " << report->ToString() << "\n";
           } else {
             err << "rehome: switchover failed: " << report.status().message() << "\n";
-            control.Emit(kEventFailoverFailed,
-                         FailoverFailedEventData("switchover", std::string(report.status().message())));
+            control.Emit(
+                kEventFailoverFailed,
+                FailoverFailedEventData("switchover", std::string(report.status().message())));
           }
         }
         break;
@@ -335,255 +337,259 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   int crash_restarts = 0;
   // One boot of the guest; `round` > 0 for every boot after the first (reset or restart).
   auto run_once = [&](int round) -> BootEnd {
-  absl::StatusOr<UniqueFd> serial = OpenSerialOutput(options->serial_file, round > 0);
-  if (!serial.ok()) {
-    err << "rehome run: " << serial.status().message() << "\n";
-    return finish(kExitUsage);
-  }
+    absl::StatusOr<UniqueFd> serial = OpenSerialOutput(options->serial_file, round > 0);
+    if (!serial.ok()) {
+      err << "rehome run: " << serial.status().message() << "\n";
+      return finish(kExitUsage);
+    }
 
-  const absl::Time start = absl::Now();
-  MachineConfig config;
-  config.kernel_path = options->kernel;
-  config.memory_bytes = options->memory_mib << 20;
-  config.cpus = options->cpus;
-  config.cmdline = *cmdline;
-  config.serial_output = std::move(*serial);
-  config.oracle = OracleConfigFor(*workload, options->cpus);
-  config.mode = options->split ? MachineMode::kSplit : MachineMode::kMonolithic;
-  config.disk_path = options->disk;
-  config.disk_read_only = options->disk_read_only;
-  config.disk_direct = options->disk_direct;
-  config.console_socket = options->console_socket;
-  config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
-  config.split.l1_realtime = options->l1_realtime;
-  config.split.l1_binary = SelfBinary();
-  config.split.policy = options->policy;
-  auto err_mu = std::make_shared<absl::Mutex>();
-  auto relay = std::make_shared<EventRelay>();
-  const bool quiet = options->quiet;
-  config.split.on_event = [&err, err_mu, relay, quiet](const SupervisorEvent& event) {
-    relay->Forward(event);
-    if (quiet) return;
-    {
-      absl::MutexLock lock(err_mu.get());
-      switch (event.kind) {
-        case SupervisorEvent::Kind::kL1Failed:
-          err << "rehome: " << event.role << " L1 pid " << event.pid << " failed: " << event.cause
-              << "\n";
-          break;
-        case SupervisorEvent::Kind::kFailoverStarted:
-          break;
-        case SupervisorEvent::Kind::kFailoverCompleted:
-          err << "rehome: " << event.report->ToString() << "\n";
-          break;
-        case SupervisorEvent::Kind::kFailoverFailed:
-          err << "rehome: failover failed: " << event.cause << "\n";
-          break;
-        case SupervisorEvent::Kind::kStandbyReady:
-          err << "rehome: standby L1 pid " << event.pid << " ready\n";
-          break;
+    const absl::Time start = absl::Now();
+    MachineConfig config;
+    config.kernel_path = options->kernel;
+    config.memory_bytes = options->memory_mib << 20;
+    config.cpus = options->cpus;
+    config.cmdline = *cmdline;
+    config.serial_output = std::move(*serial);
+    config.oracle = OracleConfigFor(*workload, options->cpus);
+    config.mode = options->split ? MachineMode::kSplit : MachineMode::kMonolithic;
+    config.disk_path = options->disk;
+    config.disk_read_only = options->disk_read_only;
+    config.disk_direct = options->disk_direct;
+    config.console_socket = options->console_socket;
+    config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
+    config.split.l1_realtime = options->l1_realtime;
+    config.split.l1_binary = SelfBinary();
+    config.split.policy = options->policy;
+    auto err_mu = std::make_shared<absl::Mutex>();
+    auto relay = std::make_shared<EventRelay>();
+    const bool quiet = options->quiet;
+    config.split.on_event = [&err, err_mu, relay, quiet](const SupervisorEvent& event) {
+      relay->Forward(event);
+      if (quiet) return;
+      {
+        absl::MutexLock lock(err_mu.get());
+        switch (event.kind) {
+          case SupervisorEvent::Kind::kL1Failed:
+            err << "rehome: " << event.role << " L1 pid " << event.pid << " failed: " << event.cause
+                << "\n";
+            break;
+          case SupervisorEvent::Kind::kFailoverStarted:
+            break;
+          case SupervisorEvent::Kind::kFailoverCompleted:
+            err << "rehome: " << event.report->ToString() << "\n";
+            break;
+          case SupervisorEvent::Kind::kFailoverFailed:
+            err << "rehome: failover failed: " << event.cause << "\n";
+            break;
+          case SupervisorEvent::Kind::kStandbyReady:
+            err << "rehome: standby L1 pid " << event.pid << " ready\n";
+            break;
+        }
       }
+    };
+    if (const char* kvm_path = std::getenv("REHOME_KVM_PATH"); kvm_path != nullptr) {
+      config.kvm_path = kvm_path;  // for tests of hosts without KVM
     }
-  };
-  if (const char* kvm_path = std::getenv("REHOME_KVM_PATH"); kvm_path != nullptr) {
-    config.kvm_path = kvm_path;  // for tests of hosts without KVM
-  }
-  absl::StatusOr<std::unique_ptr<Machine>> machine = Machine::Create(std::move(config));
-  if (!machine.ok()) {
-    err << "rehome run: " << machine.status().message() << "\n";
-    return finish(ExitCodeForSetupError(machine.status()));
-  }
-  Machine& vm = **machine;
-  // Detaches the monitor from this boot's machine before it is destroyed, whatever the exit path.
-  struct DetachOnExit {
-    MachineControl* control;
-    EventRelay* relay;
-    ~DetachOnExit() {
-      relay->Detach();
-      if (control != nullptr) control->Attach(nullptr);
+    absl::StatusOr<std::unique_ptr<Machine>> machine = Machine::Create(std::move(config));
+    if (!machine.ok()) {
+      err << "rehome run: " << machine.status().message() << "\n";
+      return finish(ExitCodeForSetupError(machine.status()));
     }
-  } detach{control.get(), relay.get()};
-  if (control != nullptr) {
-    control->Attach(&vm);
-    relay->Attach(control);
-    control->SetState(RunState::kPrelaunch);  // until the vCPUs run
-  }
-  absl::StatusOr<std::unique_ptr<InputPump>> pump =
-      InputPump::Start(STDIN_FILENO, [&vm](std::string_view bytes) { vm.QueueSerialInput(bytes); });
-  if (!pump.ok()) {
-    err << "rehome run: " << pump.status().message() << "\n";
-    return finish(kExitInternal);
-  }
-  if (absl::Status started = vm.Start(); !started.ok()) {
-    err << "rehome run: " << started.message() << "\n";
-    return finish(kExitInternal);
-  }
-  if (control != nullptr) control->SetState(RunState::kRunning);
-  if (!options->quiet) {
-    err << absl::StrFormat(
-        "rehome: guest started: %d vCPU(s), %d MiB, workload %s, setup %.1f ms\n", options->cpus,
-        options->memory_mib, workload->name, absl::ToDoubleMilliseconds(absl::Now() - start));
-  }
-
-  // Periodic actions: re-homing into a new VM, killing the active L1, planned switchovers.
-  struct Periodic {
-    uint64_t every_ms;
-    absl::Time next;
-    std::function<void()> run;
-  };
-  std::vector<Periodic> periodic;
-  auto status_line = [&](const std::string& line) {
-    if (options->quiet) return;
-    absl::MutexLock lock(err_mu.get());
-    const WorkloadProgress progress = vm.Progress();
-    err << "rehome: " << line;
-    if (progress.has_oracle) err << "; oracle verified " << progress.verified_reports << " reports";
-    err << "\n";
-  };
-  std::string failure;
-  if (options->rehome_interval_ms != 0) {
-    periodic.push_back({options->rehome_interval_ms, absl::Time(), [&] {
-                          absl::StatusOr<RehomeReport> report = vm.Rehome();
-                          if (absl::IsFailedPrecondition(report.status())) return;
-                          if (!report.ok()) {
-                            failure = absl::StrCat("moving the guest failed: ",
-                                                   report.status().message());
-                            return;
-                          }
-                          status_line(report->ToString());
-                        }});
-  }
-  if (options->kill_active_every_ms != 0) {
-    periodic.push_back({options->kill_active_every_ms, absl::Time(), [&] {
-                          std::vector<L1Info> l1s = vm.supervisor()->L1s();
-                          pid_t pid = -1;
-                          for (const L1Info& l1 : l1s) {
-                            if (l1.role == "active") pid = l1.pid;
-                          }
-                          if (vm.supervisor()->InjectFault("active", "kill").ok()) {
-                            status_line(
-                                absl::StrCat("fault injection: SIGKILL to active L1 pid ", pid));
-                          }
-                        }});
-  }
-  if (options->switchover_every_ms != 0) {
-    periodic.push_back({options->switchover_every_ms, absl::Time(), [&] {
-                          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
-                          if (report.ok()) status_line(report->ToString());
-                        }});
-  }
-  for (Periodic& p : periodic) p.next = absl::Now() + absl::Milliseconds(p.every_ms);
-  std::optional<MachineResult> result;
-  for (;;) {
-    absl::Time next = absl::InfiniteFuture();
-    for (const Periodic& p : periodic) next = std::min(next, p.next);
-    if (control != nullptr) next = std::min(next, absl::Now() + absl::Milliseconds(20));
-    result = next == absl::InfiniteFuture() ? vm.Wait() : vm.WaitFor(next - absl::Now());
-    if (result.has_value()) break;
+    Machine& vm = **machine;
+    // Detaches the monitor from this boot's machine before it is destroyed, whatever the exit path.
+    struct DetachOnExit {
+      MachineControl* control;
+      EventRelay* relay;
+      ~DetachOnExit() {
+        relay->Detach();
+        if (control != nullptr) control->Attach(nullptr);
+      }
+    } detach{control.get(), relay.get()};
     if (control != nullptr) {
-      const ControlOutcome outcome = HandleControlRequests(vm, *control, err);
-      if (outcome == ControlOutcome::kQuit) {
-        relay->Detach();
-        vm.Stop();
-        return finish(0);
-      }
-      if (outcome == ControlOutcome::kReset) {
-        relay->Detach();
-        vm.Stop();
-        control->Emit(kEventReset, ResetEventData(ShutdownCause::kHostQmpSystemReset));
-        err << "rehome: system_reset over QMP: booting the guest again\n";
-        return BootEnd{true, 0};
-      }
+      control->Attach(&vm);
+      relay->Attach(control);
+      control->SetState(RunState::kPrelaunch);  // until the vCPUs run
     }
-    for (Periodic& p : periodic) {
-      if (absl::Now() < p.next) continue;
-      p.run();
-      p.next = absl::Now() + absl::Milliseconds(p.every_ms);
-    }
-    if (!failure.empty()) {
-      err << "rehome: " << failure << "\n";
-      vm.Stop();
+    absl::StatusOr<std::unique_ptr<InputPump>> pump = InputPump::Start(
+        STDIN_FILENO, [&vm](std::string_view bytes) { vm.QueueSerialInput(bytes); });
+    if (!pump.ok()) {
+      err << "rehome run: " << pump.status().message() << "\n";
       return finish(kExitInternal);
     }
-  }
-  pump->reset();
-  relay->Detach();
-  // The guest's own failures: a triple fault, or its exception / panic report through the
-  // debug-exit port (guest ABI statuses 2 and 4). They follow on_crash, never failover. A
-  // guest reset follows on_reboot, a guest power-off on_poweroff (libvirt's lifecycle actions).
-  const bool crashed = result->kind == MachineResult::Kind::kGuestCrash ||
-                       (result->kind == MachineResult::Kind::kGuestExit &&
-                        (result->exit_status == 2 || result->exit_status == 4));
-  const bool reset = result->kind == MachineResult::Kind::kReset;
-  const bool poweroff = result->kind == MachineResult::Kind::kShutdown;
-  const bool recovery_stopped =
-      vm.supervisor() != nullptr && vm.supervisor()->limit_reached();
-  if (!recovery_stopped && (crashed || reset || poweroff)) {
-    const char* event_name = crashed ? "on_crash" : reset ? "on_reboot" : "on_poweroff";
-    const std::string& action = crashed ? options->on_crash
-                                : reset ? options->on_reboot
-                                        : options->on_poweroff;
-    const ShutdownCause cause = reset ? ShutdownCause::kGuestReset : ShutdownCause::kGuestShutdown;
-    if (action == "restart" && crashed && crash_restarts >= kMaxCrashRestarts) {
-      err << "rehome: guest crashed " << crash_restarts + 1
-          << " times; on_crash=restart gives up\n";
-    } else if (action == "restart") {
-      if (crashed) ++crash_restarts;
-      if (crashed) {
-        err << "rehome: guest crashed (" << result->reason << "); on_crash=restart: ";
-        if (control != nullptr) {
-          control->SetState(RunState::kGuestPanicked);
-          control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kRun));
+    if (absl::Status started = vm.Start(); !started.ok()) {
+      err << "rehome run: " << started.message() << "\n";
+      return finish(kExitInternal);
+    }
+    if (control != nullptr) control->SetState(RunState::kRunning);
+    if (!options->quiet) {
+      err << absl::StrFormat(
+          "rehome: guest started: %d vCPU(s), %d MiB, workload %s, setup %.1f ms\n", options->cpus,
+          options->memory_mib, workload->name, absl::ToDoubleMilliseconds(absl::Now() - start));
+    }
+
+    // Periodic actions: re-homing into a new VM, killing the active L1, planned switchovers.
+    struct Periodic {
+      uint64_t every_ms;
+      absl::Time next;
+      std::function<void()> run;
+    };
+    std::vector<Periodic> periodic;
+    auto status_line = [&](const std::string& line) {
+      if (options->quiet) return;
+      absl::MutexLock lock(err_mu.get());
+      const WorkloadProgress progress = vm.Progress();
+      err << "rehome: " << line;
+      if (progress.has_oracle)
+        err << "; oracle verified " << progress.verified_reports << " reports";
+      err << "\n";
+    };
+    std::string failure;
+    if (options->rehome_interval_ms != 0) {
+      periodic.push_back({options->rehome_interval_ms, absl::Time(), [&] {
+                            absl::StatusOr<RehomeReport> report = vm.Rehome();
+                            if (absl::IsFailedPrecondition(report.status())) return;
+                            if (!report.ok()) {
+                              failure = absl::StrCat("moving the guest failed: ",
+                                                     report.status().message());
+                              return;
+                            }
+                            status_line(report->ToString());
+                          }});
+    }
+    if (options->kill_active_every_ms != 0) {
+      periodic.push_back({options->kill_active_every_ms, absl::Time(), [&] {
+                            std::vector<L1Info> l1s = vm.supervisor()->L1s();
+                            pid_t pid = -1;
+                            for (const L1Info& l1 : l1s) {
+                              if (l1.role == "active") pid = l1.pid;
+                            }
+                            if (vm.supervisor()->InjectFault("active", "kill").ok()) {
+                              status_line(
+                                  absl::StrCat("fault injection: SIGKILL to active L1 pid ", pid));
+                            }
+                          }});
+    }
+    if (options->switchover_every_ms != 0) {
+      periodic.push_back({options->switchover_every_ms, absl::Time(), [&] {
+                            absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+                            if (report.ok()) status_line(report->ToString());
+                          }});
+    }
+    for (Periodic& p : periodic) p.next = absl::Now() + absl::Milliseconds(p.every_ms);
+    std::optional<MachineResult> result;
+    for (;;) {
+      absl::Time next = absl::InfiniteFuture();
+      for (const Periodic& p : periodic) next = std::min(next, p.next);
+      if (control != nullptr) next = std::min(next, absl::Now() + absl::Milliseconds(20));
+      result = next == absl::InfiniteFuture() ? vm.Wait() : vm.WaitFor(next - absl::Now());
+      if (result.has_value()) break;
+      if (control != nullptr) {
+        const ControlOutcome outcome = HandleControlRequests(vm, *control, err);
+        if (outcome == ControlOutcome::kQuit) {
+          relay->Detach();
+          vm.Stop();
+          return finish(0);
         }
-      } else {
-        err << "rehome: guest " << (reset ? "reset" : "powered off") << " (" << result->reason
-            << "); " << event_name << "=restart: ";
-        if (control != nullptr) {
-          if (poweroff) control->Emit(kEventShutdown, ShutdownEventData(cause));
-          control->Emit(kEventReset, ResetEventData(cause));
+        if (outcome == ControlOutcome::kReset) {
+          relay->Detach();
+          vm.Stop();
+          control->Emit(kEventReset, ResetEventData(ShutdownCause::kHostQmpSystemReset));
+          err << "rehome: system_reset over QMP: booting the guest again\n";
+          return BootEnd{true, 0};
         }
       }
-      err << "booting the guest again\n";
-      return BootEnd{true, 0};
+      for (Periodic& p : periodic) {
+        if (absl::Now() < p.next) continue;
+        p.run();
+        p.next = absl::Now() + absl::Milliseconds(p.every_ms);
+      }
+      if (!failure.empty()) {
+        err << "rehome: " << failure << "\n";
+        vm.Stop();
+        return finish(kExitInternal);
+      }
     }
-    if (action == "preserve") {
-      const int code = crashed ? kExitGuestCrash : 0;
-      err << "rehome: guest " << (crashed ? "crashed" : reset ? "reset" : "powered off") << " ("
-          << result->reason << "); " << event_name << "=preserve: ";
-      if (control == nullptr) {
-        err << "nothing to preserve without --qmp\n";  // so it ends as with destroy
-      } else {
-        // The VM stays as it stopped (vCPUs stopped, RAM and L1s intact) for inspection until
-        // the operator sends quit (or system_reset to boot it again).
-        err << "guest preserved until QMP quit or system_reset\n";
+    pump->reset();
+    relay->Detach();
+    // The guest's own failures: a triple fault, or its exception / panic report through the
+    // debug-exit port (guest ABI statuses 2 and 4). They follow on_crash, never failover. A
+    // guest reset follows on_reboot, a guest power-off on_poweroff (libvirt's lifecycle actions).
+    const bool crashed = result->kind == MachineResult::Kind::kGuestCrash ||
+                         (result->kind == MachineResult::Kind::kGuestExit &&
+                          (result->exit_status == 2 || result->exit_status == 4));
+    const bool reset = result->kind == MachineResult::Kind::kReset;
+    const bool poweroff = result->kind == MachineResult::Kind::kShutdown;
+    const bool recovery_stopped = vm.supervisor() != nullptr && vm.supervisor()->limit_reached();
+    if (!recovery_stopped && (crashed || reset || poweroff)) {
+      const char* event_name = crashed ? "on_crash" : reset ? "on_reboot" : "on_poweroff";
+      const std::string& action = crashed ? options->on_crash
+                                  : reset ? options->on_reboot
+                                          : options->on_poweroff;
+      const ShutdownCause cause =
+          reset ? ShutdownCause::kGuestReset : ShutdownCause::kGuestShutdown;
+      if (action == "restart" && crashed && crash_restarts >= kMaxCrashRestarts) {
+        err << "rehome: guest crashed " << crash_restarts + 1
+            << " times; on_crash=restart gives up\n";
+      } else if (action == "restart") {
+        if (crashed) ++crash_restarts;
         if (crashed) {
-          control->SetState(RunState::kGuestPanicked);
-          control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPause));
+          err << "rehome: guest crashed (" << result->reason << "); on_crash=restart: ";
+          if (control != nullptr) {
+            control->SetState(RunState::kGuestPanicked);
+            control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kRun));
+          }
         } else {
-          control->SetState(RunState::kShutdown);
-          control->Emit(kEventShutdown, ShutdownEventData(cause));
+          err << "rehome: guest " << (reset ? "reset" : "powered off") << " (" << result->reason
+              << "); " << event_name << "=restart: ";
+          if (control != nullptr) {
+            if (poweroff) control->Emit(kEventShutdown, ShutdownEventData(cause));
+            control->Emit(kEventReset, ResetEventData(cause));
+          }
         }
-        return preserve(code);
+        err << "booting the guest again\n";
+        return BootEnd{true, 0};
+      }
+      if (action == "preserve") {
+        const int code = crashed ? kExitGuestCrash : 0;
+        err << "rehome: guest "
+            << (crashed ? "crashed"
+                : reset ? "reset"
+                        : "powered off")
+            << " (" << result->reason << "); " << event_name << "=preserve: ";
+        if (control == nullptr) {
+          err << "nothing to preserve without --qmp\n";  // so it ends as with destroy
+        } else {
+          // The VM stays as it stopped (vCPUs stopped, RAM and L1s intact) for inspection until
+          // the operator sends quit (or system_reset to boot it again).
+          err << "guest preserved until QMP quit or system_reset\n";
+          if (crashed) {
+            control->SetState(RunState::kGuestPanicked);
+            control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPause));
+          } else {
+            control->SetState(RunState::kShutdown);
+            control->Emit(kEventShutdown, ShutdownEventData(cause));
+          }
+          return preserve(code);
+        }
       }
     }
-  }
-  if (control != nullptr) {
-    switch (result->kind) {
-      case MachineResult::Kind::kGuestCrash:
-        control->SetState(RunState::kGuestPanicked);
-        control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPoweroff));
-        break;
-      case MachineResult::Kind::kReset:
-        control->SetState(RunState::kShutdown);
-        control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestReset));
-        break;
-      default:
-        control->SetState(RunState::kShutdown);
-        control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestShutdown));
-        break;
+    if (control != nullptr) {
+      switch (result->kind) {
+        case MachineResult::Kind::kGuestCrash:
+          control->SetState(RunState::kGuestPanicked);
+          control->Emit(kEventGuestPanicked, GuestPanickedEventData(GuestPanicAction::kPoweroff));
+          break;
+        case MachineResult::Kind::kReset:
+          control->SetState(RunState::kShutdown);
+          control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestReset));
+          break;
+        default:
+          control->SetState(RunState::kShutdown);
+          control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kGuestShutdown));
+          break;
+      }
     }
-  }
-  return finish(Finish(*result, vm, options->quiet, err));
+    return finish(Finish(*result, vm, options->quiet, err));
   };
   for (int round = 0;; ++round) {
     const BootEnd end = run_once(round);

@@ -85,8 +85,7 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::string value;
-    const bool is_flag =
-        name == "--quiet" || name == "--disk-read-only" || name == "--disk-direct";
+    const bool is_flag = name == "--quiet" || name == "--disk-read-only" || name == "--disk-direct";
     auto number = [&](int* out, int min, int max) -> absl::Status {
       auto parsed = ParseUnsigned(name, value);
       if (!parsed.ok()) return parsed.status();
@@ -159,8 +158,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       options.disk = value;
     } else if (name == "--on-crash" || name == "--on-reboot" || name == "--on-poweroff") {
       if (value != "destroy" && value != "restart" && value != "preserve") {
-        return absl::InvalidArgumentError(absl::StrCat(
-            name, ": expected destroy, restart or preserve, got '", value, "'"));
+        return absl::InvalidArgumentError(
+            absl::StrCat(name, ": expected destroy, restart or preserve, got '", value, "'"));
       }
       (name == "--on-crash"    ? options.on_crash
        : name == "--on-reboot" ? options.on_reboot

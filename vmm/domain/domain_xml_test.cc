@@ -227,17 +227,19 @@ TEST(DomainXml, LifecycleActionsOutsideDestroyRestartPreserveAreRejected) {
     for (const char* action : {"rename-restart", "coredump-destroy", "coredump-restart"}) {
       const std::string tag = absl::StrCat("<", element, ">", action, "</", element, ">");
       ExpectRejected(MakeXml({{"@LIFECYCLE@", tag}}),
-                     absl::StrCat(tag, ": not supported by rehome (supported: destroy, restart, "
-                                       "preserve)"));
+                     absl::StrCat(tag,
+                                  ": not supported by rehome (supported: destroy, restart, "
+                                  "preserve)"));
     }
   }
   ExpectRejected(MakeXml({{"@LIFECYCLE@", "<on_crash>explode</on_crash>"}}), "unknown action");
 }
 
 TEST(DomainXml, PreserveIsAcceptedForEveryLifecycleEvent) {
-  auto config = ParseDomainXml(MakeXml(
-      {{"@LIFECYCLE@", "<on_poweroff>preserve</on_poweroff><on_reboot>preserve</on_reboot>"
-                       "<on_crash>preserve</on_crash>"}}));
+  auto config =
+      ParseDomainXml(MakeXml({{"@LIFECYCLE@",
+                               "<on_poweroff>preserve</on_poweroff><on_reboot>preserve</on_reboot>"
+                               "<on_crash>preserve</on_crash>"}}));
   ASSERT_TRUE(config.ok()) << config.status();
   EXPECT_EQ(config->on_poweroff, LifecycleAction::kPreserve);
   EXPECT_EQ(config->on_reboot, LifecycleAction::kPreserve);

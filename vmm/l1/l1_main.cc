@@ -25,8 +25,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "base/status_macros.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
 #include "kvm-l0/console_tx_ring.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
@@ -47,14 +47,14 @@ struct L1Options {
   pid_t parent_pid = 0;  // L0; the L1 exits when it is gone
   int disk_fd = -1;
   bool disk_read_only = false;
-  bool realtime = false;   // ask for SCHED_FIFO
-  int blk_notify_fd = -1;  // ioeventfd of the disk's QueueNotify (queue 0)
-  int blk_irq_fd = -1;     // irqfd of the disk's interrupt line
+  bool realtime = false;       // ask for SCHED_FIFO
+  int blk_notify_fd = -1;      // ioeventfd of the disk's QueueNotify (queue 0)
+  int blk_irq_fd = -1;         // irqfd of the disk's interrupt line
   int console_notify_fd = -1;  // ioeventfd of the console's QueueNotify (any queue)
   int console_irq_fd = -1;     // irqfd of the console's interrupt line
   int console_ring_fd = -1;    // the transmit ring (kvm-l0/console_tx_ring.h)
   int console_out_fd = -1;     // eventfd: wakes L0 to drain the ring
-  bool console = false;  // virtio-console; its host slot is the last channel slot
+  bool console = false;        // virtio-console; its host slot is the last channel slot
 };
 
 absl::StatusOr<int> ParseFd(const std::string& s) {
@@ -158,9 +158,7 @@ class L1Server final {
       options_.disk_fd = -1;
       config.disk_read_only = options_.disk_read_only;
     }
-    config.log = [](std::string_view line) {
-      std::cerr << "rehome L1: " << line << "\n";
-    };
+    config.log = [](std::string_view line) { std::cerr << "rehome L1: " << line << "\n"; };
     config.console = options_.console;
     if (options_.console_ring_fd >= 0) {
       ASSIGN_OR_RETURN(console_ring_, ConsoleTxRing::Attach(options_.console_ring_fd));

@@ -91,8 +91,7 @@ class BlkDevice final : public VirtioDevice {
   Stats stats() const;
 
  private:
-  BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors,
-            bool direct);
+  BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors, bool direct);
   // Executes one request; returns the bytes written into the chain (data + status byte).
   absl::StatusOr<uint32_t> HandleRequest(const Virtqueue::Chain& chain, const GuestMemoryView& mem);
   uint8_t DoIo(bool write, const Virtqueue::Chain& chain, const GuestMemoryView& mem,

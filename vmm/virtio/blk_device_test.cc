@@ -43,8 +43,8 @@ class BlkTest : public ::testing::Test {
     UniqueFd device_fd = std::move(*rw);
     if (read_only || direct) {
       std::string path = "/proc/self/fd/" + std::to_string(image_fd_);
-      device_fd = UniqueFd(::open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC |
-                                                    (direct ? O_DIRECT : 0)));
+      device_fd = UniqueFd(::open(
+          path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0)));
       if (direct && !device_fd.valid() && errno == EINVAL) {
         GTEST_SKIP() << "the file system under /tmp does not support O_DIRECT";
       }

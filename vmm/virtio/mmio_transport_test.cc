@@ -230,7 +230,7 @@ TEST_F(TransportTest, DeferredPublicationHoldsCompletionAndInterruptUntilPublish
       PostBlkRequest(*driver_, BlkDevice::kTypeOut, 3, 512, std::vector<uint8_t>(512, 0x5c));
   EXPECT_TRUE(transport_->Kick(0));  // consumed a chain: the state changed
   EXPECT_EQ(*driver_->Host(r.status_gpa), BlkDevice::kStatusOk);  // the I/O is done
-  EXPECT_FALSE(driver_->PopUsed(0).has_value());                   // but not visible
+  EXPECT_FALSE(driver_->PopUsed(0).has_value());                  // but not visible
   EXPECT_TRUE(irq_levels_.empty());
   transport_->PublishUsed();
   std::optional<TestDriver::Used> used = driver_->PopUsed(0);
