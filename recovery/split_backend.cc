@@ -168,17 +168,27 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
 }
 
 WorkloadProgress SplitBackend::Progress() const {
-  WorkloadProgress progress;
-  absl::StatusOr<std::string> payload = supervisor_->journal().ReadCommitted();
-  if (!payload.ok()) return progress;
-  absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
-  if (!record.ok()) return progress;
-  progress.verified_reports = record->verified_reports;
-  progress.violations = record->oracle_violations;
-  progress.pio_bench_writes = record->pio_bench_writes;
-  progress.exits_handled = record->exits_handled;
-  progress.has_oracle = record->verified_reports != 0 || record->oracle_violations != 0;
-  return progress;
+  // The active L1 may be committing while we read: a torn read fails its checksum. Read again,
+  // and if the journal stays busy, report the last progress read rather than none (callers
+  // poll it and must never see it go backwards).
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    absl::StatusOr<std::string> payload = supervisor_->journal().ReadCommitted();
+    if (absl::IsNotFound(payload.status())) break;  // nothing committed yet
+    if (!payload.ok()) continue;
+    absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
+    if (!record.ok()) continue;
+    WorkloadProgress progress;
+    progress.verified_reports = record->verified_reports;
+    progress.violations = record->oracle_violations;
+    progress.pio_bench_writes = record->pio_bench_writes;
+    progress.exits_handled = record->exits_handled;
+    progress.has_oracle = record->verified_reports != 0 || record->oracle_violations != 0;
+    absl::MutexLock lock(&progress_mu_);
+    last_progress_ = progress;
+    return progress;
+  }
+  absl::MutexLock lock(&progress_mu_);
+  return last_progress_;
 }
 
 }  // namespace rehome

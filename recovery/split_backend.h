@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "base/unique_fd.h"
 #include "kvm-l0/console_tx_ring.h"
 #include "recovery/supervisor.h"
@@ -57,6 +58,8 @@ class SplitBackend final : public ExitBackend {
   std::function<void(std::string_view)> console_output_;
   uint32_t host_slot_ = 0;
   std::atomic<uint64_t> next_seq_{0};
+  mutable absl::Mutex progress_mu_;
+  mutable WorkloadProgress last_progress_ ABSL_GUARDED_BY(progress_mu_);
   Bus no_devices_;  // for DispatchExit of exits that need no device
   VmRequests no_requests_;
 };

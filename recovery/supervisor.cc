@@ -2,6 +2,8 @@
 #include "recovery/supervisor.h"
 
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 
 #include <cstring>
@@ -147,6 +149,29 @@ absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady() {
 namespace {
 constexpr absl::Duration kResponseSpin = absl::Microseconds(40);
 
+// Runs the calling thread at the lowest real-time priority for its lifetime (when permitted):
+// the failover path (fence, promote) must not wait behind vCPU threads for a CPU. The thread's
+// policy is restored afterwards, before it runs guest code again.
+class ScopedRealtime final {
+ public:
+  ScopedRealtime() {
+    if (pthread_getschedparam(pthread_self(), &policy_, &param_) != 0 || policy_ != SCHED_OTHER) {
+      return;
+    }
+    const sched_param fifo{.sched_priority = 1};
+    raised_ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+  }
+  ~ScopedRealtime() {
+    if (raised_) (void)pthread_setschedparam(pthread_self(), policy_, &param_);
+  }
+  ScopedRealtime(const ScopedRealtime&) = delete;
+  ScopedRealtime& operator=(const ScopedRealtime&) = delete;
+
+ private:
+  int policy_ = SCHED_OTHER;
+  sched_param param_{};
+  bool raised_ = false;
+};
 }  // namespace
 
 absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* response) {
@@ -293,6 +318,7 @@ std::optional<ExitResponse> Supervisor::CommittedAnswer(uint32_t vcpu, uint64_t 
 
 void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
                                  absl::Time detected) {
+  const ScopedRealtime realtime;
   absl::MutexLock failover(&failover_mu_);
   L1Ptr failed;
   L1Ptr next;

@@ -87,25 +87,40 @@ class FailoverTest : public ::testing::Test {
   // Waits for `n` more verified reports (both vCPUs report; n >= 4 means both progressed).
   static void ExpectProgress(Machine& m, uint64_t n = 4) {
     const uint64_t before = m.Progress().verified_reports;
-    ASSERT_TRUE(PollUntil([&] { return m.Progress().verified_reports >= before + n || Stopped(m); },
-                          absl::Seconds(60)) &&
-                m.Progress().verified_reports >= before + n)
+    bool progressed = false;
+    ASSERT_TRUE(PollUntil(
+                    [&] {
+                      progressed = m.Progress().verified_reports >= before + n;
+                      return progressed || Stopped(m);
+                    },
+                    absl::Seconds(60)) &&
+                progressed)
         << "guest made no progress; failovers=" << m.supervisor()->failover_count()
         << StopReason(m);
     ASSERT_EQ(m.Progress().violations, 0u);
   }
 
   static void WaitForFailovers(Machine& m, uint64_t count) {
-    ASSERT_TRUE(PollUntil([&] { return m.supervisor()->failover_count() >= count || Stopped(m); },
-                          absl::Seconds(60)) &&
-                m.supervisor()->failover_count() >= count)
+    bool reached = false;
+    ASSERT_TRUE(PollUntil(
+                    [&] {
+                      reached = m.supervisor()->failover_count() >= count;
+                      return reached || Stopped(m);
+                    },
+                    absl::Seconds(60)) &&
+                reached)
         << "failovers: " << m.supervisor()->failover_count() << " of " << count << StopReason(m);
   }
 
   static void WaitForStandby(Machine& m) {
-    ASSERT_TRUE(
-        PollUntil([&] { return PidOf(m, "standby") > 0 || Stopped(m); }, absl::Seconds(60)) &&
-        PidOf(m, "standby") > 0)
+    bool ready = false;
+    ASSERT_TRUE(PollUntil(
+                    [&] {
+                      ready = PidOf(m, "standby") > 0;
+                      return ready || Stopped(m);
+                    },
+                    absl::Seconds(60)) &&
+                ready)
         << "no standby" << StopReason(m);
   }
 
