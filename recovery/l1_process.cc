@@ -17,6 +17,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/errno_status.h"
+#include "base/spin_wait.h"
 #include "base/status_macros.h"
 
 extern char** environ;
@@ -37,16 +38,6 @@ int PidfdSendSignal(int pidfd, int signal) {
 // (normal-priority) thread on a core busy with vCPUs, which is what made the slow tail of
 // failover latency; spinning for that long costs CPU only during a failover.
 constexpr absl::Duration kFailoverSpin = absl::Milliseconds(2);
-
-template <typename Pred>
-bool SpinUntil(Pred done, absl::Duration limit) {
-  const absl::Time until = absl::Now() + limit;
-  while (!done()) {
-    if (absl::Now() >= until) return false;
-    __builtin_ia32_pause();
-  }
-  return true;
-}
 
 }  // namespace
 

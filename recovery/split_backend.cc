@@ -168,15 +168,9 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
 }
 
 WorkloadProgress SplitBackend::Progress() const {
-  // The active L1 may be committing while we read: a torn read fails its checksum. Read again,
-  // and if the journal stays busy, report the last progress read rather than none (callers
-  // poll it and must never see it go backwards).
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    absl::StatusOr<std::string> payload = supervisor_->journal().ReadCommitted();
-    if (absl::IsNotFound(payload.status())) break;  // nothing committed yet
-    if (!payload.ok()) continue;
-    absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
-    if (!record.ok()) continue;
+  // If every read of the journal was torn by a concurrent commit, report the last progress read
+  // rather than none: callers poll it and must never see it go backwards.
+  if (std::optional<CommitRecord> record = supervisor_->LatestCommit(); record.has_value()) {
     WorkloadProgress progress;
     progress.verified_reports = record->verified_reports;
     progress.violations = record->oracle_violations;

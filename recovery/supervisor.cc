@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "base/spin_wait.h"
 #include "base/status_macros.h"
 #include "recovery/proc_stats.h"
 #include "vmm/l1/commit_record.h"
@@ -198,12 +199,8 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     channel.SignalRequest();
     // The active L1 (SCHED_FIFO, usually on another core) answers most exits within a few
     // microseconds: spin that long on the response before paying for a sleep and a wake-up.
-    static const bool multi_cpu = std::thread::hardware_concurrency() > 1;
-    const absl::Time spin_until = absl::Now() + (multi_cpu ? kResponseSpin : absl::ZeroDuration());
-    while (slot.response_seq.load(std::memory_order_acquire) != request.seq &&
-           absl::Now() < spin_until) {
-      __builtin_ia32_pause();
-    }
+    SpinUntil([&] { return slot.response_seq.load(std::memory_order_acquire) == request.seq; },
+              kResponseSpin);
 
     std::string cause;
     absl::Time give_up = absl::Now() + deadline;
@@ -298,22 +295,27 @@ bool Supervisor::LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime
   return false;
 }
 
-std::optional<ExitResponse> Supervisor::CommittedAnswer(uint32_t vcpu, uint64_t seq) const {
-  // The new active may be committing concurrently: a torn read fails its checksum; read again.
+std::optional<CommitRecord> Supervisor::LatestCommit() const {
+  // The active L1 may be committing concurrently: a torn read fails its checksum; read again.
   for (int attempt = 0; attempt < 100; ++attempt) {
     absl::StatusOr<std::string> payload = journal_.ReadCommitted();
     if (absl::IsNotFound(payload.status())) return std::nullopt;
     if (!payload.ok()) continue;
     absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
-    if (!record.ok()) continue;
-    if (vcpu >= record->last_answer.size() || record->last_answer[vcpu].seq != seq) {
-      return std::nullopt;
-    }
-    auto response = std::make_unique<ExitResponse>();
-    record->last_answer[vcpu].ToResponse(response.get());
-    return *response;
+    if (record.ok()) return std::move(*record);
   }
   return std::nullopt;
+}
+
+std::optional<ExitResponse> Supervisor::CommittedAnswer(uint32_t vcpu, uint64_t seq) const {
+  std::optional<CommitRecord> record = LatestCommit();
+  if (!record.has_value() || vcpu >= record->last_answer.size() ||
+      record->last_answer[vcpu].seq != seq) {
+    return std::nullopt;
+  }
+  auto response = std::make_unique<ExitResponse>();
+  record->last_answer[vcpu].ToResponse(response.get());
+  return *response;
 }
 
 void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,

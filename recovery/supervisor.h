@@ -30,6 +30,7 @@
 #include "recovery/l1_process.h"
 #include "recovery/policy/recovery_policy.h"
 #include "state-extract/device_journal.h"
+#include "vmm/l1/commit_record.h"
 
 namespace rehome {
 
@@ -107,6 +108,9 @@ class Supervisor final {
   uint64_t exits_retried() const;
   uint64_t exits_answered_from_journal() const;
   const DeviceJournal& journal() const { return journal_; }
+  // The last commit in the journal, read again while a concurrent commit tears the read (up to
+  // 100 times); nullopt when nothing is committed yet or every read was torn.
+  std::optional<CommitRecord> LatestCommit() const;
   const RecoveryPolicy& policy() const { return config_.policy; }
 
   // Lets the guest continue after the failover limit stopped it (an operator's `cont`):

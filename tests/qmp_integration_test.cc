@@ -740,6 +740,14 @@ bool PollSerial(const RunningVm& vm, const std::string& needle, size_t count) {
 
 constexpr char kBanner[] = "rehome-guest: cpus=";
 
+// Sends `quit` and expects its empty reply and rehome to exit 0.
+void QuitAndExpectExitZero(QmpClient& client, RunningVm& vm) {
+  EXPECT_EQ(Exec(client, "quit"), Json::object());
+  absl::StatusOr<int> code = vm.child->WaitExit(kStartTimeout);
+  ASSERT_TRUE(code.ok()) << code.status();
+  EXPECT_EQ(*code, 0) << vm.child->Stderr();
+}
+
 // system_reset boots the guest again in a new VM; the monitor and its clients stay, see RESET,
 // and drive the new boot (its L1s included).
 TEST(QmpIntegrationTest, SystemResetRebootsTheGuestAndKeepsTheMonitor) {
@@ -763,10 +771,7 @@ TEST(QmpIntegrationTest, SystemResetRebootsTheGuestAndKeepsTheMonitor) {
   });
   EXPECT_NE(PidsWithRole(after, "active"), PidsWithRole(before, "active")) << after.dump();
   EXPECT_THAT((*vm)->child->Stderr(), HasSubstr("system_reset over QMP: booting the guest again"));
-  EXPECT_EQ(Exec(*client, "quit"), Json::object());
-  absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
-  ASSERT_TRUE(code.ok()) << code.status();
-  EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+  QuitAndExpectExitZero(*client, **vm);
 }
 
 // A guest that resets itself boots again (on_reboot=restart, libvirt's default) with RESET
@@ -787,10 +792,7 @@ TEST(QmpIntegrationTest, GuestRebootAndPowerOffFollowLifecycleActions) {
     }
     EXPECT_GE(CountInSerial(**vm, kBanner), 3u);
     EXPECT_THAT((*vm)->child->Stderr(), HasSubstr("on_reboot=restart: booting the guest again"));
-    EXPECT_EQ(Exec(*client, "quit"), Json::object());
-    absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
-    ASSERT_TRUE(code.ok()) << code.status();
-    EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+    QuitAndExpectExitZero(*client, **vm);
   }
   {
     auto vm = StartVm({"--kernel", testing::GuestElf(), "--cmdline", "workload=poweroff",
@@ -808,10 +810,7 @@ TEST(QmpIntegrationTest, GuestRebootAndPowerOffFollowLifecycleActions) {
     absl::StatusOr<QmpEvent> again = WaitEventNamed(*client, "SHUTDOWN");  // the second boot's
     ASSERT_TRUE(again.ok()) << again.status();
     EXPECT_EQ(CountInSerial(**vm, kBanner), 2u);
-    EXPECT_EQ(Exec(*client, "quit"), Json::object());
-    absl::StatusOr<int> code = (*vm)->child->WaitExit(kStartTimeout);
-    ASSERT_TRUE(code.ok()) << code.status();
-    EXPECT_EQ(*code, 0) << (*vm)->child->Stderr();
+    QuitAndExpectExitZero(*client, **vm);
   }
 }
 

@@ -2,11 +2,11 @@
 // the guest RAM memfds and the exit channel it inherited, runs the device model, answers the
 // exits L0 forwards, commits its state to the journal after every exit, and heartbeats. It starts
 // as a standby; when L0 promotes it, it restores the last committed state and becomes active.
-// With a disk, the active L1 also serves the virtio-blk data path without L0: KVM signals the
-// disk's QueueNotify on an ioeventfd this process polls, and the L1 raises the disk's interrupt
-// through an irqfd. Completions are published to the guest only after the commit that holds them
-// (docs/failover.md). It never opens /dev/kvm. Threads: the main loop (all exit and notification
-// handling) and a heartbeat thread.
+// The active L1 also serves the virtio data path without L0: KVM signals each device's
+// QueueNotify on an ioeventfd this process polls, the L1 raises the device's interrupt through an
+// irqfd, and console output goes to L0 through the transmit ring. Completions and console bytes
+// are published only after the commit that holds them (docs/failover.md). It never opens /dev/kvm.
+// Threads: the main loop (all exit and notification handling) and a heartbeat thread.
 #include "vmm/l1/l1_main.h"
 
 #include <poll.h>
@@ -26,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/spin_wait.h"
 #include "base/status_macros.h"
 #include "kvm-l0/console_tx_ring.h"
 #include "kvm-l0/exit_channel.h"
@@ -324,25 +325,19 @@ class L1Server final {
   // True as soon as an exit request (or a fault, quit or promote request) is pending; false
   // after kIdleSpin without one.
   bool SpinForWork() {
-    // Spinning only pays when L0's vCPU thread runs on another CPU meanwhile.
-    static const bool multi_cpu = std::thread::hardware_concurrency() > 1;
-    if (!multi_cpu) return false;
     constexpr absl::Duration kIdleSpin = absl::Microseconds(50);
     const ExitChannelHeader& h = channel_.header();
-    const absl::Time until = absl::Now() + kIdleSpin;
-    for (;;) {
-      for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
-        if (channel_.slot(v).request_seq.load(std::memory_order_acquire) > answered_[v]) {
-          return true;
-        }
-      }
-      if (h.fault_request.load(std::memory_order_relaxed) != 0 ||
-          h.quit_request.load(std::memory_order_relaxed) != 0) {
-        return true;
-      }
-      if (absl::Now() >= until) return false;
-      __builtin_ia32_pause();
-    }
+    return SpinUntil(
+        [&] {
+          for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+            if (channel_.slot(v).request_seq.load(std::memory_order_acquire) > answered_[v]) {
+              return true;
+            }
+          }
+          return h.fault_request.load(std::memory_order_relaxed) != 0 ||
+                 h.quit_request.load(std::memory_order_relaxed) != 0;
+        },
+        kIdleSpin);
   }
 
   enum class Device { kDisk, kConsole };
@@ -354,7 +349,6 @@ class L1Server final {
   // rewrites the same console bytes at the same ring positions (Promote).
   void HandleDeviceNotification(Device device) {
     if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
-    ++notifications_handled_;
     if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
     Commit();
     if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
@@ -496,8 +490,7 @@ class L1Server final {
   std::vector<uint64_t> answered_;
   std::vector<CommittedAnswer> last_answer_;
   uint64_t exits_handled_ = 0;
-  uint64_t notifications_handled_ = 0;  // device notifications served from ioeventfds
-  bool answered_vcpu_exit_ = false;     // in the last loop iteration (see Run)
+  bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
   uint64_t generation_ = 0;
   UniqueFd blk_notify_;
   UniqueFd blk_irq_;
