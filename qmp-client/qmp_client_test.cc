@@ -89,7 +89,9 @@ TEST(QmpClientQemu, StopEmitsStopEventToQueueAndCallback) {
     if (event.name == "STOP") ++stops;
   });
   ASSERT_TRUE((*client)->Execute("stop").ok());
+  // A client that connects while QEMU is still starting also gets the start-up RESUME.
   auto event = (*client)->WaitEvent(absl::Seconds(10));
+  if (event.ok() && event->name == "RESUME") event = (*client)->WaitEvent(absl::Seconds(10));
   ASSERT_TRUE(event.ok()) << event.status();
   EXPECT_EQ(event->name, "STOP");
   EXPECT_GT(event->timestamp.seconds, 0);
@@ -136,12 +138,7 @@ TEST(QmpClientQemu, KilledPeerMakesCallsUnavailable) {
   REQUIRE_QEMU();
   auto qemu = StartQemu();
   ASSERT_NE(qemu, nullptr);
-  // A QEMU that was just started on a loaded host occasionally resets the very first
-  // connection; that is not what this test is about, so connect again (bounded).
   auto client = QmpClient::Connect(qemu->socket());
-  for (int attempt = 0; attempt < 3 && absl::IsUnavailable(client.status()); ++attempt) {
-    client = QmpClient::Connect(qemu->socket());
-  }
   ASSERT_TRUE(client.ok()) << client.status();
   qemu->Kill();
   auto event = (*client)->WaitEvent(absl::Seconds(10));  // woken by the close, not the timeout

@@ -48,6 +48,25 @@ absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path) {
   return fd;
 }
 
+bool UnixSocketIsListening(const std::string& path) {
+  // Columns: Num RefCount Protocol Flags Type St Inode Path; Flags has __SO_ACCEPTCON
+  // (0x10000) on a listening socket.
+  constexpr unsigned long kAcceptCon = 0x10000;
+  std::ifstream table("/proc/net/unix");
+  std::string line;
+  std::getline(table, line);  // header
+  while (std::getline(table, line)) {
+    std::istringstream fields(line);
+    std::string num, refcount, protocol, flags, type, state, inode, socket_path;
+    if (!(fields >> num >> refcount >> protocol >> flags >> type >> state >> inode >>
+          socket_path)) {
+      continue;  // unnamed socket
+    }
+    if (socket_path == path && (std::stoul(flags, nullptr, 16) & kAcceptCon) != 0) return true;
+  }
+  return false;
+}
+
 absl::StatusOr<std::unique_ptr<QemuProcess>> QemuProcess::Start(int qmp_sockets,
                                                                 absl::Duration timeout,
                                                                 std::vector<std::string> machine) {
@@ -86,11 +105,12 @@ absl::StatusOr<std::unique_ptr<QemuProcess>> QemuProcess::Start(int qmp_sockets,
     return ErrnoToStatus(rc, "posix_spawn qemu");
   }
 
-  // Poll until every socket accepts a connection (QEMU binds and listens during start-up).
+  // Poll until every socket listens (QEMU binds and listens during start-up). No probe
+  // connection: see UnixSocketIsListening.
   const absl::Time deadline = absl::Now() + timeout;
   for (const std::string& socket : process->sockets_) {
     for (;;) {
-      if (ConnectUnix(socket).ok()) break;
+      if (UnixSocketIsListening(socket)) break;
       int status;
       if (waitpid(process->pid_, &status, WNOHANG) == process->pid_) {
         process->pid_ = -1;

@@ -54,6 +54,11 @@ class QemuProcess final {
 // A plain connected UNIX stream socket.
 absl::StatusOr<UniqueFd> ConnectUnix(const std::string& path);
 
+// Whether some process listens on the UNIX stream socket at `path`, read from /proc/net/unix
+// without connecting. Readiness probes use this: QEMU serves one QMP client at a time, and a
+// probe connection it is still tearing down makes it drop (reset) the next client.
+bool UnixSocketIsListening(const std::string& path);
+
 class RawQmpPeer final {
  public:
   static absl::StatusOr<RawQmpPeer> Connect(const std::string& path);
