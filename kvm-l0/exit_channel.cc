@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <atomic>
 #include <cstring>
 #include <new>
 
@@ -59,9 +60,9 @@ absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& re
       response.data_len > kExitDataMax) {
     return absl::InvalidArgumentError("response lengths out of range");
   }
-  const uint32_t expected_data =
-      request.is_write || request.kind == ExitRequest::kConsoleInput ? 0
-                                                                     : request.size * request.count;
+  const uint32_t expected_data = request.is_write || request.kind == ExitRequest::kConsoleInput
+                                     ? 0
+                                     : request.size * request.count;
   if (response.action == ExitResponse::kContinue && response.data_len != expected_data) {
     return absl::InvalidArgumentError(absl::StrCat("response carries ", response.data_len,
                                                    " data bytes, the exit needs ", expected_data));
@@ -84,6 +85,7 @@ absl::Status ExitChannel::Map(size_t size, bool initialise) {
     header_->magic = kExitChannelMagic;
     header_->version = kExitChannelVersion;
     header_->slot_count = slot_count_;
+    header_->l1_sleeping.store(1, std::memory_order_relaxed);  // until the L1 says otherwise
     slots_ = reinterpret_cast<ExitSlot*>(mapping_.bytes() + HeaderSize());
     for (uint32_t i = 0; i < slot_count_; ++i) new (&slots_[i]) ExitSlot{};
   } else {
@@ -153,6 +155,26 @@ void ExitChannel::SignalResponse(uint32_t slot) const {
 void ExitChannel::SignalAck() const {
   const uint64_t one = 1;
   (void)!write(ack_efd_.get(), &one, sizeof(one));
+}
+
+void ExitChannel::WakeL1IfSleeping() const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (header_->l1_sleeping.load(std::memory_order_relaxed) != 0) SignalRequest();
+}
+
+void ExitChannel::WakeL0IfSleeping(uint32_t slot) const {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (slots_[slot].l0_sleeping.load(std::memory_order_relaxed) != 0) SignalResponse(slot);
+}
+
+void ExitChannel::SetL1Sleeping(bool sleeping) const {
+  header_->l1_sleeping.store(sleeping ? 1 : 0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+}
+
+void ExitChannel::SetL0Sleeping(uint32_t slot, bool sleeping) const {
+  slots_[slot].l0_sleeping.store(sleeping ? 1 : 0, std::memory_order_relaxed);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 void ExitChannel::Drain(int eventfd) {

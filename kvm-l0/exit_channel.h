@@ -6,6 +6,11 @@
 // L1->L0); the sequence numbers carry the truth, so spurious or lost wake-ups are harmless.
 // Everything an L1 writes is untrusted: L0 copies a response out and validates it (sequence,
 // CRC32, ranges) before using it.
+// A side signals an eventfd only when the other side says it sleeps (`l1_sleeping`,
+// `l0_sleeping`): a side that spins on the sequence numbers needs no wake-up, and the eventfd
+// write is a system call on the exit's critical path. Both sides use the store-fence-load
+// pattern (WakeL1IfSleeping / L1 about to sleep; WakeL0IfSleeping / L0 about to sleep), so one
+// of them always sees the other: a wake-up is never lost.
 //
 // Thread-safety: a slot is written by one L0 thread (its vCPU) and one L1 thread; the header's
 // atomics may be used from any thread of either process.
@@ -24,9 +29,9 @@
 namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
-inline constexpr uint32_t kExitChannelVersion = 3;  // 2: work_progress; 3: console
-inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
-inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
+inline constexpr uint32_t kExitChannelVersion = 4;  // 2: work_progress; 3: console; 4: sleeping
+inline constexpr uint32_t kExitDataMax = 4096;      // PIO/MMIO payload per exit
+inline constexpr uint32_t kExitOutputMax = 4096;    // console bytes produced by one exit
 inline constexpr uint32_t kExitReasonMax = 240;
 inline constexpr uint32_t kMaxChannelSlots = 256;
 
@@ -48,6 +53,10 @@ struct ExitRequest {
   uint64_t addr = 0;  // port or guest-physical address
   uint64_t rip = 0;   // vCPU state at the exit (from KVM's sync regs)
   uint64_t rflags = 0;
+  // Scheduling hint: the host CPU the posting L0 thread ran on (sched_getcpu; ~0u unknown). An
+  // L1 on the same CPU does not spin for the next exit: it would keep that thread off the CPU.
+  uint32_t host_cpu = ~0u;
+  uint32_t reserved = 0;
   uint8_t data[kExitDataMax];  // write payload (data_len bytes); ignored for reads
 };
 
@@ -66,8 +75,8 @@ struct ExitResponse {
   uint64_t seq = 0;  // the request's seq
   uint32_t action = kContinue;
   int32_t exit_status = 0;
-  uint32_t data_len = 0;    // read data (size * count bytes for reads, else 0)
-  uint32_t output_len = 0;  // console bytes for L0 to write, exactly once
+  uint32_t data_len = 0;       // read data (size * count bytes for reads, else 0)
+  uint32_t output_len = 0;     // console bytes for L0 to write, exactly once
   uint32_t output_stream = 0;  // 0: COM1 serial output, 1: virtio-console output
   uint32_t reason_len = 0;
   uint32_t crc = 0;
@@ -85,6 +94,7 @@ struct alignas(64) ExitSlot {
   std::atomic<uint64_t> request_seq;  // L0 publishes a request (release)
   ExitRequest request;
   alignas(64) std::atomic<uint64_t> response_seq;  // L1 publishes a response (release)
+  std::atomic<uint32_t> l0_sleeping;  // L0: 1 while its vCPU thread may block for the response
   ExitResponse response;
 };
 
@@ -101,6 +111,8 @@ struct alignas(64) ExitChannelHeader {
   std::atomic<uint64_t> promote_ack;      // L1: "active as generation N" (state restored)
   std::atomic<uint64_t> quit_request;     // L0: planned retirement (non-zero: exit cleanly)
   std::atomic<uint32_t> fault_request;    // L0: fault injection for tests (L1Fault)
+  std::atomic<uint32_t> l1_sleeping;      // L1: 1 while its exit thread may block in poll
+  std::atomic<uint32_t> l1_cpu;           // L1: host CPU its exit thread last ran on, +1 (0: ?)
 };
 
 // Faults an L1 injects into itself on request (tests and `__org.rehome_inject-fault`).
@@ -140,6 +152,16 @@ class ExitChannel final {
   void SignalResponse(uint32_t slot) const;
   void SignalAck() const;
   static void Drain(int eventfd);
+
+  // L0, after publishing a request: signals the request eventfd only if the L1 said it sleeps.
+  void WakeL1IfSleeping() const;
+  // L1, after publishing slot `slot`'s response: signals its eventfd only if L0 said it sleeps.
+  void WakeL0IfSleeping(uint32_t slot) const;
+  // The sleeping side's half: store the flag, then a full fence, so that the caller's re-check
+  // of the sequence numbers that follows cannot miss what the other side published before it
+  // read the flag. Clear it (`false`) after waking up.
+  void SetL1Sleeping(bool sleeping) const;
+  void SetL0Sleeping(uint32_t slot, bool sleeping) const;
 
   int memfd() const { return memfd_.get(); }
   int request_eventfd() const { return request_efd_.get(); }

@@ -2,10 +2,14 @@
 // response validation: everything an L1 writes is checked before L0 uses it.
 #include "kvm-l0/exit_channel.h"
 
+#include <poll.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <memory>
+#include <random>
+#include <thread>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -81,6 +85,76 @@ TEST(ExitChannelTest, MalformedResponsesAreRefused) {
   bad_action->action = 99;
   bad_action->crc = ResponseCrc(*bad_action);
   EXPECT_THAT(ValidateResponse(*request, *bad_action).message(), HasSubstr("action"));
+}
+
+bool Readable(int eventfd) {
+  pollfd fd{eventfd, POLLIN, 0};
+  return poll(&fd, 1, 0) == 1;
+}
+
+TEST(ExitChannelTest, WakeUpsGoOnlyToASleepingSide) {
+  auto channel = ExitChannel::Create(1);
+  ASSERT_TRUE(channel.ok());
+  channel->WakeL1IfSleeping();  // a new channel says the L1 sleeps until it says otherwise
+  EXPECT_TRUE(Readable(channel->request_eventfd()));
+  ExitChannel::Drain(channel->request_eventfd());
+  channel->SetL1Sleeping(false);
+  channel->WakeL1IfSleeping();
+  EXPECT_FALSE(Readable(channel->request_eventfd()));
+  channel->WakeL0IfSleeping(0);  // L0 has not said it sleeps
+  EXPECT_FALSE(Readable(channel->response_eventfd(0)));
+  channel->SetL0Sleeping(0, true);
+  channel->WakeL0IfSleeping(0);
+  EXPECT_TRUE(Readable(channel->response_eventfd(0)));
+}
+
+// Both sides of the protocol as L0 and the L1 run it, on two threads, each side choosing at
+// random to spin or to sleep before every wait. A lost wake-up would leave a sleeper in poll
+// until its timeout: every one of the round trips must be woken, none may time out.
+TEST(ExitChannelTest, NoWakeUpIsLostBetweenSpinningAndSleepingSides) {
+  auto created = ExitChannel::Create(1);
+  ASSERT_TRUE(created.ok());
+  ExitChannel& channel = *created;
+  ExitSlot& slot = channel.slot(0);
+  constexpr uint64_t kRoundTrips = 20000;
+  constexpr int kLostWakeUpMs = 5000;
+  std::atomic<int> timeouts{0};
+  // Waits until `published` reaches `seq`: maybe spins a little, else says it sleeps, re-checks
+  // and polls `eventfd`.
+  auto wait_for = [&](std::minstd_rand& random, const std::atomic<uint64_t>& published,
+                      uint64_t seq, int eventfd, auto set_sleeping) {
+    if (random() % 2 == 0) {
+      for (int i = 0; i < 200 && published.load(std::memory_order_acquire) < seq; ++i) {
+        __builtin_ia32_pause();
+      }
+    }
+    if (published.load(std::memory_order_acquire) >= seq) return;
+    set_sleeping(true);
+    while (published.load(std::memory_order_acquire) < seq) {
+      pollfd fd{eventfd, POLLIN, 0};
+      if (poll(&fd, 1, kLostWakeUpMs) == 0) ++timeouts;
+      ExitChannel::Drain(eventfd);
+    }
+    set_sleeping(false);
+  };
+  std::thread l1([&] {
+    std::minstd_rand random(2);
+    for (uint64_t seq = 1; seq <= kRoundTrips; ++seq) {
+      wait_for(random, slot.request_seq, seq, channel.request_eventfd(),
+               [&](bool sleeping) { channel.SetL1Sleeping(sleeping); });
+      slot.response_seq.store(seq, std::memory_order_release);
+      channel.WakeL0IfSleeping(0);
+    }
+  });
+  std::minstd_rand random(1);
+  for (uint64_t seq = 1; seq <= kRoundTrips; ++seq) {
+    slot.request_seq.store(seq, std::memory_order_release);
+    channel.WakeL1IfSleeping();
+    wait_for(random, slot.response_seq, seq, channel.response_eventfd(0),
+             [&](bool sleeping) { channel.SetL0Sleeping(0, sleeping); });
+  }
+  l1.join();
+  EXPECT_EQ(timeouts.load(), 0);
 }
 
 }  // namespace

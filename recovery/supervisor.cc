@@ -10,6 +10,7 @@
 #include <map>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
@@ -44,6 +45,8 @@ void PostRequest(ExitSlot& slot, const ExitRequest& request) {
   dst.addr = request.addr;
   dst.rip = request.rip;
   dst.rflags = request.rflags;
+  const int cpu = sched_getcpu();
+  dst.host_cpu = cpu < 0 ? ~0u : static_cast<uint32_t>(cpu);
   std::memcpy(dst.data, request.data, dst.data_len);
   slot.request_seq.store(request.seq, std::memory_order_release);
 }
@@ -196,11 +199,24 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     ExitChannel& channel = l1->channel();
     ExitSlot& slot = channel.slot(v);
     PostRequest(slot, request);
-    channel.SignalRequest();
+    channel.WakeL1IfSleeping();
     // The active L1 (SCHED_FIFO, usually on another core) answers most exits within a few
     // microseconds: spin that long on the response before paying for a sleep and a wake-up.
-    SpinUntil([&] { return slot.response_seq.load(std::memory_order_acquire) == request.seq; },
-              kResponseSpin);
+    // Not when the L1 last ran on this thread's CPU: spinning would only delay it. Only then
+    // say that this thread may sleep (the L1 signals the response eventfd only then); the loop
+    // below re-checks the response after saying so.
+    const bool same_cpu = channel.header().l1_cpu.load(std::memory_order_relaxed) ==
+                          static_cast<uint32_t>(sched_getcpu() + 1);
+    const bool answered_while_spinning =
+        same_cpu
+            ? slot.response_seq.load(std::memory_order_acquire) == request.seq
+            : SpinUntil(
+                  [&] { return slot.response_seq.load(std::memory_order_acquire) == request.seq; },
+                  kResponseSpin);
+    if (!answered_while_spinning) channel.SetL0Sleeping(v, true);
+    absl::Cleanup awake = [&] {
+      if (!answered_while_spinning) channel.SetL0Sleeping(v, false);
+    };
 
     std::string cause;
     absl::Time give_up = absl::Now() + deadline;

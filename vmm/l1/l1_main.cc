@@ -218,12 +218,23 @@ class L1Server final {
       // An active L1 that just answered a vCPU's exit spins briefly for the next one: in an
       // exit-heavy phase it arrives within tens of microseconds, and a sleep plus a wake-up
       // would cost about as much as the exit itself. (Not after notifications or console input:
-      // the spin would only take a CPU from the guest and the console peer.) Then poll,
-      // without waiting if work came.
-      const bool work = active_ && answered_vcpu_exit_ && SpinForWork();
+      // the spin would only take a CPU from the guest and the console peer.) L0 signals the
+      // request eventfd only while this L1 says it sleeps, so an exit found by spinning costs
+      // no system call on either side when no device notification can be pending either.
+      // Nor when the vCPU thread it answered runs on this CPU: it could not post the next exit
+      // while this L1 (real-time) spins there.
+      const int cpu = sched_getcpu();
+      channel_.header().l1_cpu.store(static_cast<uint32_t>(cpu + 1), std::memory_order_relaxed);
+      bool work = active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu) &&
+                  SpinForWork();
       answered_vcpu_exit_ = false;
-      poll(fds, 3, work ? 0 : 100);
-      ExitChannel::Drain(channel_.request_eventfd());
+      if (!work) {
+        channel_.SetL1Sleeping(true);
+        work = RequestPending();  // published before L0 could see the flag
+      }
+      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) poll(fds, 3, work ? 0 : 100);
+      channel_.SetL1Sleeping(false);
+      if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
       TakeFault();
@@ -322,22 +333,23 @@ class L1Server final {
     return absl::OkStatus();
   }
 
-  // True as soon as an exit request (or a fault, quit or promote request) is pending; false
-  // after kIdleSpin without one.
+  // True when an exit request (or a fault, quit or promote request) is pending.
+  bool RequestPending() const {
+    for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+      if (channel_.slot(v).request_seq.load(std::memory_order_acquire) > answered_[v]) {
+        return true;
+      }
+    }
+    const ExitChannelHeader& h = channel_.header();
+    return h.fault_request.load(std::memory_order_relaxed) != 0 ||
+           h.quit_request.load(std::memory_order_relaxed) != 0 ||
+           (!active_ && h.promote_request.load(std::memory_order_relaxed) != 0);
+  }
+
+  // True as soon as RequestPending; false after kIdleSpin without.
   bool SpinForWork() {
     constexpr absl::Duration kIdleSpin = absl::Microseconds(50);
-    const ExitChannelHeader& h = channel_.header();
-    return SpinUntil(
-        [&] {
-          for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
-            if (channel_.slot(v).request_seq.load(std::memory_order_acquire) > answered_[v]) {
-              return true;
-            }
-          }
-          return h.fault_request.load(std::memory_order_relaxed) != 0 ||
-                 h.quit_request.load(std::memory_order_relaxed) != 0;
-        },
-        kIdleSpin);
+    return SpinUntil([&] { return RequestPending(); }, kIdleSpin);
   }
 
   enum class Device { kDisk, kConsole };
@@ -386,8 +398,11 @@ class L1Server final {
     }
     std::sort(pending.begin(), pending.end());
     for (const auto& [seq, v] : pending) {
+      if (v < static_cast<uint32_t>(options_.cpus)) {
+        answered_vcpu_exit_ = true;
+        last_vcpu_cpu_ = channel_.slot(v).request.host_cpu;  // read before answering
+      }
       Handle(v);
-      if (v < static_cast<uint32_t>(options_.cpus)) answered_vcpu_exit_ = true;
     }
   }
 
@@ -415,7 +430,7 @@ class L1Server final {
     }
     answered_[v] = seq;
     slot.response_seq.store(seq, std::memory_order_release);
-    channel_.SignalResponse(v);
+    channel_.WakeL0IfSleeping(v);
   }
 
   CommittedAnswer Execute(const ExitRequest& req, uint64_t seq) {
@@ -491,6 +506,7 @@ class L1Server final {
   std::vector<CommittedAnswer> last_answer_;
   uint64_t exits_handled_ = 0;
   bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
+  uint32_t last_vcpu_cpu_ = ~0u;     // host CPU of the vCPU thread answered last (a hint)
   uint64_t generation_ = 0;
   UniqueFd blk_notify_;
   UniqueFd blk_irq_;
