@@ -79,7 +79,8 @@ size_t ExitChannel::SizeFor(uint32_t slots) {
 
 absl::Status ExitChannel::Map(size_t size, bool initialise) {
   ASSIGN_OR_RETURN(mapping_,
-                   MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED, memfd_.get(), 0));
+                   MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                     memfd_.get(), 0));  // no page faults on the first exits
   if (initialise) {
     header_ = new (mapping_.get()) ExitChannelHeader{};
     header_->magic = kExitChannelMagic;

@@ -46,8 +46,10 @@ absl::StatusOr<DeviceJournal> DeviceJournal::Create(uint64_t capacity) {
   if (ftruncate(journal.memfd_.get(), static_cast<off_t>(size)) != 0) {
     return LastErrnoStatus("ftruncate journal");
   }
-  ASSIGN_OR_RETURN(journal.mapping_, MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                                       journal.memfd_.get(), 0));
+  // Populated: a failover reads it, and a page fault costs tens of microseconds on some hosts.
+  ASSIGN_OR_RETURN(journal.mapping_,
+                   MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                                     journal.memfd_.get(), 0));
   journal.header_ = new (journal.mapping_.get()) Header{};
   journal.header_->magic = kJournalMagic;
   journal.header_->version = kJournalVersion;
@@ -66,7 +68,7 @@ absl::StatusOr<DeviceJournal> DeviceJournal::Attach(int memfd) {
   }
   ASSIGN_OR_RETURN(journal.mapping_,
                    MappedRegion::Map(static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
-                                     MAP_SHARED, memfd, 0));
+                                     MAP_SHARED | MAP_POPULATE, memfd, 0));  // as in Create
   journal.header_ = reinterpret_cast<Header*>(journal.mapping_.get());
   if (journal.header_->magic != kJournalMagic || journal.header_->version != kJournalVersion ||
       sizeof(Header) + 2 * (kBufferHeader + journal.header_->capacity) !=
@@ -79,8 +81,8 @@ absl::StatusOr<DeviceJournal> DeviceJournal::Attach(int memfd) {
 
 absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
   if (payload.size() > capacity_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "journal: commit of ", payload.size(), " bytes exceeds capacity ", capacity_));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("journal: commit of ", payload.size(), " bytes exceeds capacity ", capacity_));
   }
   const uint32_t next = 1 - header_->current.load(std::memory_order_relaxed);
   const uint64_t commit = header_->commits.load(std::memory_order_relaxed) + 1;

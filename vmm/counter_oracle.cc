@@ -218,7 +218,7 @@ std::vector<uint8_t> CounterOracle::EncodeState(const State& state) {
     w.U8(v.final_seen ? 1 : 0);
     for (int j = 0; j < 4; ++j) w.U64(v.chain.v[j]);
     w.U64(v.chain.step);
-    for (uint64_t word : v.chain.scratch) w.U64(word);
+    w.U64Array(v.chain.scratch);
   }
   return w.Finish();
 }
@@ -248,7 +248,7 @@ absl::StatusOr<CounterOracle::State> CounterOracle::DecodeState(std::span<const 
       for (int j = 0; j < 4; ++j) v.chain.v[j] = r.U64();
       v.chain.step = r.U64();
       v.chain.pad[0] = v.chain.pad[1] = v.chain.pad[2] = 0;
-      for (uint64_t& word : v.chain.scratch) word = r.U64();
+      r.U64Array(v.chain.scratch);
     }
   }
   RETURN_IF_ERROR(r.Finish());

@@ -22,10 +22,6 @@ std::string_view AsChars(const std::vector<uint8_t>& bytes) {
   return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
-std::span<const uint8_t> AsBytes(const std::string& s) {
-  return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-}
-
 }  // namespace
 
 std::string VirtioMmioCmdlineEntry(int index) {
@@ -178,18 +174,19 @@ std::vector<uint8_t> DeviceModel::SaveState() const {
 absl::Status DeviceModel::RestoreState(std::span<const uint8_t> bytes) {
   StateReader reader(bytes, "device model");
   RETURN_IF_ERROR(reader.ExpectVersion(kDeviceModelStateVersion));
-  const std::string serial_bytes = reader.Bytes(kMaxSectionBytes);
-  const std::string debug_bytes = reader.Bytes(kMaxSectionBytes);
+  // Views into `bytes`, not copies: the oracle's section alone is 32 KiB per vCPU.
+  const std::span<const uint8_t> serial_bytes = reader.View(kMaxSectionBytes);
+  const std::span<const uint8_t> debug_bytes = reader.View(kMaxSectionBytes);
   const uint64_t pio_writes = reader.U64();
   const bool has_oracle = reader.Bool();
-  std::string oracle_bytes;
-  if (has_oracle) oracle_bytes = reader.Bytes(kMaxSectionBytes);
+  std::span<const uint8_t> oracle_bytes;
+  if (has_oracle) oracle_bytes = reader.View(kMaxSectionBytes);
   const bool has_disk = reader.Bool();
-  std::string disk_bytes;
-  if (has_disk) disk_bytes = reader.Bytes(kMaxSectionBytes);
+  std::span<const uint8_t> disk_bytes;
+  if (has_disk) disk_bytes = reader.View(kMaxSectionBytes);
   const bool has_console = reader.Bool();
-  std::string console_bytes;
-  if (has_console) console_bytes = reader.Bytes(kMaxSectionBytes);
+  std::span<const uint8_t> console_bytes;
+  if (has_console) console_bytes = reader.View(kMaxSectionBytes);
   RETURN_IF_ERROR(reader.Finish());
   if (has_console != (console_ != nullptr)) {
     return absl::InvalidArgumentError("device model state: console presence does not match");
@@ -201,14 +198,14 @@ absl::Status DeviceModel::RestoreState(std::span<const uint8_t> bytes) {
     return absl::InvalidArgumentError("device model state: oracle presence does not match");
   }
   // Decode everything before changing anything, so a bad blob leaves the model as it was.
-  ASSIGN_OR_RETURN(Serial8250::State serial, Serial8250::DecodeState(AsBytes(serial_bytes)));
-  ASSIGN_OR_RETURN(DebugExitPort::State debug, DebugExitPort::DecodeState(AsBytes(debug_bytes)));
+  ASSIGN_OR_RETURN(Serial8250::State serial, Serial8250::DecodeState(serial_bytes));
+  ASSIGN_OR_RETURN(DebugExitPort::State debug, DebugExitPort::DecodeState(debug_bytes));
   std::optional<CounterOracle::State> oracle;
   if (has_oracle) {
-    ASSIGN_OR_RETURN(oracle, CounterOracle::DecodeState(AsBytes(oracle_bytes)));
+    ASSIGN_OR_RETURN(oracle, CounterOracle::DecodeState(oracle_bytes));
   }
-  if (has_disk) RETURN_IF_ERROR(disk_->RestoreState(AsBytes(disk_bytes)));  // all or nothing
-  if (has_console) RETURN_IF_ERROR(console_->RestoreState(AsBytes(console_bytes)));
+  if (has_disk) RETURN_IF_ERROR(disk_->RestoreState(disk_bytes));  // all or nothing
+  if (has_console) RETURN_IF_ERROR(console_->RestoreState(console_bytes));
   oracle_blob_valid_ = false;
   if (oracle.has_value()) RETURN_IF_ERROR(oracle_->RestoreState(*oracle));
   RETURN_IF_ERROR(serial_->RestoreState(serial));

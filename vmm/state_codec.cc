@@ -1,6 +1,8 @@
 // vmm/state_codec.cc: StateWriter / StateReader.
 #include "vmm/state_codec.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 
 namespace rehome {
@@ -20,16 +22,35 @@ absl::Status StateReader::ExpectVersion(uint8_t version) {
   return absl::OkStatus();
 }
 
-uint64_t StateReader::Le(int n) {
-  if (!error_.empty()) return 0;
-  if (bytes_.size() - pos_ < static_cast<size_t>(n)) {
+uint64_t StateReader::Short(size_t n) {
+  if (error_.empty() && bytes_.size() - pos_ < n) {
     error_ = absl::StrCat("truncated at byte ", pos_, " of ", bytes_.size());
-    return 0;
   }
-  uint64_t v = 0;
-  for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(bytes_[pos_ + i]) << (8 * i);
-  pos_ += n;
-  return v;
+  return 0;
+}
+
+void StateWriter::U64Array(std::span<const uint64_t> words) {
+  if constexpr (std::endian::native == std::endian::little) {
+    const size_t at = bytes_.size();
+    bytes_.resize(at + words.size_bytes());
+    std::memcpy(bytes_.data() + at, words.data(), words.size_bytes());
+  } else {
+    for (uint64_t word : words) U64(word);
+  }
+}
+
+void StateReader::U64Array(std::span<uint64_t> words) {
+  if (!error_.empty() || bytes_.size() - pos_ < words.size_bytes()) {
+    Short(words.size_bytes());
+    std::fill(words.begin(), words.end(), 0);
+    return;
+  }
+  if constexpr (std::endian::native == std::endian::little) {
+    std::memcpy(words.data(), bytes_.data() + pos_, words.size_bytes());
+    pos_ += words.size_bytes();
+  } else {
+    for (uint64_t& word : words) word = U64();
+  }
 }
 
 bool StateReader::Bool() {
@@ -39,15 +60,20 @@ bool StateReader::Bool() {
 }
 
 std::string StateReader::Bytes(uint32_t max_len) {
+  const std::span<const uint8_t> view = View(max_len);
+  return std::string(reinterpret_cast<const char*>(view.data()), view.size());
+}
+
+std::span<const uint8_t> StateReader::View(uint32_t max_len) {
   const uint32_t len = U32();
   if (!error_.empty()) return {};
   if (len > max_len || len > bytes_.size() - pos_) {
     Fail(absl::StrCat("byte string of ", len, " bytes at byte ", pos_ - 4, " is too long"));
     return {};
   }
-  std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), len);
+  const std::span<const uint8_t> view = bytes_.subspan(pos_, len);
   pos_ += len;
-  return s;
+  return view;
 }
 
 void StateReader::Fail(std::string_view why) {

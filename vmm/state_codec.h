@@ -5,7 +5,9 @@
 #ifndef REHOME_VMM_STATE_CODEC_H_
 #define REHOME_VMM_STATE_CODEC_H_
 
+#include <bit>
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -27,12 +29,20 @@ class StateWriter final {
   void U64(uint64_t v) { Le(v, 8); }
   // A u32 length followed by the bytes.
   void Bytes(std::string_view s);
+  // The words one after another, each as U64 writes it (no length: the reader knows the count).
+  void U64Array(std::span<const uint64_t> words);
 
   std::vector<uint8_t> Finish() { return std::move(bytes_); }
 
  private:
   void Le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) bytes_.push_back(static_cast<uint8_t>(v >> (8 * i)));
+    const size_t at = bytes_.size();
+    bytes_.resize(at + n);
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(bytes_.data() + at, &v, n);
+    } else {
+      for (int i = 0; i < n; ++i) bytes_[at + i] = static_cast<uint8_t>(v >> (8 * i));
+    }
   }
   std::vector<uint8_t> bytes_;
 };
@@ -53,6 +63,11 @@ class StateReader final {
   bool Bool();  // a byte that must be 0 or 1
   // A u32 length then the bytes; fails (sticky) if the length exceeds `max_len` or the input.
   std::string Bytes(uint32_t max_len);
+  // Like Bytes, without a copy: a view into the input (valid as long as the input is); empty
+  // after an error.
+  std::span<const uint8_t> View(uint32_t max_len);
+  // words.size() words as U64Array wrote them; on a short input all of them become zero.
+  void U64Array(std::span<uint64_t> words);
   size_t remaining() const { return bytes_.size() - pos_; }
   // Records a semantic error (first one wins), e.g. a field out of range.
   void Fail(std::string_view why);
@@ -61,7 +76,18 @@ class StateReader final {
   absl::Status Finish() const;
 
  private:
-  uint64_t Le(int n);
+  uint64_t Le(int n) {
+    if (!error_.empty() || bytes_.size() - pos_ < static_cast<size_t>(n)) return Short(n);
+    uint64_t v = 0;
+    if constexpr (std::endian::native == std::endian::little) {
+      std::memcpy(&v, bytes_.data() + pos_, n);
+    } else {
+      for (int i = 0; i < n; ++i) v |= static_cast<uint64_t>(bytes_[pos_ + i]) << (8 * i);
+    }
+    pos_ += n;
+    return v;
+  }
+  uint64_t Short(size_t n);  // records a truncation (unless an error is already recorded): 0
   std::span<const uint8_t> bytes_;
   std::string what_;
   size_t pos_ = 0;

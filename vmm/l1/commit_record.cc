@@ -81,7 +81,7 @@ absl::StatusOr<CommitRecord> DecodeCommitRecord(std::string_view bytes) {
     a.output_stream = r.U32();
     record.last_answer.push_back(std::move(a));
   }
-  const std::string state = r.Bytes(1u << 30);
+  const std::span<const uint8_t> state = r.View(1u << 30);
   record.device_state.assign(state.begin(), state.end());
   RETURN_IF_ERROR(r.Finish());
   if (record.last_answer.size() != vcpus) {
