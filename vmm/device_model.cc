@@ -147,7 +147,13 @@ ExitOutcome DeviceModel::Handle(KvmExit& exit) {
 }
 
 std::vector<uint8_t> DeviceModel::SaveState() const {
-  StateWriter writer(kDeviceModelStateVersion);
+  std::vector<uint8_t> bytes;
+  SaveStateInto(&bytes);
+  return bytes;
+}
+
+void DeviceModel::SaveStateInto(std::vector<uint8_t>* out) const {
+  StateWriter writer(kDeviceModelStateVersion, std::move(*out));
   writer.Bytes(AsChars(Serial8250::EncodeState(serial_->SaveState())));
   writer.Bytes(AsChars(DebugExitPort::EncodeState(debug_exit_->SaveState())));
   writer.U64(pio_bench_->writes());
@@ -168,7 +174,7 @@ std::vector<uint8_t> DeviceModel::SaveState() const {
   if (disk_ != nullptr) writer.Bytes(AsChars(disk_->SaveState()));
   writer.U8(console_ != nullptr ? 1 : 0);
   if (console_ != nullptr) writer.Bytes(AsChars(console_->SaveState()));
-  return writer.Finish();
+  *out = writer.Finish();
 }
 
 absl::Status DeviceModel::RestoreState(std::span<const uint8_t> bytes) {

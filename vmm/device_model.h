@@ -69,6 +69,8 @@ class DeviceModel final {
   ExitOutcome Handle(KvmExit& exit);
 
   std::vector<uint8_t> SaveState() const;
+  // The same bytes into `out`, reusing its capacity (the split L1 saves after every exit).
+  void SaveStateInto(std::vector<uint8_t>* out) const;
   // InvalidArgument/DataLoss for a malformed blob; the model is unchanged then.
   absl::Status RestoreState(std::span<const uint8_t> bytes);
 

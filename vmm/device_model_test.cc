@@ -50,6 +50,9 @@ TEST(DeviceModelTest, StateRoundTripContinuesExactly) {
   ASSERT_EQ(a.Report(1000, false).action, ExitOutcome::kContinue);
   ASSERT_EQ(a.Out(abi::kPioBenchPort, {1}).action, ExitOutcome::kContinue);
   const std::vector<uint8_t> saved = a.model->SaveState();
+  std::vector<uint8_t> reused(100000, 0x55);  // SaveStateInto replaces, never appends
+  a.model->SaveStateInto(&reused);
+  EXPECT_EQ(reused, saved);
 
   Rig b(3000);  // the standby: a fresh model, restored
   ASSERT_TRUE(b.model->RestoreState(saved).ok());

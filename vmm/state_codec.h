@@ -20,6 +20,11 @@ namespace rehome {
 class StateWriter final {
  public:
   explicit StateWriter(uint8_t version) { U8(version); }
+  // Writes into `reuse` (cleared; its capacity is kept): for encoders that run very often.
+  StateWriter(uint8_t version, std::vector<uint8_t>&& reuse) : bytes_(std::move(reuse)) {
+    bytes_.clear();
+    U8(version);
+  }
   StateWriter(const StateWriter&) = delete;
   StateWriter& operator=(const StateWriter&) = delete;
 

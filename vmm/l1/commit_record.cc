@@ -36,7 +36,13 @@ CommittedAnswer CommittedAnswer::FromResponse(const ExitResponse& r) {
 }
 
 std::vector<uint8_t> EncodeCommitRecord(const CommitRecord& record) {
-  StateWriter w(kCommitRecordVersion);
+  std::vector<uint8_t> bytes;
+  EncodeCommitRecordInto(record, &bytes);
+  return bytes;
+}
+
+void EncodeCommitRecordInto(const CommitRecord& record, std::vector<uint8_t>* out) {
+  StateWriter w(kCommitRecordVersion, std::move(*out));
   w.U64(record.l1_generation);
   w.U64(record.exits_handled);
   w.U64(record.verified_reports);
@@ -54,7 +60,7 @@ std::vector<uint8_t> EncodeCommitRecord(const CommitRecord& record) {
   }
   w.Bytes(std::string_view(reinterpret_cast<const char*>(record.device_state.data()),
                            record.device_state.size()));
-  return w.Finish();
+  *out = w.Finish();
 }
 
 absl::StatusOr<CommitRecord> DecodeCommitRecord(std::string_view bytes) {

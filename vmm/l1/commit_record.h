@@ -43,6 +43,8 @@ struct CommitRecord {
 };
 
 std::vector<uint8_t> EncodeCommitRecord(const CommitRecord& record);
+// The same bytes into `out`, whose capacity is reused (the L1 encodes after every exit).
+void EncodeCommitRecordInto(const CommitRecord& record, std::vector<uint8_t>* out);
 absl::StatusOr<CommitRecord> DecodeCommitRecord(std::string_view bytes);
 
 }  // namespace rehome

@@ -35,6 +35,23 @@ TEST(CommitRecordTest, RoundTrip) {
   EXPECT_EQ(CommittedAnswer::FromResponse(*response).reason, "why");
 }
 
+TEST(CommitRecordTest, EncodingIntoAReusedBufferGivesTheSameBytes) {
+  CommitRecord big;
+  big.last_answer.resize(2);
+  big.device_state.assign(5000, 0xee);
+  CommitRecord small;
+  small.exits_handled = 1;
+  small.last_answer.resize(1);
+  small.device_state = {9};
+  std::vector<uint8_t> buffer;
+  EncodeCommitRecordInto(big, &buffer);
+  EXPECT_EQ(buffer, EncodeCommitRecord(big));
+  const size_t capacity = buffer.capacity();
+  EncodeCommitRecordInto(small, &buffer);  // shorter: nothing of the previous record remains
+  EXPECT_EQ(buffer, EncodeCommitRecord(small));
+  EXPECT_EQ(buffer.capacity(), capacity);
+}
+
 TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
   CommitRecord record;
   record.last_answer.resize(4);

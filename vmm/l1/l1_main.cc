@@ -150,8 +150,9 @@ class L1Server final {
         ram_(std::move(ram)),
         channel_(std::move(channel)),
         journal_(std::move(journal)),
-        answered_(channel_.slot_count(), 0),
-        last_answer_(channel_.slot_count()) {}
+        answered_(channel_.slot_count(), 0) {
+    commit_.last_answer.resize(channel_.slot_count());
+  }
 
   absl::Status Init() {
     DeviceModelConfig config;
@@ -227,7 +228,11 @@ class L1Server final {
       // no system call on either side when no device notification can be pending either.
       // Nor when the vCPU thread it answered runs on this CPU: it could not post the next exit
       // while this L1 (real-time) spins there.
-      const int cpu = sched_getcpu();
+      int cpu = sched_getcpu();
+      if (getenv("MOVE_AWAY") && active_ && answered_vcpu_exit_ &&
+          last_vcpu_cpu_ == static_cast<uint32_t>(cpu) && MoveAwayFrom(cpu)) {
+        cpu = sched_getcpu();
+      }
       channel_.header().l1_cpu.store(static_cast<uint32_t>(cpu + 1), std::memory_order_relaxed);
       bool work = active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu) &&
                   SpinForWork();
@@ -337,7 +342,7 @@ class L1Server final {
         return absl::InvalidArgumentError("commit record has the wrong vCPU count");
       }
       RETURN_IF_ERROR(model_->RestoreState(record.device_state));
-      last_answer_ = std::move(record.last_answer);
+      commit_.last_answer = std::move(record.last_answer);
       exits_handled_ = record.exits_handled;
     } else if (!absl::IsNotFound(committed.status())) {
       return committed.status();
@@ -358,6 +363,25 @@ class L1Server final {
     channel_.SignalAck();
     return absl::OkStatus();
   }
+
+  bool MoveAwayFrom(int cpu) {
+    if (!affinity_known_) {
+      affinity_known_ = true;
+      if (sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) CPU_ZERO(&allowed_);
+    }
+    const absl::Time now = absl::Now();
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed_) ||
+        CPU_COUNT(&allowed_) <= options_.cpus || now - moved_at_ < absl::Milliseconds(10)) {
+      return false;
+    }
+    moved_at_ = now;
+    cpu_set_t others = allowed_;
+    CPU_CLR(cpu, &others);
+    return sched_setaffinity(0, sizeof(others), &others) == 0;
+  }
+  bool affinity_known_ = false;
+  cpu_set_t allowed_{};
+  absl::Time moved_at_ = absl::InfinitePast();
 
   // True when an exit request (or a fault, quit or promote request) is pending.
   bool RequestPending() const {
@@ -437,12 +461,13 @@ class L1Server final {
     ExitRequest& req = slot.request;  // L0 does not touch it until we answer
     const uint64_t seq = slot.request_seq.load(std::memory_order_acquire);
     CommittedAnswer answer;
-    if (seq == last_answer_[v].seq) {
-      answer = last_answer_[v];  // committed before a failover: answer it again, never redo it
+    if (seq == commit_.last_answer[v].seq) {
+      // Committed before a failover: answer it again, never redo it.
+      answer = commit_.last_answer[v];
     } else {
       answer = Execute(req, seq);
       if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
-      last_answer_[v] = answer;
+      commit_.last_answer[v] = answer;
       ++exits_handled_;
       Commit();
       if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
@@ -505,19 +530,20 @@ class L1Server final {
     return answer;
   }
 
+  // Commits the state after an exit. commit_ (whose last_answer is the L1's record of its
+  // answers) and payload_ keep their buffers from one commit to the next: this runs after every
+  // exit, and allocating the record anew cost a noticeable part of the exit's round trip.
   void Commit() {
-    CommitRecord record;
-    record.l1_generation = generation_;
-    record.exits_handled = exits_handled_;
+    commit_.l1_generation = generation_;
+    commit_.exits_handled = exits_handled_;
     if (const CounterOracle* oracle = model_->oracle(); oracle != nullptr) {
-      record.verified_reports = oracle->verified_reports();
-      record.oracle_violations = oracle->violation_count();
+      commit_.verified_reports = oracle->verified_reports();
+      commit_.oracle_violations = oracle->violation_count();
     }
-    record.pio_bench_writes = model_->pio_bench_writes();
-    record.last_answer = last_answer_;
-    record.device_state = model_->SaveState();
-    const std::vector<uint8_t> payload = EncodeCommitRecord(record);
-    if (absl::Status s = journal_.Commit(payload); !s.ok()) Die(std::string(s.message()));
+    commit_.pio_bench_writes = model_->pio_bench_writes();
+    model_->SaveStateInto(&commit_.device_state);
+    EncodeCommitRecordInto(commit_, &payload_);
+    if (absl::Status s = journal_.Commit(payload_); !s.ok()) Die(std::string(s.message()));
   }
 
   L1Options options_;
@@ -529,7 +555,8 @@ class L1Server final {
   std::string output_;          // COM1 bytes of the exit being handled
   std::string console_output_;  // virtio-console bytes of the exit being handled
   std::vector<uint64_t> answered_;
-  std::vector<CommittedAnswer> last_answer_;
+  CommitRecord commit_;           // what the last commit held (last_answer: by vCPU)
+  std::vector<uint8_t> payload_;  // its encoding
   uint64_t exits_handled_ = 0;
   bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
   uint64_t rehearsed_commits_ = 0;   // journal commit count at the last Rehearse
