@@ -206,7 +206,11 @@ class L1Server final {
     // the kernel's real-time throttling (95% by default) still leaves a spinning L1's core to
     // others, and L0's hang detection runs on another core. Without CAP_SYS_NICE: a higher CFS
     // weight (nice -10, root only), else normal priority. Threads started below inherit it.
+    // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
+    // replacements from its real-time failover threads.
     const sched_param fifo{.sched_priority = 1};
+    const sched_param other{.sched_priority = 0};
+    if (!options_.realtime) (void)sched_setscheduler(0, SCHED_OTHER, &other);
     if (!options_.realtime || sched_setscheduler(0, SCHED_FIFO, &fifo) != 0) {
       (void)setpriority(PRIO_PROCESS, 0, -10);
     }
