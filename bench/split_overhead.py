@@ -12,6 +12,12 @@ Two workloads of the test guest, each run in both modes side by side:
   L1 start-up and teardown. Checks: `counter done`, exit 0 and the oracle's `no violations`.
   Note that rehome's counter oracle replays every reported step on the host (in L0 in monolithic
   mode, in the active L1 in split mode), so the host does about as much work as the guest here.
+The pio runs also report, in-process (`rehome run --exit-stats`), the mean time the VMM spent
+handling an exit outside KVM_RUN: the device model in monolithic mode; posting to the L1, its
+handling and commit, and reading its answer in split mode. This figure does not include the
+KVM_RUN round trip itself, whose cost varies between runs on this host by more than split mode's
+whole overhead; the difference of the two modes' handling times, over the monolithic wall time
+per exit, is split mode's per-exit overhead with that noise taken out.
 Each figure is taken twice: from wall time, and from CPU time (user + system of rehome and the
 L1 processes it reaped), which is less sensitive to waiting for a core on a loaded host but
 counts the work of every process. Each repetition runs every (workload, mode) pair, the two
@@ -21,6 +27,7 @@ per-repetition (paired) ratios.
 """
 import argparse
 import os
+import re
 import resource
 import bench_lib as b
 import exit_cost
@@ -34,12 +41,18 @@ def counter_cmd(mode, n):
             [r"guest exited with status 0; oracle: .*no violations"])
 
 
-def timed_cpu(cmd, ok, out, err):
+EXIT_STATS = re.compile(r"rehome: exit stats: (\d+) exits, ([0-9.]+) us handling per exit")
+
+
+def timed_cpu(cmd, ok, out, err, proc_out=None):
     """(wall s, CPU s) of one checked run; CPU is user + system time of rehome and of every
-    process it waited for (its L1 processes), from RUSAGE_CHILDREN around the run."""
+    process it waited for (its L1 processes), from RUSAGE_CHILDREN around the run. The
+    completed process goes to proc_out[0] when given."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    wall, _ = b.timed(cmd, ok, expect_stdout=out, expect_stderr=err)
+    wall, proc = b.timed(cmd, ok, expect_stdout=out, expect_stderr=err)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc_out is not None:
+        proc_out[:] = [proc]
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
@@ -64,6 +77,7 @@ def main():
     load_start = f"{os.getloadavg()[0]:.2f}"
     # (wall, CPU) pairs: us per exit; s for the counter N_hi run; ns per counter step.
     pio = {m: [] for m in MODES}
+    handling = {m: [] for m in MODES}  # (us per exit,) from --exit-stats of the N_hi run
     run = {m: [] for m in MODES}
     per_step = {m: [] for m in MODES}
     for rep in range(args.reps):
@@ -72,7 +86,13 @@ def main():
             t = {}
             for n in (args.pio_lo, args.pio_hi):
                 cmd, ok, out, err = exit_cost.commands(("rehome", mode), n)
-                t[n] = timed_cpu(cmd, ok, out, err)
+                proc = []
+                t[n] = timed_cpu(cmd + ["--exit-stats"], ok, out, err, proc)
+                if n == args.pio_hi:
+                    stats = EXIT_STATS.search(proc[0].stderr)
+                    if stats is None or int(stats.group(1)) < n:
+                        b.fail(f"no plausible exit stats from {' '.join(cmd)}", proc[0])
+                    handling[mode].append((float(stats.group(2)),))
             pio[mode].append(tuple((t[args.pio_hi][i] - t[args.pio_lo][i]) /
                                    (args.pio_hi - args.pio_lo) * 1e6 for i in (0, 1)))
         for mode in reversed(order):
@@ -105,12 +125,18 @@ def main():
     cnt_n = f"N={args.counter_lo} vs {args.counter_hi}"
     row(f"pio, per exit, wall ({pio_n})", "us/exit", pio, 0, 1)
     row(f"pio, per exit, CPU ({pio_n})", "CPU us/exit", pio, 1, 1)
+    row(f"pio, VMM handling per exit, in-process (N={args.pio_hi})", "us/exit", handling, 0, 2)
     row(f"counter 2 vCPUs, N={args.counter_hi} run, wall", "s", run, 0, 2)
     row(f"counter 2 vCPUs, N={args.counter_hi} run, CPU", "CPU s", run, 1, 2)
     row(f"counter 2 vCPUs, per step, wall ({cnt_n})", "ns/step", per_step, 0, 2)
     row(f"counter 2 vCPUs, per step, CPU ({cnt_n})", "CPU ns/step", per_step, 1, 2)
     print()
-    for title, series, digits in (("pio wall us/exit", pio, 1), ("counter run wall s", run, 2),
+    mono_wall = b.median([v[0] for v in pio["monolithic"]])
+    extra = b.median([v[0] for v in handling["split"]]) - b.median([v[0] for v in handling["monolithic"]])
+    print(f"- split mode's extra handling per exit, over the monolithic wall time per exit: "
+          f"{extra:.2f} / {mono_wall:.1f} us = {extra / mono_wall * 100:+.1f}% (KVM_RUN noise "
+          f"taken out)")
+    for title, series, digits in (("pio wall us/exit", pio, 1), ("pio handling us/exit", handling, 2), ("counter run wall s", run, 2),
                                   ("counter wall ns/step", per_step, 2)):
         print(f"- {title} per repetition: " + "; ".join(
             f"{m} " + ", ".join(f"{v[0]:.{digits}f}" for v in series[m]) for m in MODES))

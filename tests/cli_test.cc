@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
@@ -82,6 +83,27 @@ TEST(CliTest, IdleGuestExitsZero) {
       Rehome({"run", "--kernel", GuestElf(), "--cpus", "2", "--cmdline", "workload=idle"});
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_THAT(r.out, HasSubstr("rehome-guest:"));
+}
+
+// --exit-stats counts every exit in both modes: the pio workload's N port writes and the few of
+// its boot and exit, and no more (split mode's forwarding must not count an exit twice).
+TEST(CliTest, ExitStatsCountEveryExitInBothModes) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  for (const char* mode : {"monolithic", "split"}) {
+    ProcessResult r = Rehome({"run", "--kernel", GuestElf(), "--mode", mode, "--exit-stats",
+                              "--cmdline", "workload=pio steps=2000"});
+    ASSERT_EQ(r.exit_code, 0) << mode << ": " << r.err;
+    std::smatch m;
+    const std::regex line(R"(rehome: exit stats: (\d+) exits, ([0-9.]+) us handling per exit)");
+    ASSERT_TRUE(std::regex_search(r.err, m, line)) << mode << ": " << r.err;
+    const long exits = std::stol(m[1]);
+    EXPECT_GE(exits, 2000) << mode;
+    EXPECT_LT(exits, 2000 + 1000) << mode;
+    EXPECT_GT(std::stod(m[2]), 0.0) << mode;
+  }
+  ProcessResult plain =
+      Rehome({"run", "--kernel", GuestElf(), "--cmdline", "workload=pio steps=10"});
+  EXPECT_THAT(plain.err, Not(HasSubstr("exit stats")));
 }
 
 TEST(CliTest, CounterWithRehomingExitsZeroWithEveryReportVerified) {

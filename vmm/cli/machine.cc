@@ -382,7 +382,12 @@ int Machine::generation() const {
 }
 
 ExitVerdict Machine::HandleExit(int vcpu_index, KvmExit& exit) {
+  const int64_t start = config_.exit_stats ? absl::GetCurrentTimeNanos() : 0;
   ExitOutcome outcome = backend_->Handle(vcpu_index, exit);
+  if (config_.exit_stats) {
+    handling_ns_.fetch_add(absl::GetCurrentTimeNanos() - start, std::memory_order_relaxed);
+    exits_timed_.fetch_add(1, std::memory_order_relaxed);
+  }
   if (outcome.action == ExitOutcome::kContinue) return ExitVerdict::kContinue;
   RecordOutcome({KindOf(outcome.action), outcome.exit_status,
                  absl::StrCat("vCPU ", vcpu_index, ": ", outcome.reason)});

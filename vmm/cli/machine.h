@@ -12,6 +12,7 @@
 #ifndef REHOME_VMM_CLI_MACHINE_H_
 #define REHOME_VMM_CLI_MACHINE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -21,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
 #include "kvm-l0/cpuid.h"
@@ -66,6 +68,15 @@ struct MachineConfig {
   std::string console_socket;  // virtio-console host side: UNIX socket path ("" = none)
   bool disk_read_only = false;
   bool disk_direct = false;  // open the image with O_DIRECT (no host page cache)
+  bool exit_stats = false;   // time every exit's handling (ExitStats)
+};
+
+// Exits handled and the time the VMM spent handling them (outside KVM_RUN: in monolithic mode
+// the device model, in split mode forwarding to the L1 and waiting for its answer), over every
+// VM instance of this Machine. Collected only with MachineConfig::exit_stats.
+struct ExitStats {
+  uint64_t exits = 0;
+  absl::Duration handling;
 };
 
 // How and why the guest stopped.
@@ -116,6 +127,10 @@ class Machine final {
   // Monolithic mode: the device model's oracle (nullptr without one, and in split mode).
   const CounterOracle* oracle() const { return model_ != nullptr ? model_->oracle() : nullptr; }
   WorkloadProgress Progress() const { return backend_->Progress(); }
+  ExitStats exit_stats() const {
+    return {exits_timed_.load(std::memory_order_relaxed),
+            absl::Nanoseconds(handling_ns_.load(std::memory_order_relaxed))};
+  }
   // Split mode: the L1 supervisor (nullptr in monolithic mode).
   Supervisor* supervisor() const { return supervisor_; }
   int generation() const;
@@ -165,6 +180,8 @@ class Machine final {
   DeviceModel* model_ = nullptr;  // monolithic mode, owned by backend_
   // After backend_: destroyed first, so its thread never calls into a dead backend.
   std::unique_ptr<ConsoleSocket> console_socket_;
+  std::atomic<uint64_t> exits_timed_{0};  // ExitStats (config_.exit_stats only)
+  std::atomic<int64_t> handling_ns_{0};
   Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
 
   // Written by the controller thread under mu_ (Rehome); read by it without the lock, by

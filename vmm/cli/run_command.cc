@@ -56,6 +56,10 @@ absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append =
 // Turns how the guest stopped into the process exit code, printing one line on `err`.
 int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
   const WorkloadProgress progress = machine.Progress();
+  if (const ExitStats stats = machine.exit_stats(); stats.exits != 0) {
+    err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit\n", stats.exits,
+                           absl::ToDoubleMicroseconds(stats.handling) / stats.exits);
+  }
   std::string oracle_note;
   if (progress.has_oracle) {
     oracle_note = progress.summary.empty() ? absl::StrCat("; oracle: ", progress.verified_reports,
@@ -355,6 +359,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.disk_path = options->disk;
     config.disk_read_only = options->disk_read_only;
     config.disk_direct = options->disk_direct;
+    config.exit_stats = options->exit_stats;
     config.console_socket = options->console_socket;
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;

@@ -35,6 +35,7 @@ struct RunOptions {
   std::string disk;                   // --disk FILE: virtio-blk raw image
   bool disk_read_only = false;        // --disk-read-only
   bool disk_direct = false;           // --disk-direct: O_DIRECT, no host page cache
+  bool exit_stats = false;            // --exit-stats: print the VMM's handling time per exit
   bool l1_realtime = true;            // --l1-priority realtime|normal
   std::string console_socket;         // --console-socket PATH: virtio-console host side
   // Lifecycle actions (destroy|restart|preserve); empty = from --domain, else libvirt's default
