@@ -324,8 +324,9 @@ class L1Server final {
   // A standby runs the restore half of Promote now and then (the journal has moved on and
   // kRehearsalPeriod has passed), without taking over: the code, heap and journal pages a
   // promotion touches are then mapped and warm when a failover needs them. Cold, they cost a
-  // promotion 0.25-0.4 ms here (page faults of tens of microseconds each). Restoring is idempotent and has no effect
-  // outside this process; a read torn by a concurrent commit fails its checksum and is skipped.
+  // promotion 0.25-0.4 ms here (page faults of tens of microseconds each). Restoring is idempotent
+  // and has no effect outside this process; a read torn by a concurrent commit fails its checksum
+  // and is skipped.
   void Rehearse() {
     const uint64_t commits = journal_.commits();
     const absl::Time now = absl::Now();
