@@ -162,7 +162,8 @@ class SessionServer final : public CommandHandler {
     listener_.Reset(socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::strcpy(addr.sun_path, path_.c_str());
+    EXPECT_LT(path_.size(), sizeof(addr.sun_path));
+    path_.copy(addr.sun_path, sizeof(addr.sun_path) - 1);
     EXPECT_EQ(bind(listener_.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
     EXPECT_EQ(listen(listener_.get(), 1), 0);
     thread_ = std::thread([this] { Serve(); });
