@@ -62,7 +62,10 @@ bool UnixSocketIsListening(const std::string& path) {
           socket_path)) {
       continue;  // unnamed socket
     }
-    if (socket_path == path && (std::stoul(flags, nullptr, 16) & kAcceptCon) != 0) return true;
+    // strtoul, not stoul: an odd line must not throw; it just does not match.
+    if (socket_path == path && (std::strtoul(flags.c_str(), nullptr, 16) & kAcceptCon) != 0) {
+      return true;
+    }
   }
   return false;
 }

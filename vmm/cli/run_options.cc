@@ -87,8 +87,11 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   for (size_t i = 0; i < args.size(); ++i) {
     std::string name = args[i];
     std::string value;
-    const bool is_flag = name == "--quiet" || name == "--disk-read-only" ||
-                         name == "--disk-direct" || name == "--exit-stats";
+    auto flag = [](std::string_view n) {
+      return n == "--quiet" || n == "--disk-read-only" || n == "--disk-direct" ||
+             n == "--exit-stats";
+    };
+    const bool is_flag = flag(name);
     auto number = [&](int* out, int min, int max) -> absl::Status {
       auto parsed = ParseUnsigned(name, value);
       if (!parsed.ok()) return parsed.status();
@@ -103,6 +106,10 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       if (size_t eq = name.find('='); eq != std::string::npos && name.rfind("--", 0) == 0) {
         value = name.substr(eq + 1);
         name = name.substr(0, eq);
+        if (flag(name)) {
+          return absl::InvalidArgumentError(
+              absl::StrCat(name, ": takes no value, got '", value, "'"));
+        }
       } else if (i + 1 < args.size()) {
         value = args[++i];
       } else {

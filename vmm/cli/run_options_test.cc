@@ -13,7 +13,7 @@ using ::testing::HasSubstr;
 TEST(RunOptionsTest, ParsesEveryOption) {
   auto options = ParseRunOptions({"--kernel", "k.elf", "--memory", "128", "--cpus=2", "--cmdline",
                                   "workload=counter steps=5", "--serial-file", "out.txt",
-                                  "--rehome-interval-ms", "250", "--quiet"});
+                                  "--rehome-interval-ms", "250", "--quiet", "--exit-stats"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->memory_mib, 128u);
@@ -22,6 +22,7 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(options->serial_file, "out.txt");
   EXPECT_EQ(options->rehome_interval_ms, 250u);
   EXPECT_TRUE(options->quiet);
+  EXPECT_TRUE(options->exit_stats);
 }
 
 TEST(RunOptionsTest, DefaultsApply) {
@@ -30,6 +31,7 @@ TEST(RunOptionsTest, DefaultsApply) {
   EXPECT_EQ(options->memory_mib, 64u);
   EXPECT_EQ(options->cpus, 1);
   EXPECT_EQ(options->rehome_interval_ms, 0u);
+  EXPECT_FALSE(options->exit_stats);
 }
 
 TEST(RunOptionsTest, RejectsBadInput) {
@@ -48,6 +50,8 @@ TEST(RunOptionsTest, RejectsBadInput) {
       {{"--kernel", "k", "--cpus", "100000"}, "--cpus"},
       {{"--kernel", "k", "--bogus", "1"}, "unknown option"},
       {{"--kernel"}, "missing value"},
+      {{"--kernel", "k", "--exit-stats=no"}, "--exit-stats: takes no value, got 'no'"},
+      {{"--kernel", "k", "--quiet=1"}, "--quiet: takes no value"},
   };
   for (const Case& c : cases) {
     auto options = ParseRunOptions(c.args);

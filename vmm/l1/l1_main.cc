@@ -241,7 +241,8 @@ class L1Server final {
       bool work = active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu) &&
                   SpinForWork();
       answered_vcpu_exit_ = false;
-      if (!work) {
+      const bool said_sleeping = !work;
+      if (said_sleeping) {
         channel_.SetL1Sleeping(true);
         work = RequestPending();  // published before L0 could see the flag
       }
@@ -249,7 +250,7 @@ class L1Server final {
       const int sleep_ms =
           active_ ? 100 : static_cast<int>(absl::ToInt64Milliseconds(kRehearsalPeriod));
       if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) poll(fds, 3, work ? 0 : sleep_ms);
-      channel_.SetL1Sleeping(false);
+      if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
       if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
