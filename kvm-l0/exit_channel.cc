@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <atomic>
+#include <cstddef>
 #include <cstring>
 #include <new>
 
@@ -33,17 +34,17 @@ uLong CrcOf(uLong crc, const void* data, size_t len) {
 }  // namespace
 
 uint32_t ResponseCrc(const ExitResponse& r) {
-  uLong crc = crc32(0, nullptr, 0);
-  crc = CrcOf(crc, &r.seq, sizeof(r.seq));
-  crc = CrcOf(crc, &r.action, sizeof(r.action));
-  crc = CrcOf(crc, &r.exit_status, sizeof(r.exit_status));
-  crc = CrcOf(crc, &r.data_len, sizeof(r.data_len));
-  crc = CrcOf(crc, &r.output_len, sizeof(r.output_len));
-  crc = CrcOf(crc, &r.output_stream, sizeof(r.output_stream));
-  crc = CrcOf(crc, &r.reason_len, sizeof(r.reason_len));
-  crc = CrcOf(crc, r.data, std::min<uint32_t>(r.data_len, kExitDataMax));
-  crc = CrcOf(crc, r.output, std::min<uint32_t>(r.output_len, kExitOutputMax));
-  crc = CrcOf(crc, r.reason, std::min<uint32_t>(r.reason_len, kExitReasonMax));
+  // seq .. reason_len are contiguous: one pass over them is the same CRC as one per field.
+  static_assert(offsetof(ExitResponse, seq) == 0 && offsetof(ExitResponse, crc) == 32 &&
+                offsetof(ExitResponse, reason_len) == 28);
+  uLong crc = CrcOf(crc32(0, nullptr, 0), &r.seq, offsetof(ExitResponse, crc));
+  if (r.data_len != 0) crc = CrcOf(crc, r.data, std::min<uint32_t>(r.data_len, kExitDataMax));
+  if (r.output_len != 0) {
+    crc = CrcOf(crc, r.output, std::min<uint32_t>(r.output_len, kExitOutputMax));
+  }
+  if (r.reason_len != 0) {
+    crc = CrcOf(crc, r.reason, std::min<uint32_t>(r.reason_len, kExitReasonMax));
+  }
   return static_cast<uint32_t>(crc);
 }
 
@@ -71,6 +72,36 @@ absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& re
     return absl::InvalidArgumentError("response checksum mismatch");
   }
   return absl::OkStatus();
+}
+
+std::vector<PostedRange> ReadPostedRanges(const ExitChannelHeader& header) {
+  // The L1 may still scribble on its header: read each field once, into L0's memory.
+  const uint32_t count = header.posted_range_count.load(std::memory_order_acquire);
+  if (count > kMaxPostedRanges) return {};
+  std::vector<PostedRange> ranges(count);
+  std::memcpy(ranges.data(), header.posted_ranges, count * sizeof(PostedRange));
+  for (const PostedRange& r : ranges) {
+    const uint64_t limit = r.space == PostedRange::kPio ? 0x10000 : ~0ull;
+    if ((r.space != PostedRange::kPio && r.space != PostedRange::kMmio) || r.length == 0 ||
+        r.base > limit || r.length > limit - r.base) {
+      return {};
+    }
+  }
+  return ranges;
+}
+
+bool InPostedRange(const std::vector<PostedRange>& ranges, uint32_t kind, uint64_t addr,
+                   uint64_t size) {
+  uint32_t space = 0;
+  if (kind == ExitRequest::kPio) space = PostedRange::kPio;
+  if (kind == ExitRequest::kMmio) space = PostedRange::kMmio;
+  for (const PostedRange& r : ranges) {
+    if (r.space == space && addr >= r.base && size <= r.length &&
+        addr - r.base <= r.length - size) {
+      return true;
+    }
+  }
+  return false;
 }
 
 size_t ExitChannel::SizeFor(uint32_t slots) {

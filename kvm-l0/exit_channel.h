@@ -29,11 +29,13 @@
 namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
-inline constexpr uint32_t kExitChannelVersion = 4;  // 2: work_progress; 3: console; 4: sleeping
-inline constexpr uint32_t kExitDataMax = 4096;      // PIO/MMIO payload per exit
-inline constexpr uint32_t kExitOutputMax = 4096;    // console bytes produced by one exit
+// 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges.
+inline constexpr uint32_t kExitChannelVersion = 5;
+inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
+inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
 inline constexpr uint32_t kExitReasonMax = 240;
 inline constexpr uint32_t kMaxChannelSlots = 256;
+inline constexpr uint32_t kMaxPostedRanges = 8;
 
 // An L1's lifecycle as it reports it in the header.
 enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFailed = 3 };
@@ -98,6 +100,16 @@ struct alignas(64) ExitSlot {
   ExitResponse response;
 };
 
+// An address range whose writes the L1 accepts as posted (docs/exit-channel.md, "Posted
+// writes"): L0 may resume the writing vCPU as soon as the request is published and collect the
+// answer later. Plain data.
+struct PostedRange {
+  enum Space : uint32_t { kPio = 1, kMmio = 2 };
+  uint32_t space = kPio;
+  uint32_t length = 0;  // bytes (ports), >= 1
+  uint64_t base = 0;
+};
+
 struct alignas(64) ExitChannelHeader {
   uint64_t magic;
   uint32_t version;
@@ -113,7 +125,21 @@ struct alignas(64) ExitChannelHeader {
   std::atomic<uint32_t> fault_request;    // L0: fault injection for tests (L1Fault)
   std::atomic<uint32_t> l1_sleeping;      // L1: 1 while its exit thread may block in poll
   std::atomic<uint32_t> l1_cpu;           // L1: host CPU its exit thread last ran on, +1 (0: ?)
+  // L1, before it reports kStandby: the ranges whose writes it accepts as posted. L0 reads them
+  // when it promotes the L1 (and validates them: see ReadPostedRanges).
+  std::atomic<uint32_t> posted_range_count;  // written after the ranges (release)
+  uint32_t reserved;
+  PostedRange posted_ranges[kMaxPostedRanges];
 };
+
+// The posted-write ranges an L1 published in `header`, validated: none (an empty vector) unless
+// the count is at most kMaxPostedRanges and every range has a known space, a non-zero length and
+// no overflow (port ranges within 0..0xffff). An L1 cannot make L0 post anything else.
+std::vector<PostedRange> ReadPostedRanges(const ExitChannelHeader& header);
+// Whether a `size`-byte access at `addr` (kind ExitRequest::kPio or kMmio) lies entirely inside
+// one of `ranges`.
+bool InPostedRange(const std::vector<PostedRange>& ranges, uint32_t kind, uint64_t addr,
+                   uint64_t size);
 
 // Faults an L1 injects into itself on request (tests and `__org.rehome_inject-fault`).
 enum class L1Fault : uint32_t {

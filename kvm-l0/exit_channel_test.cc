@@ -157,5 +157,43 @@ TEST(ExitChannelTest, NoWakeUpIsLostBetweenSpinningAndSleepingSides) {
   EXPECT_EQ(timeouts.load(), 0);
 }
 
+// The ranges an L1 publishes are taken only when all of them are well-formed; L0 posts only
+// accesses that lie entirely inside one.
+TEST(ExitChannel, PostedRangesAreValidatedAndMatchWholeAccessesOnly) {
+  absl::StatusOr<ExitChannel> channel = ExitChannel::Create(1);
+  ASSERT_TRUE(channel.ok()) << channel.status();
+  ExitChannelHeader& h = channel->header();
+  EXPECT_TRUE(ReadPostedRanges(h).empty());  // none published
+  h.posted_ranges[0] = {PostedRange::kPio, 2, 0x7e8};
+  h.posted_ranges[1] = {PostedRange::kMmio, 0x200, 0xd0000000};
+  h.posted_range_count.store(2, std::memory_order_release);
+  const std::vector<PostedRange> ranges = ReadPostedRanges(h);
+  ASSERT_EQ(ranges.size(), 2u);
+  EXPECT_TRUE(InPostedRange(ranges, ExitRequest::kPio, 0x7e8, 1));
+  EXPECT_TRUE(InPostedRange(ranges, ExitRequest::kPio, 0x7e8, 2));
+  EXPECT_TRUE(InPostedRange(ranges, ExitRequest::kPio, 0x7e9, 1));
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kPio, 0x7e9, 2));   // straddles the end
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kPio, 0x7e7, 2));   // straddles the start
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kMmio, 0x7e8, 1));  // other space
+  EXPECT_TRUE(InPostedRange(ranges, ExitRequest::kMmio, 0xd00001fc, 4));
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kMmio, 0xd00001fe, 4));
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kConsoleInput, 0x7e8, 1));
+  EXPECT_FALSE(InPostedRange(ranges, ExitRequest::kMmio, ~0ull, 8));
+
+  // One bad range (or a bad count) and none is taken.
+  const auto rejected = [&](PostedRange bad) {
+    h.posted_ranges[1] = bad;
+    return ReadPostedRanges(h).empty();
+  };
+  EXPECT_TRUE(rejected({PostedRange::kPio, 0, 0x80}));           // empty
+  EXPECT_TRUE(rejected({PostedRange::kPio, 2, 0xffff}));         // leaves the port space
+  EXPECT_TRUE(rejected({PostedRange::kMmio, 0x10, ~0ull - 4}));  // overflows
+  EXPECT_TRUE(rejected({7, 1, 0x80}));                           // unknown space
+  h.posted_ranges[1] = {PostedRange::kPio, 1, 0x80};
+  EXPECT_EQ(ReadPostedRanges(h).size(), 2u);
+  h.posted_range_count.store(kMaxPostedRanges + 1, std::memory_order_release);
+  EXPECT_TRUE(ReadPostedRanges(h).empty());
+}
+
 }  // namespace
 }  // namespace rehome

@@ -40,6 +40,13 @@ absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
   backend->serial_output_ = std::move(serial_output);
   backend->console_output_ = std::move(console_output);
   backend->host_slot_ = static_cast<uint32_t>(config.launch.cpus);
+  // Not value-initialised: zeroing the 12 KiB of payload buffers would cost more than the rest
+  // of forwarding; every field and every used byte is written before it is read.
+  backend->vcpus_.resize(static_cast<size_t>(std::max(config.launch.cpus, 0)));
+  for (VcpuBuffers& b : backend->vcpus_) {
+    b.request = std::make_unique_for_overwrite<ExitRequest>();
+    b.response = std::make_unique_for_overwrite<ExitResponse>();
+  }
   if (config.launch.console) {
     // The guest's console output reaches L0 through the transmit ring, not through answers.
     ASSIGN_OR_RETURN(backend->console_ring_, ConsoleTxRing::Create());
@@ -111,10 +118,17 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
     return ExitOutcome{ExitOutcome::kFatal, 0,
                        absl::StrCat("exit with ", data.size(), " data bytes cannot be forwarded")};
   }
-  // Not value-initialised: zeroing the 12 KiB of payload buffers would cost more than the
-  // rest of forwarding; every field and every used byte is written below or by CopyResponse.
-  auto request = std::make_unique_for_overwrite<ExitRequest>();
-  auto response = std::make_unique_for_overwrite<ExitResponse>();
+  if (vcpu < 0 || static_cast<size_t>(vcpu) >= vcpus_.size()) {
+    return ExitOutcome{ExitOutcome::kFatal, 0, absl::StrCat("exit from unknown vCPU ", vcpu)};
+  }
+  VcpuBuffers& buffers = vcpus_[static_cast<size_t>(vcpu)];
+  // This vCPU's posted write, if one is pending, comes first: its answer arrived long ago in
+  // the normal case; it may end the VM, and it must reach its L1 before this exit does.
+  if (ExitOutcome late; buffers.posted_pending && !Settle(static_cast<uint32_t>(vcpu), &late)) {
+    return late;
+  }
+  ExitRequest* request = buffers.request.get();
+  ExitResponse* response = buffers.response.get();
   request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
   request->vcpu = static_cast<uint32_t>(vcpu);
   request->kind = is_pio ? ExitRequest::kPio : ExitRequest::kMmio;
@@ -125,16 +139,50 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
   request->rip = rip;  // the exit's vCPU state, recorded with it (and retried with it)
   request->rflags = rflags;
   request->data_len = is_write ? static_cast<uint32_t>(data.size()) : 0;
+  request->host_cpu = ~0u;
+  request->reserved = 0;
   if (is_write) std::memcpy(request->data, data.data(), data.size());
-  absl::Status status = supervisor_->Execute(*request, response.get());
+  bool posted = false;
+  absl::Status status = supervisor_->Execute(*request, response, &posted);
   if (!status.ok()) {
     return ExitOutcome{ExitOutcome::kFatal, 0,
                        absl::StrCat("no L1 can handle exits: ", status.message())};
+  }
+  if (posted) {
+    buffers.posted_pending = true;
+    return ExitOutcome{ExitOutcome::kContinue, 0, ""};
   }
   if (!is_write) std::memcpy(data.data(), response->data, data.size());
   Emit(*response);
   return ExitOutcome{ActionOf(response->action), response->exit_status,
                      std::string(response->reason, response->reason_len)};
+}
+
+bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome) {
+  VcpuBuffers& buffers = vcpus_[vcpu];
+  bool settled = false;
+  const absl::Status status = supervisor_->SettlePosted(vcpu, buffers.response.get(), &settled);
+  buffers.posted_pending = false;
+  if (!status.ok()) {
+    *outcome = ExitOutcome{ExitOutcome::kFatal, 0,
+                           absl::StrCat("no L1 can handle exits: ", status.message())};
+    return false;
+  }
+  if (!settled) return true;
+  const ExitResponse& response = *buffers.response;
+  Emit(response);
+  if (response.action == ExitResponse::kContinue) return true;
+  *outcome = ExitOutcome{
+      ActionOf(response.action), response.exit_status,
+      absl::StrCat(std::string(response.reason, response.reason_len), " (posted write)")};
+  return false;
+}
+
+void SplitBackend::SettleAfterStop() {
+  for (uint32_t v = 0; v < vcpus_.size(); ++v) {
+    ExitOutcome ignored;
+    if (vcpus_[v].posted_pending) (void)Settle(v, &ignored);
+  }
 }
 
 void SplitBackend::Emit(const ExitResponse& response) {

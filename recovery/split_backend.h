@@ -5,6 +5,10 @@
 // guest exit, ...) returned to the Machine. When recovery stops (failover limit, policy none),
 // the exit in flight is answered kFatal with the supervisor's reason: the Machine stops every
 // vCPU with no exit half-applied, and Supervisor::limit_reached() tells why.
+// Posted writes (Supervisor::Execute): the vCPU runs on at once; the answer is collected at the
+// vCPU's next exit, before that exit is forwarded, and its effects applied then (console bytes;
+// an action other than continue is that exit's outcome, and the exit itself is not forwarded:
+// the VM stops or resets as the earlier write asked), or at SettleAfterStop.
 // Thread-safety: as ExitBackend.
 #ifndef REHOME_RECOVERY_SPLIT_BACKEND_H_
 #define REHOME_RECOVERY_SPLIT_BACKEND_H_
@@ -12,6 +16,7 @@
 #include <atomic>
 #include <memory>
 #include <thread>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -38,6 +43,7 @@ class SplitBackend final : public ExitBackend {
   ExitOutcome Handle(int vcpu, KvmExit& exit) override;
   WorkloadProgress Progress() const override;
   void Shutdown() override;
+  void SettleAfterStop() override;
 
   Supervisor& supervisor() { return *supervisor_; }
 
@@ -46,8 +52,20 @@ class SplitBackend final : public ExitBackend {
   ExitOutcome Forward(int vcpu, bool is_pio, bool is_write, uint64_t addr, uint32_t size,
                       uint32_t count, std::span<uint8_t> data, uint64_t rip, uint64_t rflags);
 
+  // Collects vCPU `vcpu`'s pending posted exit and applies its effects. False (with the outcome
+  // in *outcome) when the vCPU must not run on: an error, or an action other than continue.
+  bool Settle(uint32_t vcpu, ExitOutcome* outcome);
+
   std::unique_ptr<Supervisor> supervisor_;
   void Emit(const ExitResponse& response);
+  // Per vCPU, used only by its thread (and by SettleAfterStop once every vCPU thread stopped):
+  // the request and response buffers of its exits, and whether it has a posted exit pending.
+  struct VcpuBuffers {
+    std::unique_ptr<ExitRequest> request;
+    std::unique_ptr<ExitResponse> response;
+    bool posted_pending = false;
+  };
+  std::vector<VcpuBuffers> vcpus_;
   // Drains the console transmit ring into console_output_ whenever the active L1 signals.
   void DrainConsole();
   ConsoleTxRing console_ring_;

@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <thread>
@@ -89,10 +90,14 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   std::unique_ptr<Supervisor> s(new Supervisor(std::move(config), std::move(journal)));
   s->config_.launch.journal_fd = s->journal_.memfd();
   s->config_.launch.heartbeat_ms = static_cast<uint32_t>(s->config_.policy.heartbeat_period_ms);
+  const size_t cpus = static_cast<size_t>(std::max(s->config_.launch.cpus, 0));
   ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady());
   RETURN_IF_ERROR(first->Promote(1, s->config_.start_timeout));
   {
     absl::MutexLock lock(&s->mu_);
+    s->posted_.resize(cpus);
+    s->posted_requests_.resize(cpus, nullptr);
+    if (s->config_.post_writes) s->posted_ranges_ = ReadPostedRanges(first->channel().header());
     s->active_ = std::move(first);
     s->generation_ = 1;
   }
@@ -178,12 +183,16 @@ class ScopedRealtime final {
 };
 }  // namespace
 
-absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* response) {
+absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* response, bool* posted) {
   const uint32_t v = request.vcpu;
-  const absl::Duration deadline = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  if (posted != nullptr) *posted = false;
+  const bool may_post = posted != nullptr && config_.post_writes && request.is_write != 0 &&
+                        v < static_cast<uint32_t>(config_.launch.cpus) &&
+                        (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio);
   for (;;) {
     L1Ptr l1;
     uint64_t generation;
+    bool post = false;
     {
       absl::MutexLock lock(&mu_);
       while (!stopping_ &&
@@ -192,75 +201,36 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
       }
       if (stopping_) return absl::CancelledError("VM is stopping");
       if (limit_reached_) return absl::FailedPreconditionError(stop_reason_);
+      if (v < posted_.size() && posted_[v].pending) {
+        return absl::FailedPreconditionError(
+            absl::StrCat("vCPU ", v, " has a posted exit that was not settled"));
+      }
       l1 = active_;
       generation = generation_;
-      ++in_flight_;
+      post = may_post && InPostedRange(posted_ranges_, request.kind, request.addr,
+                                       static_cast<uint64_t>(request.size) * request.count);
+      if (post) {
+        // Recorded before it is published: a failover from here on re-posts it.
+        posted_requests_[v] = &request;
+        posted_[v] = PostedExit{true, l1};
+        ++posted_count_;
+      } else {
+        ++in_flight_;
+      }
     }
     ExitChannel& channel = l1->channel();
-    ExitSlot& slot = channel.slot(v);
-    PostRequest(slot, request);
+    PostRequest(channel.slot(v), request);
     channel.WakeL1IfSleeping();
-    // The active L1 (SCHED_FIFO, usually on another core) answers most exits within a few
-    // microseconds: spin that long on the response before paying for a sleep and a wake-up.
-    // Not when the L1 last ran on this thread's CPU: spinning would only delay it. Only then
-    // say that this thread may sleep (the L1 signals the response eventfd only then); the loop
-    // below re-checks the response after saying so.
-    const bool same_cpu = channel.header().l1_cpu.load(std::memory_order_relaxed) ==
-                          static_cast<uint32_t>(sched_getcpu() + 1);
-    const bool answered_while_spinning =
-        same_cpu
-            ? slot.response_seq.load(std::memory_order_acquire) == request.seq
-            : SpinUntil(
-                  [&] { return slot.response_seq.load(std::memory_order_acquire) == request.seq; },
-                  kResponseSpin);
-    if (!answered_while_spinning) channel.SetL0Sleeping(v, true);
-    absl::Cleanup awake = [&] {
-      if (!answered_while_spinning) channel.SetL0Sleeping(v, false);
-    };
-
-    std::string cause;
-    absl::Time give_up = absl::Now() + deadline;
-    int extensions = 0;
-    std::optional<uint64_t> runtime_at_expiry;
-    uint64_t progress_at_expiry = 0;
-    for (;;) {
-      if (slot.response_seq.load(std::memory_order_acquire) == request.seq) {
-        CopyResponse(slot.response, response);
-        absl::Status valid = ValidateResponse(request, *response);
-        if (valid.ok()) {
-          absl::MutexLock lock(&mu_);
-          if (--in_flight_ == 0) cv_.SignalAll();
-          return absl::OkStatus();
-        }
-        cause = absl::StrCat("bad answer: ", valid.message());
-        break;
-      }
-      if (l1->Exited()) {
-        const std::string note = l1->reported_failure();
-        cause = note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " exited")
-                             : absl::StrCat("self-reported failure: ", note);
-        break;
-      }
-      absl::Duration left = give_up - absl::Now();
-      if (left <= absl::ZeroDuration()) {
-        std::string why;
-        if (!LooksHung(*l1, &runtime_at_expiry, &progress_at_expiry, &extensions, &why)) {
-          give_up = absl::Now() + deadline;  // starved by the host, not hung: wait another period
-          continue;
-        }
-        cause = absl::StrCat("hang: no answer to exit ", request.seq, " within ",
-                             config_.policy.hang_timeout_ms * (extensions + 1), " ms (", why, ")");
-        break;
-      }
-      pollfd fds[2] = {{channel.response_eventfd(v), POLLIN, 0}, {l1->pidfd(), POLLIN, 0}};
-      const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
-      poll(fds, 2, ms);  // EINTR (vCPU kick signal) just loops
-      if (fds[0].revents != 0) ExitChannel::Drain(channel.response_eventfd(v));
+    if (post) {
+      *posted = true;
+      return absl::OkStatus();
     }
+    const std::string cause = AwaitAnswer(*l1, request, response);
     {
       absl::MutexLock lock(&mu_);
-      if (--in_flight_ == 0) cv_.SignalAll();
+      --in_flight_;  // Switchover awaits 0 with a Condition, evaluated on release
     }
+    if (cause.empty()) return absl::OkStatus();
     OnActiveFailure(generation, cause, absl::Now());
     // The failed L1 may have committed this exit before dying: then its effects are in the
     // state the new active restored, and the committed answer is the answer. Else retry.
@@ -274,6 +244,132 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     }
     absl::MutexLock lock(&mu_);
     ++retried_;
+  }
+}
+
+absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* settled) {
+  *settled = false;
+  if (v >= static_cast<uint32_t>(config_.launch.cpus)) return absl::OkStatus();
+  for (;;) {
+    L1Ptr l1;
+    uint64_t generation;
+    const ExitRequest* request = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!posted_[v].pending) return absl::OkStatus();
+      request = posted_requests_[v];  // not written while pending
+      // The usual case: the answer arrived long ago, from the L1 that is still active.
+      if (posted_[v].l1 == active_ && !stopping_ && !limit_reached_) {
+        const ExitSlot& slot = active_->channel().slot(v);
+        if (slot.response_seq.load(std::memory_order_acquire) == request->seq) {
+          CopyResponse(slot.response, response);
+          if (ValidateResponse(*request, *response).ok()) {
+            posted_[v] = PostedExit{};
+            *settled = true;
+            return absl::OkStatus();
+          }
+        }
+      }
+      // While a failover is under way, the exit waits for the next active, which gets it
+      // re-posted (RepostPendingLocked).
+      while (!stopping_ && posted_[v].pending &&
+             (limit_reached_ ? config_.pause_on_limit : posted_[v].l1 != active_)) {
+        cv_.Wait(&mu_);
+      }
+      if (!posted_[v].pending) return absl::OkStatus();
+      if (stopping_) return absl::CancelledError("VM is stopping");
+      if (limit_reached_) return absl::FailedPreconditionError(stop_reason_);
+      l1 = posted_[v].l1;
+      generation = generation_;
+      ++in_flight_;
+    }
+    const std::string cause = AwaitAnswer(*l1, *request, response);
+    {
+      absl::MutexLock lock(&mu_);
+      --in_flight_;  // Switchover awaits 0 with a Condition, evaluated on release
+      if (cause.empty()) {
+        // Unless a failover re-posted it meanwhile (then the next active answers it again,
+        // from its journal, and that answer is the one taken).
+        if (posted_[v].l1 == l1) {
+          posted_[v] = PostedExit{};
+          *settled = true;
+          return absl::OkStatus();
+        }
+        continue;
+      }
+    }
+    OnActiveFailure(generation, cause, absl::Now());
+  }
+}
+
+void Supervisor::RepostPendingLocked(const L1Ptr& next) {
+  std::vector<std::pair<uint64_t, uint32_t>> pending;  // (seq, vcpu)
+  for (uint32_t v = 0; v < posted_.size(); ++v) {
+    if (posted_[v].pending) pending.emplace_back(posted_requests_[v]->seq, v);
+  }
+  if (pending.empty()) return;
+  std::sort(pending.begin(), pending.end());
+  for (const auto& [seq, v] : pending) {
+    PostRequest(next->channel().slot(v), *posted_requests_[v]);
+    posted_[v].l1 = next;
+    ++retried_;
+  }
+  next->channel().WakeL1IfSleeping();
+}
+
+std::string Supervisor::AwaitAnswer(L1Process& l1, const ExitRequest& request,
+                                    ExitResponse* response) {
+  const uint32_t v = request.vcpu;
+  const absl::Duration deadline = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  ExitChannel& channel = l1.channel();
+  ExitSlot& slot = channel.slot(v);
+  // The active L1 (SCHED_FIFO, usually on another core) answers most exits within a few
+  // microseconds: spin that long on the response before paying for a sleep and a wake-up.
+  // Not when the L1 last ran on this thread's CPU: spinning would only delay it. Only then
+  // say that this thread may sleep (the L1 signals the response eventfd only then); the loop
+  // below re-checks the response after saying so.
+  const auto answered = [&] {
+    return slot.response_seq.load(std::memory_order_acquire) == request.seq;
+  };
+  // (A posted write's answer is there long before it is settled: look first.)
+  const bool answered_while_spinning =
+      answered() || (channel.header().l1_cpu.load(std::memory_order_relaxed) !=
+                         static_cast<uint32_t>(sched_getcpu() + 1) &&
+                     SpinUntil(answered, kResponseSpin));
+  if (!answered_while_spinning) channel.SetL0Sleeping(v, true);
+  absl::Cleanup awake = [&] {
+    if (!answered_while_spinning) channel.SetL0Sleeping(v, false);
+  };
+  absl::Time give_up = absl::Now() + deadline;
+  int extensions = 0;
+  std::optional<uint64_t> runtime_at_expiry;
+  uint64_t progress_at_expiry = 0;
+  for (;;) {
+    if (answered()) {
+      CopyResponse(slot.response, response);
+      absl::Status valid = ValidateResponse(request, *response);
+      if (valid.ok()) return "";
+      return absl::StrCat("bad answer: ", valid.message());
+    }
+    if (l1.Exited()) {
+      const std::string note = l1.reported_failure();
+      return note.empty() ? absl::StrCat("crash: L1 pid ", l1.pid(), " exited")
+                          : absl::StrCat("self-reported failure: ", note);
+    }
+    absl::Duration left = give_up - absl::Now();
+    if (left <= absl::ZeroDuration()) {
+      std::string why;
+      if (!LooksHung(l1, &runtime_at_expiry, &progress_at_expiry, &extensions, &why)) {
+        give_up = absl::Now() + deadline;  // starved by the host, not hung: wait another period
+        continue;
+      }
+      return absl::StrCat("hang: no answer to exit ", request.seq, " within ",
+                          config_.policy.hang_timeout_ms * (extensions + 1), " ms (", why, ")");
+    }
+    pollfd fds[2] = {{channel.response_eventfd(v), POLLIN, 0}, {l1.pidfd(), POLLIN, 0}};
+    const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
+    poll(fds, 2, ms);  // EINTR (vCPU kick signal) just loops
+    if (fds[0].revents != 0) ExitChannel::Drain(channel.response_eventfd(v));
   }
 }
 
@@ -428,6 +524,9 @@ absl::Status Supervisor::PromoteLocked(L1Ptr next, uint64_t generation, Failover
       report->promoted_pid = next->pid();
       report->promote = absl::Now() - start;
       absl::MutexLock lock(&mu_);
+      posted_ranges_ = config_.post_writes ? ReadPostedRanges(next->channel().header())
+                                           : std::vector<PostedRange>{};
+      RepostPendingLocked(next);  // ahead of every exit that waits for the new active
       active_ = std::move(next);
       generation_ = generation;
       return absl::OkStatus();
@@ -636,7 +735,9 @@ void Supervisor::StandbyLoop() {
       auto needed = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
         return stopping_ || (!limit_reached_ && static_cast<int>(standbys_.size()) < wanted);
       };
-      mu_.Await(absl::Condition(&needed));
+      // A CondVar, not mu_.Await: a thread awaiting a Condition on mu_ makes every release of
+      // mu_ evaluate it, and vCPU threads take mu_ on every exit.
+      while (!needed()) cv_.Wait(&mu_);
       if (stopping_) return;
     }
     absl::StatusOr<L1Ptr> l1 = SpawnReady();
@@ -645,7 +746,9 @@ void Supervisor::StandbyLoop() {
             std::nullopt});
       absl::MutexLock lock(&mu_);
       // Back off before trying again (a broken binary must not make us spin).
-      mu_.AwaitWithTimeout(absl::Condition(&stopping_), absl::Milliseconds(200));
+      const absl::Time until = absl::Now() + absl::Milliseconds(200);
+      while (!stopping_ && !cv_.WaitWithDeadline(&mu_, until)) {
+      }
       continue;
     }
     const pid_t pid = (*l1)->pid();
@@ -725,6 +828,11 @@ bool Supervisor::limit_reached() const {
 uint64_t Supervisor::exits_retried() const {
   absl::MutexLock lock(&mu_);
   return retried_;
+}
+
+uint64_t Supervisor::exits_posted() const {
+  absl::MutexLock lock(&mu_);
+  return posted_count_;
 }
 
 uint64_t Supervisor::exits_answered_from_journal() const {

@@ -7,6 +7,11 @@
 // journal committed for it or retries the exit on the new active. A new standby is started in
 // the background. Too many failovers within the policy window stop failover: Execute then fails
 // with FailedPrecondition and the guest stays paused with nothing lost.
+// Posted writes (docs/exit-channel.md): a write into a range the active L1 accepts as posted is
+// published and left pending for its vCPU, which runs on; SettlePosted collects the answer (the
+// vCPU's next exit, or the end of the VM). A failover re-posts every pending posted exit on the
+// new active before anything else reaches it; one that the failed L1 committed is answered from
+// the new active's journal, so each is executed exactly once.
 //
 // Thread-safety: all public methods are thread-safe. Execute is called concurrently by vCPU
 // threads (one in-flight exit per vCPU). The event callback runs on supervisor or vCPU threads
@@ -73,6 +78,9 @@ struct SupervisorConfig {
   RecoveryPolicy policy;  // standbys, heartbeat period, hang timeout, failover limit
   absl::Duration start_timeout = absl::Seconds(10);  // an L1 must be ready within this
   std::function<void(const SupervisorEvent&)> on_event;
+  // Whether writes the active L1 accepts as posted (ranges it publishes in its channel header)
+  // are posted: the vCPU runs on while the L1 handles the write (Execute, SettlePosted).
+  bool post_writes = true;
   // When recovery stops (failover limit, policy none): false = Execute fails at once (the VM
   // stops); true = Execute waits, the guest stays paused with nothing lost, until an operator
   // calls ResumeAfterLimit (QMP `cont`) or Shutdown.
@@ -90,7 +98,16 @@ class Supervisor final {
   // Forwards `request` (seq, vcpu and payload filled in) to the active L1 and returns its
   // validated answer, failing over as often as needed. FailedPrecondition once the failover
   // limit is reached; Cancelled after Shutdown().
-  absl::Status Execute(const ExitRequest& request, ExitResponse* response);
+  // With `posted` non-null, a write that the active L1 accepts as posted is posted instead:
+  // Execute returns once the request is published, with *posted = true and `response` untouched,
+  // and the exit stays pending for its vCPU (a failover re-posts it on the next active, ahead of
+  // any retried exit) until SettlePosted collects its answer. `request` must then stay valid
+  // and unchanged until that answer is collected. A vCPU settles its pending posted exit before
+  // its next Execute (FailedPrecondition otherwise).
+  absl::Status Execute(const ExitRequest& request, ExitResponse* response, bool* posted = nullptr);
+  // Collects the answer to `vcpu`'s pending posted exit into `response` (*settled = true), failing
+  // over as often as needed; OK with *settled = false when none is pending. Errors as Execute.
+  absl::Status SettlePosted(uint32_t vcpu, ExitResponse* response, bool* settled);
 
   // Planned switchover: quiesce, retire the active, promote the standby. With `binary`, first
   // replaces the standby with one running that binary (L1 upgrade under a running guest).
@@ -107,6 +124,7 @@ class Supervisor final {
   bool limit_reached() const;
   uint64_t exits_retried() const;
   uint64_t exits_answered_from_journal() const;
+  uint64_t exits_posted() const;
   const DeviceJournal& journal() const { return journal_; }
   // The last commit in the journal, read again while a concurrent commit tears the read (up to
   // 100 times); nullopt when nothing is committed yet or every read was torn.
@@ -130,6 +148,12 @@ class Supervisor final {
   absl::Status PromoteLocked(L1Ptr next, uint64_t generation, FailoverReport* report)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(failover_mu_);
   std::optional<ExitResponse> CommittedAnswer(uint32_t vcpu, uint64_t seq) const;
+  // Waits for `l1`'s answer to `request` (just published in its slot), with the exit deadline
+  // and crash detection. "" when a valid answer is in *response, else the failure's cause.
+  std::string AwaitAnswer(L1Process& l1, const ExitRequest& request, ExitResponse* response);
+  // Publishes every pending posted exit on `next` (the new active, before anything else reaches
+  // it), in exit order. Answers that the failed L1 committed come back from `next`'s journal.
+  void RepostPendingLocked(const L1Ptr& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // At an exit deadline: whether `l1` is hung rather than starved of CPU (see the .cc).
   bool LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
                  uint64_t* progress_at_expiry, int* extensions, std::string* why) const;
@@ -158,6 +182,17 @@ class Supervisor final {
   int in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // exits posted to the active, not yet resolved
   uint64_t retried_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t from_journal_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t posted_count_ ABSL_GUARDED_BY(mu_) = 0;
+  // Posted writes, one per vCPU at most: pending until settled, and where they were posted.
+  struct PostedExit {
+    bool pending = false;
+    L1Ptr l1;
+  };
+  std::vector<PostedExit> posted_ ABSL_GUARDED_BY(mu_);
+  // The requests of posted_: the callers' (Execute's contract keeps them unchanged while
+  // pending). Sized at Start; entry v set by vCPU v's thread when it posts.
+  std::vector<const ExitRequest*> posted_requests_ ABSL_GUARDED_BY(mu_);
+  std::vector<PostedRange> posted_ranges_ ABSL_GUARDED_BY(mu_);  // the active L1's, validated
 
   std::thread monitor_;
   std::thread standby_keeper_;

@@ -3,7 +3,8 @@
 // handling of an exit, before and after its commit), hung (SIGSTOP), asserts, or answers
 // garbage; 200 consecutive failovers; the standby alone and both L1s killed; planned
 // switchover (also to a "new" binary) under load; the failover limit; guest failures that are
-// not L1 failures. More than 100 kills in all.
+// not L1 failures; posted writes through failovers, counted exactly once. More than 100 kills
+// in all.
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -313,6 +314,41 @@ TEST_F(FailoverTest, GuestFailureIsNotAnL1Failure) {
   EXPECT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
   EXPECT_EQ(result.exit_status, 2);  // the guest's exception report, through the L1's device
   EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+}
+
+// The pio workload's port writes are posted (the vCPU runs on while the L1 handles each one).
+// Kills at random moments, kills inside the handling of a posted write (before and after its
+// commit), a hang and a garbage answer: every write is counted exactly once, none lost (a
+// pending posted write is re-posted on the new active) and none repeated (one the failed L1
+// committed is answered from the journal, not executed again).
+TEST_F(FailoverTest, PostedWritesSurviveFailoversExactlyOnce) {
+  constexpr uint64_t kWrites = 400000;
+  RecoveryPolicy policy = Generous();
+  policy.hang_timeout_ms = 100;
+  auto m = Make(absl::StrCat("workload=pio steps=", kWrites), policy);
+  ASSERT_NE(m, nullptr);
+  const char* kFaults[] = {"kill", "die-before-commit", "kill", "die-after-commit", "kill"};
+  std::mt19937 rng(4321);
+  uint64_t injected = 0;
+  for (int i = 0; i < 32 && !Stopped(*m); ++i) {
+    WaitForStandby(*m);
+    if (Stopped(*m)) break;
+    absl::SleepFor(absl::Microseconds(rng() % 3000));  // a random moment
+    const char* fault = i == 10 ? "hang" : i == 20 ? "garbage" : kFaults[i % 5];
+    if (!m->supervisor()->InjectFault("active", fault).ok()) break;
+    ++injected;
+    // Faults that act on the next exit need one: the guest may finish first.
+    ASSERT_TRUE(
+        PollUntil([&] { return m->supervisor()->failover_count() >= injected || Stopped(*m); },
+                  absl::Seconds(60)));
+  }
+  const MachineResult result = m->Wait();
+  ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+  EXPECT_EQ(result.exit_status, 0);
+  EXPECT_EQ(m->Progress().pio_bench_writes, kWrites);
+  EXPECT_GE(m->supervisor()->failover_count(), 20u) << "the guest finished too early";
+  EXPECT_GE(m->supervisor()->exits_posted(), kWrites);
+  EXPECT_GT(m->supervisor()->exits_retried(), 0u);  // pending posted writes were re-posted
 }
 
 TEST_F(FailoverTest, CliShowsFailoversWithEveryReportVerified) {

@@ -111,6 +111,17 @@ void Bus::LogUnhandled(BusSpace space, bool is_write, uint64_t addr, size_t len,
                        is_write ? "write" : "read"));
 }
 
+std::vector<PostedWriteRange> Bus::PostedWriteRanges() const {
+  absl::ReaderMutexLock lock(&mu_);
+  std::vector<PostedWriteRange> out;
+  for (const BusSpace space : {BusSpace::kPio, BusSpace::kMmio}) {
+    for (const auto& [base, range] : space_ref(space).ranges) {
+      if (range.device->writes_posted()) out.push_back({space, base, range.len});
+    }
+  }
+  return out;
+}
+
 uint64_t Bus::unhandled_reads(BusSpace space) const {
   return counters(space).reads.load(std::memory_order_relaxed);
 }

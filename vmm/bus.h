@@ -17,6 +17,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
@@ -32,9 +33,22 @@ class BusDevice {
   virtual void Read(uint64_t offset, std::span<uint8_t> data) = 0;
   virtual void Write(uint64_t offset, std::span<const uint8_t> data) = 0;
   virtual std::string name() const = 0;
+  // True when the device's writes may be posted (split mode, docs/exit-channel.md): a write
+  // never produces anything the writing vCPU waits for (no VM-wide request such as exit or
+  // reset, no console bytes, no state visible without a later exit), so L0 may resume the vCPU
+  // before the L1 has handled the write. The L1 still handles posted writes in exit order, before
+  // any later exit of any vCPU.
+  virtual bool writes_posted() const { return false; }
 };
 
 enum class BusSpace { kPio, kMmio };
+
+// A registered range whose device's writes may be posted.
+struct PostedWriteRange {
+  BusSpace space = BusSpace::kPio;
+  uint64_t base = 0;
+  uint64_t len = 0;
+};
 
 class Bus final {
  public:
@@ -60,6 +74,9 @@ class Bus final {
 
   void Read(BusSpace space, uint64_t addr, std::span<uint8_t> data);
   void Write(BusSpace space, uint64_t addr, std::span<const uint8_t> data);
+
+  // Every registered range whose device says writes_posted(), port ranges first.
+  std::vector<PostedWriteRange> PostedWriteRanges() const;
 
   uint64_t unhandled_reads(BusSpace space) const;
   uint64_t unhandled_writes(BusSpace space) const;

@@ -18,7 +18,9 @@ using ::testing::HasSubstr;
 // Records accesses; reads return offset + i per byte.
 class RecordingDevice final : public BusDevice {
  public:
-  explicit RecordingDevice(std::string name) : name_(std::move(name)) {}
+  explicit RecordingDevice(std::string name, bool posted = false)
+      : name_(std::move(name)), posted_(posted) {}
+  bool writes_posted() const override { return posted_; }
   void Read(uint64_t offset, std::span<uint8_t> data) override {
     absl::MutexLock lock(&mu_);
     ++reads_;
@@ -52,6 +54,7 @@ class RecordingDevice final : public BusDevice {
 
  private:
   const std::string name_;
+  const bool posted_;
   mutable absl::Mutex mu_;
   int reads_ = 0, writes_ = 0;
   uint64_t last_offset_ = 0;
@@ -115,6 +118,24 @@ TEST(Bus, RoutesAccessesWithOffsetsAndLooksUpDevices) {
   EXPECT_EQ(bus.Lookup(BusSpace::kPio, 0x3f7, 1, &offset), nullptr);
   EXPECT_EQ(bus.Lookup(BusSpace::kMmio, 0x3f8, 1, &offset), nullptr);  // other space
   EXPECT_EQ(bus.unhandled_reads(BusSpace::kPio) + bus.unhandled_writes(BusSpace::kMmio), 0u);
+}
+
+TEST(Bus, PostedWriteRangesListOnlyDevicesThatAllowThem) {
+  Bus bus;
+  auto posted = std::make_shared<RecordingDevice>("posted", true);
+  auto plain = std::make_shared<RecordingDevice>("plain");
+  ASSERT_TRUE(bus.Register(BusSpace::kPio, 0x7e8, 1, posted).ok());
+  ASSERT_TRUE(bus.Register(BusSpace::kPio, 0x3f8, 8, plain).ok());
+  ASSERT_TRUE(bus.Register(BusSpace::kMmio, 0xd0000000, 0x200, posted).ok());
+  const std::vector<PostedWriteRange> ranges = bus.PostedWriteRanges();
+  ASSERT_EQ(ranges.size(), 2u);
+  EXPECT_EQ(ranges[0].space, BusSpace::kPio);
+  EXPECT_EQ(ranges[0].base, 0x7e8u);
+  EXPECT_EQ(ranges[0].len, 1u);
+  EXPECT_EQ(ranges[1].space, BusSpace::kMmio);
+  EXPECT_EQ(ranges[1].base, 0xd0000000u);
+  EXPECT_EQ(ranges[1].len, 0x200u);
+  EXPECT_TRUE(Bus().PostedWriteRanges().empty());
 }
 
 TEST(Bus, UnhandledAccessesReadAllOnesDropWritesAndAreCounted) {

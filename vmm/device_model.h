@@ -74,6 +74,9 @@ class DeviceModel final {
   // InvalidArgument/DataLoss for a malformed blob; the model is unchanged then.
   absl::Status RestoreState(std::span<const uint8_t> bytes);
 
+  // The ranges whose writes may be posted (BusDevice::writes_posted).
+  std::vector<PostedWriteRange> PostedWriteRanges() const { return bus_.PostedWriteRanges(); }
+
   const CounterOracle* oracle() const { return oracle_.get(); }
   uint64_t pio_bench_writes() const { return pio_bench_->writes(); }
   // The virtio-blk transport (nullptr without a disk), for tests and statistics.

@@ -31,6 +31,10 @@ class ExitBackend {
   virtual WorkloadProgress Progress() const = 0;
   // Unblocks vCPU threads waiting inside Handle (the VM is stopping).
   virtual void Shutdown() {}
+  // After every vCPU thread has stopped: completes the work of exits that Handle let the guest
+  // run past (split mode's posted writes), so that Progress() includes them. Their late
+  // outcomes other than console output are dropped: the VM has stopped already.
+  virtual void SettleAfterStop() {}
 };
 
 }  // namespace rehome

@@ -188,6 +188,7 @@ absl::Status Machine::SetUpBackend() {
     }
     supervisor.on_event = config_.split.on_event;
     supervisor.pause_on_limit = config_.split.pause_on_limit;
+    supervisor.post_writes = config_.split.post_writes;
     supervisor.launch.realtime = config_.split.l1_realtime;
     supervisor.launch.console = console != nullptr;
     if (console != nullptr) {
@@ -358,10 +359,15 @@ absl::StatusOr<RehomeReport> Machine::Rehome(absl::Duration pause_timeout) {
 std::optional<MachineResult> Machine::WaitFor(absl::Duration timeout) {
   std::optional<VmStopReason> reason = instance_->vcpus->WaitForStopFor(timeout);
   if (!reason.has_value()) return std::nullopt;
+  backend_->SettleAfterStop();  // every vCPU thread has stopped
   return ResultOf(*reason);
 }
 
-MachineResult Machine::Wait() { return ResultOf(instance_->vcpus->WaitForStop()); }
+MachineResult Machine::Wait() {
+  const VmStopReason reason = instance_->vcpus->WaitForStop();
+  backend_->SettleAfterStop();  // every vCPU thread has stopped
+  return ResultOf(reason);
+}
 
 void Machine::Stop() {
   if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1

@@ -52,6 +52,7 @@ struct SplitConfig {
   // round trip and a standby's promotion do not wait for a busy core); without CAP_SYS_NICE
   // they fall back to nice -10, then to normal priority.
   bool l1_realtime = true;
+  bool post_writes = true;  // see SupervisorConfig
 };
 
 struct MachineConfig {

@@ -57,8 +57,10 @@ absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append =
 int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
   const WorkloadProgress progress = machine.Progress();
   if (const ExitStats stats = machine.exit_stats(); stats.exits != 0) {
-    err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit\n", stats.exits,
-                           absl::ToDoubleMicroseconds(stats.handling) / stats.exits);
+    const Supervisor* supervisor = machine.supervisor();
+    err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit, %d posted\n",
+                           stats.exits, absl::ToDoubleMicroseconds(stats.handling) / stats.exits,
+                           supervisor != nullptr ? supervisor->exits_posted() : 0);
   }
   std::string oracle_note;
   if (progress.has_oracle) {
@@ -363,6 +365,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.console_socket = options->console_socket;
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;
+    config.split.post_writes = options->posted_writes;
     config.split.l1_binary = SelfBinary();
     config.split.policy = options->policy;
     auto err_mu = std::make_shared<absl::Mutex>();

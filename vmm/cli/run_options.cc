@@ -69,6 +69,9 @@ std::string RunUsage() {
       "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
       "  --exit-stats              at the end, print the exits handled and the VMM's mean time\n"
       "                            per exit outside KVM_RUN (benchmarks)\n"
+      "  --no-posted-writes        split mode: every write waits for the L1's answer (by\n"
+      "                            default, writes to devices that allow it are posted: the\n"
+      "                            vCPU runs on while the L1 handles them)\n"
       "  --switchover-every-ms MS  planned switchover to the standby every MS ms\n"
       "  --help                    this text\n"
       "\n"
@@ -89,7 +92,7 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     std::string value;
     auto flag = [](std::string_view n) {
       return n == "--quiet" || n == "--disk-read-only" || n == "--disk-direct" ||
-             n == "--exit-stats";
+             n == "--exit-stats" || n == "--no-posted-writes";
     };
     const bool is_flag = flag(name);
     auto number = [&](int* out, int min, int max) -> absl::Status {
@@ -142,6 +145,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       options.quiet = true;
     } else if (name == "--exit-stats") {
       options.exit_stats = true;
+    } else if (name == "--no-posted-writes") {
+      options.posted_writes = false;
     } else if (name == "--mode") {
       if (value != "split" && value != "monolithic") {
         return absl::InvalidArgumentError(

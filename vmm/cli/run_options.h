@@ -36,6 +36,7 @@ struct RunOptions {
   bool disk_read_only = false;        // --disk-read-only
   bool disk_direct = false;           // --disk-direct: O_DIRECT, no host page cache
   bool exit_stats = false;            // --exit-stats: print the VMM's handling time per exit
+  bool posted_writes = true;          // off with --no-posted-writes (split mode)
   bool l1_realtime = true;            // --l1-priority realtime|normal
   std::string console_socket;         // --console-socket PATH: virtio-console host side
   // Lifecycle actions (destroy|restart|preserve); empty = from --domain, else libvirt's default

@@ -1,6 +1,6 @@
 // vmm/devices/pio_bench_port.h: the exit-cost benchmark sink (guest/abi kPioBenchPort). Every
 // write is counted and otherwise ignored; reads return 0. Used by the `pio` guest workload to
-// measure the port-I/O exit round trip.
+// measure the port-I/O exit round trip. Its writes may be posted (they only count).
 // Thread-safety: Read/Write/writes() may be called from any thread (one atomic counter).
 #ifndef REHOME_VMM_DEVICES_PIO_BENCH_PORT_H_
 #define REHOME_VMM_DEVICES_PIO_BENCH_PORT_H_
@@ -25,6 +25,7 @@ class PioBenchPort final : public BusDevice {
   void Read(uint64_t offset, std::span<uint8_t> data) override;
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
   std::string name() const override { return "pio-bench"; }
+  bool writes_posted() const override { return true; }
 
   uint64_t writes() const { return writes_.load(std::memory_order_relaxed); }
   // The whole device state is the counter.

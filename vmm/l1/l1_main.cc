@@ -216,6 +216,7 @@ class L1Server final {
     }
     std::thread heartbeat([this] { Heartbeat(); });
     heartbeat.detach();  // dies with the process
+    PublishPostedRanges();
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
                                      std::memory_order_release);
     channel_.SignalAck();  // "ready" (L0 also polls l1_state)
@@ -237,7 +238,12 @@ class L1Server final {
           MoveAwayFrom(cpu)) {
         cpu = sched_getcpu();
       }
-      channel_.header().l1_cpu.store(static_cast<uint32_t>(cpu + 1), std::memory_order_relaxed);
+      // Stored only when it changed: L0 reads this line on every exit, and a store would take
+      // it out of L0's cache each time.
+      if (channel_.header().l1_cpu.load(std::memory_order_relaxed) !=
+          static_cast<uint32_t>(cpu + 1)) {
+        channel_.header().l1_cpu.store(static_cast<uint32_t>(cpu + 1), std::memory_order_relaxed);
+      }
       bool work = active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu) &&
                   SpinForWork();
       answered_vcpu_exit_ = false;
@@ -450,11 +456,34 @@ class L1Server final {
     console_produced_ += bytes.size();
   }
 
+  // Tells L0 which writes it may post: the device model's posted-write ranges (at most
+  // kMaxPostedRanges; with more, none, so that L0 never posts a write this L1 must answer).
+  void PublishPostedRanges() {
+    const std::vector<PostedWriteRange> ranges = model_->PostedWriteRanges();
+    ExitChannelHeader& h = channel_.header();
+    if (ranges.size() > kMaxPostedRanges) return;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      h.posted_ranges[i] = PostedRange{
+          ranges[i].space == BusSpace::kPio ? PostedRange::kPio : PostedRange::kMmio,
+          static_cast<uint32_t>(std::min<uint64_t>(ranges[i].len, UINT32_MAX)), ranges[i].base};
+    }
+    h.posted_range_count.store(static_cast<uint32_t>(ranges.size()), std::memory_order_release);
+  }
+
+  // Handles every pending request in exit order (sequence numbers). Exits are ordered across
+  // vCPUs because of posted writes: a vCPU whose write was posted runs on, and a later exit of
+  // another vCPU that depends on it (through guest memory) must not be handled before it. Hence
+  // the second scan: it starts after the first one saw the later exit published, so it sees
+  // every request published before that one too.
   void HandlePending() {
     std::vector<std::pair<uint64_t, uint32_t>> pending;  // (seq, vcpu)
-    for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
-      const uint64_t seq = channel_.slot(v).request_seq.load(std::memory_order_acquire);
-      if (seq != 0 && seq > answered_[v]) pending.emplace_back(seq, v);
+    for (int scan = 0; scan < 2; ++scan) {
+      pending.clear();
+      for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+        const uint64_t seq = channel_.slot(v).request_seq.load(std::memory_order_acquire);
+        if (seq != 0 && seq > answered_[v]) pending.emplace_back(seq, v);
+      }
+      if (pending.empty()) return;
     }
     std::sort(pending.begin(), pending.end());
     for (const auto& [seq, v] : pending) {
