@@ -5,6 +5,7 @@
 
 #include "base/errno_status.h"
 #include "base/mapped_region.h"
+#include "base/periodic_tick.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
@@ -52,6 +53,21 @@ absl::Status Quarter(int v, int* out) {
   ASSIGN_OR_RETURN(int h, Half(v));
   ASSIGN_OR_RETURN(*out, Half(h));
   return absl::OkStatus();
+}
+
+TEST(PeriodicTick, WakesOnMultiplesOfThePeriod) {
+  EXPECT_EQ(NanosToNextTick(0, 10), 10);  // strictly after: a tick never repeats
+  EXPECT_EQ(NanosToNextTick(1, 10), 9);
+  EXPECT_EQ(NanosToNextTick(19, 10), 1);
+  EXPECT_EQ(NanosToNextTick(20, 10), 10);
+  EXPECT_EQ(NanosToNextTick(123456789, 0), 0);
+  // Periods that divide one another share their ticks: 10 ms and 50 ms meet every 50 ms.
+  const int64_t now = 1234567890123;
+  EXPECT_EQ((now + NanosToNextTick(now, 50000000)) % 10000000, 0);
+  const timespec left = TimeToNextTick(10000000);
+  EXPECT_EQ(left.tv_sec, 0);
+  EXPECT_GT(left.tv_nsec, 0);
+  EXPECT_LE(left.tv_nsec, 10000000);
 }
 
 TEST(StatusMacros, PropagateErrorsAndValues) {

@@ -77,7 +77,7 @@ absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& re
 std::vector<PostedRange> ReadPostedRanges(const ExitChannelHeader& header) {
   // The L1 may still scribble on its header: read each field once, into L0's memory.
   const uint32_t count = header.posted_range_count.load(std::memory_order_acquire);
-  if (count > kMaxPostedRanges) return {};
+  if (count == 0 || count > kMaxPostedRanges) return {};
   std::vector<PostedRange> ranges(count);
   std::memcpy(ranges.data(), header.posted_ranges, count * sizeof(PostedRange));
   for (const PostedRange& r : ranges) {

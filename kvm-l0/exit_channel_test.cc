@@ -159,7 +159,7 @@ TEST(ExitChannelTest, NoWakeUpIsLostBetweenSpinningAndSleepingSides) {
 
 // The ranges an L1 publishes are taken only when all of them are well-formed; L0 posts only
 // accesses that lie entirely inside one.
-TEST(ExitChannel, PostedRangesAreValidatedAndMatchWholeAccessesOnly) {
+TEST(ExitChannelTest, PostedRangesAreValidatedAndMatchWholeAccessesOnly) {
   absl::StatusOr<ExitChannel> channel = ExitChannel::Create(1);
   ASSERT_TRUE(channel.ok()) << channel.status();
   ExitChannelHeader& h = channel->header();

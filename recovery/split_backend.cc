@@ -124,7 +124,8 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
   VcpuBuffers& buffers = vcpus_[static_cast<size_t>(vcpu)];
   // This vCPU's posted write, if one is pending, comes first: its answer arrived long ago in
   // the normal case; it may end the VM, and it must reach its L1 before this exit does.
-  if (ExitOutcome late; buffers.posted_pending && !Settle(static_cast<uint32_t>(vcpu), &late)) {
+  if (ExitOutcome late;
+      buffers.posted_pending && !Settle(static_cast<uint32_t>(vcpu), &late, true)) {
     return late;
   }
   ExitRequest* request = buffers.request.get();
@@ -158,10 +159,11 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
                      std::string(response->reason, response->reason_len)};
 }
 
-bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome) {
+bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome, bool wait_for_l1) {
   VcpuBuffers& buffers = vcpus_[vcpu];
   bool settled = false;
-  const absl::Status status = supervisor_->SettlePosted(vcpu, buffers.response.get(), &settled);
+  const absl::Status status =
+      supervisor_->SettlePosted(vcpu, buffers.response.get(), &settled, wait_for_l1);
   buffers.posted_pending = false;
   if (!status.ok()) {
     *outcome = ExitOutcome{ExitOutcome::kFatal, 0,
@@ -181,7 +183,8 @@ bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome) {
 void SplitBackend::SettleAfterStop() {
   for (uint32_t v = 0; v < vcpus_.size(); ++v) {
     ExitOutcome ignored;
-    if (vcpus_[v].posted_pending) (void)Settle(v, &ignored);
+    // Not waiting for a new L1: a VM paused at the failover limit is stopped by Shutdown.
+    if (vcpus_[v].posted_pending) (void)Settle(v, &ignored, /*wait_for_l1=*/false);
   }
 }
 

@@ -54,7 +54,7 @@ class SplitBackend final : public ExitBackend {
 
   // Collects vCPU `vcpu`'s pending posted exit and applies its effects. False (with the outcome
   // in *outcome) when the vCPU must not run on: an error, or an action other than continue.
-  bool Settle(uint32_t vcpu, ExitOutcome* outcome);
+  bool Settle(uint32_t vcpu, ExitOutcome* outcome, bool wait_for_l1);
 
   std::unique_ptr<Supervisor> supervisor_;
   void Emit(const ExitResponse& response);

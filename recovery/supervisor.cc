@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
 #include "recovery/proc_stats.h"
@@ -247,7 +248,8 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
   }
 }
 
-absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* settled) {
+absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* settled,
+                                      bool wait_for_l1) {
   *settled = false;
   if (v >= static_cast<uint32_t>(config_.launch.cpus)) return absl::OkStatus();
   for (;;) {
@@ -272,9 +274,13 @@ absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* 
       }
       // While a failover is under way, the exit waits for the next active, which gets it
       // re-posted (RepostPendingLocked).
-      while (!stopping_ && posted_[v].pending &&
+      while (wait_for_l1 && !stopping_ && posted_[v].pending &&
              (limit_reached_ ? config_.pause_on_limit : posted_[v].l1 != active_)) {
         cv_.Wait(&mu_);
+      }
+      if (!wait_for_l1 && posted_[v].pending && posted_[v].l1 != active_ && !limit_reached_ &&
+          !stopping_) {
+        return absl::UnavailableError("no active L1 to answer a posted write");
       }
       if (!posted_[v].pending) return absl::OkStatus();
       if (stopping_) return absl::CancelledError("VM is stopping");
@@ -675,7 +681,9 @@ void Supervisor::MonitorLoop() {
     if (active) fds.push_back({active->pidfd(), POLLIN, 0});
     for (const L1Ptr& s : standbys) fds.push_back({s->pidfd(), POLLIN, 0});
     // A crash wakes this poll at once; otherwise it doubles as the heartbeat tick.
-    poll(fds.data(), fds.size(), static_cast<int>(absl::ToInt64Milliseconds(period)));
+    // On the shared grid of periodic wake-ups (base/periodic_tick.h): with the L1s' heartbeats.
+    const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
+    ppoll(fds.data(), fds.size(), &tick, nullptr);
     const absl::Time now = absl::Now();
     auto check = [&](const L1Ptr& l1) -> std::string {
       if (l1->Exited()) {

@@ -107,7 +107,10 @@ class Supervisor final {
   absl::Status Execute(const ExitRequest& request, ExitResponse* response, bool* posted = nullptr);
   // Collects the answer to `vcpu`'s pending posted exit into `response` (*settled = true), failing
   // over as often as needed; OK with *settled = false when none is pending. Errors as Execute.
-  absl::Status SettlePosted(uint32_t vcpu, ExitResponse* response, bool* settled);
+  // With `wait_for_l1` false it does not wait for a new active L1 (a failover in progress, or
+  // the guest paused at the failover limit): Unavailable then.
+  absl::Status SettlePosted(uint32_t vcpu, ExitResponse* response, bool* settled,
+                            bool wait_for_l1 = true);
 
   // Planned switchover: quiesce, retire the active, promote the standby. With `binary`, first
   // replaces the standby with one running that binary (L1 upgrade under a running guest).

@@ -27,6 +27,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
 #include "kvm-l0/console_tx_ring.h"
@@ -141,7 +142,8 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
 }
 
 // How often a standby rehearses a promotion (Rehearse) while the journal moves on.
-constexpr absl::Duration kRehearsalPeriod = absl::Milliseconds(10);
+constexpr int64_t kRehearsalNs = 50'000'000;
+constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
 
 class L1Server final {
  public:
@@ -252,10 +254,10 @@ class L1Server final {
         channel_.SetL1Sleeping(true);
         work = RequestPending();  // published before L0 could see the flag
       }
-      // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse).
-      const int sleep_ms =
-          active_ ? 100 : static_cast<int>(absl::ToInt64Milliseconds(kRehearsalPeriod));
-      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) poll(fds, 3, work ? 0 : sleep_ms);
+      // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
+      // of periodic wake-ups (base/periodic_tick.h).
+      const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
+      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) ppoll(fds, 3, &sleep, nullptr);
       if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
       if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
@@ -293,11 +295,12 @@ class L1Server final {
   };
 
   void Heartbeat() {
-    const auto period = std::chrono::milliseconds(options_.heartbeat_ms);
+    const int64_t period_ns = static_cast<int64_t>(options_.heartbeat_ms) * 1000000;
     while (!hung_.load(std::memory_order_relaxed)) {
       if (options_.parent_pid != 0 && getppid() != options_.parent_pid) _exit(0);  // L0 is gone
       channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
-      std::this_thread::sleep_for(period);
+      const timespec left = TimeToNextTick(period_ns);  // on the shared grid (periodic_tick.h)
+      (void)nanosleep(&left, nullptr);
     }
   }
 
