@@ -194,6 +194,10 @@ void ExitChannel::WakeL1IfSleeping() const {
   if (header_->l1_sleeping.load(std::memory_order_relaxed) != 0) SignalRequest();
 }
 
+void ExitChannel::WakeL1IfSeenSleeping() const {
+  if (header_->l1_sleeping.load(std::memory_order_relaxed) != 0) SignalRequest();
+}
+
 void ExitChannel::WakeL0IfSleeping(uint32_t slot) const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (slots_[slot].l0_sleeping.load(std::memory_order_relaxed) != 0) SignalResponse(slot);

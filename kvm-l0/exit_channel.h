@@ -181,6 +181,11 @@ class ExitChannel final {
 
   // L0, after publishing a request: signals the request eventfd only if the L1 said it sleeps.
   void WakeL1IfSleeping() const;
+  // The same without the fence, for a request nobody waits for (a posted write): cheaper by a
+  // cross-core round trip (the fence waits for the request's store to reach the L1's CPU), but
+  // it can miss an L1 that is just going to sleep. Whoever later needs the answer must then
+  // call WakeL1IfSleeping before waiting for it.
+  void WakeL1IfSeenSleeping() const;
   // L1, after publishing slot `slot`'s response: signals its eventfd only if L0 said it sleeps.
   void WakeL0IfSleeping(uint32_t slot) const;
   // The sleeping side's half: store the flag, then a full fence, so that the caller's re-check

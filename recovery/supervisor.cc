@@ -221,11 +221,15 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
     }
     ExitChannel& channel = l1->channel();
     PostRequest(channel.slot(v), request);
-    channel.WakeL1IfSleeping();
     if (post) {
+      // Nobody waits for a posted write's answer until the vCPU's next exit: the wake-up may
+      // skip the fence (WakeL1IfSeenSleeping). If it misses an L1 just going to sleep,
+      // SettlePosted wakes it properly before it waits; an active L1 also wakes every 100 ms.
+      channel.WakeL1IfSeenSleeping();
       *posted = true;
       return absl::OkStatus();
     }
+    channel.WakeL1IfSleeping();
     const std::string cause = AwaitAnswer(*l1, request, response);
     {
       absl::MutexLock lock(&mu_);
@@ -289,6 +293,7 @@ absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* 
       generation = generation_;
       ++in_flight_;
     }
+    l1->channel().WakeL1IfSleeping();  // its wake-up at posting may have been missed
     const std::string cause = AwaitAnswer(*l1, *request, response);
     {
       absl::MutexLock lock(&mu_);

@@ -319,6 +319,9 @@ class L1Server final {
   }
 
   void TakeFault() {
+    // Read before the exchange: an unconditional read-modify-write would take the header line
+    // (which L0 reads on every exit: l1_sleeping, l1_cpu) out of L0's cache once per loop.
+    if (channel_.header().fault_request.load(std::memory_order_relaxed) == 0) return;
     const auto fault = static_cast<L1Fault>(
         channel_.header().fault_request.exchange(0, std::memory_order_acq_rel));
     switch (fault) {
