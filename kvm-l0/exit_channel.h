@@ -149,6 +149,7 @@ enum class L1Fault : uint32_t {
   kDieBeforeCommit = 3,  // handle the next exit, then die before committing it
   kDieAfterCommit = 4,   // commit the next exit, then die before answering
   kHang = 5,             // stop answering (and heartbeating) forever
+  kFailAnswer = 6,       // answer the next exit with a check failure (committed like any answer)
 };
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);

@@ -639,11 +639,13 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
       {"assert", L1Fault::kAssert},
       {"die-before-commit", L1Fault::kDieBeforeCommit},
       {"die-after-commit", L1Fault::kDieAfterCommit},
+      {"fail-answer", L1Fault::kFailAnswer},
   };
   if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown fault kind '", std::string(kind),
-                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit)"));
+                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
+                     "fail-answer)"));
   }
   if (l1 == nullptr) {
     return absl::FailedPreconditionError(

@@ -117,7 +117,8 @@ class Supervisor final {
   absl::StatusOr<FailoverReport> Switchover(std::optional<std::string> binary = std::nullopt);
 
   // Fault injection: `target` "active" or "standby"; `kind` "kill", "hang", "garbage",
-  // "assert", "die-before-commit", "die-after-commit". InvalidArgument for unknown names,
+  // "assert", "die-before-commit", "die-after-commit", "fail-answer" (the next exit is answered
+  // with a check failure: the VM stops, no failover). InvalidArgument for unknown names,
   // FailedPrecondition when the target does not exist.
   absl::Status InjectFault(std::string_view target, std::string_view kind);
 

@@ -351,6 +351,23 @@ TEST_F(FailoverTest, PostedWritesSurviveFailoversExactlyOnce) {
   EXPECT_GT(m->supervisor()->exits_retried(), 0u);  // pending posted writes were re-posted
 }
 
+// A posted write's answer is collected at the vCPU's next exit. When that answer ends the VM
+// (here a check failure injected into the L1's next answer, a well-formed answer, not an L1
+// failure), the VM stops with it then, and the exit that collected it is not forwarded.
+TEST_F(FailoverTest, PostedWriteAnswerThatEndsTheVmStopsItAtTheNextExit) {
+  auto m = Make("workload=pio steps=0");  // writes forever
+  ASSERT_NE(m, nullptr);
+  ASSERT_TRUE(PollUntil([&] { return m->supervisor()->exits_posted() > 1000 || Stopped(*m); },
+                        absl::Seconds(60)));
+  ASSERT_FALSE(Stopped(*m)) << StopReason(*m);
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "fail-answer").ok());
+  const std::optional<MachineResult> result = m->WaitFor(absl::Seconds(60));
+  ASSERT_TRUE(result.has_value()) << "the VM did not stop";
+  EXPECT_EQ(result->kind, MachineResult::Kind::kOracleViolation) << result->reason;
+  EXPECT_THAT(result->reason, HasSubstr("injected check failure (posted write)"));
+  EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+}
+
 TEST_F(FailoverTest, CliShowsFailoversWithEveryReportVerified) {
   auto r = testing::RunProcess(
       {testing::RehomeBinary(), "run", "--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline",

@@ -535,6 +535,12 @@ class L1Server final {
       answer = commit_.last_answer[v];
     } else {
       answer = Execute(req, seq);
+      if (pending_fault_ == L1Fault::kFailAnswer) {  // a well-formed answer that ends the VM
+        answer.action = ExitResponse::kCheckFailed;
+        answer.data.clear();
+        answer.reason = "injected check failure";
+        pending_fault_ = L1Fault::kNone;
+      }
       if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
       commit_.last_answer[v] = answer;
       ++exits_handled_;
