@@ -191,7 +191,7 @@ void ExitChannel::SignalAck() const {
 
 void ExitChannel::WakeL1IfSleeping() const {
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (header_->l1_sleeping.load(std::memory_order_relaxed) != 0) SignalRequest();
+  WakeL1IfSeenSleeping();
 }
 
 void ExitChannel::WakeL1IfSeenSleeping() const {

@@ -59,7 +59,9 @@ class SplitBackend final : public ExitBackend {
   std::unique_ptr<Supervisor> supervisor_;
   void Emit(const ExitResponse& response);
   // Per vCPU, used only by its thread (and by SettleAfterStop once every vCPU thread stopped):
-  // the request and response buffers of its exits, and whether it has a posted exit pending.
+  // the request and response buffers of its exits (a posted exit's request must stay unchanged
+  // until settled), and whether it has a posted exit pending: a copy of the supervisor's record
+  // that spares the exits of a vCPU with none the supervisor's lock.
   struct VcpuBuffers {
     std::unique_ptr<ExitRequest> request;
     std::unique_ptr<ExitResponse> response;

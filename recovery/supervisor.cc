@@ -97,7 +97,6 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   {
     absl::MutexLock lock(&s->mu_);
     s->posted_.resize(cpus);
-    s->posted_requests_.resize(cpus, nullptr);
     if (s->config_.post_writes) s->posted_ranges_ = ReadPostedRanges(first->channel().header());
     s->active_ = std::move(first);
     s->generation_ = 1;
@@ -187,7 +186,8 @@ class ScopedRealtime final {
 absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* response, bool* posted) {
   const uint32_t v = request.vcpu;
   if (posted != nullptr) *posted = false;
-  const bool may_post = posted != nullptr && config_.post_writes && request.is_write != 0 &&
+  // (Without config_.post_writes, posted_ranges_ stays empty: nothing is posted.)
+  const bool may_post = posted != nullptr && request.is_write != 0 &&
                         v < static_cast<uint32_t>(config_.launch.cpus) &&
                         (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio);
   for (;;) {
@@ -202,7 +202,7 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
       }
       if (stopping_) return absl::CancelledError("VM is stopping");
       if (limit_reached_) return absl::FailedPreconditionError(stop_reason_);
-      if (v < posted_.size() && posted_[v].pending) {
+      if (v < posted_.size() && posted_[v].l1 != nullptr) {
         return absl::FailedPreconditionError(
             absl::StrCat("vCPU ", v, " has a posted exit that was not settled"));
       }
@@ -212,8 +212,7 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
                                        static_cast<uint64_t>(request.size) * request.count);
       if (post) {
         // Recorded before it is published: a failover from here on re-posts it.
-        posted_requests_[v] = &request;
-        posted_[v] = PostedExit{true, l1};
+        posted_[v] = PostedExit{l1, &request};
         ++posted_count_;
       } else {
         ++in_flight_;
@@ -262,31 +261,34 @@ absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* 
     const ExitRequest* request = nullptr;
     {
       absl::MutexLock lock(&mu_);
-      if (!posted_[v].pending) return absl::OkStatus();
-      request = posted_requests_[v];  // not written while pending
+      PostedExit& posted = posted_[v];  // posted_ is never resized after Start
+      if (posted.l1 == nullptr) return absl::OkStatus();
+      request = posted.request;  // not written while pending
       // The usual case: the answer arrived long ago, from the L1 that is still active.
-      if (posted_[v].l1 == active_ && !stopping_ && !limit_reached_) {
+      if (posted.l1 == active_ && !stopping_ && !limit_reached_) {
         const ExitSlot& slot = active_->channel().slot(v);
         if (slot.response_seq.load(std::memory_order_acquire) == request->seq) {
           CopyResponse(slot.response, response);
           if (ValidateResponse(*request, *response).ok()) {
-            posted_[v] = PostedExit{};
+            posted = PostedExit{};
             *settled = true;
             return absl::OkStatus();
           }
         }
       }
       // While a failover is under way, the exit waits for the next active, which gets it
-      // re-posted (RepostPendingLocked).
-      while (wait_for_l1 && !stopping_ && posted_[v].pending &&
-             (limit_reached_ ? config_.pause_on_limit : posted_[v].l1 != active_)) {
-        cv_.Wait(&mu_);
+      // re-posted (RepostPendingLocked); at the failover limit, as an exit does (pause_on_limit).
+      const auto must_wait = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return !stopping_ && posted.l1 != nullptr &&
+               (limit_reached_ ? config_.pause_on_limit : posted.l1 != active_);
+      };
+      if (must_wait()) {
+        if (!wait_for_l1) return absl::UnavailableError("no active L1 to answer a posted write");
+        do {
+          cv_.Wait(&mu_);
+        } while (must_wait());
       }
-      if (!wait_for_l1 && posted_[v].pending && posted_[v].l1 != active_ && !limit_reached_ &&
-          !stopping_) {
-        return absl::UnavailableError("no active L1 to answer a posted write");
-      }
-      if (!posted_[v].pending) return absl::OkStatus();
+      if (posted.l1 == nullptr) return absl::OkStatus();
       if (stopping_) return absl::CancelledError("VM is stopping");
       if (limit_reached_) return absl::FailedPreconditionError(stop_reason_);
       l1 = posted_[v].l1;
@@ -316,12 +318,12 @@ absl::Status Supervisor::SettlePosted(uint32_t v, ExitResponse* response, bool* 
 void Supervisor::RepostPendingLocked(const L1Ptr& next) {
   std::vector<std::pair<uint64_t, uint32_t>> pending;  // (seq, vcpu)
   for (uint32_t v = 0; v < posted_.size(); ++v) {
-    if (posted_[v].pending) pending.emplace_back(posted_requests_[v]->seq, v);
+    if (posted_[v].l1 != nullptr) pending.emplace_back(posted_[v].request->seq, v);
   }
   if (pending.empty()) return;
   std::sort(pending.begin(), pending.end());
   for (const auto& [seq, v] : pending) {
-    PostRequest(next->channel().slot(v), *posted_requests_[v]);
+    PostRequest(next->channel().slot(v), *posted_[v].request);
     posted_[v].l1 = next;
     ++retried_;
   }

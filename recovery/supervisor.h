@@ -187,15 +187,12 @@ class Supervisor final {
   uint64_t retried_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t from_journal_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t posted_count_ ABSL_GUARDED_BY(mu_) = 0;
-  // Posted writes, one per vCPU at most: pending until settled, and where they were posted.
+  // Posted writes, one per vCPU at most (sized at Start), pending while `l1` is set.
   struct PostedExit {
-    bool pending = false;
-    L1Ptr l1;
+    L1Ptr l1;                              // where it was (last) posted
+    const ExitRequest* request = nullptr;  // the caller's; Execute's contract keeps it unchanged
   };
   std::vector<PostedExit> posted_ ABSL_GUARDED_BY(mu_);
-  // The requests of posted_: the callers' (Execute's contract keeps them unchanged while
-  // pending). Sized at Start; entry v set by vCPU v's thread when it posts.
-  std::vector<const ExitRequest*> posted_requests_ ABSL_GUARDED_BY(mu_);
   std::vector<PostedRange> posted_ranges_ ABSL_GUARDED_BY(mu_);  // the active L1's, validated
 
   std::thread monitor_;
