@@ -16,30 +16,17 @@
 #include "base/errno_status.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
+#include "vmm/cli/domain_options.h"
+#include "vmm/cli/event_relay.h"
 #include "vmm/cli/guest_cmdline.h"
 #include "vmm/cli/input_pump.h"
 #include "vmm/cli/machine.h"
 #include "vmm/cli/machine_control.h"
 #include "vmm/cli/run_options.h"
 #include "vmm/device_model.h"
-#include "vmm/domain/domain_xml.h"
 
 namespace rehome {
 namespace {
-
-int ExitCodeForSetupError(const absl::Status& status) {
-  switch (status.code()) {
-    case absl::StatusCode::kInvalidArgument:
-    case absl::StatusCode::kNotFound:
-    case absl::StatusCode::kPermissionDenied:
-    case absl::StatusCode::kOutOfRange:
-      return kExitUsage;
-    case absl::StatusCode::kUnavailable:
-      return kExitKvmUnavailable;
-    default:
-      return kExitInternal;
-  }
-}
 
 absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append = false) {
   if (path.empty()) {
@@ -52,106 +39,6 @@ absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append =
   if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
   return out;
 }
-
-// Turns how the guest stopped into the process exit code, printing one line on `err`.
-int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
-  const WorkloadProgress progress = machine.Progress();
-  if (const ExitStats stats = machine.exit_stats(); stats.exits != 0) {
-    const Supervisor* supervisor = machine.supervisor();
-    err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit, %d posted\n",
-                           stats.exits, absl::ToDoubleMicroseconds(stats.handling) / stats.exits,
-                           supervisor != nullptr ? supervisor->exits_posted() : 0);
-  }
-  std::string oracle_note;
-  if (progress.has_oracle) {
-    oracle_note = progress.summary.empty() ? absl::StrCat("; oracle: ", progress.verified_reports,
-                                                          " reports verified, no violations")
-                                           : absl::StrCat("; oracle: ", progress.summary);
-  }
-  if (const Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
-    oracle_note +=
-        absl::StrCat("; failovers: ", supervisor->failover_count(), " (",
-                     supervisor->exits_retried(), " exits retried, ",
-                     supervisor->exits_answered_from_journal(), " answered from the journal)");
-    if (supervisor->limit_reached()) {
-      err << "rehome: L1 recovery stopped, guest stopped: " << result.reason << "\n";
-      return kExitRecoveryStopped;
-    }
-  }
-  switch (result.kind) {
-    case MachineResult::Kind::kGuestExit:
-      if (!quiet) {
-        err << "rehome: guest exited with status " << result.exit_status << oracle_note;
-        if (progress.pio_bench_writes != 0) {
-          err << "; pio-bench writes: " << progress.pio_bench_writes;
-        }
-        err << "\n";
-      }
-      return result.exit_status;
-    case MachineResult::Kind::kShutdown:
-      if (!quiet) err << "rehome: guest powered off (" << result.reason << ")\n";
-      return 0;
-    case MachineResult::Kind::kReset:
-      if (!quiet) err << "rehome: guest reset (" << result.reason << "); on_reboot=destroy\n";
-      return 0;
-    case MachineResult::Kind::kGuestCrash:
-      err << "rehome: guest crashed: " << result.reason << "\n";
-      return kExitGuestCrash;
-    case MachineResult::Kind::kOracleViolation:
-      err << "rehome: counter oracle violation: " << result.reason << "\n";
-      return kExitOracleViolation;
-    case MachineResult::Kind::kFatal:
-    case MachineResult::Kind::kStopped:
-      break;
-  }
-  err << "rehome: VM failed: " << result.reason << "\n";
-  return kExitInternal;
-}
-
-// Forwards supervisor events to the QMP monitor once one is attached.
-class EventRelay final {
- public:
-  void Attach(std::shared_ptr<MachineControl> control) {
-    absl::MutexLock lock(&mu_);
-    control_ = std::move(control);
-  }
-  void Detach() {
-    absl::MutexLock lock(&mu_);
-    control_ = nullptr;
-  }
-  void Forward(const SupervisorEvent& e) {
-    std::shared_ptr<MachineControl> control;
-    {
-      absl::MutexLock lock(&mu_);
-      control = control_;
-    }
-    if (control == nullptr) return;
-    switch (e.kind) {
-      case SupervisorEvent::Kind::kL1Failed:
-        control->Emit(kEventL1Failed, L1FailedEventData(e.cause, e.pid));
-        break;
-      case SupervisorEvent::Kind::kFailoverStarted:
-        control->Emit(kEventFailoverStarted, FailoverStartedEventData(e.cause, e.pid));
-        break;
-      case SupervisorEvent::Kind::kFailoverCompleted:
-        control->Emit(kEventFailoverCompleted,
-                      FailoverCompletedEventData(
-                          e.pid, e.report->total,
-                          {{"fence", e.report->fence}, {"promote", e.report->promote}}));
-        break;
-      case SupervisorEvent::Kind::kFailoverFailed:
-        control->Emit(kEventFailoverFailed, FailoverFailedEventData(e.role, e.cause));
-        break;
-      case SupervisorEvent::Kind::kStandbyReady:
-        control->Emit(kEventStandbyReady, StandbyReadyEventData(e.pid));
-        break;
-    }
-  }
-
- private:
-  absl::Mutex mu_;
-  std::shared_ptr<MachineControl> control_ ABSL_GUARDED_BY(mu_);
-};
 
 // How one boot of the guest ended: boot again, or end `rehome run` with `exit_code`.
 struct BootEnd {
@@ -230,51 +117,11 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   }
   std::string domain_name, domain_uuid;
   if (!options->domain_file.empty()) {
-    absl::StatusOr<DomainConfig> domain = ParseDomainXmlFromFile(options->domain_file);
-    if (!domain.ok()) {
-      err << "rehome run: " << domain.status().message() << "\n";
+    if (absl::Status applied = ApplyDomainFile(&*options, &domain_name, &domain_uuid);
+        !applied.ok()) {
+      err << "rehome run: " << applied.message() << "\n";
       return kExitUsage;
     }
-    if (domain->disks.size() > 1) {
-      err << "rehome run: " << options->domain_file
-          << ": rehome supports one <disk> (virtio-blk); this domain has " << domain->disks.size()
-          << "\n";
-      return kExitUsage;
-    }
-    if (!domain->disks.empty()) {
-      if (!options->disk.empty()) {
-        err << "rehome run: --disk: conflicts with the <disk> of --domain\n";
-        return kExitUsage;
-      }
-      options->disk = domain->disks[0].source_file;
-      options->disk_read_only = domain->disks[0].read_only;
-      options->disk_direct = options->disk_direct || domain->disks[0].direct;
-    }
-    if (domain->memory_bytes % (2u << 20) != 0 || domain->memory_bytes < (kMinMemoryMib << 20)) {
-      err << "rehome run: " << options->domain_file
-          << ": <memory> must be a multiple of 2 MiB and at least " << kMinMemoryMib << " MiB\n";
-      return kExitUsage;
-    }
-    for (const CharDeviceConfig& c : domain->char_devices) {
-      // A <console type='unix'> with a target of virtio is rehome's virtio-console socket.
-      if (c.kind == CharDeviceKind::kConsole && c.backend == CharBackend::kUnix &&
-          c.target_type == "virtio" && options->console_socket.empty()) {
-        options->console_socket = c.path;
-      }
-    }
-    // The domain's lifecycle actions, unless given on the command line.
-    if (options->on_crash.empty()) options->on_crash = LifecycleActionName(domain->on_crash);
-    if (options->on_reboot.empty()) options->on_reboot = LifecycleActionName(domain->on_reboot);
-    if (options->on_poweroff.empty()) {
-      options->on_poweroff = LifecycleActionName(domain->on_poweroff);
-    }
-    options->kernel = domain->kernel_path;
-    options->memory_mib = domain->memory_bytes >> 20;
-    options->cpus = domain->vcpus;
-    options->cmdline = domain->cmdline;
-    options->policy = domain->recovery;
-    domain_name = domain->name;
-    domain_uuid = domain->uuid;
   }
   // libvirt's defaults.
   if (options->on_crash.empty()) options->on_crash = "destroy";

@@ -12,14 +12,9 @@
 #include <string>
 #include <vector>
 
-namespace rehome {
+#include "vmm/cli/run_exit.h"  // the exit codes
 
-inline constexpr int kExitUsage = 64;
-inline constexpr int kExitOracleViolation = 65;
-inline constexpr int kExitGuestCrash = 66;
-inline constexpr int kExitRecoveryStopped = 67;
-inline constexpr int kExitKvmUnavailable = 69;
-inline constexpr int kExitInternal = 70;
+namespace rehome {
 
 // `args` are the words after `rehome run`. Status lines and errors go to `err`; the guest's
 // console goes to stdout or --serial-file.

@@ -1,0 +1,55 @@
+// vmm/cli/domain_options.cc: ApplyDomainFile.
+#include "vmm/cli/domain_options.h"
+
+#include "absl/strings/str_cat.h"
+#include "base/status_macros.h"
+#include "vmm/domain/domain_xml.h"
+
+namespace rehome {
+
+absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
+                             std::string* domain_uuid) {
+  ASSIGN_OR_RETURN(DomainConfig domain_config, ParseDomainXmlFromFile(options->domain_file));
+  const DomainConfig* domain = &domain_config;
+  if (domain->disks.size() > 1) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        options->domain_file, ": rehome supports one <disk> (virtio-blk); this domain has ",
+        domain->disks.size()));
+  }
+  if (!domain->disks.empty()) {
+    if (!options->disk.empty()) {
+      return absl::InvalidArgumentError("--disk: conflicts with the <disk> of --domain");
+    }
+    options->disk = domain->disks[0].source_file;
+    options->disk_read_only = domain->disks[0].read_only;
+    options->disk_direct = options->disk_direct || domain->disks[0].direct;
+  }
+  if (domain->memory_bytes % (2u << 20) != 0 || domain->memory_bytes < (kMinMemoryMib << 20)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options->domain_file, ": <memory> must be a multiple of 2 MiB and at least ",
+                     kMinMemoryMib, " MiB"));
+  }
+  for (const CharDeviceConfig& c : domain->char_devices) {
+    // A <console type='unix'> with a target of virtio is rehome's virtio-console socket.
+    if (c.kind == CharDeviceKind::kConsole && c.backend == CharBackend::kUnix &&
+        c.target_type == "virtio" && options->console_socket.empty()) {
+      options->console_socket = c.path;
+    }
+  }
+  // The domain's lifecycle actions, unless given on the command line.
+  if (options->on_crash.empty()) options->on_crash = LifecycleActionName(domain->on_crash);
+  if (options->on_reboot.empty()) options->on_reboot = LifecycleActionName(domain->on_reboot);
+  if (options->on_poweroff.empty()) {
+    options->on_poweroff = LifecycleActionName(domain->on_poweroff);
+  }
+  options->kernel = domain->kernel_path;
+  options->memory_mib = domain->memory_bytes >> 20;
+  options->cpus = domain->vcpus;
+  options->cmdline = domain->cmdline;
+  options->policy = domain->recovery;
+  *domain_name = domain->name;
+  *domain_uuid = domain->uuid;
+  return absl::OkStatus();
+}
+
+}  // namespace rehome

@@ -1,0 +1,78 @@
+// vmm/cli/run_exit.cc: how `rehome run` turns setup errors and the guest's end into exit codes.
+#include "vmm/cli/run_exit.h"
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "recovery/supervisor.h"
+
+namespace rehome {
+
+int ExitCodeForSetupError(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kPermissionDenied:
+    case absl::StatusCode::kOutOfRange:
+      return kExitUsage;
+    case absl::StatusCode::kUnavailable:
+      return kExitKvmUnavailable;
+    default:
+      return kExitInternal;
+  }
+}
+
+int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
+  const WorkloadProgress progress = machine.Progress();
+  if (const ExitStats stats = machine.exit_stats(); stats.exits != 0) {
+    const Supervisor* supervisor = machine.supervisor();
+    err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit, %d posted\n",
+                           stats.exits, absl::ToDoubleMicroseconds(stats.handling) / stats.exits,
+                           supervisor != nullptr ? supervisor->exits_posted() : 0);
+  }
+  std::string oracle_note;
+  if (progress.has_oracle) {
+    oracle_note = progress.summary.empty() ? absl::StrCat("; oracle: ", progress.verified_reports,
+                                                          " reports verified, no violations")
+                                           : absl::StrCat("; oracle: ", progress.summary);
+  }
+  if (const Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
+    oracle_note +=
+        absl::StrCat("; failovers: ", supervisor->failover_count(), " (",
+                     supervisor->exits_retried(), " exits retried, ",
+                     supervisor->exits_answered_from_journal(), " answered from the journal)");
+    if (supervisor->limit_reached()) {
+      err << "rehome: L1 recovery stopped, guest stopped: " << result.reason << "\n";
+      return kExitRecoveryStopped;
+    }
+  }
+  switch (result.kind) {
+    case MachineResult::Kind::kGuestExit:
+      if (!quiet) {
+        err << "rehome: guest exited with status " << result.exit_status << oracle_note;
+        if (progress.pio_bench_writes != 0) {
+          err << "; pio-bench writes: " << progress.pio_bench_writes;
+        }
+        err << "\n";
+      }
+      return result.exit_status;
+    case MachineResult::Kind::kShutdown:
+      if (!quiet) err << "rehome: guest powered off (" << result.reason << ")\n";
+      return 0;
+    case MachineResult::Kind::kReset:
+      if (!quiet) err << "rehome: guest reset (" << result.reason << "); on_reboot=destroy\n";
+      return 0;
+    case MachineResult::Kind::kGuestCrash:
+      err << "rehome: guest crashed: " << result.reason << "\n";
+      return kExitGuestCrash;
+    case MachineResult::Kind::kOracleViolation:
+      err << "rehome: counter oracle violation: " << result.reason << "\n";
+      return kExitOracleViolation;
+    case MachineResult::Kind::kFatal:
+    case MachineResult::Kind::kStopped:
+      break;
+  }
+  err << "rehome: VM failed: " << result.reason << "\n";
+  return kExitInternal;
+}
+
+}  // namespace rehome

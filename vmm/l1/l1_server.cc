@@ -1,0 +1,572 @@
+// vmm/l1/l1_server.cc: the L1 hypervisor process's server (RunL1Server). It runs the device
+// model, answers the exits L0 forwards, commits its state to the journal after every exit, and
+// heartbeats. It starts as a standby; when L0 promotes it, it restores the last committed state and
+// becomes active. The active L1 also serves the virtio data path without L0: KVM signals each
+// device's QueueNotify on an ioeventfd this process polls, the L1 raises the device's interrupt
+// through an irqfd, and console output goes to L0 through the transmit ring. Completions and
+// console bytes are published only after the commit that holds them (docs/failover.md). It never
+// opens /dev/kvm. Threads: the main loop (all exit and notification handling) and a heartbeat
+// thread.
+#include "vmm/l1/l1_server.h"
+
+#include <poll.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/periodic_tick.h"
+#include "base/spin_wait.h"
+#include "base/status_macros.h"
+#include "kvm-l0/console_tx_ring.h"
+#include "kvm-l0/exit_channel.h"
+#include "kvm-l0/guest_memory.h"
+#include "state-extract/device_journal.h"
+#include "vmm/device_model.h"
+#include "vmm/l1/commit_record.h"
+
+namespace rehome {
+namespace {
+
+// How often a standby rehearses a promotion (Rehearse) while the journal moves on.
+constexpr int64_t kRehearsalNs = 10'000'000;
+constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
+
+class L1Server final {
+ public:
+  L1Server(L1Options options, GuestMemory ram, ExitChannel channel, DeviceJournal journal)
+      : options_(std::move(options)),
+        ram_(std::move(ram)),
+        channel_(std::move(channel)),
+        journal_(std::move(journal)),
+        answered_(channel_.slot_count(), 0) {
+    commit_.last_answer.resize(channel_.slot_count());
+  }
+
+  absl::Status Init() {
+    DeviceModelConfig config;
+    config.oracle = options_.oracle;
+    if (config.oracle.has_value()) config.oracle->cpus = static_cast<uint32_t>(options_.cpus);
+    config.serial_output = [this](std::string_view bytes) { output_.append(bytes); };
+    if (options_.disk_fd >= 0) {
+      config.disk = UniqueFd(options_.disk_fd);
+      options_.disk_fd = -1;
+      config.disk_read_only = options_.disk_read_only;
+    }
+    config.log = [](std::string_view line) { std::cerr << "rehome L1: " << line << "\n"; };
+    config.console = options_.console;
+    if (options_.console_ring_fd >= 0) {
+      ASSIGN_OR_RETURN(console_ring_, ConsoleTxRing::Attach(options_.console_ring_fd));
+      options_.console_ring_fd = -1;
+      console_out_.Reset(options_.console_out_fd);
+      config.console_output = [this](std::string_view bytes) { WriteConsole(bytes); };
+    } else {
+      config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
+    }
+    console_notify_.Reset(options_.console_notify_fd);
+    console_irq_.Reset(options_.console_irq_fd);
+    config.progress = [this] {
+      channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
+    };
+    blk_notify_.Reset(options_.blk_notify_fd);
+    blk_irq_.Reset(options_.blk_irq_fd);
+    if (blk_irq_.valid() || console_irq_.valid()) {
+      // The disk is virtio device 0 when present and the console the next (docs/virtio.md);
+      // device i's line is kVirtioFirstIrq + i. An irqfd is an edge: raise it when the line goes
+      // up (the driver acknowledges through InterruptACK).
+      const int blk_fd = blk_irq_.get();
+      const int console_fd = console_irq_.get();
+      const uint32_t console_line = kVirtioFirstIrq + (config.disk.valid() ? 1 : 0);
+      config.virtio_irq = [blk_fd, console_fd, console_line](uint32_t irq, bool level) {
+        if (!level) return;
+        const int fd = irq == console_line ? console_fd : irq == kVirtioFirstIrq ? blk_fd : -1;
+        if (fd >= 0) (void)eventfd_write(fd, 1);
+      };
+    }
+    view_ = std::make_unique<RamView>(ram_);
+    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
+    model_->SetDeferredPublication(true);
+    return absl::OkStatus();
+  }
+
+  int Run() {
+    // The L1 sleeps until an exit arrives and then must run at once, even on a host whose CPUs
+    // are busy running vCPUs. SCHED_FIFO (lowest real-time priority) preempts them on wake-up;
+    // the kernel's real-time throttling (95% by default) still leaves a spinning L1's core to
+    // others, and L0's hang detection runs on another core. Without CAP_SYS_NICE: a higher CFS
+    // weight (nice -10, root only), else normal priority. Threads started below inherit it.
+    // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
+    // replacements from its real-time failover threads.
+    const sched_param fifo{.sched_priority = 1};
+    const sched_param other{.sched_priority = 0};
+    if (!options_.realtime) (void)sched_setscheduler(0, SCHED_OTHER, &other);
+    realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
+    if (!realtime_) (void)setpriority(PRIO_PROCESS, 0, -10);
+    std::thread heartbeat([this] { Heartbeat(); });
+    heartbeat.detach();  // dies with the process
+    PublishPostedRanges();
+    Rehearse();  // a new standby is warm before it reports ready
+    channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
+                                     std::memory_order_release);
+    channel_.SignalAck();  // "ready" (L0 also polls l1_state)
+    for (;;) {
+      // A standby leaves the devices' notifications to the active L1 (poll ignores fd -1).
+      pollfd fds[3] = {{channel_.request_eventfd(), POLLIN, 0},
+                       {active_ ? blk_notify_.get() : -1, POLLIN, 0},
+                       {active_ ? console_notify_.get() : -1, POLLIN, 0}};
+      // An active L1 that just answered a vCPU's exit spins briefly for the next one: in an
+      // exit-heavy phase it arrives within tens of microseconds, and a sleep plus a wake-up
+      // would cost about as much as the exit itself. (Not after notifications or console input:
+      // the spin would only take a CPU from the guest and the console peer.) L0 signals the
+      // request eventfd only while this L1 says it sleeps, so an exit found by spinning costs
+      // no system call on either side when no device notification can be pending either.
+      // Nor when the vCPU thread it answered runs on this CPU: it could not post the next exit
+      // while this L1 (real-time) spins there. Rather move to another CPU, if there is one.
+      int cpu = sched_getcpu();
+      if (active_ && answered_vcpu_exit_ && last_vcpu_cpu_ == static_cast<uint32_t>(cpu) &&
+          MoveAwayFrom(cpu)) {
+        cpu = sched_getcpu();
+      }
+      // Stored only when it changed: L0 reads this line on every exit, and a store would take
+      // it out of L0's cache each time.
+      if (channel_.header().l1_cpu.load(std::memory_order_relaxed) !=
+          static_cast<uint32_t>(cpu + 1)) {
+        channel_.header().l1_cpu.store(static_cast<uint32_t>(cpu + 1), std::memory_order_relaxed);
+      }
+      const bool may_spin =
+          active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu);
+      if (may_spin) RealtimeWhileAsleepOnly(false);
+      bool work = may_spin && SpinForWork();
+      answered_vcpu_exit_ = false;
+      const bool said_sleeping = !work;
+      if (said_sleeping) {
+        RealtimeWhileAsleepOnly(true);
+        channel_.SetL1Sleeping(true);
+        work = RequestPending();  // published before L0 could see the flag
+      }
+      // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
+      // of periodic wake-ups (base/periodic_tick.h).
+      const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
+      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) ppoll(fds, 3, &sleep, nullptr);
+      if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
+      if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
+      ExitChannelHeader& h = channel_.header();
+      if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
+      TakeFault();
+      if (!active_) {
+        const uint64_t promote = h.promote_request.load(std::memory_order_acquire);
+        if (promote != 0) {
+          if (absl::Status s = Promote(promote); !s.ok()) Die(std::string(s.message()));
+        } else {
+          Rehearse();
+        }
+        continue;
+      }
+      HandlePending();
+      for (int i = 1; i < 3; ++i) {
+        if (fds[i].fd < 0 || (fds[i].revents & POLLIN) == 0) continue;
+        eventfd_t ignored;
+        (void)eventfd_read(fds[i].fd, &ignored);  // non-blocking; resets the count
+        HandleDeviceNotification(i == 1 ? Device::kDisk : Device::kConsole);
+      }
+    }
+  }
+
+ private:
+  class RamView final : public GuestMemoryView {
+   public:
+    explicit RamView(const GuestMemory& ram) : ram_(ram) {}
+    uint8_t* HostAddress(uint64_t gpa, uint64_t len) const override {
+      return ram_.HostAddress(gpa, len);
+    }
+
+   private:
+    const GuestMemory& ram_;
+  };
+
+  void Heartbeat() {
+    const int64_t period_ns = static_cast<int64_t>(options_.heartbeat_ms) * 1000000;
+    while (!hung_.load(std::memory_order_relaxed)) {
+      if (options_.parent_pid != 0 && getppid() != options_.parent_pid) _exit(0);  // L0 is gone
+      channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
+      const timespec left = TimeToNextTick(period_ns);  // on the shared grid (periodic_tick.h)
+      (void)nanosleep(&left, nullptr);
+    }
+  }
+
+  // Reports a failure of this L1 in the channel header, then dies (L0 sees the pidfd).
+  [[noreturn]] void Die(std::string_view why) {
+    ExitChannelHeader& h = channel_.header();
+    const size_t n = std::min<size_t>(why.size(), kExitReasonMax);
+    std::memcpy(h.failure, why.data(), n);
+    h.failure_len.store(static_cast<uint32_t>(std::max<size_t>(n, 1)), std::memory_order_release);
+    h.l1_state.store(static_cast<uint32_t>(L1State::kFailed), std::memory_order_release);
+    std::cerr << "rehome L1: " << why << "\n";
+    abort();
+  }
+
+  void TakeFault() {
+    // Read before the exchange: an unconditional read-modify-write would take the header line
+    // (which L0 reads on every exit: l1_sleeping, l1_cpu) out of L0's cache once per loop.
+    if (channel_.header().fault_request.load(std::memory_order_relaxed) == 0) return;
+    const auto fault = static_cast<L1Fault>(
+        channel_.header().fault_request.exchange(0, std::memory_order_acq_rel));
+    switch (fault) {
+      case L1Fault::kNone:
+        return;
+      case L1Fault::kAssert:
+        Die("assertion failed: injected by fault request");
+      case L1Fault::kHang:
+        hung_.store(true);
+        for (;;) pause();
+      default:
+        pending_fault_ = fault;
+    }
+  }
+
+  // A standby runs the restore half of Promote now and then (the journal has moved on and
+  // kRehearsalPeriod has passed), without taking over: the code, heap and journal pages a
+  // promotion touches are then mapped and warm when a failover needs them. Cold, they cost a
+  // promotion 0.25-0.4 ms here (page faults of tens of microseconds each). Restoring is idempotent
+  // and has no effect outside this process; a read torn by a concurrent commit fails its checksum
+  // and is skipped.
+  void Rehearse() {
+    const uint64_t commits = journal_.commits();
+    const absl::Time now = absl::Now();
+    // (Half a period: the wake-ups come on the period's grid, with some jitter.)
+    if (commits == rehearsed_commits_ || now - rehearsed_at_ < kRehearsalPeriod / 2) return;
+    rehearsed_commits_ = commits;
+    rehearsed_at_ = now;
+    absl::StatusOr<std::string> committed = journal_.ReadCommitted();
+    if (!committed.ok()) return;
+    absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*committed);
+    if (record.ok()) (void)model_->RestoreState(record->device_state);
+  }
+
+  absl::Status Promote(uint64_t generation) {
+    absl::StatusOr<std::string> committed = journal_.ReadCommitted();
+    if (committed.ok()) {
+      ASSIGN_OR_RETURN(CommitRecord record, DecodeCommitRecord(*committed));
+      if (record.last_answer.size() != channel_.slot_count()) {
+        return absl::InvalidArgumentError("commit record has the wrong vCPU count");
+      }
+      RETURN_IF_ERROR(model_->RestoreState(record.device_state));
+      commit_.last_answer = std::move(record.last_answer);
+      exits_handled_ = record.exits_handled;
+    } else if (!absl::IsNotFound(committed.status())) {
+      return committed.status();
+    }
+    generation_ = generation;
+    active_ = true;
+    // The committed completions and console bytes may not have been published when the
+    // previous active died (committed, then killed): publish them (idempotent). A notification
+    // it consumed but never committed is not lost: process whatever the guest has made
+    // available since the committed positions, as if notified.
+    console_produced_ = model_->console_tx_bytes();
+    Publish();
+    if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
+    if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
+    ExitChannelHeader& h = channel_.header();
+    h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
+    h.promote_ack.store(generation, std::memory_order_release);
+    channel_.SignalAck();
+    return absl::OkStatus();
+  }
+
+  // The L1 just answered a vCPU thread that runs on its own CPU `cpu`. Left there, the two take
+  // turns on that CPU for good: the L1 may not spin there, so every exit costs an eventfd
+  // wake-up, and the woken L1 (real-time) tends to run where its waker runs. When this process
+  // may run on more CPUs than there are vCPUs, it moves to the others (sched_setaffinity), at
+  // most once per 10 ms, so that vCPU threads spread over every CPU cannot make it chase them.
+  // Measured here (pio, 1 vCPU, 2 CPUs, 8 runs each): L0's handling time per exit 4.8-6.8 us
+  // staying, 2.8-3.9 us moving. True if it moved.
+  bool MoveAwayFrom(int cpu) {
+    if (!affinity_known_) {
+      affinity_known_ = true;
+      if (sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) CPU_ZERO(&allowed_);
+    }
+    const absl::Time now = absl::Now();
+    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed_) ||
+        CPU_COUNT(&allowed_) <= options_.cpus || now - moved_at_ < absl::Milliseconds(10)) {
+      return false;
+    }
+    moved_at_ = now;
+    cpu_set_t others = allowed_;
+    CPU_CLR(cpu, &others);
+    return sched_setaffinity(0, sizeof(others), &others) == 0;
+  }
+
+  // A real-time L1 is real-time only while it may sleep: its wake-up (an exit, a promotion)
+  // must preempt vCPU threads at once. While it spins for the next exit, and handles the exits
+  // it finds that way, it runs at normal priority (nice -10): it already has a CPU, and at
+  // SCHED_FIFO it would keep every other task off that CPU for the whole exit-heavy phase, so
+  // the kernel's and rehome's periodic work would all land on the vCPUs' CPUs. Measured with
+  // bench/split_overhead.py (pio, posted writes, 9 paired runs): wall time per exit over
+  // monolithic +6.5% (paired 1.062) spinning at SCHED_FIFO, +3.7% (paired 1.024) spinning at
+  // normal priority; the VMM's handling time was the same. `asleep` true: about to sleep.
+  void RealtimeWhileAsleepOnly(bool asleep) {
+    if (!realtime_ || asleep == fifo_now_) return;
+    const sched_param fifo{.sched_priority = 1};
+    const sched_param other{.sched_priority = 0};
+    if (asleep) {
+      fifo_now_ = sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
+    } else if (sched_setscheduler(0, SCHED_OTHER, &other) == 0) {
+      (void)setpriority(PRIO_PROCESS, 0, -10);  // this thread (Linux: per-thread nice)
+      fifo_now_ = false;
+    }
+  }
+
+  // True when an exit request (or a fault, quit or promote request) is pending.
+  bool RequestPending() const {
+    for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+      if (channel_.slot(v).request_seq.load(std::memory_order_acquire) > answered_[v]) {
+        return true;
+      }
+    }
+    const ExitChannelHeader& h = channel_.header();
+    return h.fault_request.load(std::memory_order_relaxed) != 0 ||
+           h.quit_request.load(std::memory_order_relaxed) != 0 ||
+           (!active_ && h.promote_request.load(std::memory_order_relaxed) != 0);
+  }
+
+  // True as soon as RequestPending; false after kIdleSpin without.
+  bool SpinForWork() {
+    constexpr absl::Duration kIdleSpin = absl::Microseconds(50);
+    return SpinUntil([&] { return RequestPending(); }, kIdleSpin);
+  }
+
+  enum class Device { kDisk, kConsole };
+
+  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit): process
+  // the device's queues, commit, then publish: the completions (used idx, irqfd) and the console
+  // bytes (transmit ring). A failure before the commit leaves nothing the guest or L0 can see;
+  // the next active L1 processes the same chains again from the committed ring positions and
+  // rewrites the same console bytes at the same ring positions (Promote).
+  void HandleDeviceNotification(Device device) {
+    if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
+    if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+    Commit();
+    if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    Publish();
+  }
+
+  // Makes what the last commit holds visible: used rings and interrupts, console bytes.
+  void Publish() {
+    model_->PublishUsed();
+    if (!console_ring_.has_value()) return;
+    if (console_ring_->published() < console_produced_) {
+      console_ring_->Publish(console_produced_);
+      (void)eventfd_write(console_out_.get(), 1);
+    }
+  }
+
+  // The console device's output sink: the guest's bytes go to the transmit ring at the produce
+  // position (published after the commit). L0 drains the ring without blocking on the client,
+  // so a full ring only means its drain thread has not run yet: wait for it, within a bound.
+  void WriteConsole(std::string_view bytes) {
+    const absl::Time deadline = absl::Now() + absl::Seconds(2);
+    while (!console_ring_->WriteAt(console_produced_, bytes)) {
+      if (absl::Now() > deadline) Die("console transmit ring full: L0 does not drain it");
+      (void)eventfd_write(console_out_.get(), 1);
+      absl::SleepFor(absl::Microseconds(200));
+    }
+    console_produced_ += bytes.size();
+  }
+
+  // Tells L0 which writes it may post: the device model's posted-write ranges (at most
+  // kMaxPostedRanges; with more, none, so that L0 never posts a write this L1 must answer).
+  void PublishPostedRanges() {
+    const std::vector<PostedWriteRange> ranges = model_->PostedWriteRanges();
+    ExitChannelHeader& h = channel_.header();
+    if (ranges.size() > kMaxPostedRanges) return;
+    for (size_t i = 0; i < ranges.size(); ++i) {
+      h.posted_ranges[i] = PostedRange{
+          ranges[i].space == BusSpace::kPio ? PostedRange::kPio : PostedRange::kMmio,
+          static_cast<uint32_t>(std::min<uint64_t>(ranges[i].len, UINT32_MAX)), ranges[i].base};
+    }
+    h.posted_range_count.store(static_cast<uint32_t>(ranges.size()), std::memory_order_release);
+  }
+
+  // Handles every pending request in exit order (sequence numbers). Exits are ordered across
+  // vCPUs because of posted writes: a vCPU whose write was posted runs on, and a later exit of
+  // another vCPU that depends on it (through guest memory) must not be handled before it. Hence
+  // the second scan: it starts after the first one saw the later exit published, so it sees
+  // every request published before that one too.
+  void HandlePending() {
+    std::vector<std::pair<uint64_t, uint32_t>> pending;  // (seq, vcpu)
+    for (int scan = 0; scan < 2; ++scan) {
+      pending.clear();
+      for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
+        const uint64_t seq = channel_.slot(v).request_seq.load(std::memory_order_acquire);
+        if (seq != 0 && seq > answered_[v]) pending.emplace_back(seq, v);
+      }
+      if (pending.empty()) return;
+    }
+    std::sort(pending.begin(), pending.end());
+    for (const auto& [seq, v] : pending) {
+      if (v < static_cast<uint32_t>(options_.cpus)) {
+        answered_vcpu_exit_ = true;
+        last_vcpu_cpu_ = channel_.slot(v).request.host_cpu;  // read before answering
+      }
+      Handle(v);
+    }
+  }
+
+  void Handle(uint32_t v) {
+    ExitSlot& slot = channel_.slot(v);
+    ExitRequest& req = slot.request;  // L0 does not touch it until we answer
+    const uint64_t seq = slot.request_seq.load(std::memory_order_acquire);
+    CommittedAnswer answer;
+    if (seq == commit_.last_answer[v].seq) {
+      // Committed before a failover: answer it again, never redo it.
+      answer = commit_.last_answer[v];
+    } else {
+      answer = Execute(req, seq);
+      if (pending_fault_ == L1Fault::kFailAnswer) {  // a well-formed answer that ends the VM
+        answer.action = ExitResponse::kCheckFailed;
+        answer.data.clear();
+        answer.reason = "injected check failure";
+        pending_fault_ = L1Fault::kNone;
+      }
+      if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      commit_.last_answer[v] = answer;
+      ++exits_handled_;
+      Commit();
+      if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      Publish();  // the completions and console bytes this exit produced, now committed
+    }
+    answer.ToResponse(&slot.response);
+    if (pending_fault_ == L1Fault::kGarbageAnswer) {
+      slot.response.data_len = 0xffffffffu;
+      slot.response.crc ^= 0x5a5a5a5a;
+      pending_fault_ = L1Fault::kNone;
+    }
+    answered_[v] = seq;
+    slot.response_seq.store(seq, std::memory_order_release);
+    channel_.WakeL0IfSleeping(v);
+  }
+
+  CommittedAnswer Execute(const ExitRequest& req, uint64_t seq) {
+    CommittedAnswer answer;
+    answer.seq = seq;
+    if (req.kind == ExitRequest::kConsoleInput) {
+      console_output_.clear();
+      if (req.data_len <= kExitDataMax) {
+        model_->QueueConsoleInput(
+            std::string_view(reinterpret_cast<const char*>(req.data), req.data_len));
+      }
+      answer.output = console_output_.substr(0, kExitOutputMax);
+      answer.output_stream = 1;
+      return answer;
+    }
+    const uint64_t bytes = static_cast<uint64_t>(req.size) * req.count;
+    const bool sane = req.size >= 1 && req.size <= 8 && req.count >= 1 && bytes <= kExitDataMax &&
+                      (!req.is_write || req.data_len == bytes) &&
+                      (req.kind == ExitRequest::kPio || req.kind == ExitRequest::kMmio);
+    if (!sane) {
+      answer.action = ExitResponse::kFatal;
+      answer.reason = "malformed exit request from L0";
+      return answer;
+    }
+    std::vector<uint8_t> buffer(bytes);
+    if (req.is_write) std::memcpy(buffer.data(), req.data, bytes);
+    KvmExit exit;
+    if (req.kind == ExitRequest::kPio) {
+      exit = PortIoExit{req.is_write != 0, static_cast<uint16_t>(req.addr),
+                        static_cast<uint8_t>(req.size), req.count, std::span<uint8_t>(buffer)};
+    } else {
+      exit = MmioExit{req.is_write != 0, req.addr, std::span<uint8_t>(buffer)};
+    }
+    output_.clear();
+    console_output_.clear();
+    const ExitOutcome outcome = model_->Handle(exit);
+    answer.action = static_cast<uint32_t>(outcome.action);  // same numbering as ExitResponse
+    answer.exit_status = outcome.exit_status;
+    answer.reason = outcome.reason.substr(0, kExitReasonMax);
+    if (!req.is_write) answer.data.assign(reinterpret_cast<const char*>(buffer.data()), bytes);
+    answer.output = output_.substr(0, kExitOutputMax);
+    if (!console_output_.empty()) {  // a transmit-queue notify: no COM1 output in the same exit
+      answer.output = console_output_.substr(0, kExitOutputMax);
+      answer.output_stream = 1;
+    }
+    return answer;
+  }
+
+  // Commits the state after an exit. commit_ (whose last_answer is the L1's record of its
+  // answers) and payload_ keep their buffers from one commit to the next: this runs after every
+  // exit, and allocating the record anew cost a noticeable part of the exit's round trip.
+  void Commit() {
+    commit_.l1_generation = generation_;
+    commit_.exits_handled = exits_handled_;
+    if (const CounterOracle* oracle = model_->oracle(); oracle != nullptr) {
+      commit_.verified_reports = oracle->verified_reports();
+      commit_.oracle_violations = oracle->violation_count();
+    }
+    commit_.pio_bench_writes = model_->pio_bench_writes();
+    model_->SaveStateInto(&commit_.device_state);
+    EncodeCommitRecordInto(commit_, &payload_);
+    if (absl::Status s = journal_.Commit(payload_); !s.ok()) Die(std::string(s.message()));
+  }
+
+  L1Options options_;
+  GuestMemory ram_;
+  ExitChannel channel_;
+  DeviceJournal journal_;
+  std::unique_ptr<RamView> view_;
+  std::unique_ptr<DeviceModel> model_;
+  std::string output_;          // COM1 bytes of the exit being handled
+  std::string console_output_;  // virtio-console bytes of the exit being handled
+  std::vector<uint64_t> answered_;
+  CommitRecord commit_;           // what the last commit held (last_answer: by vCPU)
+  std::vector<uint8_t> payload_;  // its encoding
+  uint64_t exits_handled_ = 0;
+  bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
+  bool affinity_known_ = false;      // MoveAwayFrom: allowed_ holds the mask the L1 started with
+  cpu_set_t allowed_{};
+  absl::Time moved_at_ = absl::InfinitePast();
+  bool realtime_ = false;           // this thread got SCHED_FIFO at start (RealtimeWhileAsleepOnly)
+  bool fifo_now_ = true;            // ... and has it now
+  uint64_t rehearsed_commits_ = 0;  // journal commit count at the last Rehearse
+  absl::Time rehearsed_at_ = absl::InfinitePast();
+  uint32_t last_vcpu_cpu_ = ~0u;  // host CPU of the vCPU thread answered last (a hint)
+  uint64_t generation_ = 0;
+  UniqueFd blk_notify_;
+  UniqueFd blk_irq_;
+  UniqueFd console_notify_;
+  UniqueFd console_irq_;
+  std::optional<ConsoleTxRing> console_ring_;
+  UniqueFd console_out_;
+  uint64_t console_produced_ = 0;  // ring position of the next console byte (= tx_bytes)
+  bool active_ = false;
+  L1Fault pending_fault_ = L1Fault::kNone;
+  std::atomic<bool> hung_{false};
+};
+
+static_assert(static_cast<uint32_t>(ExitOutcome::kGuestExit) == ExitResponse::kGuestExit &&
+              static_cast<uint32_t>(ExitOutcome::kReset) == ExitResponse::kReset &&
+              static_cast<uint32_t>(ExitOutcome::kShutdown) == ExitResponse::kShutdown &&
+              static_cast<uint32_t>(ExitOutcome::kGuestCrash) == ExitResponse::kGuestCrash &&
+              static_cast<uint32_t>(ExitOutcome::kFatal) == ExitResponse::kFatal &&
+              static_cast<uint32_t>(ExitOutcome::kCheckFailed) == ExitResponse::kCheckFailed);
+
+}  // namespace
+
+int RunL1Server(L1Options options, GuestMemory ram, ExitChannel channel, DeviceJournal journal) {
+  L1Server server(std::move(options), std::move(ram), std::move(channel), std::move(journal));
+  if (absl::Status s = server.Init(); !s.ok()) {
+    std::cerr << "rehome __l1: " << s.message() << "\n";
+    return 70;
+  }
+  return server.Run();
+}
+
+}  // namespace rehome
