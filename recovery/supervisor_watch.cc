@@ -1,0 +1,179 @@
+// recovery/supervisor_watch.cc: the Supervisor's watchers: the monitor thread (crashes through
+// pidfds, hangs through heartbeats, for the active L1 and every standby), the exit-deadline hang
+// test (LooksHung) and the standby keeper thread.
+#include <poll.h>
+#include <signal.h>
+
+#include <map>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/periodic_tick.h"
+#include "base/scoped_realtime.h"
+#include "recovery/proc_stats.h"
+#include "recovery/supervisor.h"
+
+namespace rehome {
+namespace {
+
+bool IsStopped(pid_t pid) {
+  const std::optional<char> state = ProcessState(pid);
+  return !state.has_value() || *state == 'T' || *state == 't' || *state == 'Z' || *state == 'X';
+}
+
+}  // namespace
+
+bool Supervisor::LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
+                           uint64_t* progress_at_expiry, int* extensions, std::string* why) const {
+  // An L1 that is stopped, sleeping or dead while an exit waits is hung. One that is runnable
+  // may just not get a CPU on a loaded host, or be doing long legitimate work (verifying a
+  // workload report) that it announces through work_progress: it is hung only if it burns CPU
+  // time without answering or announcing progress, or stays starved or busy too long.
+  constexpr int kMaxStarvedPeriods = 20;
+  constexpr int kMaxBusyPeriods = 200;
+  const std::optional<char> state = ProcessState(l1.pid());
+  if (!state.has_value() || *state != 'R') {
+    *why = absl::StrCat("L1 state ", state.has_value() ? std::string(1, *state) : "gone");
+    return true;
+  }
+  const std::optional<uint64_t> runtime = MainThreadRuntimeNs(l1.pid());
+  const uint64_t progress = l1.work_progress();
+  const bool progressed = *extensions > 0 && progress != *progress_at_expiry;
+  *progress_at_expiry = progress;
+  if (!runtime.has_value() || *extensions >= kMaxBusyPeriods ||
+      (!progressed && *extensions >= kMaxStarvedPeriods)) {
+    *why = "runnable but starved or busy too long";
+    return true;
+  }
+  const uint64_t budget_ns = static_cast<uint64_t>(config_.policy.hang_timeout_ms) * 500000;
+  if (!progressed && runtime_at_expiry->has_value() &&
+      *runtime - **runtime_at_expiry >= budget_ns) {
+    *why = absl::StrCat("busy for ", (*runtime - **runtime_at_expiry) / 1000000,
+                        " ms of CPU without answering");
+    return true;
+  }
+  *runtime_at_expiry = runtime;
+  ++*extensions;
+  return false;
+}
+
+void Supervisor::MonitorLoop() {
+  // Real-time for its whole life (it mostly sleeps in poll): a crash it detects must be fenced
+  // at once, not after the CPU-bound vCPU threads' time slices (CFS gave the fence a 1-4 ms
+  // p99 tail on 2 busy cores).
+  const ScopedRealtime realtime;
+  struct Beat {
+    uint64_t value = 0;
+    absl::Time changed;
+  };
+  std::map<uint64_t, Beat> beats;  // by L1 id
+  const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
+  const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  for (;;) {
+    L1Ptr active;
+    uint64_t generation;
+    std::vector<L1Ptr> standbys;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      active = active_;
+      generation = generation_;
+      standbys.assign(standbys_.begin(), standbys_.end());
+    }
+    std::vector<pollfd> fds;
+    if (active) fds.push_back({active->pidfd(), POLLIN, 0});
+    for (const L1Ptr& s : standbys) fds.push_back({s->pidfd(), POLLIN, 0});
+    // A crash wakes this poll at once; otherwise it doubles as the heartbeat tick.
+    // On the shared grid of periodic wake-ups (base/periodic_tick.h): with the L1s' heartbeats.
+    const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
+    ppoll(fds.data(), fds.size(), &tick, nullptr);
+    const absl::Time now = absl::Now();
+    auto check = [&](const L1Ptr& l1) -> std::string {
+      if (l1->Exited()) {
+        const std::string note = l1->reported_failure();
+        return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " exited")
+                            : absl::StrCat("self-reported failure: ", note);
+      }
+      Beat& beat = beats[l1->id()];
+      const uint64_t value = l1->heartbeat();
+      if (beat.changed == absl::Time() || value != beat.value) {
+        beat = {value, now};
+      } else if (now - beat.changed > hang &&
+                 (IsStopped(l1->pid()) || now - beat.changed > 20 * hang)) {
+        // The heartbeat thread only sleeps and counts: when it misses beats, either the whole
+        // process is stopped (hung: fail over now), or the host does not schedule it (starved:
+        // allow 20 periods). A stuck exit thread is caught by the exit deadline instead.
+        return absl::StrCat("hang: no heartbeat from L1 pid ", l1->pid(), " for ",
+                            absl::ToInt64Milliseconds(now - beat.changed), " ms");
+      }
+      return "";
+    };
+    if (active) {
+      if (std::string cause = check(active); !cause.empty()) {
+        OnActiveFailure(generation, cause, now);
+      }
+    }
+    for (const L1Ptr& s : standbys) {
+      std::string cause = check(s);
+      if (cause.empty()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        for (auto it = standbys_.begin(); it != standbys_.end(); ++it) {
+          if (*it == s) {
+            standbys_.erase(it);
+            break;
+          }
+        }
+        cv_.SignalAll();
+      }
+      s->Fence();
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, s->pid(), std::nullopt});
+    }
+    // Forget L1s that are gone.
+    for (auto it = beats.begin(); it != beats.end();) {
+      bool live = active && active->id() == it->first;
+      for (const L1Ptr& s : standbys) live = live || s->id() == it->first;
+      it = live ? std::next(it) : beats.erase(it);
+    }
+  }
+}
+
+void Supervisor::StandbyLoop() {
+  const int wanted = config_.policy.mode == RecoveryMode::kFailover ? config_.policy.standbys : 0;
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      auto needed = [this, wanted]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return stopping_ || (!limit_reached_ && static_cast<int>(standbys_.size()) < wanted);
+      };
+      // A CondVar, not mu_.Await: a thread awaiting a Condition on mu_ makes every release of
+      // mu_ evaluate it, and vCPU threads take mu_ on every exit.
+      while (!needed()) cv_.Wait(&mu_);
+      if (stopping_) return;
+    }
+    absl::StatusOr<L1Ptr> l1 = SpawnReady();
+    if (!l1.ok()) {
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", std::string(l1.status().message()), -1,
+            std::nullopt});
+      absl::MutexLock lock(&mu_);
+      // Back off before trying again (a broken binary must not make us spin).
+      const absl::Time until = absl::Now() + absl::Milliseconds(200);
+      while (!stopping_ && !cv_.WaitWithDeadline(&mu_, until)) {
+      }
+      continue;
+    }
+    const pid_t pid = (*l1)->pid();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        (*l1)->Fence();
+        return;
+      }
+      standbys_.push_back(std::move(*l1));
+      cv_.SignalAll();
+    }
+    Emit({SupervisorEvent::Kind::kStandbyReady, "standby", "", pid, std::nullopt});
+  }
+}
+
+}  // namespace rehome
