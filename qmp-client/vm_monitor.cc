@@ -32,13 +32,14 @@ constexpr std::string_view kCommands[] = {
     "__org.rehome_query-l1s",
     "__org.rehome_query-failovers",
     "__org.rehome_query-recovery-policy",
+    "__org.rehome_query-unsupported-devices",
     "__org.rehome_switchover",
     "__org.rehome_inject-fault",
 };
 
 constexpr std::string_view kFaultTargets[] = {"active", "standby"};
-constexpr std::string_view kFaultKinds[] = {"kill",   "hang",          "garbage",
-                                            "assert", "die-before-commit", "die-after-commit"};
+constexpr std::string_view kFaultKinds[] = {
+    "kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 
@@ -217,6 +218,7 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
   if (name == "__org.rehome_query-l1s") return control_->QueryL1s();
   if (name == "__org.rehome_query-failovers") return control_->QueryFailovers();
   if (name == "__org.rehome_query-recovery-policy") return control_->QueryRecoveryPolicy();
+  if (name == "__org.rehome_query-unsupported-devices") return control_->QueryUnsupportedDevices();
   if (name == "__org.rehome_switchover") return Done(control_->Switchover());
   return QmpErrorStatus(kQmpCommandNotFound,
                         absl::StrCat("The command ", ToAbsl(name), " has not been found"));

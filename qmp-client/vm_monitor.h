@@ -66,7 +66,11 @@ class VmControl {
   virtual nlohmann::json QueryL1s() const = 0;             // [{"role","pid","uptime-ms"}...]
   virtual nlohmann::json QueryFailovers() const = 0;       // {"count":N,"last":{...}|null}
   virtual nlohmann::json QueryRecoveryPolicy() const = 0;  // an object
-  virtual absl::Status Switchover() = 0;                   // starts a planned switchover
+  // Devices the VM definition asks for that rehome does not emulate (the guest does not see
+  // them): [{"element": "graphics", "type": "vnc"}, {"element": "memballoon", "model":
+  // "virtio"}, ...] ("type"/"model" as the element has it); [] when none.
+  virtual nlohmann::json QueryUnsupportedDevices() const { return nlohmann::json::array(); }
+  virtual absl::Status Switchover() = 0;  // starts a planned switchover
   // `target` is "active" or "standby", `kind` "kill" or "hang" (already validated).
   virtual absl::Status InjectFault(std::string_view target, std::string_view kind) = 0;
 };

@@ -21,7 +21,9 @@ constexpr size_t kBufferHeader = 16;  // length u32, crc u32, commit number u64
 uint32_t Crc(uint64_t commit, const uint8_t* payload, uint32_t len) {
   uLong crc = crc32(0, nullptr, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(&commit), sizeof(commit));
-  crc = crc32(crc, payload, len);
+  // zlib's crc32() with a null buffer restarts the CRC: an empty payload (a null span) would
+  // get a different CRC from the one its reader computes.
+  if (len != 0) crc = crc32(crc, payload, len);
   return static_cast<uint32_t>(crc);
 }
 
@@ -84,7 +86,8 @@ absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
     return absl::ResourceExhaustedError(
         absl::StrCat("journal: commit of ", payload.size(), " bytes exceeds capacity ", capacity_));
   }
-  const uint32_t next = 1 - header_->current.load(std::memory_order_relaxed);
+  // The header is writable by every L1: a forged index must not send this write elsewhere.
+  const uint32_t next = header_->current.load(std::memory_order_relaxed) == 0 ? 1 : 0;
   const uint64_t commit = header_->commits.load(std::memory_order_relaxed) + 1;
   uint8_t* buffer = Buffer(next);
   const uint32_t len = static_cast<uint32_t>(payload.size());
@@ -92,7 +95,7 @@ absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
   std::memcpy(buffer, &len, 4);
   std::memcpy(buffer + 4, &crc, 4);
   std::memcpy(buffer + 8, &commit, 8);
-  std::memcpy(buffer + kBufferHeader, payload.data(), len);
+  if (len != 0) std::memcpy(buffer + kBufferHeader, payload.data(), len);
   header_->current.store(next, std::memory_order_release);
   header_->commits.store(commit, std::memory_order_release);
   return absl::OkStatus();

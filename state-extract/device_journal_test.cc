@@ -56,6 +56,39 @@ TEST(DeviceJournalTest, CorruptedCurrentBufferIsDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(journal->ReadCommitted().status()));
 }
 
+// Found by journal_fuzz (corpus crash-empty-commit): an empty payload was copied from a null
+// pointer (undefined behaviour), and its CRC was zlib's restart value (crc32 of a null buffer),
+// so an empty commit always read back as DataLoss.
+TEST(DeviceJournalTest, EmptyCommitIsAValidCommit) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit({}).ok());
+  absl::StatusOr<std::string> read = journal->ReadCommitted();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "");
+}
+
+// The header is shared with every L1: a forged current-buffer index (found while fuzzing the
+// journal) must neither make a reader look outside the buffers nor make the next writer write
+// outside them.
+TEST(DeviceJournalTest, ForgedCurrentIndexIsDataLossAndTheNextCommitStaysInside) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit(Bytes("first")).ok());
+  const size_t size = static_cast<size_t>(lseek(journal->memfd(), 0, SEEK_END));
+  void* shared = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, journal->memfd(), 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* header = static_cast<DeviceJournal::Header*>(shared);
+  header->current.store(7);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(journal->Commit(Bytes("second")).ok());
+  EXPECT_EQ(header->current.load(), 0u);
+  absl::StatusOr<std::string> read = journal->ReadCommitted();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "second");
+  munmap(shared, size);
+}
+
 TEST(DeviceJournalTest, OversizedCommitIsRefusedAndChangesNothing) {
   auto journal = DeviceJournal::Create(8);
   ASSERT_TRUE(journal.ok());

@@ -48,7 +48,12 @@ TEST(RunOptionsTest, RejectsBadInput) {
       {{"--kernel", "k", "--memory", "lots"}, "--memory"},
       {{"--kernel", "k", "--cpus", "0"}, "--cpus"},
       {{"--kernel", "k", "--cpus", "100000"}, "--cpus"},
-      {{"--kernel", "k", "--bogus", "1"}, "unknown option"},
+      {{"--kernel", "k", "--bogus", "1"}, "unknown option '--bogus'"},
+      // An unknown option is named itself, not the argument after it.
+      {{"--kernel", "X", "--bogus", "--cmdline", "y"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "--bogus"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "--bogus=1"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "stray"}, "unexpected argument 'stray'"},
       {{"--kernel"}, "missing value"},
       {{"--kernel", "k", "--exit-stats=no"}, "--exit-stats: takes no value, got 'no'"},
       {{"--kernel", "k", "--quiet=1"}, "--quiet: takes no value"},

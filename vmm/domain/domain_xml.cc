@@ -18,8 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
+#include "vmm/domain/domain_devices.h"
 #include "vmm/domain/libvirt_validate.h"
 #include "vmm/domain/recovery_policy_xml.h"
 #include "vmm/domain/xml_util.h"
@@ -284,6 +286,15 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
   for (xmlNode* child = devices->children; child != nullptr; child = child->next) {
     if (child->type != XML_ELEMENT_NODE) continue;
     const std::string name = reinterpret_cast<const char*>(child->name);
+    switch (ClassifyDevice(child)) {
+      case DeviceSupport::kNotApplicable:
+        continue;
+      case DeviceSupport::kNotEmulated:
+        config->unsupported_devices.push_back(DescribeDevice(child));
+        continue;
+      case DeviceSupport::kEmulated:
+        break;
+    }
     if (name == "disk") {
       RETURN_IF_ERROR(ReadDisk(child, base_dir, config));
     } else if (name == "serial") {
@@ -291,7 +302,9 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
     } else if (name == "console") {
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kConsole, base_dir, config));
     } else {
-      config->ignored_devices.push_back(name);
+      return absl::InternalError(absl::StrCat("domain XML: <", name,
+                                              "> is marked emulated "
+                                              "in domain_devices.cc but not read here"));
     }
   }
   return absl::OkStatus();
@@ -339,6 +352,7 @@ absl::StatusOr<DomainConfig> Parse(std::string_view text, bool validate_with_lib
     xml::DocPtr copy(xmlCopyDoc(doc.get(), 1));
     if (copy == nullptr) return absl::ResourceExhaustedError("libxml2: cannot copy document");
     AbsolutizeForLibvirt(xmlDocGetRootElement(copy.get()), base_dir);
+    const xml::QuietXmlErrors quiet;  // libvirt parses it again with libxml2
     RETURN_IF_ERROR(ValidateDomainWithLibvirt(xml::DumpDocument(copy.get())));
   }
   return ReadDomain(root, base_dir);
@@ -410,8 +424,7 @@ absl::StatusOr<DomainConfig> ParseDomainXml(std::string_view xml, bool validate_
 
 absl::StatusOr<DomainConfig> ParseDomainXmlFromFile(const std::string& path,
                                                     bool validate_with_libvirt) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("domain XML ", path));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path, O_RDONLY, "domain XML"));
   std::string text;
   char buffer[65536];
   for (;;) {

@@ -35,7 +35,16 @@ struct XPathObjectDeleter {
 
 const char* Str(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
 
+void DiscardGenericError(void* /*context*/, const char* /*format*/, ...) {}
+
 }  // namespace
+
+QuietXmlErrors::QuietXmlErrors()
+    : previous_(xmlGenericError), previous_context_(xmlGenericErrorContext) {
+  xmlSetGenericErrorFunc(nullptr, DiscardGenericError);
+}
+
+QuietXmlErrors::~QuietXmlErrors() { xmlSetGenericErrorFunc(previous_context_, previous_); }
 
 absl::StatusOr<DocPtr> ParseDocument(std::string_view text) {
   static std::once_flag init_once;
@@ -44,6 +53,9 @@ absl::StatusOr<DocPtr> ParseDocument(std::string_view text) {
   if (text.size() > INT_MAX) return absl::InvalidArgumentError("malformed XML: too large");
   std::unique_ptr<xmlParserCtxt, ParserCtxtDeleter> ctxt(xmlNewParserCtxt());
   if (ctxt == nullptr) return absl::ResourceExhaustedError("libxml2: cannot allocate a parser");
+  // libxml2 prints some errors (e.g. "huge text node") to stderr despite XML_PARSE_NOERROR; the
+  // context keeps the first one for the message below.
+  const QuietXmlErrors quiet;
   // No XML_PARSE_NOENT (entities stay unexpanded), no DTD loading, no network.
   const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
   DocPtr doc(xmlCtxtReadMemory(ctxt.get(), text.data(), static_cast<int>(text.size()), "domain.xml",

@@ -52,6 +52,19 @@ TEST(CommitRecordTest, EncodingIntoAReusedBufferGivesTheSameBytes) {
   EXPECT_EQ(buffer.capacity(), capacity);
 }
 
+// Found by journal_fuzz (tests/fuzz/corpus/journal_fuzz/crash-vcpu-count): a forged count of
+// 2^32 - 16 vCPU answers made the decoder loop that often (its reader stops advancing after the
+// first error), growing L0's memory by gigabytes.
+TEST(CommitRecordTest, ForgedHugeVcpuCountIsRefusedAtOnce) {
+  std::string bytes(1, static_cast<char>(kCommitRecordVersion));
+  bytes.append(5 * 8, '\0');            // generation, exits, reports, violations, pio writes
+  bytes.append("\xf0\xff\xff\xff", 4);  // vCPU answers
+  bytes.append(16, '\x01');
+  absl::StatusOr<CommitRecord> decoded = DecodeCommitRecord(bytes);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(decoded.status().message(), "commit record: 4294967280 vCPU answers (at most 256)");
+}
+
 TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
   CommitRecord record;
   record.last_answer.resize(4);

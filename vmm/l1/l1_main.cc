@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <iostream>
 
 #include "kvm-l0/exit_channel.h"
@@ -17,6 +18,10 @@
 namespace rehome {
 
 int RunL1(const std::vector<std::string>& args) {
+  // A terminal's SIGINT/SIGHUP and a service manager's SIGTERM reach the whole process group or
+  // cgroup; L0 ends the guest cleanly on them (vmm/cli/host_signals.h) and alone decides when an
+  // L1 ends. An L1 still exits by itself once L0 is gone (l1_server.cc).
+  for (int signal_number : {SIGINT, SIGHUP, SIGTERM}) std::signal(signal_number, SIG_IGN);
   // Freed heap stays mapped: with glibc's defaults, every large free trims the heap and the
   // next allocation faults its pages in again, and a page fault costs tens of microseconds on
   // some hosts. A promotion allocates and frees the commit record (64 KiB and more) several
