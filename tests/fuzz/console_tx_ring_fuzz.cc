@@ -14,15 +14,14 @@
 #include <string>
 
 #include "kvm-l0/console_tx_ring.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
+using rehome::fuzz::Check;
+
 using rehome::ConsoleTxRing;
 using rehome::ConsoleTxRingHeader;
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
 
 }  // namespace
 

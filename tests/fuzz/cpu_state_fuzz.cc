@@ -14,12 +14,11 @@
 #include <string>
 
 #include "state-extract/state_codec.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using rehome::fuzz::Check;
 
 template <typename T>
 void PutLe(std::string& out, T v) {

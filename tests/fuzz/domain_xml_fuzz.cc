@@ -12,13 +12,12 @@
 #include <cstdlib>
 #include <string>
 
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/domain/domain_xml.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using rehome::fuzz::Check;
 
 }  // namespace
 

@@ -13,16 +13,15 @@
 #include <string>
 #include <vector>
 
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/loader/elf_pvh_loader.h"
 
 namespace {
 
-constexpr uint64_t kRamBytes = 4 << 20;
+using rehome::fuzz::Check;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+constexpr uint64_t kRamBytes = 4 << 20;
 
 }  // namespace
 

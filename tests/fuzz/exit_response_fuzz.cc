@@ -19,18 +19,17 @@
 #include <vector>
 
 #include "kvm-l0/exit_channel.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/l1/commit_record.h"
 
 namespace {
+
+using rehome::fuzz::Check;
 
 using rehome::ExitChannelHeader;
 using rehome::ExitRequest;
 using rehome::ExitResponse;
 using rehome::PostedRange;
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
 
 void FuzzResponse(FuzzedDataProvider& in) {
   ExitRequest request;

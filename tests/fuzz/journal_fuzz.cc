@@ -20,19 +20,18 @@
 
 #include "kvm-l0/exit_channel.h"
 #include "state-extract/device_journal.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/device_model.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/l1/commit_record.h"
 
 namespace {
 
+using rehome::fuzz::Check;
+
 using rehome::DeviceJournal;
 
 constexpr uint64_t kCapacity = 256 << 10;
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
 
 rehome::UniqueFd DiskImage() {
   rehome::UniqueFd fd(memfd_create("fuzz-disk", MFD_CLOEXEC));

@@ -20,12 +20,15 @@
 #include <vector>
 
 #include "base/unique_fd.h"
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/virtio/blk_device.h"
 #include "vmm/virtio/console_device.h"
 #include "vmm/virtio/mmio_transport.h"
 
 namespace {
+
+using rehome::fuzz::Check;
 
 using rehome::FlatGuestMemoryView;
 using rehome::UniqueFd;
@@ -35,10 +38,6 @@ using T = MmioTransport;
 constexpr uint64_t kRamBytes = 64 << 10;
 constexpr uint64_t kQueueBase = 0x1000;
 constexpr uint64_t kQueueStride = 0x3000;  // descriptor table, avail ring, used ring: 4 KiB each
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
 
 int ImageFd() {
   static const int fd = [] {
@@ -113,9 +112,8 @@ uint64_t RegisterOffset(FuzzedDataProvider& in) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
-  static std::vector<uint8_t>* ram = new std::vector<uint8_t>(kRamBytes);
-  std::fill(ram->begin(), ram->end(), 0);
-  FlatGuestMemoryView mem(*ram);
+  std::vector<uint8_t>& ram = rehome::fuzz::ZeroedRam(kRamBytes);
+  FlatGuestMemoryView mem(ram);
   const bool blk = in.ConsumeBool();
   std::unique_ptr<MmioTransport> transport = MakeTransport(blk, mem);
   const int queues = transport->device().queue_count();
@@ -137,13 +135,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       case 2:
         Initialise(*transport, in, queues);
         break;
-      case 3: {  // the guest writes RAM
-        const uint64_t at = in.ConsumeIntegralInRange<uint64_t>(0, kRamBytes - 1);
-        const std::vector<uint8_t> bytes =
-            in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, kRamBytes - at));
-        std::copy(bytes.begin(), bytes.end(), ram->begin() + static_cast<ptrdiff_t>(at));
+      case 3:  // the guest writes RAM
+        rehome::fuzz::GuestWrites(in, ram);
         break;
-      }
       case 4:
         Write32(*transport, T::kRegQueueNotify, in.ConsumeIntegralInRange<uint32_t>(0, 2));
         break;

@@ -20,14 +20,13 @@
 #include "qmp-client/qmp_cli.h"
 #include "qmp-client/qmp_client.h"
 #include "qmp-client/qmp_codec.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
-using Json = nlohmann::json;
+using rehome::fuzz::Check;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using Json = nlohmann::json;
 
 Json Reencode(const rehome::QmpServerMessage& message) {
   if (const auto* g = std::get_if<rehome::QmpGreeting>(&message)) {

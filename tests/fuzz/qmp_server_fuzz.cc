@@ -18,12 +18,11 @@
 #include "qmp-client/qmp_session.h"
 #include "qmp-client/testing/fake_vm_control.h"
 #include "qmp-client/vm_monitor.h"
+#include "tests/fuzz/fuzz_util.h"
 
 namespace {
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+using rehome::fuzz::Check;
 
 void CheckOutput(rehome::QmpSession& session) {
   for (const std::string& message : session.TakeOutput()) {

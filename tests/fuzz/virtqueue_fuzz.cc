@@ -13,11 +13,14 @@
 #include <cstdlib>
 #include <vector>
 
+#include "tests/fuzz/fuzz_util.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/state_codec.h"
 #include "vmm/virtio/virtqueue.h"
 
 namespace {
+
+using rehome::fuzz::Check;
 
 using rehome::FlatGuestMemoryView;
 using rehome::virtio::Virtqueue;
@@ -30,10 +33,6 @@ uint64_t Address(FuzzedDataProvider& in) {
   uint64_t gpa = in.ConsumeIntegralInRange<uint64_t>(0, kRamBytes + 64);
   if (in.ConsumeBool()) gpa &= ~uint64_t{15};
   return gpa;
-}
-
-void Check(bool ok) {
-  if (!ok) std::abort();
 }
 
 void UseChain(FuzzedDataProvider& in, const FlatGuestMemoryView& mem, Virtqueue& vq,
@@ -63,9 +62,8 @@ void UseChain(FuzzedDataProvider& in, const FlatGuestMemoryView& mem, Virtqueue&
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   FuzzedDataProvider in(data, size);
-  static std::vector<uint8_t>* ram = new std::vector<uint8_t>(kRamBytes);
-  std::fill(ram->begin(), ram->end(), 0);
-  FlatGuestMemoryView mem(*ram);
+  std::vector<uint8_t>& ram = rehome::fuzz::ZeroedRam(kRamBytes);
+  FlatGuestMemoryView mem(ram);
 
   Virtqueue vq;
   vq.set_deferred_publication(in.ConsumeBool());
@@ -76,7 +74,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   (void)vq.set_used_gpa(Address(in));
   const std::vector<uint8_t> initial =
       in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, kRamBytes));
-  std::copy(initial.begin(), initial.end(), ram->begin());
+  std::copy(initial.begin(), initial.end(), ram.begin());
   (void)vq.Enable(mem);
 
   for (int op = 0; op < 64 && in.remaining_bytes() > 0; ++op) {
@@ -86,13 +84,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (chain.ok() && chain->has_value()) UseChain(in, mem, vq, **chain);
         break;
       }
-      case 1: {  // the guest writes RAM meanwhile
-        const uint64_t at = in.ConsumeIntegralInRange<uint64_t>(0, kRamBytes - 1);
-        const std::vector<uint8_t> bytes =
-            in.ConsumeBytes<uint8_t>(in.ConsumeIntegralInRange<size_t>(0, kRamBytes - at));
-        std::copy(bytes.begin(), bytes.end(), ram->begin() + static_cast<ptrdiff_t>(at));
+      case 1:  // the guest writes RAM meanwhile
+        rehome::fuzz::GuestWrites(in, ram);
         break;
-      }
       case 2: {
         Virtqueue::State state;
         state.size = in.ConsumeIntegral<uint16_t>();

@@ -32,8 +32,17 @@ namespace {
 constexpr size_t kMaxDomainXmlBytes = 16 << 20;
 constexpr uint64_t kPageSize = 4096;
 
+// Every error leaves as one line, whatever text of the document it quotes.
+absl::Status OneLineStatus(const absl::Status& status) {
+  return absl::Status(status.code(), xml::OneLine(std::string_view(status.message().data(),
+                                                                   status.message().size()),
+                                                  std::string::npos));
+}
+
 absl::Status DomainError(const std::string& what, const std::string& problem) {
-  return absl::InvalidArgumentError(absl::StrCat("domain XML: ", what, ": ", problem));
+  // `what` quotes the document, whose values may hold newlines or be long: still one line.
+  return absl::InvalidArgumentError(
+      absl::StrCat("domain XML: ", xml::OneLine(what), ": ", problem));
 }
 
 // "<element attr="value">" for messages.
@@ -419,7 +428,9 @@ std::string_view CharBackendName(CharBackend backend) {
 }
 
 absl::StatusOr<DomainConfig> ParseDomainXml(std::string_view xml, bool validate_with_libvirt) {
-  return Parse(xml, validate_with_libvirt, "");
+  absl::StatusOr<DomainConfig> config = Parse(xml, validate_with_libvirt, "");
+  if (!config.ok()) return OneLineStatus(config.status());
+  return config;
 }
 
 absl::StatusOr<DomainConfig> ParseDomainXmlFromFile(const std::string& path,
@@ -440,7 +451,9 @@ absl::StatusOr<DomainConfig> ParseDomainXmlFromFile(const std::string& path,
   std::error_code error;
   std::filesystem::path absolute = std::filesystem::absolute(path, error);
   const std::string base_dir = error ? std::string() : absolute.parent_path().string();
-  return Parse(text, validate_with_libvirt, base_dir);
+  absl::StatusOr<DomainConfig> config = Parse(text, validate_with_libvirt, base_dir);
+  if (!config.ok()) return OneLineStatus(config.status());
+  return config;
 }
 
 }  // namespace rehome

@@ -325,6 +325,15 @@ TEST(DomainXml, RejectsUnsupportedCharDevices) {
   ExpectRejected(MakeXml({{"@DEVICES@", "<serial/>"}}), "<serial>: missing attribute type");
 }
 
+// Found by domain_xml_fuzz (corpus crash-multiline-name): a value quoted in an error may hold
+// newlines; the error must still be one line (and a long value is cut).
+TEST(DomainXml, ErrorsQuotingTheDocumentStayOneLine) {
+  ExpectRejected(MakeXml({{"@NAME@", "a/b\nsecond line"}}),
+                 "domain XML: <name>a/b\\nsecond line</name>: must not contain '/'");
+  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>1\n2</vcpu>"}}), "<vcpu>1\\n2</vcpu>");
+  ExpectRejected(MakeXml({{"@NAME@", "x/" + std::string(1000, 'n')}}), "nnn...: must not");
+}
+
 TEST(DomainXml, HugeCommentIsOneLineAndNothingOnStderr) {
   // Over libxml2's 10 MB text limit: libxml2 prints its raw, multi-line error to stderr unless
   // told not to.

@@ -25,7 +25,8 @@ using Attributes = std::map<std::string, std::string>;
 absl::Status AttrError(const xmlNode* node, const std::string& name, const std::string& value,
                        const std::string& problem) {
   return absl::InvalidArgumentError(absl::StrCat("recovery policy: <", xml::QualifiedName(node),
-                                                 " ", name, "=\"", value, "\">: ", problem));
+                                                 " ", name, "=\"", xml::OneLine(value, 80),
+                                                 "\">: ", problem));
 }
 
 absl::Status ElementError(const xmlNode* node, const std::string& problem) {

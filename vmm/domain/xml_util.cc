@@ -86,6 +86,27 @@ std::string DumpDocument(xmlDoc* doc) {
   return std::string(Str(buffer), static_cast<size_t>(size));
 }
 
+std::string OneLine(std::string_view text, size_t max_bytes) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= max_bytes) {
+      out += "...";
+      break;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += absl::StrCat("\\x", absl::Hex(byte, absl::kZeroPad2));
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
 std::string QualifiedName(const xmlNode* node) {
   std::string name = Str(node->name);
   if (node->ns != nullptr && node->ns->prefix != nullptr) {

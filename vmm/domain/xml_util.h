@@ -45,6 +45,10 @@ absl::StatusOr<DocPtr> ParseDocument(std::string_view text);
 // Serialises `doc` (UTF-8).
 std::string DumpDocument(xmlDoc* doc);
 
+// `text` made fit for a one-line message: control characters escaped ("\n", "\t", "\x01"),
+// and, past `max_bytes`, cut with "..." (a document's values may be long).
+std::string OneLine(std::string_view text, size_t max_bytes = 160);
+
 // Element name as written (with its prefix if any), for error messages: "rehome:hang".
 std::string QualifiedName(const xmlNode* node);
 
