@@ -3,6 +3,7 @@
 # other, starting from its seed corpus (tests/fuzz/corpus/NAME, read only) and a working corpus in
 # BUILD/fuzz-corpus/NAME (kept between runs). Crashing inputs land in BUILD/fuzz-artifacts/.
 # Exits non-zero as soon as a target crashes (the crash report and the input's path are printed).
+# FUZZ_RUNS=N also stops each target after N executions (whichever comes first).
 # Usage: scripts/run-fuzzers.sh BUILD SECONDS [NAME...]   (docs/fuzzing.md)
 set -euo pipefail
 build=${1:?usage: run-fuzzers.sh BUILD SECONDS [NAME...]}
@@ -14,13 +15,17 @@ if [ ${#names[@]} -eq 0 ]; then
   for bin in "$build"/tests/fuzz/*_fuzz; do names+=("$(basename "$bin")"); done
 fi
 mkdir -p "$build/fuzz-artifacts"
-printf '%-22s %10s %8s %8s %6s\n' target executions cov ft corpus
+runs=()
+[ -n "${FUZZ_RUNS:-}" ] && runs=(-runs="$FUZZ_RUNS")
+printf '%-22s %10s %7s %8s %8s %6s\n' target executions seconds cov ft corpus
 for name in "${names[@]}"; do
   bin="$build/tests/fuzz/$name"
   [ -x "$bin" ] || { echo "run-fuzzers: no $bin (make fuzz-build)" >&2; exit 2; }
   mkdir -p "$build/fuzz-corpus/$name"
   log="$build/fuzz-artifacts/$name.log"
-  if ! "$bin" -max_total_time="$seconds" -timeout=20 -rss_limit_mb=3072 -print_final_stats=1 \
+  start=$(date +%s)
+  if ! "$bin" -max_total_time="$seconds" "${runs[@]}" -timeout=20 -rss_limit_mb=3072 \
+      -print_final_stats=1 \
       -artifact_prefix="$build/fuzz-artifacts/$name-" \
       "$build/fuzz-corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1; then
     echo "run-fuzzers: $name FAILED; the report ($log) ends:" >&2
@@ -32,5 +37,6 @@ for name in "${names[@]}"; do
   cov=$(sed -nE 's/.*cov: ([0-9]+).*/\1/p' <<<"$done_line")
   ft=$(sed -nE 's/.*ft: ([0-9]+).*/\1/p' <<<"$done_line")
   corp=$(sed -nE 's/.*corp: ([0-9]+).*/\1/p' <<<"$done_line")
-  printf '%-22s %10s %8s %8s %6s\n' "$name" "${execs:-?}" "${cov:-?}" "${ft:-?}" "${corp:-?}"
+  printf '%-22s %10s %7s %8s %8s %6s\n' "$name" "${execs:-?}" "$(($(date +%s) - start))" \
+    "${cov:-?}" "${ft:-?}" "${corp:-?}"
 done
