@@ -228,8 +228,9 @@ void L1Process::Signal(int signal) {
   PidfdSendSignal(pidfd_.get(), signal);
 }
 
-void L1Process::RequestFault(L1Fault fault) {
-  channel_.header().fault_request.store(static_cast<uint32_t>(fault), std::memory_order_release);
+void L1Process::RequestFault(L1Fault fault, uint32_t after_exits) {
+  channel_.header().fault_request.store(FaultRequest(fault, after_exits),
+                                        std::memory_order_release);
   channel_.SignalRequest();
 }
 

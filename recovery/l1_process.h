@@ -71,8 +71,8 @@ class L1Process final {
   void Fence();
   // Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) without reaping. No-op once fenced.
   void Signal(int signal);
-  // Asks the L1 to inject `fault` into itself.
-  void RequestFault(L1Fault fault);
+  // Asks the L1 to inject `fault` into itself, into the exit after the next `after_exits`.
+  void RequestFault(L1Fault fault, uint32_t after_exits = 0);
   // Whether the process has exited (pidfd readable).
   bool Exited() const;
 
