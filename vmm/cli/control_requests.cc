@@ -1,6 +1,9 @@
 // vmm/cli/control_requests.cc: HandleControlRequests.
 #include "vmm/cli/control_requests.h"
 
+#include <optional>
+#include <string>
+
 #include "qmp-client/vm_monitor.h"
 #include "recovery/supervisor.h"
 
@@ -35,7 +38,12 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         return ControlOutcome::kReset;
       case MachineControl::Request::kSwitchover:
         if (vm.supervisor() != nullptr) {
-          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+          const SwitchoverArgs args = control.TakeSwitchoverArgs();
+          auto given = [](const std::string& s) {
+            return s.empty() ? std::nullopt : std::optional<std::string>(s);
+          };
+          absl::StatusOr<FailoverReport> report =
+              vm.supervisor()->Switchover(given(args.binary), given(args.standby_binary));
           if (report.ok()) {
             err << "rehome: " << report->ToString() << "\n";
           } else {

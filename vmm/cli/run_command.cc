@@ -17,6 +17,7 @@
 #include "base/regular_file.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
+#include "recovery/l1_process.h"
 #include "vmm/cli/control_requests.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
@@ -101,6 +102,14 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
+  for (const std::string* binary :
+       {&options->policy.l1_binary, &options->policy.standby_l1_binary}) {
+    if (binary->empty()) continue;
+    if (absl::Status usable = CheckL1Binary(*binary); !usable.ok()) {
+      err << "rehome run: " << usable.message() << "\n";
+      return kExitUsage;
+    }
+  }
   if (!options->disk.empty() || !options->console_socket.empty()) {
     const std::string virtio =
         VirtioMmioCmdline(!options->disk.empty(), !options->console_socket.empty());
@@ -202,7 +211,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;
     config.split.post_writes = options->posted_writes;
-    config.split.l1_binary = SelfBinary();
+    config.split.l1_binary =
+        options->policy.l1_binary.empty() ? SelfBinary() : options->policy.l1_binary;
+    config.split.standby_l1_binary = options->policy.standby_l1_binary;
     config.split.policy = options->policy;
     auto err_mu = std::make_shared<absl::Mutex>();
     auto relay = std::make_shared<EventRelay>();

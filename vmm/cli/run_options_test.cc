@@ -25,6 +25,14 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_TRUE(options->exit_stats);
 }
 
+TEST(RunOptionsTest, L1BinariesGoIntoThePolicy) {
+  auto options = ParseRunOptions(
+      {"--kernel", "k.elf", "--l1-binary", "/a/rehome", "--standby-l1-binary=/b/rehome"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->policy.l1_binary, "/a/rehome");
+  EXPECT_EQ(options->policy.standby_l1_binary, "/b/rehome");
+}
+
 TEST(RunOptionsTest, DefaultsApply) {
   auto options = ParseRunOptions({"--kernel", "k.elf"});
   ASSERT_TRUE(options.ok()) << options.status();
@@ -64,6 +72,24 @@ TEST(RunOptionsTest, RejectsBadInput) {
     EXPECT_EQ(options.status().code(), absl::StatusCode::kInvalidArgument);
     EXPECT_THAT(options.status().message(), HasSubstr(c.message));
   }
+}
+
+// Options are recognised before their value is taken (so that an unknown one is named): every
+// option the usage lists must be known to that check too.
+TEST(RunOptionsTest, EveryOptionInTheUsageIsKnown) {
+  const std::string usage = RunUsage();
+  int seen = 0;
+  for (size_t at = usage.find("  --"); at != std::string::npos; at = usage.find("  --", at + 1)) {
+    const size_t end = usage.find_first_of(" \n", at + 2);
+    const std::string option = usage.substr(at + 2, end - at - 2);
+    if (option == "--help") continue;
+    ++seen;
+    absl::StatusOr<RunOptions> parsed = ParseRunOptions({"--kernel", "k", option, "1"});
+    if (!parsed.ok()) {
+      EXPECT_THAT(parsed.status().message(), ::testing::Not(HasSubstr("unknown option"))) << option;
+    }
+  }
+  EXPECT_GT(seen, 25);
 }
 
 TEST(RunOptionsTest, UsageListsOptionsAndExitCodes) {
