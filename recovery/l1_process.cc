@@ -76,7 +76,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   highest_source =
       std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
                 spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
-                spec.console_ring_fd, spec.console_out_fd});
+                spec.console_ring_fd, spec.console_out_fd, spec.effects_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -130,6 +130,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.blk_notify_fd));
     args.push_back("--blk-irq-fd");
     args.push_back(pass(spec.blk_irq_fd));
+  }
+  if (spec.effects_fd >= 0) {  // a replica of verified execution
+    args.push_back("--verify");
+    args.push_back("1");
+    args.push_back("--effects-fd");
+    args.push_back(pass(spec.effects_fd));
   }
   if (spec.oracle.has_value()) {
     args.push_back("--oracle");

@@ -5,7 +5,7 @@
 #include <string>
 
 #include "qmp-client/vm_monitor.h"
-#include "recovery/supervisor.h"
+#include "recovery/l1_supervisor.h"
 
 namespace rehome {
 
@@ -21,7 +21,7 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         }
         break;
       case MachineControl::Request::kCont:
-        if (Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
+        if (L1Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
           if (!s->ResumeAfterLimit().ok()) break;
         }
         if (vm.Resume().ok()) {

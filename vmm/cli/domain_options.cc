@@ -73,6 +73,7 @@ absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options) {
   if (!options->policy.standby_l1_binary.empty()) {
     policy.standby_l1_binary = options->policy.standby_l1_binary;
   }
+  if (options->policy.verify != VerifyMode::kNone) policy.verify = options->policy.verify;
   options->policy = policy;
   return DomainFacts{domain->name, domain->uuid, domain->unsupported_devices};
 }
