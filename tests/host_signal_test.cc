@@ -1,6 +1,7 @@
 // tests/host_signal_test.cc: SIGTERM, SIGINT and SIGHUP end the real `rehome run` cleanly, as
 // QEMU does: a QMP client sees SHUTDOWN {"guest": false, "reason": "host-signal"}, the process
-// exits with 128 + the signal number, the QMP socket file is removed and no L1 process is left.
+// exits with 128 + the signal number, the QMP socket file is removed and no L1 process is left
+// (nor replica, under --verify).
 // Every wait has a deadline.
 #include <signal.h>
 #include <sys/stat.h>
@@ -37,20 +38,21 @@ std::vector<std::string> CounterArgs() {
           "--cmdline", "workload=counter steps=0", "--max-failovers", "1000"};
 }
 
-class HostSignalTest : public ::testing::TestWithParam<int> {};
-
-TEST_P(HostSignalTest, StopsCleanlyWithShutdownEventAndRemovesTheSocket) {
-  if (!testing::HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
-  const int signal_number = GetParam();
-  absl::StatusOr<std::unique_ptr<testing::RunningVm>> vm = testing::StartVm(CounterArgs());
+// Starts `rehome run ARGS` with QMP, waits until query-l1s satisfies `up` (the guest runs), sends
+// `signal_number` and checks the clean stop: SHUTDOWN host-signal, exit 128 + N by itself, the
+// socket removed, every L1 listed gone.
+void ExpectCleanStopOnSignal(int signal_number, const std::vector<std::string>& args,
+                             bool (*up)(const nlohmann::json&)) {
+  absl::StatusOr<std::unique_ptr<testing::RunningVm>> vm = testing::StartVm(args);
   ASSERT_TRUE(vm.ok()) << vm.status();
   auto client = QmpClient::Connect((*vm)->socket);
   ASSERT_TRUE(client.ok()) << client.status();
-  // The active L1 and its standby are up (the guest runs).
-  const nlohmann::json l1s = testing::PollL1s(**client, testing::HasStandby);
-  ASSERT_TRUE(testing::HasStandby(l1s)) << l1s.dump();
-  std::vector<int64_t> l1_pids = testing::PidsWithRole(l1s, "active");
-  for (int64_t pid : testing::PidsWithRole(l1s, "standby")) l1_pids.push_back(pid);
+  const nlohmann::json l1s = testing::PollL1s(**client, up);
+  ASSERT_TRUE(up(l1s)) << l1s.dump();
+  std::vector<int64_t> l1_pids;
+  for (const char* role : {"active", "standby", "replica"}) {
+    for (int64_t pid : testing::PidsWithRole(l1s, role)) l1_pids.push_back(pid);
+  }
 
   ASSERT_EQ(kill((*vm)->child->pid(), signal_number), 0);
   absl::StatusOr<QmpEvent> event = (*client)->WaitEvent(kTimeout);
@@ -70,6 +72,25 @@ TEST_P(HostSignalTest, StopsCleanlyWithShutdownEventAndRemovesTheSocket) {
         testing::PollUntil([pid] { return ProcessGone(static_cast<pid_t>(pid)); }, kTimeout))
         << "L1 pid " << pid << " outlived rehome";
   }
+}
+
+class HostSignalTest : public ::testing::TestWithParam<int> {};
+
+TEST_P(HostSignalTest, StopsCleanlyWithShutdownEventAndRemovesTheSocket) {
+  if (!testing::HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  // The active L1 and its standby are up.
+  ExpectCleanStopOnSignal(GetParam(), CounterArgs(), testing::HasStandby);
+}
+
+// Verified execution: the active L1 and its replica are stopped as cleanly.
+TEST(HostSignal, VerifiedReplicasStopCleanlyToo) {
+  if (!testing::HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  std::vector<std::string> args = CounterArgs();
+  args.insert(args.end(), {"--verify", "dual"});
+  ExpectCleanStopOnSignal(SIGTERM, args, [](const nlohmann::json& l1s) {
+    return testing::PidsWithRole(l1s, "active").size() == 1 &&
+           testing::PidsWithRole(l1s, "replica").size() == 1;
+  });
 }
 
 INSTANTIATE_TEST_SUITE_P(Signals, HostSignalTest, ::testing::Values(SIGTERM, SIGINT, SIGHUP),
