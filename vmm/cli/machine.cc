@@ -191,8 +191,8 @@ absl::Status Machine::SetUpBackend() {
   };
   if (config_.mode == MachineMode::kSplit) {
     if (!config_.disk_path.empty()) {
-      ASSIGN_OR_RETURN(disk_,
-                       OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
+      ASSIGN_OR_RETURN(
+          disk_, OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     }
     return SetUpSplitBackend(console, console_output);
   }
