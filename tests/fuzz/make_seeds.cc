@@ -1,10 +1,10 @@
 // tests/fuzz/make_seeds.cc: writes the hand-made part of the fuzz targets' seed corpora
 // (tests/fuzz/corpus/NAME/seed-*): well-formed inputs built with the real encoders (a driver
 // initialising virtio-mmio and posting blk and console requests, commit records of real device
-// models, encoded CPU and VM states, the test guest's ELF, QMP sessions, domain XML), laid out
-// the way each target's FuzzedDataProvider reads them. The rest of each corpus is what long
-// fuzzing runs found, minimised with -merge=1 (docs/fuzzing.md).
-// Usage: make_seeds OUT_DIR GUEST_ELF EXAMPLES_DIR. Built in the fuzz build (not a fuzz target).
+// models, a verified replica's effects, encoded CPU and VM states, the test guest's ELF, QMP
+// sessions, domain XML), laid out the way each target's FuzzedDataProvider reads them. The rest of
+// each corpus is what long fuzzing runs found, minimised with -merge=1 (docs/fuzzing.md). Usage:
+// make_seeds OUT_DIR GUEST_ELF EXAMPLES_DIR. Built in the fuzz build (not a fuzz target).
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "kvm-l0/effects_area.h"
 #include "kvm-l0/exit_channel.h"
 #include "state-extract/state_codec.h"
 #include "vmm/device_model.h"
@@ -226,6 +227,54 @@ void ConsoleRingSeeds() {
   Write("console_tx_ring_fuzz", "write-publish-take", s.Finish());
 }
 
+// A verified replica's effects for one virtio-blk request: the data read into guest RAM, a disk
+// write and flush, the used-ring update, the interrupt edge, console bytes.
+std::string EffectEntries() {
+  std::vector<uint8_t> e;
+  const std::string data(512, 'd');
+  const auto bytes = [](const std::string& s) {
+    return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+  };
+  rehome::AppendEffect(&e, rehome::EffectType::kRamWrite, 0x2000, bytes(data));
+  rehome::AppendEffect(&e, rehome::EffectType::kDiskWrite, 1024, bytes(data));
+  rehome::AppendEffect(&e, rehome::EffectType::kDiskFlush, 0, {});
+  rehome::AppendEffect(&e, rehome::EffectType::kRamWrite, 0x3002, bytes(std::string("\x01\0", 2)));
+  rehome::AppendEffect(&e, rehome::EffectType::kIrq, 5, {});
+  rehome::AppendEffect(&e, rehome::EffectType::kConsoleOut, 0, bytes("hello\n"));
+  return std::string(e.begin(), e.end());
+}
+
+void EffectsSeeds() {
+  const std::string entries = EffectEntries();
+  Write("effects_area_fuzz", "parse", Seed().Int(0, 3, 0).Int(0, 80, 6).Bytes(entries).Finish());
+  // Guest RAM of 64 KiB at 0, a 4 KiB image, every sink.
+  Write("effects_area_fuzz", "apply",
+        Seed()
+            .Int(0, 3, 3)
+            .Int(0, 1 << 16, 1 << 16)
+            .Bool(true)
+            .Int(0, 1 << 16, 4096)
+            .Bool(true)
+            .Bool(true)
+            .Bool(true)
+            .Bytes(entries)
+            .Finish());
+  // The honest replica writes a RAM write and an interrupt edge as item 7.
+  Write("effects_area_fuzz", "honest",
+        Seed()
+            .Int(0, 3, 1)
+            .Int(1, 5, 1)
+            .U64(0x2000)
+            .Bool(true)
+            .Int(0, 4096, 8)
+            .Bytes("used-elt")
+            .Int(1, 5, 4)
+            .U64(5)
+            .Bool(true)
+            .Int(0, 4096, 0)
+            .Finish());
+}
+
 // A device model of the given shape, with some state, saved.
 std::vector<uint8_t> ModelState(bool disk, bool console, uint32_t oracle_cpus) {
   static std::vector<uint8_t> ram(64 << 10);
@@ -384,6 +433,7 @@ int main(int argc, char** argv) {
   MmioSeeds();
   ExitResponseSeeds();
   ConsoleRingSeeds();
+  EffectsSeeds();
   JournalSeeds();
   CpuStateSeeds();
   ElfSeeds(argv[2]);
