@@ -245,6 +245,20 @@ std::string VerifiedSupervisor::Describe(const ExitRequest& r) {
   }
 }
 
+DivergenceReport VerifiedSupervisor::NewDivergence(const ExitRequest& request, const Vote& vote,
+                                                   const std::vector<Replica>& voters,
+                                                   const std::vector<ReplicaResult>& results) {
+  DivergenceReport d;
+  d.seq = request.seq;
+  d.item = Describe(request);
+  d.what = vote.difference;
+  d.detected = absl::Now();
+  for (size_t i = 0; i < voters.size(); ++i) {
+    if (results[i].ok) d.replicas.push_back(voters[i].l1->pid());
+  }
+  return d;
+}
+
 absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitResponse* response,
                                          uint32_t* flags) {
   std::vector<Replica> voters;
@@ -267,7 +281,15 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
     std::vector<const ReplicaResult*> ptrs;
     for (const ReplicaResult& r : results) ptrs.push_back(&r);
     vote = Decide(ptrs, quorum, replicas_wanted_ + 1);
-    if (vote.kind == Vote::Kind::kAgreed) break;
+    if (vote.kind == Vote::Kind::kAgreed) {
+      // Agreed at once over a dissenting valid result (triple): a divergence all the same.
+      if (!vote.minority.empty() && !divergence.has_value()) {
+        divergence = NewDivergence(request, vote, voters, results);
+        Emit({SupervisorEvent::Kind::kDivergence, "replica", vote.difference, -1, std::nullopt,
+              divergence});
+      }
+      break;
+    }
     if (round > 2 * replicas_wanted_ + 2) {
       Stop(absl::StrCat("no agreed result for ", Describe(request), " after ", round,
                         " rounds; the guest is stopped"));
@@ -299,14 +321,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
       return absl::FailedPreconditionError("recovery stopped");
     }
     if (valid >= 2 && !vote.difference.empty() && !divergence.has_value()) {
-      divergence.emplace();
-      divergence->seq = request.seq;
-      divergence->item = Describe(request);
-      divergence->what = vote.difference;
-      divergence->detected = absl::Now();
-      for (size_t i = 0; i < voters.size(); ++i) {
-        if (results[i].ok) divergence->replicas.push_back(voters[i].l1->pid());
-      }
+      divergence = NewDivergence(request, vote, voters, results);
       Emit({SupervisorEvent::Kind::kDivergence, "replica", vote.difference, -1, std::nullopt,
             divergence});
     }

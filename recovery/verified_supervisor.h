@@ -98,6 +98,10 @@ class VerifiedSupervisor final : public L1Supervisor {
   void StandbyLoop();
   void Emit(const SupervisorEvent& event) const;
   static std::string Describe(const ExitRequest& request);
+  // The report of a divergence on `request`, detected now (replicas: those with valid results).
+  static DivergenceReport NewDivergence(const ExitRequest& request, const Vote& vote,
+                                        const std::vector<Replica>& voters,
+                                        const std::vector<ReplicaResult>& results);
 
   SupervisorConfig config_;
   const VerifiedEffectsSink sink_;
