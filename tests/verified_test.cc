@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <climits>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -46,6 +47,7 @@ class VerifiedTest : public ::testing::Test {
     config.split.policy.verify = mode;
     config.split.policy.max_failovers = 100000;
     config.split.policy.hang_timeout_ms = 200;  // generous on a loaded 2-core CI machine
+    config.split.standby_l1_binary = standby_binary_;
     config.kernel_path = testing::GuestElf();
     config.cpus = cpus;
     config.disk_path = disk;
@@ -63,6 +65,8 @@ class VerifiedTest : public ::testing::Test {
     EXPECT_TRUE((*machine)->Start().ok());
     return std::move(*machine);
   }
+
+  std::string standby_binary_;  // every replica but the first runs it (design diversity)
 
   std::string Console() {
     std::string out(1 << 20, '\0');
@@ -96,6 +100,28 @@ TEST_F(VerifiedTest, LongFaultFreeRunsHaveNoDivergence) {
     EXPECT_EQ(m->supervisor()->failover_count(), 0u);
     EXPECT_EQ(m->Progress().verified_reports, 1200u);
   }
+}
+
+// Design diversity: replicas of another build (here a copy at another path, a separate
+// executable) agree with the first one: they compare state and effects, not binary bytes.
+TEST_F(VerifiedTest, ReplicasOfAnotherBuildAgreeAndOutvoteAWrongOne) {
+  standby_binary_ = absl::StrCat(::testing::TempDir(), "/rehome-replica-build");
+  std::filesystem::copy_file(testing::RehomeBinary(), standby_binary_,
+                             std::filesystem::copy_options::overwrite_existing);
+  auto m = Make(VerifyMode::kTriple, kCounter);
+  ASSERT_NE(m, nullptr);
+  int others = 0;
+  for (const L1Info& l1 : m->supervisor()->L1s()) {
+    const std::string exe =
+        std::filesystem::read_symlink(absl::StrCat("/proc/", l1.pid, "/exe")).string();
+    if (exe == std::filesystem::canonical(standby_binary_).string()) ++others;
+  }
+  EXPECT_GE(others, 2);  // replicas 1 and 2 (and the standby)
+  const MachineResult result = InjectAndFinish(*m, "wrong-state", 5);
+  ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+  EXPECT_EQ(result.exit_status, 0);
+  EXPECT_EQ(m->supervisor()->verification().divergences, 1u);
+  EXPECT_EQ(m->Progress().violations, 0u);
 }
 
 TEST_F(VerifiedTest, WrongStateCorruptsAnUnverifiedGuest) {
