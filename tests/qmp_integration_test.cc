@@ -212,7 +212,9 @@ std::string Recovery(const std::string& hang_timeout_ms) {
       R"(<rehome:recovery xmlns:rehome="https://rehome.dev/xmlns/domain/1.0" version="1" )"
       R"(mode="failover" standbys="2"><rehome:heartbeat period-ms="10"/>)"
       R"(<rehome:hang timeout-ms=")",
-      hang_timeout_ms, R"("/><rehome:limit failovers="5" window-s="30"/></rehome:recovery>)");
+      hang_timeout_ms,
+      R"("/><rehome:limit failovers="5" window-s="30"/><rehome:l1-sandbox level="off"/>)"
+      R"(</rehome:recovery>)");
 }
 
 std::string WriteFile(const std::string& path, const std::string& text) {
@@ -678,7 +680,8 @@ TEST(QmpIntegrationTest, RecoveryPolicyComesFromDomainXml) {
                                                                        {"heartbeat-period-ms", 10},
                                                                        {"hang-timeout-ms", 80},
                                                                        {"max-failovers", 5},
-                                                                       {"failover-window-s", 30}}));
+                                                                       {"failover-window-s", 30},
+                                                                       {"l1-sandbox", "off"}}));
   EXPECT_EQ(Exec(*client, "query-name"), Json({{"name", "counter-split"}}));
   EXPECT_EQ(Exec(*client, "query-uuid"), Json({{"UUID", "3f0c2a8e-6d1b-4c52-9a47-0e5b7d9c1a01"}}));
   EXPECT_EQ(Exec(*client, "query-cpus-fast").size(), 2u);

@@ -98,7 +98,8 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
           {"heartbeat-period-ms", policy_.heartbeat_period_ms},
           {"hang-timeout-ms", policy_.hang_timeout_ms},
           {"max-failovers", policy_.max_failovers},
-          {"failover-window-s", policy_.failover_window_s}};
+          {"failover-window-s", policy_.failover_window_s},
+          {"l1-sandbox", std::string(L1SandboxLevelName(policy_.l1_sandbox))}};
 }
 
 absl::Status MachineControl::Switchover() {
