@@ -1,0 +1,270 @@
+// tests/sandbox_test.cc: the confinement of real L1 processes under a running guest (2 vCPUs,
+// counter oracle): what /proc shows of a running L1 (seccomp, no_new_privs, no capabilities,
+// its own uid and namespaces, an empty root, rlimits), the fds it holds, that root outside may
+// still ptrace it by the pid L0 reports, and that every forbidden operation the L1 tries (sandbox
+// probes, injected through Supervisor::InjectFault) fails or kills it while L0 survives and the
+// guest continues on the standby with every report verified. The same probes report a breach
+// from an unconfined L1 (--l1-sandbox off), so they can fail.
+#include <dirent.h>
+#include <signal.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "recovery/l1_confinement.h"
+#include "tests/split_machine_test.h"
+
+namespace rehome {
+namespace {
+
+using ::testing::AnyOf;
+using ::testing::ContainsRegex;
+using ::testing::HasSubstr;
+using ::testing::Not;
+using SandboxTest = testing::SplitMachineTest;
+using testing::PollUntil;
+
+constexpr char kCounter[] = "workload=counter seed=41 steps=0 report_every=100000";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The value of `field` in /proc/PID/status ("" when absent).
+std::string StatusField(pid_t pid, const std::string& field) {
+  std::istringstream status(ReadFile(absl::StrCat("/proc/", pid, "/status")));
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind(field + ":", 0) == 0) {
+      const size_t value = line.find_first_not_of(" \t", field.size() + 1);
+      return value == std::string::npos ? "" : line.substr(value);
+    }
+  }
+  return "";
+}
+
+std::string Link(const std::string& path) {
+  char target[256];
+  const ssize_t n = readlink(path.c_str(), target, sizeof(target));
+  return n > 0 ? std::string(target, static_cast<size_t>(n)) : "";
+}
+
+// fd number -> what it refers to, from /proc/PID/fd.
+std::map<int, std::string> Fds(pid_t pid) {
+  std::map<int, std::string> fds;
+  const std::string dir = absl::StrCat("/proc/", pid, "/fd");
+  DIR* d = opendir(dir.c_str());
+  if (d == nullptr) return fds;
+  while (const dirent* e = readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    fds[std::stoi(e->d_name)] = Link(absl::StrCat(dir, "/", e->d_name));
+  }
+  closedir(d);
+  return fds;
+}
+
+bool HostHasL1Namespaces() { return !HostL1Confinement().namespace_fds.empty(); }
+
+TEST_F(SandboxTest, RunningL1ShowsEveryLayerInProc) {
+  auto m = Make(kCounter, Generous());
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  const std::string zero_caps = "0000000000000000";
+  for (const char* role : {"active", "standby"}) {
+    const pid_t pid = PidOf(*m, role);
+    ASSERT_GT(pid, 0) << role;
+    SCOPED_TRACE(absl::StrCat(role, " L1 pid ", pid));
+    EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+    EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+    for (const char* caps : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+      EXPECT_EQ(StatusField(pid, caps), zero_caps) << caps;
+    }
+    if (geteuid() == 0) {  // its own ids: kL1IdBase + the pid L0 reports
+      const std::string id = absl::StrCat(kL1IdBase + static_cast<uint32_t>(pid));
+      EXPECT_EQ(StatusField(pid, "Uid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
+      EXPECT_EQ(StatusField(pid, "Gid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
+      EXPECT_EQ(StatusField(pid, "Groups"), "");
+    }
+    const std::string limits = ReadFile(absl::StrCat("/proc/", pid, "/limits"));
+    EXPECT_THAT(limits, ContainsRegex("Max core file size +0 +0"));
+    EXPECT_THAT(limits, ContainsRegex("Max open files +32 +32"));
+    // Its own pid namespace, where it is pid 1; QMP and the supervisor report the host pid.
+    EXPECT_EQ(StatusField(pid, "NSpid"), absl::StrCat(pid, "\t1"));
+    EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/pid")), Link("/proc/self/ns/pid"));
+    if (!HostHasL1Namespaces()) {
+      std::cerr << "[ note ] no user/mount/net/ipc/uts namespaces for L1s on this host: "
+                << HostL1Confinement().namespaces_error << "\n";
+      continue;
+    }
+    for (const char* ns : {"user", "mnt", "net", "ipc", "uts"}) {
+      EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/", ns)),
+                Link(absl::StrCat("/proc/self/ns/", ns)))
+          << ns;
+    }
+    EXPECT_THAT(limits, ContainsRegex("Max processes +2 +2"));
+    // Its root is empty: nothing of the host's file system.
+    DIR* root = opendir(absl::StrCat("/proc/", pid, "/root").c_str());
+    ASSERT_NE(root, nullptr);
+    std::vector<std::string> entries;
+    while (const dirent* e = readdir(root)) {
+      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+        entries.push_back(e->d_name);
+      }
+    }
+    closedir(root);
+    EXPECT_TRUE(entries.empty()) << entries.size() << " entries, first " << entries.front();
+  }
+  EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+}
+
+// docs/exit-channel.md lists them: stdin and stdout on /dev/null, stderr, the RAM memfds, the
+// exit channel memfd, its eventfds (request, ack, one response per slot), the journal and the
+// lifeline pipe. Never /dev/kvm.
+TEST_F(SandboxTest, L1HoldsOnlyTheDocumentedFds) {
+  auto m = Make(kCounter, Generous());
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  for (const char* role : {"active", "standby"}) {
+    const pid_t pid = PidOf(*m, role);
+    SCOPED_TRACE(absl::StrCat(role, " L1 pid ", pid));
+    const std::map<int, std::string> fds = Fds(pid);
+    ASSERT_FALSE(fds.empty());
+    EXPECT_EQ(fds.count(0) ? fds.at(0) : "", "/dev/null");
+    EXPECT_EQ(fds.count(1) ? fds.at(1) : "", "/dev/null");
+    EXPECT_EQ(fds.count(2), 1u);
+    std::map<std::string, int> kinds;
+    for (const auto& [fd, target] : fds) {
+      EXPECT_THAT(target, Not(HasSubstr("kvm"))) << "fd " << fd;
+      if (fd <= 2) continue;
+      std::string kind = target;
+      if (target.rfind("/memfd:rehome-ram", 0) == 0) kind = "ram";
+      if (target.rfind("pipe:", 0) == 0) kind = "pipe";
+      ++kinds[kind];
+    }
+    EXPECT_GE(kinds["ram"], 1);
+    EXPECT_EQ(kinds["/memfd:rehome-exit-channel (deleted)"] + kinds["/memfd:rehome-exit-channel"],
+              1);
+    EXPECT_EQ(kinds["/memfd:rehome-journal (deleted)"] + kinds["/memfd:rehome-journal"], 1);
+    EXPECT_EQ(kinds["anon_inode:[eventfd]"], 4);  // request, ack, 2 vCPU slots
+    EXPECT_EQ(kinds["pipe"], 1);                  // the lifeline
+    int total = 0;
+    for (const auto& [kind, count] : kinds) total += count;
+    EXPECT_EQ(total, kinds["ram"] + 1 + 1 + 4 + 1) << "unexpected fds";
+  }
+}
+
+// A fault-injection tool of root's, outside every namespace, attaches to the L1 by the pid that
+// QMP and the supervisor report.
+TEST_F(SandboxTest, RootCanPtraceASandboxedL1ByItsReportedPid) {
+  auto m = Make(kCounter, Generous());
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  const pid_t pid = PidOf(*m, "active");
+  ASSERT_EQ(ptrace(PTRACE_SEIZE, pid, nullptr, nullptr), 0) << strerror(errno);
+  ASSERT_EQ(ptrace(PTRACE_INTERRUPT, pid, nullptr, nullptr), 0) << strerror(errno);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, __WALL), pid);
+  EXPECT_TRUE(WIFSTOPPED(status));
+  EXPECT_EQ(ptrace(PTRACE_DETACH, pid, nullptr, nullptr), 0) << strerror(errno);
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+}
+
+struct Probe {
+  const char* kind;     // Supervisor::InjectFault kind
+  const char* syscall;  // the call seccomp names when it stops the probe
+};
+
+constexpr Probe kProbes[] = {
+    {"try-open-kvm", "openat"},
+    {"try-open-host-file", "openat"},
+    {"try-socket", "socket"},
+    {"try-ptrace-l0", "ptrace"},
+    {"try-signal-l0", "kill"},
+    {"try-exec", "execve"},
+    {"try-write-l0-memory", "process_vm_writev"},
+    {"try-exec-memory", "mmap"},
+    {"try-fork", "clone"},
+    {"try-raise-privilege", "setuid"},
+};
+
+TEST_F(SandboxTest, ForbiddenOperationsFailOrKillTheL1AndTheGuestRunsOn) {
+  auto m = Make(kCounter, Generous());
+  ASSERT_NE(m, nullptr);
+  Supervisor& s = *m->supervisor();
+  uint64_t failovers = 0;
+  for (const Probe& probe : kProbes) {
+    SCOPED_TRACE(probe.kind);
+    ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+    ASSERT_TRUE(s.InjectFault("active", probe.kind).ok());
+    ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, ++failovers));
+    const std::string cause = s.last_failover()->cause;
+    EXPECT_THAT(cause, Not(HasSubstr("BREACH")));
+    const std::string trapped = absl::StrCat("seccomp: system call ", probe.syscall, " (#");
+#if defined(__SANITIZE_ADDRESS__)
+    // Sanitizer builds let path lookups and process creation fail instead (l1_seccomp.cc).
+    EXPECT_THAT(cause, AnyOf(HasSubstr(trapped), HasSubstr(": refused (")));
+#else
+    EXPECT_THAT(cause, HasSubstr(trapped));
+#endif
+    ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  }
+  // A standby that tries is replaced; the guest is not touched.
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  const pid_t standby = PidOf(*m, "standby");
+  ASSERT_TRUE(s.InjectFault("standby", "try-socket").ok());
+  ASSERT_TRUE(PollUntil([&] { return PidOf(*m, "standby") != standby; }, absl::Seconds(60)));
+  bool reported = false;
+  for (const SupervisorEvent& e : Events()) {
+    reported = reported || (e.kind == SupervisorEvent::Kind::kL1Failed && e.pid == standby &&
+                            e.cause.find("socket") != std::string::npos);
+  }
+  EXPECT_TRUE(reported);
+  EXPECT_EQ(s.failover_count(), failovers);
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+}
+
+// Without the sandbox the L1 runs as rehome does, and the probes see it: they can fail.
+TEST_F(SandboxTest, UnconfinedL1IsCaughtByTheSameProbes) {
+  RecoveryPolicy policy = Generous();
+  policy.l1_sandbox = L1SandboxLevel::kOff;
+  auto m = Make(kCounter, policy);
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  const pid_t pid = PidOf(*m, "active");
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "0");
+  EXPECT_EQ(Link(absl::StrCat("/proc/", pid, "/ns/pid")), Link("/proc/self/ns/pid"));
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "try-open-host-file").ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, 1));
+  EXPECT_THAT(m->supervisor()->last_failover()->cause,
+              HasSubstr("SANDBOX BREACH: open /etc/passwd succeeded"));
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+}
+
+TEST_F(SandboxTest, StrictLevelRunsFullyConfinedL1s) {
+  if (!HostHasL1Namespaces()) {
+    GTEST_SKIP() << "no L1 namespaces on this host (" << HostL1Confinement().namespaces_error
+                 << "): --l1-sandbox strict cannot start an L1";
+  }
+  RecoveryPolicy policy = Generous();
+  policy.l1_sandbox = L1SandboxLevel::kStrict;
+  auto m = Make(kCounter, policy);
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, 1));
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  EXPECT_EQ(StatusField(PidOf(*m, "active"), "Seccomp"), "2");
+}
+
+}  // namespace
+}  // namespace rehome
