@@ -5,7 +5,9 @@
 // filters where they are cheap: no executable mapping, scheduling calls on the caller only,
 // signals to this process only, threads but no processes, ioctl TCGETS only, and a SIGSYS handler
 // that cannot be replaced. Anything else traps (SIGSYS, handled by l1_sandbox.cc: note + exit);
-// calls of another architecture's ABI kill the process. docs/security.md lists the calls and why.
+// calls of another architecture's ABI kill the process. In sanitizer builds only, path lookups
+// fail with ENOENT instead of trapping, so that a sanitizer report comes out whole.
+// docs/security.md lists the calls and why.
 // Thread-safety: call from a single-threaded process (the filter covers the calling thread and
 // the threads it starts later).
 #ifndef REHOME_VMM_L1_L1_SECCOMP_H_
