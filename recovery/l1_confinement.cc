@@ -188,10 +188,6 @@ L1Confinement* Prepare() {
       c->empty_root_error = "chroot needs root";
     }
   }
-  int lifeline[2];
-  if (pipe2(lifeline, O_CLOEXEC) == 0) {
-    c->lifeline_fd = lifeline[0];  // both ends stay open for the life of the process
-  }
   return c;
 }
 
@@ -200,6 +196,14 @@ L1Confinement* Prepare() {
 const L1Confinement& HostL1Confinement() {
   static const L1Confinement* confinement = Prepare();  // never freed: L1s may outlive callers
   return *confinement;
+}
+
+int L1Lifeline() {
+  static const int read_end = [] {
+    int ends[2];
+    return pipe2(ends, O_CLOEXEC) == 0 ? ends[0] : -1;  // both ends stay open for good
+  }();
+  return read_end;
 }
 
 }  // namespace rehome

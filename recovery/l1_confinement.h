@@ -9,8 +9,9 @@
 //    between SIGKILL and reaping: measured up to 12 ms here, which would be fence time);
 //  - when the host refuses namespaces and rehome runs as root: an empty, root-owned, read-only
 //    directory to chroot into instead;
-//  - the lifeline: a pipe whose write end only L0 holds, so an L1 sees L0's death as POLLHUP on
-//    the read end (getppid() says nothing from inside a pid namespace);
+//  - the lifeline (L1Lifeline, for every L1, confined or not): a pipe whose write end only L0
+//    holds, so an L1 sees L0's death as POLLHUP on the read end (getppid() says nothing from
+//    inside a pid namespace);
 //  - the L1 ids: when rehome runs as root, an L1's uid and gid are kL1IdBase + its host pid, so
 //    no two live L1s share an id.
 // Thread-safety: HostL1Confinement() is safe from any thread; the result is immutable.
@@ -40,11 +41,14 @@ struct L1Confinement {
   std::string empty_root;
   std::string empty_root_error;
   bool per_l1_ids = false;  // rehome runs as root: L1s take kL1IdBase + pid
-  int lifeline_fd = -1;     // read end; the write end is held by this process only
 };
 
-// Prepared on the first call (a few milliseconds, once per process).
+// Prepared on the first call (a few milliseconds, once per process; only sandboxed spawns ask).
 const L1Confinement& HostL1Confinement();
+
+// The lifeline's read end (-1 if no pipe could be made); the write end is held by this process
+// only, for its whole life.
+int L1Lifeline();
 
 }  // namespace rehome
 

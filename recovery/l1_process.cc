@@ -111,7 +111,9 @@ std::string NameDeniedSyscall(const std::string& note) {
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
   const bool sandboxed = spec.sandbox != L1SandboxLevel::kOff;
   const bool strict = spec.sandbox == L1SandboxLevel::kStrict;
-  const L1Confinement& host = HostL1Confinement();
+  static const L1Confinement kNone;
+  const L1Confinement& host = sandboxed ? HostL1Confinement() : kNone;
+  const int lifeline = L1Lifeline();
   if (strict && host.namespace_fds.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "--l1-sandbox strict: this host gives L1s no namespaces: ", host.namespaces_error));
@@ -125,7 +127,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   std::vector<int> sources = {
       spec.journal_fd,     ch.memfd(),           ch.request_eventfd(), ch.ack_eventfd(),
       spec.disk_fd,        spec.blk_notify_fd,   spec.blk_irq_fd,      spec.console_notify_fd,
-      spec.console_irq_fd, spec.console_ring_fd, spec.console_out_fd,  host.lifeline_fd};
+      spec.console_irq_fd, spec.console_ring_fd, spec.console_out_fd,  lifeline};
   for (const GuestMemory::RegionDesc& d : spec.ram) sources.push_back(d.fd);
   for (uint32_t i = 0; i < ch.slot_count(); ++i) sources.push_back(ch.response_eventfd(i));
   for (const UniqueFd& fd : host.namespace_fds) sources.push_back(fd.get());
@@ -154,9 +156,9 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
           "--heartbeat-ms",  absl::StrCat(spec.heartbeat_ms),
           "--realtime",      spec.realtime ? "1" : "0",
           "--parent-pid",    absl::StrCat(getpid())};
-  if (host.lifeline_fd >= 0) {
+  if (lifeline >= 0) {
     args.push_back("--lifeline-fd");
-    args.push_back(pass(host.lifeline_fd));
+    args.push_back(pass(lifeline));
   }
   if (spec.console) {
     args.push_back("--console");

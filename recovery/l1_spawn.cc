@@ -38,7 +38,8 @@ struct ChildContext {
   const char* step = nullptr;
 };
 
-[[noreturn]] void ChildFail(ChildContext* c, const char* step) {
+[[noreturn]] __attribute__((no_sanitize("address", "undefined"))) void ChildFail(ChildContext* c,
+                                                                                 const char* step) {
   c->error = errno;
   c->step = step;
   syscall(SYS_exit_group, 127);
