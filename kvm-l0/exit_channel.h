@@ -19,6 +19,7 @@
 
 #include <sys/types.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -191,10 +192,15 @@ enum class L1Fault : uint32_t {
   kDieAfterCommit = 4,   // commit the next exit, then die before answering
   kHang = 5,             // stop answering (and heartbeating) forever
   kFailAnswer = 6,       // answer the next exit with a check failure (committed like any answer)
-  // 7..15: reserved.
+  // Well-formed wrong results (verified execution must catch them; an unverified L1 passes
+  // them on): the device state committed after the next exit is wrong but restorable; the next
+  // read exit is answered with wrong data.
+  kWrongState = 7,
+  kWrongReadData = 8,
+  // 9..15: reserved.
   // Sandbox probes (tests only; docs/security.md): the L1 tries something its sandbox must stop,
   // then writes the outcome as its failure note and exits, unless seccomp stopped it first
-  // (vmm/l1/l1_sandbox_probe.cc).
+  // (vmm/l1/l1_fault_probes.cc).
   kTryOpenKvm = 16,         // open /dev/kvm
   kTryOpenHostFile = 17,    // open /etc/passwd
   kTrySocket = 18,          // create a socket
@@ -216,6 +222,12 @@ enum class L1Fault : uint32_t {
   kScribbleConsoleRing = 38,      // console ring positions
   kScribblePostedRanges = 39,     // invalid posted-write ranges, read at the next promotion
 };
+// A fault request (ExitChannelHeader::fault_request) is the L1Fault in bits 0-7 and, in bits
+// 8-31, how many exits the L1 handles before the fault applies to the next one ("at a chosen
+// exit"; 0: the next exit).
+inline constexpr uint32_t FaultRequest(L1Fault fault, uint32_t after_exits = 0) {
+  return static_cast<uint32_t>(fault) | (std::min<uint32_t>(after_exits, 0xffffff) << 8);
+}
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);

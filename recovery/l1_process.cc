@@ -8,6 +8,7 @@
 #include <seccomp.h>
 #include <signal.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -107,6 +108,25 @@ std::string NameDeniedSyscall(const std::string& note) {
 }
 
 }  // namespace
+
+absl::Status CheckL1Binary(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("L1 binary ", path, ": ", ErrnoToStatus(errno, "stat").message()));
+  }
+  char magic[4] = {};
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0 || !fd.valid() ||
+      read(fd.get(), magic, sizeof(magic)) != sizeof(magic) ||
+      std::memcmp(magic,
+                  "\x7f"
+                  "ELF",
+                  4) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("L1 binary ", path, ": not an executable file"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
   const bool sandboxed = spec.sandbox != L1SandboxLevel::kOff;
@@ -348,8 +368,9 @@ void L1Process::Signal(int signal) {
   PidfdSendSignal(pidfd_.get(), signal);
 }
 
-void L1Process::RequestFault(L1Fault fault) {
-  channel_.header().fault_request.store(static_cast<uint32_t>(fault), std::memory_order_release);
+void L1Process::RequestFault(L1Fault fault, uint32_t after_exits) {
+  channel_.header().fault_request.store(FaultRequest(fault, after_exits),
+                                        std::memory_order_release);
   channel_.SignalRequest();
 }
 

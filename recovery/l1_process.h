@@ -53,6 +53,10 @@ struct L1LaunchSpec {
   L1SandboxLevel sandbox = L1SandboxLevel::kBestEffort;
 };
 
+// OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:
+// a different rehome build); InvalidArgument naming the path and the problem otherwise.
+absl::Status CheckL1Binary(const std::string& path);
+
 class L1Process final {
  public:
   // Creates the exit channel and starts the process. The L1 reports kStandby in its channel
@@ -73,8 +77,8 @@ class L1Process final {
   void Fence();
   // Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) without reaping. No-op once fenced.
   void Signal(int signal);
-  // Asks the L1 to inject `fault` into itself.
-  void RequestFault(L1Fault fault);
+  // Asks the L1 to inject `fault` into itself, into the exit after the next `after_exits`.
+  void RequestFault(L1Fault fault, uint32_t after_exits = 0);
   // Whether the process has exited (pidfd readable).
   bool Exited() const;
 

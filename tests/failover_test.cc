@@ -180,6 +180,33 @@ TEST_F(FailoverTest, PlannedSwitchoverUnderLoadIncludingANewBinary) {
   m->Stop();
 }
 
+// Design diversity: the first L1 runs one binary, every later one (standbys, and so the L1s that
+// take over) another (here a copy of rehome at another path, as a different build would be).
+TEST_F(FailoverTest, StandbysRunTheirOwnBinaryAndTakeOverWithIt) {
+  const std::string other = absl::StrCat(::testing::TempDir(), "/rehome-standby-build");
+  std::filesystem::copy_file(testing::RehomeBinary(), other,
+                             std::filesystem::copy_options::overwrite_existing);
+  MachineConfig config;
+  config.split.standby_l1_binary = other;
+  auto m = Make("workload=counter seed=29 steps=0 report_every=100000", Generous(), &config);
+  ASSERT_NE(m, nullptr);
+  auto exe = [](pid_t pid) {
+    return std::filesystem::read_symlink(absl::StrCat("/proc/", pid, "/exe")).string();
+  };
+  WaitForStandby(*m);
+  EXPECT_EQ(exe(PidOf(*m, "active")), std::filesystem::canonical(testing::RehomeBinary()));
+  EXPECT_EQ(exe(PidOf(*m, "standby")), std::filesystem::canonical(other));
+  for (int i = 1; i <= 3; ++i) {
+    WaitForStandby(*m);
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+    WaitForFailovers(*m, i);
+    EXPECT_EQ(exe(PidOf(*m, "active")), std::filesystem::canonical(other));
+    ExpectProgress(*m, 2);
+  }
+  EXPECT_EQ(m->Progress().violations, 0u);
+  m->Stop();
+}
+
 TEST_F(FailoverTest, FailoverLimitStopsTheGuestCleanly) {
   RecoveryPolicy policy;
   policy.max_failovers = 2;

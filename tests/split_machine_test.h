@@ -32,8 +32,11 @@ class SplitMachineTest : public ::testing::Test {
     serial_.Reset(memfd_create("serial", MFD_CLOEXEC));
   }
 
-  std::unique_ptr<Machine> Make(const std::string& cmdline, RecoveryPolicy policy = {}) {
+  // `base` may preset fields (e.g. the standby binary); the rest is filled in here.
+  std::unique_ptr<Machine> Make(const std::string& cmdline, RecoveryPolicy policy = {},
+                                MachineConfig* base = nullptr) {
     MachineConfig config;
+    if (base != nullptr) config = std::move(*base);
     config.mode = MachineMode::kSplit;
     config.split.l1_binary = RehomeBinary();
     config.split.policy = policy;

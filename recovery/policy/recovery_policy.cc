@@ -104,7 +104,9 @@ std::string RecoveryPolicy::ToString() const {
   return absl::StrCat("mode=", absl::string_view(name.data(), name.size()), " standbys=", standbys,
                       " heartbeat=", heartbeat_period_ms, "ms hang=", hang_timeout_ms,
                       "ms limit=", max_failovers, "/", failover_window_s,
-                      "s l1-sandbox=", absl::string_view(sandbox.data(), sandbox.size()));
+                      "s l1-sandbox=", absl::string_view(sandbox.data(), sandbox.size()),
+                      l1_binary.empty() ? "" : " l1=", l1_binary,
+                      standby_l1_binary.empty() ? "" : " standby-l1=", standby_l1_binary);
 }
 
 }  // namespace rehome
