@@ -55,7 +55,9 @@ enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFaile
 struct ExitRequest {
   // kConsoleInput: not a guest exit but host input for the virtio console (data = the bytes),
   // posted by L0 on the host slot (index = vCPU count) and answered and committed like an exit.
-  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3 };
+  // kDeviceKick (verified execution): process the virtio devices' queues again, posted by L0
+  // when a replica's item stopped at its effects budget with requests still queued.
+  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3, kDeviceKick = 4 };
   uint64_t seq = 0;  // global exit sequence number, unique across vCPUs and L1s
   uint32_t vcpu = 0;
   uint32_t kind = kPio;

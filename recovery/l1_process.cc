@@ -144,10 +144,19 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   ExitChannel& ch = l1->channel_;
 
   // Targets start above every source fd, so no dup2 overwrites a source still to be passed.
-  std::vector<int> sources = {
-      spec.journal_fd,     ch.memfd(),           ch.request_eventfd(), ch.ack_eventfd(),
-      spec.disk_fd,        spec.blk_notify_fd,   spec.blk_irq_fd,      spec.console_notify_fd,
-      spec.console_irq_fd, spec.console_ring_fd, spec.console_out_fd,  lifeline};
+  std::vector<int> sources = {spec.journal_fd,
+                              ch.memfd(),
+                              ch.request_eventfd(),
+                              ch.ack_eventfd(),
+                              spec.disk_fd,
+                              spec.blk_notify_fd,
+                              spec.blk_irq_fd,
+                              spec.console_notify_fd,
+                              spec.console_irq_fd,
+                              spec.console_ring_fd,
+                              spec.console_out_fd,
+                              spec.effects_fd,
+                              lifeline};
   for (const GuestMemory::RegionDesc& d : spec.ram) sources.push_back(d.fd);
   for (uint32_t i = 0; i < ch.slot_count(); ++i) sources.push_back(ch.response_eventfd(i));
   for (const UniqueFd& fd : host.namespace_fds) sources.push_back(fd.get());
@@ -207,6 +216,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.blk_notify_fd));
     args.push_back("--blk-irq-fd");
     args.push_back(pass(spec.blk_irq_fd));
+  }
+  if (spec.effects_fd >= 0) {  // a replica of verified execution
+    args.push_back("--verify");
+    args.push_back("1");
+    args.push_back("--effects-fd");
+    args.push_back(pass(spec.effects_fd));
   }
   if (spec.oracle.has_value()) {
     args.push_back("--oracle");

@@ -51,6 +51,9 @@ struct L1LaunchSpec {
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
   L1SandboxLevel sandbox = L1SandboxLevel::kBestEffort;
+  // Verified execution: the replica's effects area (kvm-l0/effects_area.h), owned by the caller;
+  // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
+  int effects_fd = -1;
 };
 
 // OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:

@@ -2,11 +2,10 @@
 // fault injection, resuming after the failover limit, and the queries (L1s, counters).
 #include <signal.h>
 
-#include <map>
-
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "base/status_macros.h"
+#include "recovery/l1_fault_names.h"
 #include "recovery/supervisor.h"
 
 namespace rehome {
@@ -99,7 +98,8 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   return report;
 }
 
-absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind) {
+absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind,
+                                     uint32_t after_exits) {
   L1Ptr l1;
   {
     absl::MutexLock lock(&mu_);
@@ -114,37 +114,7 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
   }
   // The test-only kinds (sandbox probes, adversarial L1s: vmm/l1/l1_fault_probes.h) are named
   // here only: QMP's __org.rehome_inject-fault accepts the public kinds alone.
-  static const std::map<std::string_view, L1Fault> kFaults = {
-      {"garbage", L1Fault::kGarbageAnswer},
-      {"assert", L1Fault::kAssert},
-      {"die-before-commit", L1Fault::kDieBeforeCommit},
-      {"die-after-commit", L1Fault::kDieAfterCommit},
-      {"fail-answer", L1Fault::kFailAnswer},
-      {"try-open-kvm", L1Fault::kTryOpenKvm},
-      {"try-open-host-file", L1Fault::kTryOpenHostFile},
-      {"try-socket", L1Fault::kTrySocket},
-      {"try-ptrace-l0", L1Fault::kTryPtraceL0},
-      {"try-signal-l0", L1Fault::kTrySignalL0},
-      {"try-exec", L1Fault::kTryExec},
-      {"try-write-l0-memory", L1Fault::kTryWriteL0Memory},
-      {"try-exec-memory", L1Fault::kTryExecMemory},
-      {"try-fork", L1Fault::kTryFork},
-      {"try-raise-privilege", L1Fault::kTryRaisePrivilege},
-      {"scribble-header", L1Fault::kScribbleHeader},
-      {"scribble-answer-lengths", L1Fault::kScribbleResponseLengths},
-      {"scribble-answer-data", L1Fault::kScribbleResponseData},
-      {"scribble-answer-seq", L1Fault::kScribbleResponseSeq},
-      {"scribble-answer-action", L1Fault::kScribbleResponseAction},
-      {"scribble-journal", L1Fault::kScribbleJournal},
-      {"scribble-console-ring", L1Fault::kScribbleConsoleRing},
-      {"scribble-posted-ranges", L1Fault::kScribblePostedRanges},
-  };
-  if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown fault kind '", std::string(kind),
-                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer, or a test kind: try-*, scribble-*)"));
-  }
+  ASSIGN_OR_RETURN(const std::optional<L1Fault> fault, L1FaultNamed(kind));
   if (l1 == nullptr) {
     return absl::FailedPreconditionError(
         absl::StrCat("no ", std::string(target), " L1 to inject into"));
@@ -154,7 +124,7 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
   } else if (kind == "hang") {
     l1->Signal(SIGSTOP);
   } else {
-    l1->RequestFault(kFaults.at(kind));
+    l1->RequestFault(*fault, after_exits);
   }
   return absl::OkStatus();
 }

@@ -34,7 +34,7 @@ bool Printable(const std::string& text) {
 TEST_F(HostileL1Test, MalformedAnswersWithValidChecksumsAreRefused) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   uint64_t failovers = 0;
   for (const char* kind : {"scribble-answer-lengths", "scribble-answer-data", "scribble-answer-seq",
                            "scribble-answer-action"}) {
@@ -56,7 +56,7 @@ TEST_F(HostileL1Test, MalformedAnswersWithValidChecksumsAreRefused) {
 TEST_F(HostileL1Test, HostileHeaderFieldsAreReadSafely) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
   ASSERT_TRUE(s.InjectFault("active", "scribble-header").ok());
   ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, 1));
@@ -83,7 +83,7 @@ TEST_F(HostileL1Test, HostileHeaderFieldsAreReadSafely) {
 TEST_F(HostileL1Test, HostileJournalValuesNeverCrashOrMisleadL0) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> reads{0}, regressions{0}, violations{0};
   std::thread reader([&] {
@@ -116,7 +116,7 @@ TEST_F(HostileL1Test, InvalidPostedRangesAreNeverUsed) {
   constexpr uint64_t kWrites = 40000;
   auto m = Make(absl::StrCat("workload=pio steps=", kWrites), Generous());
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
   ASSERT_TRUE(PollUntil([&] { return s.exits_posted() > 100; }, absl::Seconds(60)));
   // The standby takes the fault before the promotion (it reads fault requests first).
@@ -160,7 +160,7 @@ TEST_F(HostileL1Test, HostileConsoleRingPositionsLoseNoByte) {
          absl::StrCat(std::getenv("REHOME_SOURCE_DIR"), "/guest/tools/echo_peer.py"), sock},
         absl::Seconds(300));
   });
-  Supervisor& s = *m.supervisor();
+  L1Supervisor& s = *m.supervisor();
   uint64_t scribbles = 0;
   for (int i = 0; i < 5 && !m.WaitFor(absl::ZeroDuration()).has_value(); ++i) {
     if (!PollUntil([&] { return s.L1s().size() >= 2; }, absl::Seconds(60))) break;

@@ -3,8 +3,9 @@
 // its own uid and namespaces, an empty root, rlimits), the fds it holds, that root outside may
 // still ptrace it by the pid L0 reports, and that every forbidden operation the L1 tries (sandbox
 // probes, injected through Supervisor::InjectFault) fails or kills it while L0 survives and the
-// guest continues on the standby with every report verified. The same probes report a breach
-// from an unconfined L1 (--l1-sandbox off), so they can fail.
+// guest continues on the standby with every report verified; replica L1s of verified execution
+// are confined the same way. The same probes report a breach from an unconfined L1
+// (--l1-sandbox off), so they can fail.
 #include <dirent.h>
 #include <signal.h>
 #include <sys/ptrace.h>
@@ -74,62 +75,94 @@ std::map<int, std::string> Fds(pid_t pid) {
 
 bool HostHasL1Namespaces() { return !HostL1Confinement().namespace_fds.empty(); }
 
+// What /proc shows of the running L1 `pid`: every layer of its confinement.
+void ExpectConfined(pid_t pid) {
+  const std::string zero_caps = "0000000000000000";
+  EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
+  EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
+  for (const char* caps : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
+    EXPECT_EQ(StatusField(pid, caps), zero_caps) << caps;
+  }
+  if (geteuid() == 0) {  // its own ids: kL1IdBase + the pid L0 reports
+    const std::string id = absl::StrCat(kL1IdBase + static_cast<uint32_t>(pid));
+    EXPECT_EQ(StatusField(pid, "Uid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
+    EXPECT_EQ(StatusField(pid, "Gid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
+    EXPECT_EQ(StatusField(pid, "Groups"), "");
+  }
+  const std::string limits = ReadFile(absl::StrCat("/proc/", pid, "/limits"));
+  EXPECT_THAT(limits, ContainsRegex("Max core file size +0 +0"));
+  EXPECT_THAT(limits, ContainsRegex("Max open files +32 +32"));
+  // Its own pid namespace, where it is pid 1; QMP and the supervisor report the host pid.
+  EXPECT_EQ(StatusField(pid, "NSpid"), absl::StrCat(pid, "\t1"));
+  EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/pid")), Link("/proc/self/ns/pid"));
+  if (!HostHasL1Namespaces()) {
+    std::cerr << "[ note ] no user/mount/net/ipc/uts namespaces for L1s on this host: "
+              << HostL1Confinement().namespaces_error << "\n";
+    return;
+  }
+  for (const char* ns : {"user", "mnt", "net", "ipc", "uts"}) {
+    EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/", ns)),
+              Link(absl::StrCat("/proc/self/ns/", ns)))
+        << ns;
+  }
+  EXPECT_THAT(limits, ContainsRegex("Max processes +2 +2"));
+  // Its root is empty: nothing of the host's file system.
+  DIR* root = opendir(absl::StrCat("/proc/", pid, "/root").c_str());
+  ASSERT_NE(root, nullptr);
+  std::vector<std::string> entries;
+  while (const dirent* e = readdir(root)) {
+    if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
+      entries.push_back(e->d_name);
+    }
+  }
+  closedir(root);
+  EXPECT_TRUE(entries.empty()) << entries.size() << " entries, first " << entries.front();
+}
+
+// docs/exit-channel.md lists them: stdin and stdout on /dev/null, stderr, the RAM memfds, the
+// exit channel memfd, its eventfds (request, ack, one response per slot: 2 vCPUs), the journal,
+// the lifeline pipe and, for a replica of verified execution, its effects area. Never /dev/kvm.
+void ExpectOnlyDocumentedFds(pid_t pid, bool replica) {
+  const std::map<int, std::string> fds = Fds(pid);
+  ASSERT_FALSE(fds.empty());
+  EXPECT_EQ(fds.count(0) ? fds.at(0) : "", "/dev/null");
+  EXPECT_EQ(fds.count(1) ? fds.at(1) : "", "/dev/null");
+  EXPECT_EQ(fds.count(2), 1u);
+  std::map<std::string, int> kinds;
+  for (const auto& [fd, target] : fds) {
+    EXPECT_THAT(target, Not(HasSubstr("kvm"))) << "fd " << fd;
+    if (fd <= 2) continue;
+    std::string kind = target;
+    if (target.rfind("/memfd:rehome-ram", 0) == 0) kind = "ram";
+    if (target.rfind("pipe:", 0) == 0) kind = "pipe";
+    ++kinds[kind];
+  }
+  EXPECT_GE(kinds["ram"], 1);
+  EXPECT_EQ(kinds["/memfd:rehome-exit-channel (deleted)"] + kinds["/memfd:rehome-exit-channel"], 1);
+  EXPECT_EQ(kinds["/memfd:rehome-journal (deleted)"] + kinds["/memfd:rehome-journal"], 1);
+  const int effects = kinds["/memfd:rehome-effects (deleted)"] + kinds["/memfd:rehome-effects"];
+  EXPECT_EQ(effects, replica ? 1 : 0);
+  EXPECT_EQ(kinds["anon_inode:[eventfd]"], 4);  // request, ack, 2 vCPU slots
+  EXPECT_EQ(kinds["pipe"], 1);                  // the lifeline
+  int total = 0;
+  for (const auto& [kind, count] : kinds) total += count;
+  EXPECT_EQ(total, kinds["ram"] + 1 + 1 + effects + 4 + 1) << "unexpected fds";
+}
+
 TEST_F(SandboxTest, RunningL1ShowsEveryLayerInProc) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
   ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
   ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
-  const std::string zero_caps = "0000000000000000";
   for (const char* role : {"active", "standby"}) {
     const pid_t pid = PidOf(*m, role);
     ASSERT_GT(pid, 0) << role;
     SCOPED_TRACE(absl::StrCat(role, " L1 pid ", pid));
-    EXPECT_EQ(StatusField(pid, "Seccomp"), "2");
-    EXPECT_EQ(StatusField(pid, "NoNewPrivs"), "1");
-    for (const char* caps : {"CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"}) {
-      EXPECT_EQ(StatusField(pid, caps), zero_caps) << caps;
-    }
-    if (geteuid() == 0) {  // its own ids: kL1IdBase + the pid L0 reports
-      const std::string id = absl::StrCat(kL1IdBase + static_cast<uint32_t>(pid));
-      EXPECT_EQ(StatusField(pid, "Uid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
-      EXPECT_EQ(StatusField(pid, "Gid"), absl::StrCat(id, "\t", id, "\t", id, "\t", id));
-      EXPECT_EQ(StatusField(pid, "Groups"), "");
-    }
-    const std::string limits = ReadFile(absl::StrCat("/proc/", pid, "/limits"));
-    EXPECT_THAT(limits, ContainsRegex("Max core file size +0 +0"));
-    EXPECT_THAT(limits, ContainsRegex("Max open files +32 +32"));
-    // Its own pid namespace, where it is pid 1; QMP and the supervisor report the host pid.
-    EXPECT_EQ(StatusField(pid, "NSpid"), absl::StrCat(pid, "\t1"));
-    EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/pid")), Link("/proc/self/ns/pid"));
-    if (!HostHasL1Namespaces()) {
-      std::cerr << "[ note ] no user/mount/net/ipc/uts namespaces for L1s on this host: "
-                << HostL1Confinement().namespaces_error << "\n";
-      continue;
-    }
-    for (const char* ns : {"user", "mnt", "net", "ipc", "uts"}) {
-      EXPECT_NE(Link(absl::StrCat("/proc/", pid, "/ns/", ns)),
-                Link(absl::StrCat("/proc/self/ns/", ns)))
-          << ns;
-    }
-    EXPECT_THAT(limits, ContainsRegex("Max processes +2 +2"));
-    // Its root is empty: nothing of the host's file system.
-    DIR* root = opendir(absl::StrCat("/proc/", pid, "/root").c_str());
-    ASSERT_NE(root, nullptr);
-    std::vector<std::string> entries;
-    while (const dirent* e = readdir(root)) {
-      if (std::string(e->d_name) != "." && std::string(e->d_name) != "..") {
-        entries.push_back(e->d_name);
-      }
-    }
-    closedir(root);
-    EXPECT_TRUE(entries.empty()) << entries.size() << " entries, first " << entries.front();
+    ExpectConfined(pid);
   }
   EXPECT_EQ(m->supervisor()->failover_count(), 0u);
 }
 
-// docs/exit-channel.md lists them: stdin and stdout on /dev/null, stderr, the RAM memfds, the
-// exit channel memfd, its eventfds (request, ack, one response per slot), the journal and the
-// lifeline pipe. Never /dev/kvm.
 TEST_F(SandboxTest, L1HoldsOnlyTheDocumentedFds) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
@@ -137,30 +170,60 @@ TEST_F(SandboxTest, L1HoldsOnlyTheDocumentedFds) {
   for (const char* role : {"active", "standby"}) {
     const pid_t pid = PidOf(*m, role);
     SCOPED_TRACE(absl::StrCat(role, " L1 pid ", pid));
-    const std::map<int, std::string> fds = Fds(pid);
-    ASSERT_FALSE(fds.empty());
-    EXPECT_EQ(fds.count(0) ? fds.at(0) : "", "/dev/null");
-    EXPECT_EQ(fds.count(1) ? fds.at(1) : "", "/dev/null");
-    EXPECT_EQ(fds.count(2), 1u);
-    std::map<std::string, int> kinds;
-    for (const auto& [fd, target] : fds) {
-      EXPECT_THAT(target, Not(HasSubstr("kvm"))) << "fd " << fd;
-      if (fd <= 2) continue;
-      std::string kind = target;
-      if (target.rfind("/memfd:rehome-ram", 0) == 0) kind = "ram";
-      if (target.rfind("pipe:", 0) == 0) kind = "pipe";
-      ++kinds[kind];
-    }
-    EXPECT_GE(kinds["ram"], 1);
-    EXPECT_EQ(kinds["/memfd:rehome-exit-channel (deleted)"] + kinds["/memfd:rehome-exit-channel"],
-              1);
-    EXPECT_EQ(kinds["/memfd:rehome-journal (deleted)"] + kinds["/memfd:rehome-journal"], 1);
-    EXPECT_EQ(kinds["anon_inode:[eventfd]"], 4);  // request, ack, 2 vCPU slots
-    EXPECT_EQ(kinds["pipe"], 1);                  // the lifeline
-    int total = 0;
-    for (const auto& [kind, count] : kinds) total += count;
-    EXPECT_EQ(total, kinds["ram"] + 1 + 1 + 4 + 1) << "unexpected fds";
+    ExpectOnlyDocumentedFds(pid, /*replica=*/false);
   }
+}
+
+// Verified execution: every replica (and the standby that replaces one) is started by the same
+// L1Process::Spawn and confined exactly as an active or standby L1; its one extra fd is its
+// effects area. A replica that tries what its sandbox forbids dies by seccomp, is replaced, and
+// the guest runs on with its oracle clean and no divergence.
+TEST_F(SandboxTest, ReplicaL1sAreConfinedLikeEveryL1) {
+  RecoveryPolicy policy = Generous();
+  policy.verify = VerifyMode::kTriple;
+  auto m = Make(kCounter, policy);
+  ASSERT_NE(m, nullptr);
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  L1Supervisor& s = *m->supervisor();
+  std::map<std::string, int> roles;
+  for (const L1Info& l1 : s.L1s()) {
+    ++roles[l1.role];
+    SCOPED_TRACE(absl::StrCat(l1.role, " L1 pid ", l1.pid));
+    ExpectConfined(l1.pid);
+    ExpectOnlyDocumentedFds(l1.pid, /*replica=*/true);
+  }
+  EXPECT_EQ(roles["active"], 1);  // replica 0
+  EXPECT_EQ(roles["replica"], 2);
+  EXPECT_EQ(s.failover_count(), 0u);
+
+  pid_t target = -1;
+  for (const L1Info& l1 : s.L1s()) {
+    if (l1.role == "replica" && target < 0) target = l1.pid;  // replica-1
+  }
+  ASSERT_TRUE(s.InjectFault("replica-1", "try-socket").ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, 1));
+  EXPECT_THAT(s.last_failover()->cause, HasSubstr("seccomp: system call socket (#"));
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  bool replaced = false;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        int replicas = 0;
+        bool target_gone = true;
+        for (const L1Info& l1 : s.L1s()) {
+          replicas += l1.role == "active" || l1.role == "replica";
+          target_gone = target_gone && l1.pid != target;
+        }
+        replaced = replicas == 3 && target_gone;
+        return replaced || Stopped(*m);
+      },
+      absl::Seconds(60)));
+  ASSERT_TRUE(replaced) << StopReason(*m);
+  for (const L1Info& l1 : s.L1s()) {
+    SCOPED_TRACE(absl::StrCat("after the probe: ", l1.role, " L1 pid ", l1.pid));
+    ExpectConfined(l1.pid);
+  }
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+  EXPECT_EQ(s.verification().divergences, 0u);
 }
 
 // A fault-injection tool of root's, outside every namespace, attaches to the L1 by the pid that
@@ -200,7 +263,7 @@ constexpr Probe kProbes[] = {
 TEST_F(SandboxTest, ForbiddenOperationsFailOrKillTheL1AndTheGuestRunsOn) {
   auto m = Make(kCounter, Generous());
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   uint64_t failovers = 0;
   for (const Probe& probe : kProbes) {
     SCOPED_TRACE(probe.kind);
