@@ -5,6 +5,9 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
 #include "gtest/gtest.h"
 
 namespace rehome {
@@ -95,6 +98,31 @@ TEST(DeviceJournalTest, OversizedCommitIsRefusedAndChangesNothing) {
   ASSERT_TRUE(journal->Commit(Bytes("small")).ok());
   EXPECT_TRUE(absl::IsResourceExhausted(journal->Commit(Bytes("far too large"))));
   EXPECT_EQ(*journal->ReadCommitted(), "small");
+}
+
+// Every L1 holds the journal's fd: none may shrink it under L0's mapping (SIGBUS) or grow it.
+TEST(DeviceJournalTest, MemfdIsSealedAgainstResizing) {
+  auto journal = DeviceJournal::Create(4096);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_NE(ftruncate(journal->memfd(), 64), 0);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(ftruncate(journal->memfd(), 1 << 20), 0);
+}
+
+// Hostile header and buffer values read as errors, never past the reader's own capacity.
+TEST(DeviceJournalTest, HostileFieldsAreDataLoss) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit(Bytes("state")).ok());
+  DeviceJournal::Header& header = journal->RawHeader();
+  header.capacity = ~0ull;  // the reader uses its own copy
+  const uint32_t current = header.current.load();
+  header.current.store(2);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
+  header.current.store(current);
+  const uint32_t huge = 1025;
+  std::memcpy(journal->RawBuffer(static_cast<int>(current)).data(), &huge, 4);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(DeviceJournalTest, AttachRefusesForeignFiles) {

@@ -398,6 +398,7 @@ TEST(QmpIntegrationTest, RecoveryPolicyComesFromDomainXml) {
                                                                        {"failover-window-s", 30},
                                                                        {"l1-binary", ""},
                                                                        {"standby-l1-binary", ""},
+                                                                       {"l1-sandbox", "off"},
                                                                        {"verify", "none"}}));
   EXPECT_EQ(Exec(*client, "query-name"), Json({{"name", "counter-split"}}));
   EXPECT_EQ(Exec(*client, "query-uuid"), Json({{"UUID", "3f0c2a8e-6d1b-4c52-9a47-0e5b7d9c1a01"}}));

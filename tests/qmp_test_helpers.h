@@ -44,7 +44,9 @@ inline std::string Recovery(const std::string& hang_timeout_ms) {
       R"(<rehome:recovery xmlns:rehome="https://rehome.dev/xmlns/domain/1.0" version="1" )"
       R"(mode="failover" standbys="2"><rehome:heartbeat period-ms="10"/>)"
       R"(<rehome:hang timeout-ms=")",
-      hang_timeout_ms, R"("/><rehome:limit failovers="5" window-s="30"/></rehome:recovery>)");
+      hang_timeout_ms,
+      R"("/><rehome:limit failovers="5" window-s="30"/><rehome:l1-sandbox level="off"/>)"
+      R"(</rehome:recovery>)");
 }
 
 inline std::unique_ptr<QmpClient> Connect(const std::string& socket, bool negotiate = true) {

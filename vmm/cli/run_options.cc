@@ -44,7 +44,8 @@ bool IsValueOption(std::string_view name) {
                                                 "--switchover-every-ms",
                                                 "--l1-binary",
                                                 "--standby-l1-binary",
-                                                "--verify"};
+                                                "--verify",
+                                                "--l1-sandbox"};
   for (std::string_view known : kNames) {
     if (name == known) return true;
   }
@@ -80,6 +81,10 @@ std::string RunUsage() {
       "  --l1-priority P           realtime (default: L1s ask for SCHED_FIFO, falling back to\n"
       "                            nice -10 without CAP_SYS_NICE) or normal (nice -10)\n"
       "  --hang-timeout-ms MS      an L1 silent this long is hung (default 50)\n"
+      "  --l1-sandbox LEVEL        confinement of every L1 (docs/security.md): best-effort\n"
+      "                            (default: every layer the host allows, one line names what\n"
+      "                            is not applied), strict (an L1 missing any layer does not\n"
+      "                            start) or off\n"
       "  --max-failovers N         at most N failovers ...\n"
       "  --failover-window-s S     ... within S seconds (defaults 10 / 60), then the guest stops\n"
       "  --domain FILE.xml         start the VM a libvirt domain XML defines (name, memory,\n"
@@ -225,6 +230,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       if (auto s = number(&options.policy.max_failovers, 1, 1000000); !s.ok()) return s;
     } else if (name == "--failover-window-s") {
       if (auto s = number(&options.policy.failover_window_s, 1, 1000000); !s.ok()) return s;
+    } else if (name == "--l1-sandbox") {
+      absl::StatusOr<L1SandboxLevel> level = ParseL1SandboxLevel(value);
+      if (!level.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--l1-sandbox: expected strict, best-effort or off, got '", value, "'"));
+      }
+      options.policy.l1_sandbox = *level;
     } else if (name == "--disk") {
       options.disk = value;
     } else if (name == "--on-crash" || name == "--on-reboot" || name == "--on-poweroff") {
@@ -275,9 +287,9 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   }
   if (!options.domain_file.empty()) {
     for (const std::string& arg : args) {
-      for (const char* flag :
-           {"--kernel", "--memory", "--cpus", "--cmdline", "--recovery", "--standbys",
-            "--heartbeat-ms", "--hang-timeout-ms", "--max-failovers", "--failover-window-s"}) {
+      for (const char* flag : {"--kernel", "--memory", "--cpus", "--cmdline", "--recovery",
+                               "--standbys", "--heartbeat-ms", "--hang-timeout-ms",
+                               "--max-failovers", "--failover-window-s", "--l1-sandbox"}) {
         if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) {
           return absl::InvalidArgumentError(
               absl::StrCat(flag, ": conflicts with --domain (the domain XML defines it)"));

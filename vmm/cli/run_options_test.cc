@@ -13,7 +13,8 @@ using ::testing::HasSubstr;
 TEST(RunOptionsTest, ParsesEveryOption) {
   auto options = ParseRunOptions({"--kernel", "k.elf", "--memory", "128", "--cpus=2", "--cmdline",
                                   "workload=counter steps=5", "--serial-file", "out.txt",
-                                  "--rehome-interval-ms", "250", "--quiet", "--exit-stats"});
+                                  "--rehome-interval-ms", "250", "--quiet", "--exit-stats",
+                                  "--l1-sandbox", "strict"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->memory_mib, 128u);
@@ -23,6 +24,7 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(options->rehome_interval_ms, 250u);
   EXPECT_TRUE(options->quiet);
   EXPECT_TRUE(options->exit_stats);
+  EXPECT_EQ(options->policy.l1_sandbox, L1SandboxLevel::kStrict);
 }
 
 TEST(RunOptionsTest, L1BinariesGoIntoThePolicy) {
@@ -53,6 +55,7 @@ TEST(RunOptionsTest, DefaultsApply) {
   EXPECT_EQ(options->cpus, 1);
   EXPECT_EQ(options->rehome_interval_ms, 0u);
   EXPECT_FALSE(options->exit_stats);
+  EXPECT_EQ(options->policy.l1_sandbox, L1SandboxLevel::kBestEffort);
 }
 
 TEST(RunOptionsTest, RejectsBadInput) {
@@ -78,6 +81,9 @@ TEST(RunOptionsTest, RejectsBadInput) {
       {{"--kernel"}, "missing value"},
       {{"--kernel", "k", "--exit-stats=no"}, "--exit-stats: takes no value, got 'no'"},
       {{"--kernel", "k", "--quiet=1"}, "--quiet: takes no value"},
+      {{"--kernel", "k", "--l1-sandbox", "on"},
+       "--l1-sandbox: expected strict, best-effort or off, got 'on'"},
+      {{"--domain", "d.xml", "--l1-sandbox=off"}, "--l1-sandbox: conflicts with --domain"},
   };
   for (const Case& c : cases) {
     auto options = ParseRunOptions(c.args);
@@ -108,7 +114,7 @@ TEST(RunOptionsTest, EveryOptionInTheUsageIsKnown) {
 TEST(RunOptionsTest, UsageListsOptionsAndExitCodes) {
   const std::string usage = RunUsage();
   for (const char* word : {"--kernel", "--memory", "--cpus", "--cmdline", "--serial-file",
-                           "--rehome-interval-ms", "--quiet", "exit status"}) {
+                           "--rehome-interval-ms", "--quiet", "--l1-sandbox", "exit status"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace rehome {
@@ -74,6 +75,18 @@ TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
         DecodeCommitRecord(std::string_view(reinterpret_cast<const char*>(bytes.data()), cut))
             .ok());
   }
+}
+
+// What a hostile L1 can commit (with a valid journal checksum): a vCPU count of 2^32 - 1 over a
+// short payload. Decoding once looped 2^32 times and ran L0 out of memory.
+TEST(CommitRecordTest, HostileVcpuCountIsRefusedAtOnce) {
+  std::string bytes(64, '\0');
+  bytes[0] = static_cast<char>(kCommitRecordVersion);
+  for (int i = 41; i < 45; ++i) bytes[i] = '\xff';  // after the version byte and five u64s
+  const absl::StatusOr<CommitRecord> record = DecodeCommitRecord(bytes);
+  ASSERT_FALSE(record.ok());
+  EXPECT_EQ(record.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(record.status().message(), ::testing::HasSubstr("4294967295 vCPUs"));
 }
 
 }  // namespace
