@@ -120,9 +120,10 @@ def plan_runs(args):
     for fault in args.fault.split(","):
         if fault == "mutant":
             for mutant, binary in load_mutants(args):
-                extra = ["--l1-binary", binary]
-                if args.mutant_standbys:
-                    extra += ["--standby-l1-binary", binary]
+                # Standbys run the pristine build unless asked (rehome's default for the standby
+                # binary is the active's).
+                extra = ["--l1-binary", binary, "--standby-l1-binary",
+                         binary if args.mutant_standbys else os.path.join(args.build, "rehome")]
                 for k in range(args.runs_per_mutant):
                     seed = random.Random(f"{args.seed}:mutant:{mutant['id']}:{k}").getrandbits(63)
                     plans.append((fault, seed, extra, mutant["id"]))
@@ -244,8 +245,8 @@ def replay(args):
     extra = []
     if old.get("mutant"):
         binary = dict((m["id"], b) for m, b in load_mutants(saved))[old["mutant"]]
-        extra = ["--l1-binary", binary] + (["--standby-l1-binary", binary]
-                                           if saved.mutant_standbys else [])
+        extra = ["--l1-binary", binary, "--standby-l1-binary",
+                 binary if saved.mutant_standbys else os.path.join(saved.build, "rehome")]
     work = os.path.join(args.out, f"replay-{args.replay}")
     os.makedirs(work, exist_ok=True)
     cfg = make_config(saved, workload, old["fault"], extra, work)

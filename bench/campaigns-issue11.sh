@@ -29,7 +29,7 @@ run() {  # NAME ARGS...
 }
 for v in triple dual; do
   for w in counter blk; do
-    run "$w-$v-wrong" --fault rehome-wrong-state,rehome-wrong-read-data --workload "$w" --runs 20 \
+    run "$w-$v-wrong" --fault rehome-wrong-state,rehome-wrong-read-data --workload "$w" --runs 10 \
       --seed 20 --rehome-args "--verify $v"
     run "$w-$v-register" --fault register --workload "$w" --runs "$register_runs" --seed 12 \
       --rehome-args "--verify $v"
