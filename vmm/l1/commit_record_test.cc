@@ -86,7 +86,7 @@ TEST(CommitRecordTest, HostileVcpuCountIsRefusedAtOnce) {
   const absl::StatusOr<CommitRecord> record = DecodeCommitRecord(bytes);
   ASSERT_FALSE(record.ok());
   EXPECT_EQ(record.status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_THAT(record.status().message(), ::testing::HasSubstr("4294967295 vCPUs"));
+  EXPECT_THAT(record.status().message(), ::testing::HasSubstr("4294967295 vCPU answers"));
 }
 
 }  // namespace
