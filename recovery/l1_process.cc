@@ -55,7 +55,8 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   highest_source =
       std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
                 spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
-                spec.console_ring_fd, spec.console_out_fd});
+                spec.console_ring_fd, spec.console_out_fd, spec.net_rx_ring_fd, spec.net_tx_ring_fd,
+                spec.net_notify_fd, spec.net_irq_fd, spec.net_kick_fd, spec.net_wake_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -102,6 +103,20 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
       args.push_back(pass(spec.console_notify_fd));
       args.push_back("--console-irq-fd");
       args.push_back(pass(spec.console_irq_fd));
+    }
+  }
+  if (spec.net_mac.has_value() && spec.net_rx_ring_fd >= 0 && spec.net_tx_ring_fd >= 0) {
+    args.push_back("--net-mac");
+    args.push_back(virtio::FormatMac(*spec.net_mac));
+    for (const auto& [option, fd] :
+         {std::pair{"--net-rx-ring-fd", spec.net_rx_ring_fd},
+          std::pair{"--net-tx-ring-fd", spec.net_tx_ring_fd},
+          std::pair{"--net-notify-fd", spec.net_notify_fd},
+          std::pair{"--net-irq-fd", spec.net_irq_fd}, std::pair{"--net-kick-fd", spec.net_kick_fd},
+          std::pair{"--net-wake-fd", spec.net_wake_fd}}) {
+      if (fd < 0) continue;
+      args.push_back(option);
+      args.push_back(pass(fd));
     }
   }
   if (spec.blk_notify_fd >= 0 && spec.blk_irq_fd >= 0) {

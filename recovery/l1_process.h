@@ -23,6 +23,7 @@
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
 #include "vmm/counter_oracle.h"
+#include "vmm/virtio/net_device.h"
 
 namespace rehome {
 
@@ -45,6 +46,16 @@ struct L1LaunchSpec {
   int console_irq_fd = -1;
   int console_ring_fd = -1;
   int console_out_fd = -1;
+  // virtio-net (net_mac set): the receive and transmit frame rings (kvm-l0/frame_ring.h), its
+  // QueueNotify ioeventfd (any queue) and irqfd, L0's kick eventfd (frames arrived, transmit room)
+  // and the eventfd that wakes L0 to send (all owned by the caller).
+  std::optional<virtio::MacAddress> net_mac;
+  int net_rx_ring_fd = -1;
+  int net_tx_ring_fd = -1;
+  int net_notify_fd = -1;
+  int net_irq_fd = -1;
+  int net_kick_fd = -1;
+  int net_wake_fd = -1;
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
 };

@@ -17,6 +17,7 @@
 #include "kvm-l0/vm_state_io.h"
 #include "recovery/split_backend.h"
 #include "state-extract/state_codec.h"
+#include "vmm/ring_net_backend.h"
 
 namespace rehome {
 namespace {
@@ -162,6 +163,10 @@ absl::Status Machine::SetUpBackend() {
   if (!config_.console_socket.empty()) {
     ASSIGN_OR_RETURN(console_socket_, ConsoleSocket::Listen(config_.console_socket));
   }
+  if (config_.net.has_value()) {
+    ASSIGN_OR_RETURN(net_tap_, NetTap::Open(config_.net->ifname));
+  }
+  NetTap* tap = net_tap_.get();
   ConsoleSocket* console = console_socket_.get();
   auto console_output = [console](std::string_view bytes) {
     if (console != nullptr) console->Write(bytes);
@@ -198,10 +203,29 @@ absl::Status Machine::SetUpBackend() {
       supervisor.launch.console_notify_fd = console_notify_.get();
       supervisor.launch.console_irq_fd = console_irq_.get();
     }
+    if (tap != nullptr) {
+      net_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      net_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+      if (!net_notify_.valid() || !net_irq_.valid()) return LastErrnoStatus("eventfd");
+      supervisor.launch.net_mac = config_.net->mac;
+      supervisor.launch.net_rx_ring_fd = tap->rx_ring().memfd();
+      supervisor.launch.net_tx_ring_fd = tap->tx_ring().memfd();
+      supervisor.launch.net_notify_fd = net_notify_.get();
+      supervisor.launch.net_irq_fd = net_irq_.get();
+      supervisor.launch.net_kick_fd = tap->kick_fd();
+      supervisor.launch.net_wake_fd = tap->wake_fd();
+    }
     ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
                      SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
                                          console_output));
     supervisor_ = &split->supervisor();
+    if (tap != nullptr) {
+      // Kicks the active L1 through its eventfd; an impossible ring position is a bad answer.
+      Supervisor* supervisor = supervisor_;
+      tap->Start(nullptr, [supervisor](const std::string& cause) {
+        supervisor->ReportActiveFailure(cause);
+      });
+    }
     if (console != nullptr) {
       SplitBackend* raw = split.get();
       console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });
@@ -227,10 +251,22 @@ absl::Status Machine::SetUpBackend() {
                      OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     devices.disk_read_only = config_.disk_read_only;
   }
+  if (tap != nullptr) {
+    // Frames go through the same rings as in split mode, published at once; a transmitted
+    // frame is written to the tap on the thread that processed it.
+    devices.net_backend =
+        std::make_shared<RingNetBackend>(&tap->rx_ring(), &tap->tx_ring(),
+                                         /*deferred=*/false, [tap] { (void)tap->DrainTx(); });
+    devices.net_mac = config_.net->mac;
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceModel> model,
                    DeviceModel::Create(std::move(devices), *ram_view_));
   model_ = model.get();
   backend_ = std::make_unique<MonolithicBackend>(std::move(model));
+  if (tap != nullptr) {
+    DeviceModel* raw = model_;
+    tap->Start([raw] { raw->KickNet(); });  // on the pump thread
+  }
   if (console != nullptr) {
     DeviceModel* raw = model_;
     console->Start([raw](std::string_view bytes) { raw->QueueConsoleInput(bytes); });
@@ -256,13 +292,16 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
         4, /*datamatch=*/0));
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
   }
-  if (console_notify_.valid()) {
-    // Any queue (receive 0, transmit 1): the L1 processes both on a notification.
-    const uint32_t index = blk_notify_.valid() ? 1 : 0;
+  const VirtioIndices index =
+      VirtioDeviceIndices(blk_notify_.valid(), console_notify_.valid(), net_notify_.valid());
+  // Any queue (console and net: receive 0, transmit 1): the L1 processes both on a notification.
+  for (const auto& [i, notify, irq] : {std::tuple{index.console, &console_notify_, &console_irq_},
+                                       std::tuple{index.net, &net_notify_, &net_irq_}}) {
+    if (i < 0) continue;
     RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
-        console_notify_.get(), IoSpace::kMmio,
-        kVirtioMmioBase + index * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
-    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(console_irq_.get(), kVirtioFirstIrq + index));
+        notify->get(), IoSpace::kMmio,
+        kVirtioMmioBase + i * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
+    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(irq->get(), kVirtioFirstIrq + i));
   }
   vcpus_out->clear();
   for (int i = 0; i < config_.cpus; ++i) {
@@ -370,6 +409,7 @@ MachineResult Machine::Wait() {
 }
 
 void Machine::Stop() {
+  if (net_tap_ != nullptr) net_tap_->Stop();      // no more kicks into the device model
   if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1
   if (instance_ != nullptr && instance_->vcpus != nullptr) instance_->vcpus->StopAll();
 }

@@ -127,9 +127,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
-  if (!options->disk.empty() || !options->console_socket.empty()) {
-    const std::string virtio =
-        VirtioMmioCmdline(!options->disk.empty(), !options->console_socket.empty());
+  if (!options->disk.empty() || !options->console_socket.empty() || options->netdev.has_value()) {
+    const std::string virtio = VirtioMmioCmdline(
+        !options->disk.empty(), !options->console_socket.empty(), options->netdev.has_value());
     options->cmdline =
         options->cmdline.empty() ? virtio : absl::StrCat(options->cmdline, " ", virtio);
   }
@@ -210,6 +210,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.disk_direct = options->disk_direct;
     config.exit_stats = options->exit_stats;
     config.console_socket = options->console_socket;
+    config.net = options->netdev;
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;
     config.split.post_writes = options->posted_writes;

@@ -66,6 +66,10 @@ std::string RunUsage() {
       "                            <on_reboot>, <on_poweroff> unless given here\n"
       "  --console-socket PATH     virtio-console whose host side is a UNIX socket rehome (L0)\n"
       "                            owns: a client stays connected across L1 failovers\n"
+      "  --netdev tap,ifname=NAME[,mac=MAC]\n"
+      "                            virtio-net on the existing tap NAME (rehome, L0, keeps it\n"
+      "                            across L1 failovers; every frame exactly once); MAC default\n"
+      "                            52:54:00:12:34:56\n"
       "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
       "  --exit-stats              at the end, print the exits handled and the VMM's mean time\n"
       "                            per exit outside KVM_RUN (benchmarks)\n"
@@ -183,6 +187,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
                                : options.on_poweroff) = value;
     } else if (name == "--console-socket") {
       options.console_socket = value;
+    } else if (name == "--netdev") {
+      if (options.netdev.has_value()) {
+        return absl::InvalidArgumentError("--netdev: given twice (rehome has one network device)");
+      }
+      absl::StatusOr<NetdevSpec> spec = ParseNetdevSpec(value);
+      if (!spec.ok()) return spec.status();
+      options.netdev = *spec;
     } else if (name == "--disk-read-only") {
       options.disk_read_only = true;
     } else if (name == "--disk-direct") {

@@ -278,6 +278,32 @@ absl::Status ReadCharDevice(xmlNode* node, CharDeviceKind kind, const std::strin
   return absl::OkStatus();
 }
 
+// <interface>: true when it is an ethernet interface with a virtio model (read into `config`);
+// false for any other interface (the caller lists it as ignored).
+absl::StatusOr<bool> ReadInterface(xmlNode* node, DomainConfig* config) {
+  if (xml::Attribute(node, "type").value_or("") != "ethernet") return false;
+  ASSIGN_OR_RETURN(xmlNode * model, xml::SelectOne(node, "model"));
+  if (model == nullptr || xml::Attribute(model, "type").value_or("") != "virtio") return false;
+  InterfaceConfig result;
+  ASSIGN_OR_RETURN(xmlNode * target, xml::SelectOne(node, "target"));
+  std::optional<std::string> dev = target ? xml::Attribute(target, "dev") : std::nullopt;
+  if (!dev || dev->empty()) {
+    return DomainError("<interface type=\"ethernet\">",
+                       "missing <target dev=...>: rehome attaches to an existing tap");
+  }
+  if (const std::string managed = xml::Attribute(target, "managed").value_or("yes");
+      managed != "no") {
+    return DomainError(Describe(target, "managed", managed),
+                       "rehome does not create taps: make the tap beforehand and set "
+                       "managed=\"no\"");
+  }
+  result.target_dev = *dev;
+  ASSIGN_OR_RETURN(xmlNode * mac, xml::SelectOne(node, "mac"));
+  if (mac != nullptr) result.mac = xml::Attribute(mac, "address").value_or("");
+  config->interfaces.push_back(std::move(result));
+  return true;
+}
+
 absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfig* config) {
   ASSIGN_OR_RETURN(xmlNode * devices, xml::SelectOne(root, "devices"));
   if (devices == nullptr) return absl::OkStatus();
@@ -290,6 +316,9 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kSerial, base_dir, config));
     } else if (name == "console") {
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kConsole, base_dir, config));
+    } else if (name == "interface") {
+      ASSIGN_OR_RETURN(bool used, ReadInterface(child, config));
+      if (!used) config->ignored_devices.push_back(name);
     } else {
       config->ignored_devices.push_back(name);
     }

@@ -44,6 +44,14 @@ struct CharDeviceConfig {
   friend bool operator==(const CharDeviceConfig&, const CharDeviceConfig&) = default;
 };
 
+// <interface type='ethernet'> with <model type='virtio'/>: a virtio-net device on an existing tap
+// (<target dev=... managed='no'/>). Other interfaces are listed in ignored_devices.
+struct InterfaceConfig {
+  std::string target_dev;  // <target dev=...>: the tap
+  std::string mac;         // <mac address=...> as written; empty when absent
+  friend bool operator==(const InterfaceConfig&, const InterfaceConfig&) = default;
+};
+
 struct DomainConfig {
   std::string name;
   std::string uuid;           // canonical lower-case 8-4-4-4-12 form; empty when <uuid> is absent
@@ -57,6 +65,7 @@ struct DomainConfig {
   LifecycleAction on_crash = LifecycleAction::kDestroy;
   std::vector<DiskConfig> disks;               // in document order
   std::vector<CharDeviceConfig> char_devices;  // serials and consoles, in document order
+  std::vector<InterfaceConfig> interfaces;     // ethernet + virtio, in document order
   std::vector<std::string> ignored_devices;    // element names under <devices> not used
   RecoveryPolicy recovery;                     // defaults when <metadata> has none
 

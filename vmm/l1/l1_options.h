@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "kvm-l0/guest_memory.h"
 #include "vmm/counter_oracle.h"
+#include "vmm/virtio/net_device.h"
 
 namespace rehome {
 
@@ -35,6 +36,13 @@ struct L1Options {
   int console_ring_fd = -1;    // the transmit ring (kvm-l0/console_tx_ring.h)
   int console_out_fd = -1;     // eventfd: wakes L0 to drain the ring
   bool console = false;        // virtio-console; its host slot is the last channel slot
+  // virtio-net (--net-mac): the frame rings (kvm-l0/frame_ring.h), the QueueNotify ioeventfd
+  // (any queue), the irqfd, L0's kick (frames arrived, transmit room) and the eventfd that wakes
+  // L0 to send transmitted frames.
+  bool net = false;
+  virtio::MacAddress net_mac{};
+  int net_rx_ring_fd = -1, net_tx_ring_fd = -1;
+  int net_notify_fd = -1, net_irq_fd = -1, net_kick_fd = -1, net_wake_fd = -1;
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

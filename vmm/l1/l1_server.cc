@@ -1,18 +1,16 @@
 // vmm/l1/l1_server.cc: the L1 hypervisor process's server (RunL1Server). It runs the device
 // model, answers the exits L0 forwards, commits its state to the journal after every exit, and
 // heartbeats. It starts as a standby; when L0 promotes it, it restores the last committed state and
-// becomes active. The active L1 also serves the virtio data path without L0: KVM signals each
-// device's QueueNotify on an ioeventfd this process polls, the L1 raises the device's interrupt
-// through an irqfd, and console output goes to L0 through the transmit ring. Completions and
-// console bytes are published only after the commit that holds them (docs/failover.md). It never
-// opens /dev/kvm. Threads: the main loop (all exit and notification handling) and a heartbeat
-// thread.
+// becomes active. The active L1 also serves the virtio data path without L0 (l1_data_path.h):
+// QueueNotify ioeventfds, irqfds, the console transmit ring and the network frame rings.
+// Completions, console bytes and frame positions are published only after the commit that holds
+// them (docs/failover.md). It never opens /dev/kvm. Threads: the main loop (all exit and
+// notification handling) and a heartbeat thread.
 #include "vmm/l1/l1_server.h"
 
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
-#include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -27,12 +25,12 @@
 #include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
-#include "kvm-l0/console_tx_ring.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
 #include "state-extract/device_journal.h"
 #include "vmm/device_model.h"
 #include "vmm/l1/commit_record.h"
+#include "vmm/l1/l1_data_path.h"
 
 namespace rehome {
 namespace {
@@ -48,11 +46,17 @@ class L1Server final {
         ram_(std::move(ram)),
         channel_(std::move(channel)),
         journal_(std::move(journal)),
-        answered_(channel_.slot_count(), 0) {
+        answered_(channel_.slot_count(), 0),
+        data_path_([this](std::string_view why) { Die(why); }) {
     commit_.last_answer.resize(channel_.slot_count());
   }
 
   absl::Status Init() {
+    // Normal priority until ready (see Run), whatever policy the spawning thread had; nice -10
+    // when permitted.
+    const sched_param other{.sched_priority = 0};
+    (void)sched_setscheduler(0, SCHED_OTHER, &other);
+    (void)setpriority(PRIO_PROCESS, 0, -10);
     DeviceModelConfig config;
     config.oracle = options_.oracle;
     if (config.oracle.has_value()) config.oracle->cpus = static_cast<uint32_t>(options_.cpus);
@@ -64,34 +68,12 @@ class L1Server final {
     }
     config.log = [](std::string_view line) { std::cerr << "rehome L1: " << line << "\n"; };
     config.console = options_.console;
-    if (options_.console_ring_fd >= 0) {
-      ASSIGN_OR_RETURN(console_ring_, ConsoleTxRing::Attach(options_.console_ring_fd));
-      options_.console_ring_fd = -1;
-      console_out_.Reset(options_.console_out_fd);
-      config.console_output = [this](std::string_view bytes) { WriteConsole(bytes); };
-    } else {
-      config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
-    }
-    console_notify_.Reset(options_.console_notify_fd);
-    console_irq_.Reset(options_.console_irq_fd);
+    // Without the transmit ring the console's bytes travel in the exit's answer.
+    config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
     config.progress = [this] {
       channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
     };
-    blk_notify_.Reset(options_.blk_notify_fd);
-    blk_irq_.Reset(options_.blk_irq_fd);
-    if (blk_irq_.valid() || console_irq_.valid()) {
-      // The disk is virtio device 0 when present and the console the next (docs/virtio.md);
-      // device i's line is kVirtioFirstIrq + i. An irqfd is an edge: raise it when the line goes
-      // up (the driver acknowledges through InterruptACK).
-      const int blk_fd = blk_irq_.get();
-      const int console_fd = console_irq_.get();
-      const uint32_t console_line = kVirtioFirstIrq + (config.disk.valid() ? 1 : 0);
-      config.virtio_irq = [blk_fd, console_fd, console_line](uint32_t irq, bool level) {
-        if (!level) return;
-        const int fd = irq == console_line ? console_fd : irq == kVirtioFirstIrq ? blk_fd : -1;
-        if (fd >= 0) (void)eventfd_write(fd, 1);
-      };
-    }
+    RETURN_IF_ERROR(data_path_.Init(options_, &config));
     view_ = std::make_unique<RamView>(ram_);
     ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
     model_->SetDeferredPublication(true);
@@ -106,23 +88,25 @@ class L1Server final {
     // weight (nice -10, root only), else normal priority. Threads started below inherit it.
     // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
     // replacements from its real-time failover threads.
+    // Start-up (Init, and the first rehearsal: a cold restore full of page faults) ran at normal
+    // priority (Init): a new standby starts right after a failover, and at SCHED_FIFO its
+    // start-up would keep the new active L1 and L0's network pump (the same priority does not
+    // preempt) off a CPU for milliseconds while the guest's traffic waits. Real-time from the
+    // moment it reports ready.
     const sched_param fifo{.sched_priority = 1};
-    const sched_param other{.sched_priority = 0};
-    if (!options_.realtime) (void)sched_setscheduler(0, SCHED_OTHER, &other);
-    realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
-    if (!realtime_) (void)setpriority(PRIO_PROCESS, 0, -10);
-    std::thread heartbeat([this] { Heartbeat(); });
-    heartbeat.detach();  // dies with the process
     PublishPostedRanges();
     Rehearse();  // a new standby is warm before it reports ready
+    realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
+    std::thread heartbeat([this] { Heartbeat(); });
+    heartbeat.detach();  // dies with the process
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
                                      std::memory_order_release);
     channel_.SignalAck();  // "ready" (L0 also polls l1_state)
     for (;;) {
-      // A standby leaves the devices' notifications to the active L1 (poll ignores fd -1).
-      pollfd fds[3] = {{channel_.request_eventfd(), POLLIN, 0},
-                       {active_ ? blk_notify_.get() : -1, POLLIN, 0},
-                       {active_ ? console_notify_.get() : -1, POLLIN, 0}};
+      // A standby leaves the devices' notifications to the active L1.
+      pollfd fds[1 + L1DataPath::kMaxFds] = {{channel_.request_eventfd(), POLLIN, 0}};
+      L1DataPath::Device devices[L1DataPath::kMaxFds];
+      const int device_fds = data_path_.PollFds(active_, fds + 1, devices);
       // An active L1 that just answered a vCPU's exit spins briefly for the next one: in an
       // exit-heavy phase it arrives within tens of microseconds, and a sleep plus a wake-up
       // would cost about as much as the exit itself. (Not after notifications or console input:
@@ -156,7 +140,7 @@ class L1Server final {
       // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
       // of periodic wake-ups (base/periodic_tick.h).
       const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
-      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) ppoll(fds, 3, &sleep, nullptr);
+      if (!work || device_fds > 0) ppoll(fds, 1 + device_fds, &sleep, nullptr);
       if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
       if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
@@ -172,11 +156,14 @@ class L1Server final {
         continue;
       }
       HandlePending();
-      for (int i = 1; i < 3; ++i) {
-        if (fds[i].fd < 0 || (fds[i].revents & POLLIN) == 0) continue;
-        eventfd_t ignored;
-        (void)eventfd_read(fds[i].fd, &ignored);  // non-blocking; resets the count
-        HandleDeviceNotification(i == 1 ? Device::kDisk : Device::kConsole);
+      bool kicked[3] = {};  // by device: both of the network device's fds lead to one kick
+      for (int i = 0; i < device_fds; ++i) {
+        if ((fds[1 + i].revents & POLLIN) == 0) continue;
+        L1DataPath::Drain(fds[1 + i].fd);
+        kicked[static_cast<int>(devices[i])] = true;
+      }
+      for (int d = 0; d < 3; ++d) {
+        if (kicked[d]) HandleDeviceNotification(static_cast<L1DataPath::Device>(d));
       }
     }
   }
@@ -267,14 +254,13 @@ class L1Server final {
     }
     generation_ = generation;
     active_ = true;
-    // The committed completions and console bytes may not have been published when the
-    // previous active died (committed, then killed): publish them (idempotent). A notification
-    // it consumed but never committed is not lost: process whatever the guest has made
-    // available since the committed positions, as if notified.
-    console_produced_ = model_->console_tx_bytes();
-    Publish();
-    if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
-    if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
+    // The committed completions, console bytes and frame positions may not have been published
+    // when the previous active died (committed, then killed): publish them (idempotent). A
+    // notification it consumed but never committed is not lost: process whatever the guest has
+    // made available (and the frames L0 added) since the committed positions, as if notified.
+    data_path_.Promoted(*model_);
+    data_path_.Publish(*model_);
+    for (L1DataPath::Device device : data_path_.devices()) HandleDeviceNotification(device);
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
     h.promote_ack.store(generation, std::memory_order_release);
@@ -344,42 +330,23 @@ class L1Server final {
     return SpinUntil([&] { return RequestPending(); }, kIdleSpin);
   }
 
-  enum class Device { kDisk, kConsole };
-
-  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit): process
-  // the device's queues, commit, then publish: the completions (used idx, irqfd) and the console
-  // bytes (transmit ring). A failure before the commit leaves nothing the guest or L0 can see;
-  // the next active L1 processes the same chains again from the committed ring positions and
-  // rewrites the same console bytes at the same ring positions (Promote).
-  void HandleDeviceNotification(Device device) {
-    if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
+  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit), or L0's
+  // kick of the network device (frames arrived, transmit room): process the device's queues,
+  // commit, then publish: the completions (used idx, irqfd), the console bytes (transmit ring),
+  // the frame positions. A failure before the commit leaves nothing the guest or L0 can see; the
+  // next active L1 processes the same chains again from the committed ring positions and
+  // rewrites the same bytes and frames at the same ring positions (Promote).
+  void HandleDeviceNotification(L1DataPath::Device device) {
+    if (!L1DataPath::Kick(*model_, device)) return;
     if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
     Commit();
     if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
-    Publish();
-  }
-
-  // Makes what the last commit holds visible: used rings and interrupts, console bytes.
-  void Publish() {
-    model_->PublishUsed();
-    if (!console_ring_.has_value()) return;
-    if (console_ring_->published() < console_produced_) {
-      console_ring_->Publish(console_produced_);
-      (void)eventfd_write(console_out_.get(), 1);
+    data_path_.Publish(*model_);
+    // "garbage" here: what the commit holds is published correctly, then an impossible frame
+    // position (L0 refuses it and fails this L1 over; the successor republishes).
+    if (pending_fault_ == L1Fault::kGarbageAnswer && data_path_.PublishGarbage()) {
+      pending_fault_ = L1Fault::kNone;
     }
-  }
-
-  // The console device's output sink: the guest's bytes go to the transmit ring at the produce
-  // position (published after the commit). L0 drains the ring without blocking on the client,
-  // so a full ring only means its drain thread has not run yet: wait for it, within a bound.
-  void WriteConsole(std::string_view bytes) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(2);
-    while (!console_ring_->WriteAt(console_produced_, bytes)) {
-      if (absl::Now() > deadline) Die("console transmit ring full: L0 does not drain it");
-      (void)eventfd_write(console_out_.get(), 1);
-      absl::SleepFor(absl::Microseconds(200));
-    }
-    console_produced_ += bytes.size();
   }
 
   // Tells L0 which writes it may post: the device model's posted-write ranges (at most
@@ -442,7 +409,7 @@ class L1Server final {
       ++exits_handled_;
       Commit();
       if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
-      Publish();  // the completions and console bytes this exit produced, now committed
+      data_path_.Publish(*model_);  // what this exit produced (completions, bytes), committed
     }
     answer.ToResponse(&slot.response);
     if (pending_fault_ == L1Fault::kGarbageAnswer) {
@@ -539,13 +506,7 @@ class L1Server final {
   absl::Time rehearsed_at_ = absl::InfinitePast();
   uint32_t last_vcpu_cpu_ = ~0u;  // host CPU of the vCPU thread answered last (a hint)
   uint64_t generation_ = 0;
-  UniqueFd blk_notify_;
-  UniqueFd blk_irq_;
-  UniqueFd console_notify_;
-  UniqueFd console_irq_;
-  std::optional<ConsoleTxRing> console_ring_;
-  UniqueFd console_out_;
-  uint64_t console_produced_ = 0;  // ring position of the next console byte (= tx_bytes)
+  L1DataPath data_path_;
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
   std::atomic<bool> hung_{false};

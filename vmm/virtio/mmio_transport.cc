@@ -23,6 +23,8 @@ std::string DeviceName(uint32_t id) {
       return "virtio-mmio-blk";
     case kDeviceIdConsole:
       return "virtio-mmio-console";
+    case kDeviceIdNet:
+      return "virtio-mmio-net";
     default:
       return absl::StrCat("virtio-mmio-", id);
   }

@@ -229,6 +229,14 @@ absl::Status Virtqueue::PublishUsed(const GuestMemoryView& mem) {
   return absl::OkStatus();
 }
 
+absl::Status Virtqueue::SetNotifications(const GuestMemoryView& mem, bool wanted) {
+  if (!state_.ready) return absl::OkStatus();
+  const bool stored = Store<uint16_t>(mem, state_.used_gpa, wanted ? 0 : kUsedFlagNoNotify);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!stored) return absl::OutOfRangeError("used ring is not in guest RAM");
+  return absl::OkStatus();
+}
+
 absl::Status Virtqueue::RestoreState(const State& state, const GuestMemoryView& mem) {
   if (state.size > kMaxSize) {
     return absl::InvalidArgumentError(
