@@ -1,16 +1,13 @@
 // kvm-l0/frame_ring.cc: FrameRing.
 #include "kvm-l0/frame_ring.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
+#include "base/sealed_memfd.h"
 #include "base/status_macros.h"
 
 namespace rehome {
@@ -26,17 +23,9 @@ static_assert((kFrameRingSlots & (kFrameRingSlots - 1)) == 0);
 
 absl::StatusOr<FrameRing> FrameRing::Create(const char* name) {
   FrameRing ring;
-  ring.memfd_.Reset(memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!ring.memfd_.valid()) return LastErrnoStatus("memfd_create frame ring");
-  if (ftruncate(ring.memfd_.get(), static_cast<off_t>(kRingBytes)) != 0) {
-    return LastErrnoStatus("ftruncate frame ring");
-  }
   // The size is fixed for both sides' lifetime: no shrink (SIGBUS) or growth by an L1.
-  if (fcntl(ring.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    return LastErrnoStatus("sealing frame ring");
-  }
-  ASSIGN_OR_RETURN(ring.mapping_, MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                                    ring.memfd_.get(), 0));
+  ASSIGN_OR_RETURN(ring.memfd_, CreateSealedMemfd(name, kRingBytes));
+  ASSIGN_OR_RETURN(ring.mapping_, MapSharedOfSize(ring.memfd_.get(), kRingBytes, "frame ring"));
   auto* h = new (ring.mapping_.get()) FrameRingHeader{};
   h->magic = kFrameRingMagic;
   h->version = kFrameRingVersion;
@@ -51,14 +40,7 @@ absl::StatusOr<FrameRing> FrameRing::Create(const char* name) {
 absl::StatusOr<FrameRing> FrameRing::Attach(int memfd) {
   FrameRing ring;
   ring.memfd_.Reset(memfd);
-  struct stat st {};
-  if (fstat(memfd, &st) != 0) return LastErrnoStatus("fstat frame ring");
-  if (static_cast<uint64_t>(st.st_size) != kRingBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("frame ring: size ", st.st_size, ", expected ", kRingBytes));
-  }
-  ASSIGN_OR_RETURN(ring.mapping_, MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE,
-                                                    MAP_SHARED | MAP_POPULATE, memfd, 0));
+  ASSIGN_OR_RETURN(ring.mapping_, MapSharedOfSize(memfd, kRingBytes, "frame ring", MAP_POPULATE));
   const FrameRingHeader* h = ring.header();
   if (h->magic != kFrameRingMagic || h->version != kFrameRingVersion ||
       h->slots != kFrameRingSlots || h->slot_bytes != kFrameRingSlotBytes ||

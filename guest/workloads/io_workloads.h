@@ -12,6 +12,10 @@
 
 namespace rehome::guest {
 
+// Where the virtio-bad workload points descriptors it wants outside guest RAM: far above any
+// test guest's RAM.
+inline constexpr uint64_t kOutsideRam = 0xffff0000000ull;
+
 struct VirtioDevices {
   const VirtioMmioRegion* regions;
   uint32_t count;

@@ -13,10 +13,9 @@
 namespace rehome::guest {
 namespace {
 
-constexpr uint64_t kBadAddress = 0xffff0000000ull;  // far above any test guest's RAM
-constexpr uint64_t kTxReactionTicks = 50;           // 200 ms at 250 Hz
-constexpr uint64_t kRxReactionTicks = 500;          // 2 s: the host must send something
-constexpr uint32_t kOversize = 1600;                // > the 1518-byte maximum frame
+constexpr uint64_t kTxReactionTicks = 50;   // 200 ms at 250 Hz
+constexpr uint64_t kRxReactionTicks = 500;  // 2 s: the host must send something
+constexpr uint32_t kOversize = 1600;        // > the 1518-byte maximum frame
 
 enum class Case { kTxLoop, kTxBadAddr, kTxOversize, kRxBadAddr, kRxSmall };
 constexpr Case kCases[] = {Case::kTxLoop, Case::kTxBadAddr, Case::kTxOversize, Case::kRxBadAddr,
@@ -55,13 +54,13 @@ void SubmitBad(Case c) {
       d[1] = {Addr(scratch + 64), 60, kDescFNext, 0};
       break;
     case Case::kTxBadAddr:
-      d[0] = {kBadAddress, kNetHeaderBytes + 60, 0, 0};
+      d[0] = {kOutsideRam, kNetHeaderBytes + 60, 0, 0};
       break;
     case Case::kTxOversize:
       d[0] = {Addr(scratch), kNetHeaderBytes + kOversize, 0, 0};
       break;
     case Case::kRxBadAddr:
-      d[0] = {kBadAddress, kNetBufferBytes, kDescFWrite, 0};
+      d[0] = {kOutsideRam, kNetBufferBytes, kDescFWrite, 0};
       break;
     case Case::kRxSmall:  // no frame fits in 16 bytes with the 12-byte header
       d[0] = {Addr(scratch), 16, kDescFWrite, 0};

@@ -16,9 +16,8 @@ namespace {
 
 namespace bp = blockpattern;
 
-constexpr uint64_t kBadAddress = 0xffff0000000ull;  // far above any test guest's RAM
-constexpr uint64_t kReactionTicks = 50;             // 200 ms at 250 Hz
-constexpr uint32_t kSlack = 5;                      // avail-jump: size + kSlack ahead
+constexpr uint64_t kReactionTicks = 50;  // 200 ms at 250 Hz
+constexpr uint32_t kSlack = 5;           // avail-jump: size + kSlack ahead
 
 enum class Case { kLoop, kBadAddr, kLenOverflow, kAvailJump };
 constexpr Case kCases[] = {Case::kLoop, Case::kBadAddr, Case::kLenOverflow, Case::kAvailJump};
@@ -63,7 +62,7 @@ void SubmitBad(Case c) {
       d[1] = {Addr(scratch), bp::kBlockSize, kDescFNext, 0};
       break;
     case Case::kBadAddr:  // data outside guest RAM
-      d[1] = {kBadAddress, bp::kBlockSize, wnext, 2};
+      d[1] = {kOutsideRam, bp::kBlockSize, wnext, 2};
       break;
     case Case::kLenOverflow:  // device-readable data of 0xffffffff bytes
       d[1] = {Addr(scratch), 0xffffffffu, kDescFNext, 2};
