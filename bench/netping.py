@@ -254,7 +254,13 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
             f["interruption_ms"] = (z - a) / 1e6
             # Where the gap lies around the event (negative: before it), for diagnosis.
             f["gap_from_event_ms"] = [(a - t_ns) / 1e6, (z - t_ns) / 1e6]
+    # The same gaps away from every failover: what the host's own noise looks like.
+    near = [(f["time"] * 1e9 - ((hang_timeout_ms + 100 if f["kind"] == "hang" else 30) * 1e6),
+             f["time"] * 1e9 + 5e6) for f in failovers]
+    quiet = [(z - a) / 1e6 for a, z in gaps if not any(z >= lo and a <= hi for lo, hi in near)]
     return {
+        "quiet_gap_p99_ms": percentile(quiet, 99),
+        "quiet_gap_max_ms": max(quiet, default=None),
         "sent": len(pinger.sent),
         "echoed": len(first),
         "lost": len(pinger.sent) - len(first),
@@ -357,11 +363,16 @@ def fmt_us(v):
     return "-" if v is None else f"{v:.0f}"
 
 
+def fmt_ms(v):
+    return "-" if v is None else f"{v:.2f}"
+
+
 def summarize(r):
     f = r["failovers"]
     line = (f"| {r['mode']} | {r['sent']} | {r['echoed']} | {r['lost']} | {r['duplicated']} | "
             f"{r['reordered']} | {fmt_us(r['rtt_mean_us'])} | {fmt_us(r['rtt_p50_us'])} | "
-            f"{fmt_us(r['rtt_p99_us'])} | {fmt_us(r['rtt_max_us'])} | {len(f)} |")
+            f"{fmt_us(r['rtt_p99_us'])} | {fmt_us(r['rtt_max_us'])} | "
+            f"{fmt_ms(r['quiet_gap_p99_ms'])} / {fmt_ms(r['quiet_gap_max_ms'])} | {len(f)} |")
     for kind in ("crash", "hang", "switchover"):
         gaps = [x["interruption_ms"] for x in f if x["kind"] == kind and x["interruption_ms"]]
         totals = [x["rehome_total_us"] / 1000 for x in f
@@ -447,8 +458,9 @@ def main():
           f"{args.memory} MiB guest, {faults} (split only), hang timeout {args.hang_timeout_ms} "
           f"ms, load average {os.getloadavg()[0]:.2f}")
     print("| mode | sent | echoed | lost | dup | reordered | rtt mean us | p50 us | p99 us | "
-          "max us | failovers | service interruption per failover |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "max us | gap between echoes away from failovers, p99 / max ms | failovers | "
+          "service interruption per failover |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(summarize(r))
     if args.list:

@@ -37,8 +37,8 @@ constexpr std::string_view kCommands[] = {
 };
 
 constexpr std::string_view kFaultTargets[] = {"active", "standby"};
-constexpr std::string_view kFaultKinds[] = {"kill",   "hang",          "garbage",
-                                            "assert", "die-before-commit", "die-after-commit"};
+constexpr std::string_view kFaultKinds[] = {
+    "kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 
@@ -47,15 +47,21 @@ struct StringParam {
   std::string_view name;
   const std::string_view* allowed_begin;  // enum values, or null for any string
   const std::string_view* allowed_end;
+  bool optional = false;  // missing: "" in `values`
 };
 
-// Checks `args` against string members (declaration order, all mandatory), then rejects extra
-// members — the order QEMU's generated marshallers use. Fills `values` in member order.
+// Checks `args` against string members (declaration order; mandatory unless marked optional),
+// then rejects extra members — the order QEMU's generated marshallers use. Fills `values` in
+// member order ("" for a missing optional member).
 absl::Status CheckArgs(const Json& args, std::initializer_list<StringParam> params,
                        std::vector<std::string>* values) {
   for (const StringParam& param : params) {
     auto it = args.find(std::string(param.name));
     if (it == args.end()) {
+      if (param.optional) {
+        values->emplace_back();
+        continue;
+      }
       return Generic(absl::StrCat("Parameter '", ToAbsl(param.name), "' is missing"));
     }
     if (!it->is_string()) {
@@ -164,6 +170,13 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
                               &values));
     return Done(control_->InjectFault(values[0], values[1]));
   }
+  if (name == "__org.rehome_switchover") {
+    std::vector<std::string> values;
+    RETURN_IF_ERROR(CheckArgs(
+        args, {{"binary", nullptr, nullptr, true}, {"standby-binary", nullptr, nullptr, true}},
+        &values));
+    return Done(control_->Switchover({values[0], values[1]}));
+  }
   if (absl::Status status = NoArgs(args); !status.ok()) return status;
   if (name == "query-version") {
     const QmpVersion version = RehomeQmpVersion();
@@ -217,7 +230,6 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
   if (name == "__org.rehome_query-l1s") return control_->QueryL1s();
   if (name == "__org.rehome_query-failovers") return control_->QueryFailovers();
   if (name == "__org.rehome_query-recovery-policy") return control_->QueryRecoveryPolicy();
-  if (name == "__org.rehome_switchover") return Done(control_->Switchover());
   return QmpErrorStatus(kQmpCommandNotFound,
                         absl::StrCat("The command ", ToAbsl(name), " has not been found"));
 }
@@ -253,14 +265,16 @@ Json FailoverStartedEventData(std::string_view cause, int64_t failed_pid) {
 }
 
 Json FailoverCompletedEventData(int64_t new_pid, absl::Duration downtime,
-                                const std::vector<FailoverPhase>& phases) {
+                                const std::vector<FailoverPhase>& phases, absl::Time detected) {
   Json phase_map = Json::object();
   for (const FailoverPhase& phase : phases) {
     phase_map[phase.name] = absl::ToInt64Microseconds(phase.duration);
   }
-  return Json{{"pid", new_pid},
-              {"downtime-us", absl::ToInt64Microseconds(downtime)},
-              {"phases", std::move(phase_map)}};
+  Json data{{"pid", new_pid},
+            {"downtime-us", absl::ToInt64Microseconds(downtime)},
+            {"phases", std::move(phase_map)}};
+  if (detected != absl::InfinitePast()) data["detected-at-us"] = absl::ToUnixMicros(detected);
+  return data;
 }
 
 Json FailoverFailedEventData(std::string_view cause, std::string_view error) {

@@ -5,12 +5,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -40,6 +42,25 @@ int PidfdSendSignal(int pidfd, int signal) {
 constexpr absl::Duration kFailoverSpin = absl::Milliseconds(2);
 
 }  // namespace
+
+absl::Status CheckL1Binary(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("L1 binary ", path, ": ", ErrnoToStatus(errno, "stat").message()));
+  }
+  char magic[4] = {};
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0 || !fd.valid() ||
+      read(fd.get(), magic, sizeof(magic)) != sizeof(magic) ||
+      std::memcmp(magic,
+                  "\x7f"
+                  "ELF",
+                  4) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("L1 binary ", path, ": not an executable file"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
   ASSIGN_OR_RETURN(ExitChannel channel,

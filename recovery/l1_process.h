@@ -60,6 +60,10 @@ struct L1LaunchSpec {
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
 };
 
+// OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:
+// a different rehome build); InvalidArgument naming the path and the problem otherwise.
+absl::Status CheckL1Binary(const std::string& path);
+
 class L1Process final {
  public:
   // Creates the exit channel and starts the process. The L1 reports kStandby in its channel

@@ -88,7 +88,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   s->config_.launch.journal_fd = s->journal_.memfd();
   s->config_.launch.heartbeat_ms = static_cast<uint32_t>(s->config_.policy.heartbeat_period_ms);
   const size_t cpus = static_cast<size_t>(std::max(s->config_.launch.cpus, 0));
-  ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady());
+  ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady(/*first=*/true));
   RETURN_IF_ERROR(first->Promote(1, s->config_.start_timeout));
   {
     absl::MutexLock lock(&s->mu_);
@@ -127,13 +127,16 @@ void Supervisor::Emit(const SupervisorEvent& event) const {
   if (config_.on_event) config_.on_event(event);
 }
 
-absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady() {
+absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady(bool first) {
   uint64_t id;
+  L1LaunchSpec spec;
   {
     absl::MutexLock lock(&mu_);
     id = next_l1_id_++;
+    spec = config_.launch;
+    if (!first && !config_.standby_binary.empty()) spec.binary = config_.standby_binary;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(config_.launch, id));
+  ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(spec, id));
   L1Ptr l1(std::move(spawned));
   {
     absl::MutexLock lock(&mu_);
@@ -402,6 +405,7 @@ void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
   report.failed_pid = failed->pid();
   failed->Fence();  // first of all: the failed L1 must not write anything any more
   const absl::Time fenced = absl::Now();
+  report.detected = detected;
   report.fence = fenced - detected;
   {
     absl::MutexLock lock(&mu_);

@@ -48,6 +48,7 @@ struct FailoverReport {
   absl::Duration fence;            // detection -> failed L1 reaped
   absl::Duration promote;          // reaped -> new active acknowledged (state restored)
   absl::Duration total;            // detection -> guest may run on the new active
+  absl::Time detected;             // when the failure was detected (switchover: when it began)
   std::string ToString() const;
 };
 
@@ -74,7 +75,10 @@ struct L1Info {
 };
 
 struct SupervisorConfig {
-  L1LaunchSpec launch;    // journal_fd is filled in by the supervisor
+  L1LaunchSpec launch;  // journal_fd is filled in by the supervisor
+  // Design diversity: the binary of every L1 started after the first (standbys, cold-start
+  // replacements); empty: launch.binary. The first L1 (the initial active) runs launch.binary.
+  std::string standby_binary;
   RecoveryPolicy policy;  // standbys, heartbeat period, hang timeout, failover limit
   absl::Duration start_timeout = absl::Seconds(10);  // an L1 must be ready within this
   std::function<void(const SupervisorEvent&)> on_event;
@@ -114,7 +118,11 @@ class Supervisor final {
 
   // Planned switchover: quiesce, retire the active, promote the standby. With `binary`, first
   // replaces the standby with one running that binary (L1 upgrade under a running guest).
-  absl::StatusOr<FailoverReport> Switchover(std::optional<std::string> binary = std::nullopt);
+  // With `standby_binary`, every standby started after the switchover runs that binary (default:
+  // `binary`, or the current standby binary).
+  absl::StatusOr<FailoverReport> Switchover(
+      std::optional<std::string> binary = std::nullopt,
+      std::optional<std::string> standby_binary = std::nullopt);
 
   // Fault injection: `target` "active" or "standby"; `kind` "kill", "hang", "garbage",
   // "assert", "die-before-commit", "die-after-commit", "fail-answer" (the next exit is answered
@@ -150,7 +158,11 @@ class Supervisor final {
   Supervisor(SupervisorConfig config, DeviceJournal journal);
   using L1Ptr = std::shared_ptr<L1Process>;
 
-  absl::StatusOr<L1Ptr> SpawnReady();
+  // Starts an L1 and waits until it is ready: the first one runs launch.binary, later ones the
+  // standby binary.
+  absl::StatusOr<L1Ptr> SpawnReady(bool first = false);
+  // Fences every ready standby (the keeper starts new ones with the current standby binary).
+  void ReplaceStandbys();
   // Replaces the failed active `generation`; no-op when that generation is already replaced.
   void OnActiveFailure(uint64_t generation, const std::string& cause, absl::Time detected);
   // Promotes `next` (or a fresh L1) to `generation`; fills `report`. Holds failover_mu_.

@@ -11,17 +11,25 @@
 
 namespace rehome {
 
-absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string> binary) {
+void Supervisor::ReplaceStandbys() {
+  std::deque<L1Ptr> old;
+  {
+    absl::MutexLock lock(&mu_);
+    old.swap(standbys_);
+    cv_.SignalAll();
+  }
+  for (const L1Ptr& l1 : old) l1->Fence();
+}
+
+absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string> binary,
+                                                      std::optional<std::string> standby_binary) {
   if (binary.has_value()) {
     // Replace every standby with one running the new binary, then switch to it.
-    std::deque<L1Ptr> old;
     {
       absl::MutexLock lock(&mu_);
-      config_.launch.binary = *binary;
-      old.swap(standbys_);
-      cv_.SignalAll();
+      config_.standby_binary = *binary;
     }
-    for (const L1Ptr& l1 : old) l1->Fence();
+    ReplaceStandbys();
   }
   absl::MutexLock failover(&failover_mu_);
   const absl::Time start = absl::Now();
@@ -55,6 +63,7 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   retiring->channel().header().quit_request.store(1, std::memory_order_release);
   retiring->channel().SignalRequest();
   retiring->Fence();
+  report.detected = start;
   report.fence = absl::Now() - start;
   absl::Status promoted = PromoteLocked(std::move(next), generation + 1, &report);
   report.total = absl::Now() - start;
@@ -76,6 +85,14 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
           std::nullopt});
   } else {
     Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid, report});
+  }
+  if (promoted.ok() && standby_binary.has_value()) {
+    // The new active runs `binary`; the standbys that follow it run `standby_binary`.
+    {
+      absl::MutexLock relock(&mu_);
+      config_.standby_binary = *standby_binary;
+    }
+    ReplaceStandbys();
   }
   mu_.Lock();  // re-taken for the MutexLock's destructor
   if (!promoted.ok()) return promoted;

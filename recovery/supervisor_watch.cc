@@ -10,11 +10,15 @@
 #include "absl/time/clock.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
+#include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
 #include "recovery/supervisor.h"
 
 namespace rehome {
 namespace {
+
+// A busy exit thread without progress for this many hang timeouts is livelocked (LivelockWatch).
+constexpr int kLivelockPeriods = 4;
 
 bool IsStopped(pid_t pid) {
   const std::optional<char> state = ProcessState(pid);
@@ -67,6 +71,7 @@ void Supervisor::MonitorLoop() {
     absl::Time changed;
   };
   std::map<uint64_t, Beat> beats;  // by L1 id
+  std::map<uint64_t, LivelockWatch> busy;  // by L1 id
   const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
   const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
   for (;;) {
@@ -106,6 +111,18 @@ void Supervisor::MonitorLoop() {
         return absl::StrCat("hang: no heartbeat from L1 pid ", l1->pid(), " for ",
                             absl::ToInt64Milliseconds(now - beat.changed), " ms");
       }
+      // Beating, but its exit thread spinning without committing or announcing progress (e.g.
+      // stuck in a device notification, where no exit deadline runs): a livelock.
+      const std::optional<uint64_t> runtime = MainThreadRuntimeNs(l1->pid());
+      if (!runtime.has_value()) return "";
+      const uint64_t marker =
+          l1->work_progress() + (l1 == active ? journal_.commits() : 0);
+      auto [it, added] = busy.try_emplace(l1->id(), kLivelockPeriods * hang);
+      if (std::optional<absl::Duration> stuck = it->second.Sample(now, *runtime, marker)) {
+        return absl::StrCat("hang: L1 pid ", l1->pid(), " busy for ",
+                            absl::ToInt64Milliseconds(*stuck),
+                            " ms without committing or progress (livelock)");
+      }
       return "";
     };
     if (active) {
@@ -130,10 +147,16 @@ void Supervisor::MonitorLoop() {
       Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, s->pid(), std::nullopt});
     }
     // Forget L1s that are gone.
+    auto live = [&](uint64_t id) {
+      bool found = active && active->id() == id;
+      for (const L1Ptr& s : standbys) found = found || s->id() == id;
+      return found;
+    };
     for (auto it = beats.begin(); it != beats.end();) {
-      bool live = active && active->id() == it->first;
-      for (const L1Ptr& s : standbys) live = live || s->id() == it->first;
-      it = live ? std::next(it) : beats.erase(it);
+      it = live(it->first) ? std::next(it) : beats.erase(it);
+    }
+    for (auto it = busy.begin(); it != busy.end();) {
+      it = live(it->first) ? std::next(it) : busy.erase(it);
     }
   }
 }

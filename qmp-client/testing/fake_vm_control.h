@@ -61,7 +61,12 @@ class FakeVmControl final : public VmControl {
   nlohmann::json QueryRecoveryPolicy() const override {
     return {{"standby", true}, {"max-failovers", 3}};
   }
-  absl::Status Switchover() override { return Act("switchover", std::nullopt, "", std::nullopt); }
+  absl::Status Switchover(const SwitchoverArgs& args) override {
+    std::string call = "switchover";
+    if (!args.binary.empty()) call += " binary=" + args.binary;
+    if (!args.standby_binary.empty()) call += " standby-binary=" + args.standby_binary;
+    return Act(call, std::nullopt, "", std::nullopt);
+  }
   absl::Status InjectFault(std::string_view target, std::string_view kind) override {
     return Act("inject-fault " + std::string(target) + " " + std::string(kind), std::nullopt, "",
                std::nullopt);

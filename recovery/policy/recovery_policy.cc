@@ -76,7 +76,9 @@ std::string RecoveryPolicy::ToString() const {
   std::string_view name = RecoveryModeName(mode);
   return absl::StrCat("mode=", absl::string_view(name.data(), name.size()), " standbys=", standbys,
                       " heartbeat=", heartbeat_period_ms, "ms hang=", hang_timeout_ms,
-                      "ms limit=", max_failovers, "/", failover_window_s, "s");
+                      "ms limit=", max_failovers, "/", failover_window_s, "s",
+                      l1_binary.empty() ? "" : " l1=", l1_binary,
+                      standby_l1_binary.empty() ? "" : " standby-l1=", standby_l1_binary);
 }
 
 }  // namespace rehome

@@ -40,6 +40,11 @@ struct RecoveryPolicy {
   int hang_timeout_ms = 50;      // (heartbeat_period_ms, kMaxHangTimeoutMs]
   int max_failovers = 10;        // >= 1 recoveries ...
   int failover_window_s = 60;    // ... within this many seconds (>= 1)
+  // Design diversity (<rehome:l1 binary standby-binary>, --l1-binary, --standby-l1-binary): the
+  // L1 binary of the first L1 (the initial active) and of every L1 started after it (standbys,
+  // replacements). Empty: the rehome binary itself; standby empty: the same as l1_binary.
+  std::string l1_binary;
+  std::string standby_l1_binary;
 
   // OK, or InvalidArgument naming the offending XML element and attribute, e.g.
   // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.

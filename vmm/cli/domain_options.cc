@@ -70,7 +70,13 @@ absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
   options->memory_mib = domain->memory_bytes >> 20;
   options->cpus = domain->vcpus;
   options->cmdline = domain->cmdline;
-  options->policy = domain->recovery;
+  // The domain's recovery policy; L1 binaries given on the command line win.
+  RecoveryPolicy policy = domain->recovery;
+  if (!options->policy.l1_binary.empty()) policy.l1_binary = options->policy.l1_binary;
+  if (!options->policy.standby_l1_binary.empty()) {
+    policy.standby_l1_binary = options->policy.standby_l1_binary;
+  }
+  options->policy = policy;
   *domain_name = domain->name;
   *domain_uuid = domain->uuid;
   return absl::OkStatus();

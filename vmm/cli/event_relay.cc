@@ -23,7 +23,8 @@ void EventRelay::Forward(const SupervisorEvent& e) {
       control->Emit(
           kEventFailoverCompleted,
           FailoverCompletedEventData(e.pid, e.report->total,
-                                     {{"fence", e.report->fence}, {"promote", e.report->promote}}));
+                                     {{"fence", e.report->fence}, {"promote", e.report->promote}},
+                                     e.report->detected));
       break;
     case SupervisorEvent::Kind::kFailoverFailed:
       control->Emit(kEventFailoverFailed, FailoverFailedEventData(e.role, e.cause));

@@ -174,6 +174,7 @@ absl::Status Machine::SetUpBackend() {
   if (config_.mode == MachineMode::kSplit) {
     SupervisorConfig supervisor;
     supervisor.launch.binary = config_.split.l1_binary;
+    supervisor.standby_binary = config_.split.standby_l1_binary;
     supervisor.launch.cpus = config_.cpus;
     supervisor.launch.oracle = config_.oracle;
     for (const GuestMemory::Region& region : ram_.regions()) {

@@ -46,7 +46,8 @@ enum class MachineMode { kMonolithic, kSplit };
 
 // Split mode: how L1 processes are started and supervised.
 struct SplitConfig {
-  std::string l1_binary;  // the rehome executable (run as `rehome __l1`)
+  std::string l1_binary;          // the rehome executable (run as `rehome __l1`)
+  std::string standby_l1_binary;  // L1s after the first (empty: l1_binary); design diversity
   RecoveryPolicy policy;
   std::function<void(const SupervisorEvent&)> on_event;
   bool pause_on_limit = false;  // see SupervisorConfig

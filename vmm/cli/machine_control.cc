@@ -3,6 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
+#include "recovery/l1_process.h"
 
 namespace rehome {
 namespace {
@@ -98,16 +100,30 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
           {"heartbeat-period-ms", policy_.heartbeat_period_ms},
           {"hang-timeout-ms", policy_.hang_timeout_ms},
           {"max-failovers", policy_.max_failovers},
-          {"failover-window-s", policy_.failover_window_s}};
+          {"failover-window-s", policy_.failover_window_s},
+          {"l1-binary", policy_.l1_binary},
+          {"standby-l1-binary", policy_.standby_l1_binary}};
 }
 
-absl::Status MachineControl::Switchover() {
+absl::Status MachineControl::Switchover(const SwitchoverArgs& args) {
+  for (const std::string& binary : {args.binary, args.standby_binary}) {
+    if (!binary.empty()) RETURN_IF_ERROR(CheckL1Binary(binary));
+  }
   absl::MutexLock lock(&machine_mu_);
   if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
   if (machine_->supervisor() == nullptr) {
     return absl::FailedPreconditionError("switchover needs --mode split");
   }
+  {
+    absl::MutexLock queue(&mu_);
+    switchover_ = args;
+  }
   return Post(Request::kSwitchover);
+}
+
+SwitchoverArgs MachineControl::TakeSwitchoverArgs() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(switchover_, SwitchoverArgs{});
 }
 
 absl::Status MachineControl::InjectFault(std::string_view target, std::string_view kind) {

@@ -16,6 +16,7 @@
 #include "base/errno_status.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
+#include "recovery/l1_process.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
 #include "vmm/cli/guest_cmdline.h"
@@ -78,7 +79,12 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         return ControlOutcome::kReset;
       case MachineControl::Request::kSwitchover:
         if (vm.supervisor() != nullptr) {
-          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+          const SwitchoverArgs args = control.TakeSwitchoverArgs();
+          auto given = [](const std::string& s) {
+            return s.empty() ? std::nullopt : std::optional<std::string>(s);
+          };
+          absl::StatusOr<FailoverReport> report =
+              vm.supervisor()->Switchover(given(args.binary), given(args.standby_binary));
           if (report.ok()) {
             err << "rehome: " << report->ToString() << "\n";
           } else {
@@ -127,6 +133,14 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
+  for (const std::string* binary :
+       {&options->policy.l1_binary, &options->policy.standby_l1_binary}) {
+    if (binary->empty()) continue;
+    if (absl::Status usable = CheckL1Binary(*binary); !usable.ok()) {
+      err << "rehome run: " << usable.message() << "\n";
+      return kExitUsage;
+    }
+  }
   if (!options->disk.empty() || !options->console_socket.empty() || options->netdev.has_value()) {
     const std::string virtio = VirtioMmioCmdline(
         !options->disk.empty(), !options->console_socket.empty(), options->netdev.has_value());
@@ -214,7 +228,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;
     config.split.post_writes = options->posted_writes;
-    config.split.l1_binary = SelfBinary();
+    config.split.l1_binary =
+        options->policy.l1_binary.empty() ? SelfBinary() : options->policy.l1_binary;
+    config.split.standby_l1_binary = options->policy.standby_l1_binary;
     config.split.policy = options->policy;
     auto err_mu = std::make_shared<absl::Mutex>();
     auto relay = std::make_shared<EventRelay>();

@@ -70,6 +70,10 @@ std::string RunUsage() {
       "                            virtio-net on the existing tap NAME (rehome, L0, keeps it\n"
       "                            across L1 failovers; every frame exactly once); MAC default\n"
       "                            52:54:00:12:34:56\n"
+      "  --l1-binary PATH          design diversity: the L1 binary of the first (active) L1\n"
+      "                            (default: this rehome); a build of the same version\n"
+      "  --standby-l1-binary PATH  the L1 binary of every L1 started after the first\n"
+      "                            (standbys, replacements; default: --l1-binary)\n"
       "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
       "  --exit-stats              at the end, print the exits handled and the VMM's mean time\n"
       "                            per exit outside KVM_RUN (benchmarks)\n"
@@ -204,6 +208,10 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
             absl::StrCat("--l1-priority: expected realtime or normal, got '", value, "'"));
       }
       options.l1_realtime = value == "realtime";
+    } else if (name == "--l1-binary") {
+      options.policy.l1_binary = value;
+    } else if (name == "--standby-l1-binary") {
+      options.policy.standby_l1_binary = value;
     } else if (name == "--qmp") {
       options.qmp_socket = value;
     } else if (name == "--domain") {

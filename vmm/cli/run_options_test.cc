@@ -25,6 +25,14 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_TRUE(options->exit_stats);
 }
 
+TEST(RunOptionsTest, L1BinariesGoIntoThePolicy) {
+  auto options = ParseRunOptions(
+      {"--kernel", "k.elf", "--l1-binary", "/a/rehome", "--standby-l1-binary=/b/rehome"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->policy.l1_binary, "/a/rehome");
+  EXPECT_EQ(options->policy.standby_l1_binary, "/b/rehome");
+}
+
 TEST(RunOptionsTest, DefaultsApply) {
   auto options = ParseRunOptions({"--kernel", "k.elf"});
   ASSERT_TRUE(options.ok()) << options.status();

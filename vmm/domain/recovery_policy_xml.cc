@@ -99,13 +99,22 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
     if (child->type != XML_ELEMENT_NODE) continue;
     if (!xml::InNamespace(child, kRehomeDomainNamespace)) continue;  // someone else's
     const std::string name = reinterpret_cast<const char*>(child->name);
-    if (name != "heartbeat" && name != "hang" && name != "limit") {
+    if (name != "heartbeat" && name != "hang" && name != "limit" && name != "l1") {
       return ElementError(child, "unknown element");
     }
     if (!seen.insert(name).second) return ElementError(child, "appears more than once");
     if (name == "heartbeat") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"period-ms"}));
       RETURN_IF_ERROR(ReadInt(child, a, "period-ms", &policy->heartbeat_period_ms));
+    } else if (name == "l1") {
+      ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"binary", "standby-binary"}));
+      for (const auto& [attr, value] : a) {
+        if (value.empty()) return AttrError(child, attr, value, "must name a file");
+      }
+      if (auto it = a.find("binary"); it != a.end()) policy->l1_binary = it->second;
+      if (auto it = a.find("standby-binary"); it != a.end()) {
+        policy->standby_l1_binary = it->second;
+      }
     } else if (name == "hang") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"timeout-ms"}));
       RETURN_IF_ERROR(ReadInt(child, a, "timeout-ms", &policy->hang_timeout_ms));

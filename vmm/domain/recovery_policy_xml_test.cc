@@ -57,6 +57,22 @@ TEST(RecoveryPolicyXml, ReadsEveryAttributeAndLibvirtAcceptsIt) {
   EXPECT_EQ(policy->failover_window_s, 120);
 }
 
+TEST(RecoveryPolicyXml, L1BinariesForDesignDiversity) {
+  absl::StatusOr<RecoveryPolicy> policy = Read(
+      Policy("version='1'", "<rehome:l1 binary='/opt/a/rehome' standby-binary='/opt/b/rehome'/>"),
+      /*validate=*/true);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->l1_binary, "/opt/a/rehome");
+  EXPECT_EQ(policy->standby_l1_binary, "/opt/b/rehome");
+  EXPECT_THAT(policy->ToString(), HasSubstr("l1=/opt/a/rehome standby-l1=/opt/b/rehome"));
+  policy = Read(Policy("version='1'", "<rehome:l1 standby-binary='/opt/b/rehome'/>"));
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->l1_binary, "");
+  ExpectRejected(Policy("version='1'", "<rehome:l1 binary=''/>"),
+                 "<rehome:l1 binary=\"\">: must name a file");
+  ExpectRejected(Policy("version='1'", "<rehome:l1 path='/x'/>"), "unknown attribute");
+}
+
 TEST(RecoveryPolicyXml, AbsentPartsTakeDefaults) {
   EXPECT_EQ(Read(DomainWithMetadata("")).value(), RecoveryPolicy{});
   EXPECT_EQ(Read(DomainWithMetadata("<metadata/>")).value(), RecoveryPolicy{});
