@@ -224,7 +224,9 @@ TEST_P(NetTest, HostileChainsResetTheDeviceAndNothingElse) {
     EXPECT_THAT(console, HasSubstr(c));
   }
   EXPECT_THAT(console, HasSubstr("virtio-bad done cases=5"));
-  if (m.supervisor() != nullptr) EXPECT_EQ(m.supervisor()->failover_count(), 0u);
+  if (m.supervisor() != nullptr) {
+    EXPECT_EQ(m.supervisor()->failover_count(), 0u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, NetTest,

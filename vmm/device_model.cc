@@ -80,6 +80,10 @@ bool DeviceModel::KickNet() {
   return rx || tx;
 }
 
+bool DeviceModel::NetTransmitAvailable() const {
+  return net_ != nullptr && net_->HasAvailable(virtio::NetDevice::kTransmitQueue);
+}
+
 uint64_t DeviceModel::net_rx_frames() const {
   if (net_ == nullptr) return 0;
   return static_cast<const virtio::NetDevice&>(net_->device()).rx_frames();

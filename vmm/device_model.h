@@ -114,6 +114,8 @@ class DeviceModel final {
   // host added frames or made room. True when the state changed.
   bool KickNet();
   bool has_net() const { return net_ != nullptr; }
+  // Whether the guest has made a transmit chain available that the device has not taken yet.
+  bool NetTransmitAvailable() const;
   // Its receive and transmit positions (frames since boot; part of the device state).
   uint64_t net_rx_frames() const;
   uint64_t net_tx_frames() const;

@@ -284,6 +284,13 @@ bool MmioTransport::Kick(int queue) {
   return queues_[queue].SaveState().last_avail_idx != before || status_ != status_before;
 }
 
+bool MmioTransport::HasAvailable(int queue) const {
+  absl::MutexLock lock(&mu_);
+  if ((status_ & kStatusNeedsReset) || !(status_ & kStatusDriverOk)) return false;
+  if (queue < 0 || static_cast<size_t>(queue) >= queues_.size()) return false;
+  return queues_[queue].HasAvailable(mem_);
+}
+
 void MmioTransport::SetDeferredPublication(bool deferred) {
   absl::MutexLock lock(&mu_);
   deferred_publication_ = deferred;

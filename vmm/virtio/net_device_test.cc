@@ -166,6 +166,18 @@ TEST_F(NetTest, TransmittedFramesReachTheBackendInOrderAndWaitForRoom) {
   EXPECT_EQ(net(*transport_).tx_frames(), 4u);
 }
 
+TEST_F(NetTest, TellsWhetherTheGuestHasATransmitChainWaiting) {
+  EXPECT_FALSE(transport_->HasAvailable(kTx));
+  Send(MakeFrame(0));  // published, not notified
+  EXPECT_TRUE(transport_->HasAvailable(kTx));
+  EXPECT_FALSE(transport_->HasAvailable(kRx));
+  driver_->Notify(kTx);
+  EXPECT_FALSE(transport_->HasAvailable(kTx));
+  Send(MakeFrame(1));
+  driver_->Write32(T::kRegStatus, 0);  // reset: nothing is available to a device without a driver
+  EXPECT_FALSE(transport_->HasAvailable(kTx));
+}
+
 TEST_F(NetTest, RuntFramesAreDroppedAndCompleted) {
   Send(MakeFrame(0, 13));
   Send(MakeFrame(1, 14));

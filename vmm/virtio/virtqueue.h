@@ -87,6 +87,10 @@ class Virtqueue final {
   // total length exceeds 2^32 - 1.
   absl::StatusOr<std::optional<Chain>> Pop(const GuestMemoryView& mem);
 
+  // Whether the driver has made a chain available that Pop has not taken (a look at the
+  // available index only; false when not ready or the ring is not in guest RAM).
+  bool HasAvailable(const GuestMemoryView& mem) const;
+
   // Publishes chain `head` as used with `written_len` bytes written by the device.
   // InvalidArgument for head >= size, FailedPrecondition when not ready, OutOfRange when the
   // used ring is not in guest RAM. With deferred publication the element is written but the used
