@@ -38,6 +38,8 @@ namespace {
 // How often a standby rehearses a promotion (Rehearse) while the journal moves on.
 constexpr int64_t kRehearsalNs = 10'000'000;
 constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
+// The nice value of an L1 until it reports ready (Init).
+constexpr int kStartNice = 5;
 
 class L1Server final {
  public:
@@ -52,11 +54,12 @@ class L1Server final {
   }
 
   absl::Status Init() {
-    // Normal priority until ready (see Run), whatever policy the spawning thread had; nice -10
-    // when permitted.
+    // Until it is ready (see Run) an L1 has nothing urgent to do, whatever policy the spawning
+    // thread had: below the vCPU threads (nice 5), so that a standby starting right after a
+    // failover does not take their CPU while the guest's traffic catches up.
     const sched_param other{.sched_priority = 0};
     (void)sched_setscheduler(0, SCHED_OTHER, &other);
-    (void)setpriority(PRIO_PROCESS, 0, -10);
+    (void)setpriority(PRIO_PROCESS, 0, kStartNice);
     DeviceModelConfig config;
     config.oracle = options_.oracle;
     if (config.oracle.has_value()) config.oracle->cpus = static_cast<uint32_t>(options_.cpus);
@@ -88,15 +91,16 @@ class L1Server final {
     // weight (nice -10, root only), else normal priority. Threads started below inherit it.
     // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
     // replacements from its real-time failover threads.
-    // Start-up (Init, and the first rehearsal: a cold restore full of page faults) ran at normal
+    // Start-up (Init, and the first rehearsal: a cold restore full of page faults) runs at low
     // priority (Init): a new standby starts right after a failover, and at SCHED_FIFO its
     // start-up would keep the new active L1 and L0's network pump (the same priority does not
-    // preempt) off a CPU for milliseconds while the guest's traffic waits. Real-time from the
-    // moment it reports ready.
+    // preempt) off a CPU for milliseconds while the guest's traffic waits. Real-time (or nice
+    // -10) from the moment it reports ready.
     const sched_param fifo{.sched_priority = 1};
     PublishPostedRanges();
     Rehearse();  // a new standby is warm before it reports ready
     realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
+    if (!realtime_) (void)setpriority(PRIO_PROCESS, 0, -10);
     std::thread heartbeat([this] { Heartbeat(); });
     heartbeat.detach();  // dies with the process
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
