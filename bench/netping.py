@@ -235,7 +235,9 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
         if name == "__org.rehome_FAILOVER_STARTED":
             pending = (t, data.get("cause", "?"))
         elif name == "__org.rehome_FAILOVER_COMPLETED" and pending is not None:
+            detected = data.get("detected-at-us")
             failovers.append({"time": pending[0], "cause": pending[1],
+                              "detected": detected / 1e6 if detected is not None else None,
                               "rehome_total_us": data.get("downtime-us"),
                               "phases_us": data.get("phases", {})})
             pending = None
@@ -243,11 +245,17 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
         kind = "hang" if f["cause"].startswith("hang") else \
             "switchover" if f["cause"].startswith("switchover") else "crash"
         f["kind"] = kind
-        # The events are emitted once the guest runs again; the outage began before them (a hang
-        # by at least the hang timeout): the longest gap overlapping that window.
-        before = (hang_timeout_ms + 100 if kind == "hang" else 30) * 1e6
-        t_ns = f["time"] * 1e9
-        window = [(a, z) for a, z in gaps if z >= t_ns - before and a <= t_ns + 5e6]
+        if f["detected"] is not None:
+            # rehome says when it detected the failure (a switchover: when it began): the
+            # outage the client saw is the gap between echoes that spans that instant.
+            t_ns = f["detected"] * 1e9
+            window = [(a, z) for a, z in gaps if a <= t_ns < z]
+        else:
+            # Older rehome: the events come once the guest runs again, after the outage began
+            # (a hang: at least the hang timeout before): the longest gap near them.
+            before = (hang_timeout_ms + 100 if kind == "hang" else 30) * 1e6
+            t_ns = f["time"] * 1e9
+            window = [(a, z) for a, z in gaps if z >= t_ns - before and a <= t_ns + 5e6]
         f["interruption_ms"] = None
         if window:
             a, z = max(window, key=lambda g: g[1] - g[0])
@@ -255,7 +263,8 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
             # Where the gap lies around the event (negative: before it), for diagnosis.
             f["gap_from_event_ms"] = [(a - t_ns) / 1e6, (z - t_ns) / 1e6]
     # The same gaps away from every failover: what the host's own noise looks like.
-    near = [(f["time"] * 1e9 - ((hang_timeout_ms + 100 if f["kind"] == "hang" else 30) * 1e6),
+    near = [((f["detected"] or f["time"]) * 1e9 -
+             ((hang_timeout_ms + 100 if f["kind"] == "hang" else 30) * 1e6),
              f["time"] * 1e9 + 5e6) for f in failovers]
     quiet = [(z - a) / 1e6 for a, z in gaps if not any(z >= lo and a <= hi for lo, hi in near)]
     return {
@@ -400,7 +409,8 @@ def plot(results, path):
                     color="red", label=f"lost ({len(lost)})")
         colors = {"crash": "tab:red", "hang": "tab:orange", "switchover": "tab:green"}
         for kind, color in colors.items():
-            xs = [(f["time"] * 1e9 - t0) / 1e9 for f in r["failovers"] if f["kind"] == kind]
+            xs = [((f["detected"] or f["time"]) * 1e9 - t0) / 1e9 for f in r["failovers"]
+                  if f["kind"] == kind]
             for i, x in enumerate(xs):
                 ax.axvline(x, color=color, alpha=0.35, linewidth=0.8,
                            label=f"{kind} failover ({len(xs)})" if i == 0 else None)
@@ -469,7 +479,8 @@ def main():
                 phases = ", ".join(f"{k} {v / 1000:.2f}" for k, v in f["phases_us"].items())
                 gap = "-" if f["interruption_ms"] is None else f"{f['interruption_ms']:.2f} ms"
                 total = f["rehome_total_us"] / 1000 if f["rehome_total_us"] is not None else 0
-                print(f"  {r['mode']} +{f['time'] - r['first_send_ns'] / 1e9:7.3f} s  "
+                t = f["detected"] or f["time"]
+                print(f"  {r['mode']} +{t - r['first_send_ns'] / 1e9:7.3f} s  "
                       f"{f['cause'][:60]:60}  interruption {gap:>9}  (rehome: {total:.2f} ms; "
                       f"{phases})")
     if args.json:
