@@ -177,6 +177,9 @@ def run_campaign(args):
     # this host's ext4 (mounted with discard) took seconds, longer than the run itself.
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="rehome-campaign-", dir=scratch) as work:
+        meta["duration_s"] = calibrate(args, workload, work)
+        with open(os.path.join(out, "campaign.json"), "w") as f:
+            json.dump(meta, f, indent=1)
         for index, (fault, seed, extra, mutant) in enumerate(plans):
             cfg = make_config(args, workload, fault, extra, work)
             row = execute(cfg, index, seed)
@@ -195,6 +198,23 @@ def run_campaign(args):
     print(f"\ncampaign: wrote {csv_path}, {os.path.join(out, 'summary.md')}, "
           f"{os.path.join(out, 'outcomes.png')}")
     return 0
+
+
+def calibrate(args, workload, work_dir):
+    """Measures the workload's fault-free run on this host, in this mode, with these arguments:
+    injection moments are drawn within it (a faster mode or host would otherwise see faults land
+    after the guest finished). Keeps the workload's nominal duration if the run fails."""
+    cfg = make_config(args, workload, "none", [], work_dir)
+    cfg.new_vm_check = False
+    row = execute(cfg, 99999, 0)
+    if row["outcome"] != outcome.NO_EFFECT:
+        print(f"campaign: calibration run failed ({row['outcome']}: {row['detail']}); using the "
+              f"nominal {workload.duration_s} s", file=sys.stderr)
+        return workload.duration_s
+    workload.duration_s = max(0.1, float(row["wall_s"]))
+    print(f"campaign: a fault-free {args.workload} run takes {workload.duration_s:.2f} s here; "
+          "faults land within it", file=sys.stderr)
+    return workload.duration_s
 
 
 def make_config(args, workload, fault, extra, work_dir):
@@ -218,6 +238,7 @@ def replay(args):
     saved.build = args.build
     check_binaries(saved.build)
     workload = WORKLOADS[old["workload"]](saved.build, SOURCE_DIR)
+    workload.duration_s = meta.get("duration_s", workload.duration_s)  # the same moments
     extra = []
     if old.get("mutant"):
         binary = dict((m["id"], b) for m, b in load_mutants(saved))[old["mutant"]]

@@ -11,8 +11,9 @@ mean, p50, p99 and max; and for each failover rehome reports over QMP (__org.reh
 events: cause, rehome's own phase timings), the service interruption: the longest gap between
 consecutive echoes around it. Faults: --kill-active-every-ms (rehome's SIGKILL timer),
 --hang-every-ms (QMP inject-fault hang = SIGSTOP, so detection time is included),
---switchover-every-ms. --modes split,monolithic,qemu alternates the configurations run by run
-(--reps rounds) for side-by-side figures; faults apply to split mode only. --plot draws the
+--switchover-every-ms. --modes split,monolithic,qemu,verify-dual,verify-triple alternates the
+configurations run by run (--reps rounds) for side-by-side figures (verify-*: split mode with
+`--verify dual|triple`, every frame compared before it leaves); faults apply to split mode only. --plot draws the
 round-trip time over the run with the failovers marked (PNG, matplotlib). The datagram loop is
 bounded in count (--count) and time. Nothing leaves the machine. Exit status: 0; 1 when a run
 failed (a `bench: ...` line says why) or, with --check, when a datagram was lost or duplicated
@@ -313,7 +314,10 @@ def start_vm(mode, args, work):
                                 ("--switchover-every-ms", args.switchover_every_ms)):
                 if value:
                     extra += [flag, str(value)]
-        cmd = b.rehome_cmd(cmdline, memory_mib=args.memory, mode=mode, extra=extra)
+        if mode.startswith("verify-"):
+            extra += ["--verify", mode[len("verify-"):]]
+        cmd = b.rehome_cmd(cmdline, memory_mib=args.memory,
+                           mode="split" if mode.startswith("verify-") else mode, extra=extra)
     log = open(os.path.join(work, f"{mode}.stderr"), "w")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + 60
@@ -428,7 +432,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--modes", default="split",
-                        help="comma-separated: split, monolithic, qemu (alternated per round)")
+                        help="comma-separated: split, monolithic, qemu, verify-dual, "
+                        "verify-triple (alternated per round)")
     parser.add_argument("--reps", type=int, default=1, help="rounds over --modes")
     parser.add_argument("--count", type=int, default=5000, help="datagrams per run")
     parser.add_argument("--interval-ms", type=float, default=1.0)
@@ -449,7 +454,7 @@ def main():
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
-        if m not in ("split", "monolithic", "qemu"):
+        if m not in ("split", "monolithic", "qemu", "verify-dual", "verify-triple"):
             parser.error(f"--modes: unknown mode {m!r}")
     if args.count < 1 or args.interval_ms <= 0:
         parser.error("--count and --interval-ms must be positive")

@@ -32,13 +32,15 @@ constexpr std::string_view kCommands[] = {
     "__org.rehome_query-l1s",
     "__org.rehome_query-failovers",
     "__org.rehome_query-recovery-policy",
+    "__org.rehome_query-verification",
     "__org.rehome_switchover",
     "__org.rehome_inject-fault",
 };
 
-constexpr std::string_view kFaultTargets[] = {"active", "standby"};
+constexpr std::string_view kFaultTargets[] = {"active", "standby", "replica-1", "replica-2"};
 constexpr std::string_view kFaultKinds[] = {
-    "kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit"};
+    "kill",        "hang",           "garbage", "assert", "die-before-commit", "die-after-commit",
+    "wrong-state", "wrong-read-data"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 
@@ -163,12 +165,22 @@ bool VmMonitor::HasCommand(std::string_view name) const {
 
 absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args) {
   if (name == "__org.rehome_inject-fault") {
+    // `after` (optional integer) is checked here; the string members by CheckArgs.
+    uint32_t after = 0;
+    Json strings = args;
+    if (auto it = args.find("after"); it != args.end()) {
+      if (!it->is_number_unsigned() || it->get<uint64_t>() > 0xffffff) {
+        return Generic("Invalid parameter type for 'after', expected: integer (0..16777215)");
+      }
+      after = static_cast<uint32_t>(it->get<uint64_t>());
+      strings.erase("after");
+    }
     std::vector<std::string> values;
-    RETURN_IF_ERROR(CheckArgs(args,
+    RETURN_IF_ERROR(CheckArgs(strings,
                               {{"target", std::begin(kFaultTargets), std::end(kFaultTargets)},
                                {"kind", std::begin(kFaultKinds), std::end(kFaultKinds)}},
                               &values));
-    return Done(control_->InjectFault(values[0], values[1]));
+    return Done(control_->InjectFault(values[0], values[1], after));
   }
   if (name == "__org.rehome_switchover") {
     std::vector<std::string> values;
@@ -230,6 +242,7 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
   if (name == "__org.rehome_query-l1s") return control_->QueryL1s();
   if (name == "__org.rehome_query-failovers") return control_->QueryFailovers();
   if (name == "__org.rehome_query-recovery-policy") return control_->QueryRecoveryPolicy();
+  if (name == "__org.rehome_query-verification") return control_->QueryVerification();
   return QmpErrorStatus(kQmpCommandNotFound,
                         absl::StrCat("The command ", ToAbsl(name), " has not been found"));
 }

@@ -63,8 +63,9 @@ absl::Status CheckL1Binary(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
-  ASSIGN_OR_RETURN(ExitChannel channel,
-                   ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
+  ASSIGN_OR_RETURN(
+      ExitChannel channel,
+      ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.HasHostSlot() ? 1 : 0))));
   std::unique_ptr<L1Process> l1(new L1Process(id, std::move(channel)));
   ExitChannel& ch = l1->channel_;
 
@@ -73,11 +74,11 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   // Targets start above every source fd, so no dup2 overwrites a source still to be passed.
   int highest_source = spec.journal_fd;
   for (const GuestMemory::RegionDesc& d : spec.ram) highest_source = std::max(highest_source, d.fd);
-  highest_source =
-      std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
-                spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
-                spec.console_ring_fd, spec.console_out_fd, spec.net_rx_ring_fd, spec.net_tx_ring_fd,
-                spec.net_notify_fd, spec.net_irq_fd, spec.net_kick_fd, spec.net_wake_fd});
+  highest_source = std::max(
+      {highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
+       spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
+       spec.console_ring_fd, spec.console_out_fd, spec.net_rx_ring_fd, spec.net_tx_ring_fd,
+       spec.net_notify_fd, spec.net_irq_fd, spec.net_kick_fd, spec.net_wake_fd, spec.effects_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -126,7 +127,9 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
       args.push_back(pass(spec.console_irq_fd));
     }
   }
-  if (spec.net_mac.has_value() && spec.net_rx_ring_fd >= 0 && spec.net_tx_ring_fd >= 0) {
+  // (A replica gets only the receive ring: its transmitted frames are effects.)
+  if (spec.net_mac.has_value() && spec.net_rx_ring_fd >= 0 &&
+      (spec.net_tx_ring_fd >= 0 || spec.effects_fd >= 0)) {
     args.push_back("--net-mac");
     args.push_back(virtio::FormatMac(*spec.net_mac));
     for (const auto& [option, fd] :
@@ -145,6 +148,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.blk_notify_fd));
     args.push_back("--blk-irq-fd");
     args.push_back(pass(spec.blk_irq_fd));
+  }
+  if (spec.effects_fd >= 0) {  // a replica of verified execution
+    args.push_back("--verify");
+    args.push_back("1");
+    args.push_back("--effects-fd");
+    args.push_back(pass(spec.effects_fd));
   }
   if (spec.oracle.has_value()) {
     args.push_back("--oracle");
@@ -243,8 +252,9 @@ void L1Process::Signal(int signal) {
   PidfdSendSignal(pidfd_.get(), signal);
 }
 
-void L1Process::RequestFault(L1Fault fault) {
-  channel_.header().fault_request.store(static_cast<uint32_t>(fault), std::memory_order_release);
+void L1Process::RequestFault(L1Fault fault, uint32_t after_exits) {
+  channel_.header().fault_request.store(FaultRequest(fault, after_exits),
+                                        std::memory_order_release);
   channel_.SignalRequest();
 }
 

@@ -99,7 +99,8 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   return report;
 }
 
-absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind) {
+absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind,
+                                     uint32_t after_exits) {
   L1Ptr l1;
   {
     absl::MutexLock lock(&mu_);
@@ -118,12 +119,14 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
       {"die-before-commit", L1Fault::kDieBeforeCommit},
       {"die-after-commit", L1Fault::kDieAfterCommit},
       {"fail-answer", L1Fault::kFailAnswer},
+      {"wrong-state", L1Fault::kWrongState},
+      {"wrong-read-data", L1Fault::kWrongReadData},
   };
   if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown fault kind '", std::string(kind),
                      "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer)"));
+                     "fail-answer, wrong-state, wrong-read-data)"));
   }
   if (l1 == nullptr) {
     return absl::FailedPreconditionError(
@@ -134,7 +137,7 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
   } else if (kind == "hang") {
     l1->Signal(SIGSTOP);
   } else {
-    l1->RequestFault(kFaults.at(kind));
+    l1->RequestFault(kFaults.at(kind), after_exits);
   }
   return absl::OkStatus();
 }

@@ -167,5 +167,51 @@ TEST_F(NetTapTest, PumpMovesFramesBothWaysAndRefusesImpossiblePositions) {
   EXPECT_EQ(seen, 1);
 }
 
+// Verified execution: the frames the replicas agreed on leave through SendAgreed, each position
+// once and in order (anything else is refused and not sent), and the agreed receive position
+// frees slots only within what was received.
+TEST_F(NetTapTest, AgreedFramesLeaveOnceInOrderAndPositionsAreChecked) {
+  absl::StatusOr<std::unique_ptr<NetTap>> opened = NetTap::Open(kTap);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  NetTap& tap = **opened;
+  UniqueFd packet(socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, htons(ETH_P_ALL)));
+  ASSERT_TRUE(packet.valid()) << strerror(errno);
+  sockaddr_ll addr{};
+  addr.sll_family = AF_PACKET;
+  addr.sll_protocol = htons(ETH_P_ALL);
+  addr.sll_ifindex = static_cast<int>(if_nametoindex(kTap));
+  ASSERT_EQ(bind(packet.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+
+  const std::vector<uint8_t> first = TestFrame(0x51), second = TestFrame(0x52);
+  EXPECT_FALSE(tap.SendAgreed(1, second));  // not the next position
+  EXPECT_TRUE(tap.SendAgreed(0, first));
+  EXPECT_FALSE(tap.SendAgreed(0, first));  // already sent
+  EXPECT_TRUE(tap.SendAgreed(1, second));
+  EXPECT_FALSE(tap.SendAgreed(2, std::vector<uint8_t>(kFrameMaxBytes + 1, 0)));
+  std::vector<std::vector<uint8_t>> got;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        std::vector<uint8_t> buf(2048);
+        for (ssize_t n; (n = recv(packet.get(), buf.data(), buf.size(), 0)) > 0;) {
+          if (n >= 14 && buf[12] == (kTestEtherType >> 8) && buf[13] == (kTestEtherType & 0xff)) {
+            got.emplace_back(buf.begin(), buf.begin() + n);
+          }
+        }
+        return got.size() >= 2;
+      },
+      absl::Seconds(10)));
+  EXPECT_EQ(got, (std::vector<std::vector<uint8_t>>{first, second}));
+  EXPECT_EQ(tap.stats().tx_frames, 2u);
+
+  // Receive: nothing received yet beyond what the ring holds.
+  FrameRing& rx = tap.rx_ring();
+  const uint64_t produced = tap.rx_produced();
+  EXPECT_EQ(produced, rx.published());
+  EXPECT_FALSE(tap.AgreedConsumed(produced + 1));
+  EXPECT_TRUE(tap.AgreedConsumed(produced));
+  EXPECT_EQ(rx.consumed(), produced);
+  if (produced > 0) EXPECT_FALSE(tap.AgreedConsumed(produced - 1));  // backwards
+}
+
 }  // namespace
 }  // namespace rehome

@@ -2,8 +2,9 @@
 // network namespace the test makes: ping and the netecho workload from the host in both modes;
 // every frame exactly once, in order, while the active L1 is killed at random moments and at
 // each deterministic fault point (before and after the commit of a notification, a garbage
-// ring position, a self-reported failure, a hang); and hostile receive/transmit chains from the
-// guest's virtio-bad mode, which reset the device and nothing else.
+// ring position, a self-reported failure, a hang); the same under verified execution while a
+// replica diverges again and again; and hostile receive/transmit chains from the guest's
+// virtio-bad mode, which reset the device and nothing else.
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -58,6 +59,7 @@ class NetTest : public ::testing::TestWithParam<MachineMode> {
     config.split.l1_binary = testing::RehomeBinary();
     config.split.policy.max_failovers = 100000;
     config.split.policy.hang_timeout_ms = 200;
+    config.split.policy.verify = verify_;
     config.kernel_path = testing::GuestElf();
     config.cmdline = absl::StrCat(workload, " ", VirtioMmioCmdline(false, false, true), " cpus=1");
     config.net = NetdevSpec{kTap};
@@ -87,6 +89,7 @@ class NetTest : public ::testing::TestWithParam<MachineMode> {
   }
 
   std::unique_ptr<testing::ScopedNetNamespace> ns_;
+  VerifyMode verify_ = VerifyMode::kNone;  // for Make
   std::unique_ptr<Machine> machine_;
   std::string serial_path_;
 };
@@ -148,7 +151,7 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
     }
   } stop_on_exit{client->get(), &traffic};
 
-  Supervisor& s = *m.supervisor();
+  L1Supervisor& s = *m.supervisor();
   std::vector<std::string> faults(40, "kill");
   for (const char* kind : {"die-before-commit", "die-after-commit"})
     faults.insert(faults.end(), 10, kind);
@@ -186,6 +189,113 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
   // Each garbage position was refused by L0 and answered with a failover.
   EXPECT_GE(m.net_tap()->stats().ring_errors, 5u);
   EXPECT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
+}
+
+// Verified execution: a transmitted frame is an effect that leaves only once the replicas agree
+// on it. A replica made to diverge (wrong-state: its device state differs after an item) again
+// and again while the guest echoes 8 datagrams in flight: it is outvoted (triple) or a third
+// opinion settles it (dual), and from outside every datagram comes back exactly once, in order,
+// unchanged.
+// Known issues (not in make test; `rehome run` refuses --verify with a network device, exit 64):
+// the replicas diverge without any injected fault (a network-input item runs while the vCPU
+// runs, so replicas can read the guest's queues at different moments; the vote settles it), and
+// after some divergences the guest can stall (docs/failover.md).
+TEST_P(NetTest, DISABLED_VerifiedNetEchoesEveryDatagramOnce) {
+  if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "verified execution needs split mode";
+  for (VerifyMode mode : {VerifyMode::kDual, VerifyMode::kTriple}) {
+    SCOPED_TRACE(mode == VerifyMode::kDual ? "dual" : "triple");
+    machine_.reset();
+    verify_ = mode;
+    ASSERT_NE(Make("workload=netecho steps=200"), nullptr);
+    Machine& m = *machine_;
+    ASSERT_TRUE(AwaitConsole("netecho serving")) << Console();
+    absl::StatusOr<std::unique_ptr<testing::EchoClient>> client =
+        testing::EchoClient::Create(kPort);
+    ASSERT_TRUE(client.ok()) << client.status();
+    EXPECT_TRUE((*client)->Run(200, 4, absl::Seconds(60)).ok()) << Console();
+    const testing::EchoClient::Counters c = (*client)->counters();
+    EXPECT_EQ(c.echoed, 200u);
+    EXPECT_EQ(c.lost + c.duplicated + c.reordered + c.corrupted, 0u);
+    const MachineResult result = m.Wait();
+    ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+    EXPECT_EQ(result.exit_status, 0) << Console();
+    EXPECT_GE(m.net_tap()->stats().tx_frames, 200u);  // every echo left, from agreed effects
+    EXPECT_GT(m.supervisor()->verification().items, 200u);
+    EXPECT_EQ(m.supervisor()->verification().divergences, 0u);
+  }
+}
+
+// Known issue (see above): after a few divergences the guest can stall with received frames
+// waiting in the ring and no further item running.
+TEST_P(NetTest, DISABLED_VerifiedNetEchoThroughDivergences) {
+  if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "verified execution needs split mode";
+  for (VerifyMode mode : {VerifyMode::kDual, VerifyMode::kTriple}) {
+    SCOPED_TRACE(mode == VerifyMode::kDual ? "dual" : "triple");
+    machine_.reset();
+    verify_ = mode;
+    ASSERT_NE(Make("workload=netecho steps=0"), nullptr);
+    Machine& m = *machine_;
+    ASSERT_TRUE(AwaitConsole("netecho serving")) << Console();
+    absl::StatusOr<std::unique_ptr<testing::EchoClient>> client =
+        testing::EchoClient::Create(kPort);
+    ASSERT_TRUE(client.ok()) << client.status();
+    absl::Status run;
+    std::thread traffic([&] { run = (*client)->Run(0, 8, absl::Seconds(60)); });
+    struct StopOnExit {  // also when an assertion ends the test early
+      testing::EchoClient* client;
+      std::thread* thread;
+      ~StopOnExit() {
+        client->Stop();
+        if (thread->joinable()) thread->join();
+      }
+    } stop_on_exit{client->get(), &traffic};
+    L1Supervisor& s = *m.supervisor();
+    std::mt19937_64 random(7);
+    constexpr uint64_t kDivergences = 6;
+    for (uint64_t n = 1; n <= kDivergences; ++n) {
+      const uint64_t echoed = (*client)->echoed();
+      ASSERT_TRUE(PollUntil([&] { return (*client)->echoed() >= echoed + 10; }, absl::Seconds(60)))
+          << "no traffic before divergence " << n << Console();
+      const auto after = static_cast<uint32_t>(random() % 20);  // items: exits and frames
+      // (A wrong state may also crash its replica before it is outvoted: caught either way.)
+      auto caught = [&] { return s.verification().divergences + s.failover_count(); };
+      // A fault armed in a replica that leaves the members first (resolving the previous
+      // divergence) never fires: arm it again, a bounded number of times.
+      const uint64_t before = caught();
+      bool seen = false;
+      for (int attempt = 0; attempt < 4 && !seen; ++attempt) {
+        ASSERT_TRUE(s.InjectFault("active", "wrong-state", after).ok());
+        seen = PollUntil([&] { return caught() > before; }, absl::Seconds(15));
+      }
+      ASSERT_TRUE(seen) << "divergence " << n << ": echoed " << (*client)->echoed() << ", items "
+                        << s.verification().items << ", L1s " << s.L1s().size() << " rx "
+                        << m.net_tap()->stats().rx_frames << " tx "
+                        << m.net_tap()->stats().tx_frames << " ring " << m.net_tap()->rx_produced()
+                        << "/" << const_cast<NetTap*>(m.net_tap())->rx_ring().consumed()
+                        << Console();
+      ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
+    }
+    const uint64_t before_stop = (*client)->echoed();
+    EXPECT_TRUE(
+        PollUntil([&] { return (*client)->echoed() >= before_stop + 50; }, absl::Seconds(60)));
+    (*client)->Stop();
+    traffic.join();
+    EXPECT_TRUE(run.ok()) << run;
+    const testing::EchoClient::Counters c = (*client)->counters();
+    EXPECT_GT(c.echoed, 0u);
+    EXPECT_EQ(c.lost, 0u);
+    EXPECT_EQ(c.duplicated, 0u);
+    EXPECT_EQ(c.reordered, 0u);
+    EXPECT_EQ(c.corrupted, 0u);
+    EXPECT_EQ(c.echoed, c.sent);
+    EXPECT_GE(s.verification().divergences, 1u);
+    if (s.verification().last.has_value()) {
+      EXPECT_THAT(s.verification().last->what, HasSubstr("state"));
+    }
+    EXPECT_EQ(m.net_tap()->stats().ring_errors, 0u);
+    EXPECT_GE(m.net_tap()->stats().tx_frames, c.echoed);
+    EXPECT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
+  }
 }
 
 TEST_P(NetTest, HostileChainsResetTheDeviceAndNothingElse) {

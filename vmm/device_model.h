@@ -26,6 +26,7 @@
 #include "vmm/devices/serial8250.h"
 #include "vmm/exit_dispatcher.h"
 #include "vmm/guest_memory_view.h"
+#include "vmm/virtio/blk_device.h"
 #include "vmm/virtio/mmio_transport.h"
 #include "vmm/virtio/net_device.h"
 #include "vmm/vm_requests.h"
@@ -58,7 +59,8 @@ struct DeviceModelConfig {
   std::function<void()> progress;               // long work in progress (may be null)
   UniqueFd disk;                                // virtio-blk image (raw); invalid = no disk
   bool disk_read_only = false;
-  bool console = false;                                  // virtio-console (port 0)
+  virtio::BlkWriteCapture* disk_capture = nullptr;  // verified execution (not owned); else null
+  bool console = false;                             // virtio-console (port 0)
   std::function<void(std::string_view)> console_output;  // bytes the guest sends on it
   // virtio-net when set: frames from and to this backend (shared with its owner), this MAC.
   std::shared_ptr<virtio::NetBackend> net_backend;

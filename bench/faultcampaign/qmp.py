@@ -65,7 +65,11 @@ class Qmp:
         with self._cond:
             if self._closed:
                 raise QmpError("QMP connection closed")
-            self._sock.sendall(json.dumps(request).encode() + b"\r\n")
+            try:
+                self._sock.sendall(json.dumps(request).encode() + b"\r\n")
+            except OSError as e:  # rehome closed the monitor (it is ending)
+                self._closed = True
+                raise QmpError(f"QMP connection closed ({e.strerror})") from e
             deadline = time.monotonic() + timeout
             while not self._replies:
                 left = deadline - time.monotonic()

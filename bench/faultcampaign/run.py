@@ -147,7 +147,10 @@ def execute(cfg, index, seed):
             obs.timed_out = True
     except (QmpError, RuntimeError, OSError) as e:
         row["harness_note"] = str(e)[:200]
-        harness_failed = proc.poll() is None  # the harness, not rehome, ends this run
+        # A run that ends by itself was not cut short by the harness (e.g. the monitor closed
+        # because the guest finished): its exit status and checks still classify it.
+        harness_failed = not _wait_for(lambda: proc.poll() is not None,
+                                       max(0.0, deadline - time.monotonic()))
     finally:
         if proc.poll() is None:
             _kill_group(proc)
@@ -262,6 +265,8 @@ def _check_after_failover(qmp):
         qmp_ok = True
     except QmpError:
         qmp_ok = False
+    if qmp.closed:
+        return None, None  # the run ended during the check (its exit status tells how)
     return ready, qmp_ok
 
 

@@ -322,6 +322,15 @@ TEST(Injector, ATargetThatDiesWhileAsleepIsReportedNotInjected) {
     (void)!read(wake[0], &byte, 1);  // asleep until it is killed
   });
   close(wake[0]);
+  // Asleep before the injector starts: a child caught before its read would be injected at once.
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        std::ifstream in("/proc/" + std::to_string(child.pid()) + "/syscall");
+        std::string nr;
+        in >> nr;
+        return nr == "0";
+      },
+      absl::Seconds(10)));
   std::future<absl::StatusOr<InjectionRecord>> injection = std::async(
       std::launch::async, [&] { return Inject(child.pid(), child.pid(), Plan(FaultType::kCode)); });
   ASSERT_TRUE(testing::PollUntil([&] { return TracerPid(child.pid()) != 0; }, absl::Seconds(10)));

@@ -24,6 +24,17 @@ enum class RecoveryMode {
   kNone,      // do nothing: the guest dies with its L1
 };
 
+// Verified execution: every exit executed by one L1 (none), by two that must agree (dual: a
+// disagreement is detected and settled by a third opinion), or by three, the majority winning
+// (triple: one wrong L1 is outvoted and replaced; the guest never stops).
+enum class VerifyMode { kNone, kDual, kTriple };
+std::string_view VerifyModeName(VerifyMode mode);
+absl::StatusOr<VerifyMode> ParseVerifyMode(std::string_view name);
+// The number of replicas executing every exit (1, 2, 3).
+inline int ReplicaCount(VerifyMode mode) {
+  return mode == VerifyMode::kTriple ? 3 : mode == VerifyMode::kDual ? 2 : 1;
+}
+
 // "failover" / "restart" / "none".
 std::string_view RecoveryModeName(RecoveryMode mode);
 // Inverse of RecoveryModeName; anything else is InvalidArgument.
@@ -45,6 +56,8 @@ struct RecoveryPolicy {
   // replacements). Empty: the rehome binary itself; standby empty: the same as l1_binary.
   std::string l1_binary;
   std::string standby_l1_binary;
+  // Verified execution (<rehome:verify mode>, --verify). Needs mode failover.
+  VerifyMode verify = VerifyMode::kNone;
 
   // OK, or InvalidArgument naming the offending XML element and attribute, e.g.
   // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.

@@ -76,6 +76,7 @@ absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
   if (!options->policy.standby_l1_binary.empty()) {
     policy.standby_l1_binary = options->policy.standby_l1_binary;
   }
+  if (options->policy.verify != VerifyMode::kNone) policy.verify = options->policy.verify;
   options->policy = policy;
   *domain_name = domain->name;
   *domain_uuid = domain->uuid;

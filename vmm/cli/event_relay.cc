@@ -32,6 +32,12 @@ void EventRelay::Forward(const SupervisorEvent& e) {
     case SupervisorEvent::Kind::kStandbyReady:
       control->Emit(kEventStandbyReady, StandbyReadyEventData(e.pid));
       break;
+    case SupervisorEvent::Kind::kDivergence:
+      control->Emit(kEventDivergence, DivergenceJson(*e.divergence));
+      break;
+    case SupervisorEvent::Kind::kDivergenceResolved:
+      control->Emit(kEventDivergenceResolved, DivergenceJson(*e.divergence));
+      break;
   }
 }
 

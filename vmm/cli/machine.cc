@@ -172,67 +172,11 @@ absl::Status Machine::SetUpBackend() {
     if (console != nullptr) console->Write(bytes);
   };
   if (config_.mode == MachineMode::kSplit) {
-    SupervisorConfig supervisor;
-    supervisor.launch.binary = config_.split.l1_binary;
-    supervisor.standby_binary = config_.split.standby_l1_binary;
-    supervisor.launch.cpus = config_.cpus;
-    supervisor.launch.oracle = config_.oracle;
-    for (const GuestMemory::Region& region : ram_.regions()) {
-      supervisor.launch.ram.push_back({region.gpa, region.size, region.fd});
-    }
-    supervisor.policy = config_.split.policy;
     if (!config_.disk_path.empty()) {
       ASSIGN_OR_RETURN(disk_,
                        OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
-      supervisor.launch.disk_fd = disk_.get();
-      supervisor.launch.disk_read_only = config_.disk_read_only;
-      blk_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      blk_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!blk_notify_.valid() || !blk_irq_.valid()) return LastErrnoStatus("eventfd");
-      supervisor.launch.blk_notify_fd = blk_notify_.get();
-      supervisor.launch.blk_irq_fd = blk_irq_.get();
     }
-    supervisor.on_event = config_.split.on_event;
-    supervisor.pause_on_limit = config_.split.pause_on_limit;
-    supervisor.post_writes = config_.split.post_writes;
-    supervisor.launch.realtime = config_.split.l1_realtime;
-    supervisor.launch.console = console != nullptr;
-    if (console != nullptr) {
-      console_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      console_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!console_notify_.valid() || !console_irq_.valid()) return LastErrnoStatus("eventfd");
-      supervisor.launch.console_notify_fd = console_notify_.get();
-      supervisor.launch.console_irq_fd = console_irq_.get();
-    }
-    if (tap != nullptr) {
-      net_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      net_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!net_notify_.valid() || !net_irq_.valid()) return LastErrnoStatus("eventfd");
-      supervisor.launch.net_mac = config_.net->mac;
-      supervisor.launch.net_rx_ring_fd = tap->rx_ring().memfd();
-      supervisor.launch.net_tx_ring_fd = tap->tx_ring().memfd();
-      supervisor.launch.net_notify_fd = net_notify_.get();
-      supervisor.launch.net_irq_fd = net_irq_.get();
-      supervisor.launch.net_kick_fd = tap->kick_fd();
-      supervisor.launch.net_wake_fd = tap->wake_fd();
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
-                     SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
-                                         console_output));
-    supervisor_ = &split->supervisor();
-    if (tap != nullptr) {
-      // Kicks the active L1 through its eventfd; an impossible ring position is a bad answer.
-      Supervisor* supervisor = supervisor_;
-      tap->Start(nullptr, [supervisor](const std::string& cause) {
-        supervisor->ReportActiveFailure(cause);
-      });
-    }
-    if (console != nullptr) {
-      SplitBackend* raw = split.get();
-      console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });
-    }
-    backend_ = std::move(split);
-    return absl::OkStatus();
+    return SetUpSplitBackend(console, tap, console_output);
   }
   DeviceModelConfig devices;
   devices.oracle = config_.oracle;
@@ -291,17 +235,22 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
     RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
         blk_notify_.get(), IoSpace::kMmio, kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify,
         4, /*datamatch=*/0));
+  }
+  if (blk_irq_.valid()) {
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
   }
+  // Verified execution has the irqfds (L0 raises the agreed interrupts) but no ioeventfds.
   const VirtioIndices index =
-      VirtioDeviceIndices(blk_notify_.valid(), console_notify_.valid(), net_notify_.valid());
+      VirtioDeviceIndices(blk_irq_.valid(), console_irq_.valid(), net_irq_.valid());
   // Any queue (console and net: receive 0, transmit 1): the L1 processes both on a notification.
   for (const auto& [i, notify, irq] : {std::tuple{index.console, &console_notify_, &console_irq_},
                                        std::tuple{index.net, &net_notify_, &net_irq_}}) {
     if (i < 0) continue;
-    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
-        notify->get(), IoSpace::kMmio,
-        kVirtioMmioBase + i * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
+    if (notify->valid()) {
+      RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
+          notify->get(), IoSpace::kMmio,
+          kVirtioMmioBase + i * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
+    }
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(irq->get(), kVirtioFirstIrq + i));
   }
   vcpus_out->clear();
@@ -410,8 +359,11 @@ MachineResult Machine::Wait() {
 }
 
 void Machine::Stop() {
-  if (net_tap_ != nullptr) net_tap_->Stop();      // no more kicks into the device model
-  if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1
+  // Split mode: the L1s first (a verified pump may wait for its replicas; Shutdown cancels that);
+  // monolithic: the pump first (no more kicks into the device model).
+  if (config_.mode == MachineMode::kSplit && backend_ != nullptr) backend_->Shutdown();
+  if (net_tap_ != nullptr) net_tap_->Stop();
+  if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1 (idempotent)
   if (instance_ != nullptr && instance_->vcpus != nullptr) instance_->vcpus->StopAll();
 }
 

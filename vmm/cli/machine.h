@@ -139,7 +139,7 @@ class Machine final {
             absl::Nanoseconds(handling_ns_.load(std::memory_order_relaxed))};
   }
   // Split mode: the L1 supervisor (nullptr in monolithic mode).
-  Supervisor* supervisor() const { return supervisor_; }
+  L1Supervisor* supervisor() const { return supervisor_; }
   // The tap behind the guest's virtio-net device (nullptr without one).
   const NetTap* net_tap() const { return net_tap_.get(); }
   int generation() const;
@@ -163,6 +163,10 @@ class Machine final {
 
   Machine(MachineConfig config, KvmSystem kvm, GuestMemory ram);
   absl::Status SetUpBackend();
+  // Split mode (machine_split.cc): the supervisor (or, with verified execution, the replicas)
+  // and their fds; disk_ and the tap (null without virtio-net) are open already.
+  absl::Status SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
+                                 std::function<void(std::string_view)> console_output);
   // A new VM over `ram_` with `vcpus_out` created (CPUID set), not yet in a VcpuSet.
   absl::StatusOr<std::unique_ptr<VmInstance>> BuildInstance(std::vector<VcpuFd>* vcpus_out);
   ExitVerdict HandleExit(int vcpu_index, KvmExit& exit);
@@ -197,7 +201,7 @@ class Machine final {
   std::unique_ptr<ConsoleSocket> console_socket_;
   std::atomic<uint64_t> exits_timed_{0};  // ExitStats (config_.exit_stats only)
   std::atomic<int64_t> handling_ns_{0};
-  Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
+  L1Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
 
   // Written by the controller thread under mu_ (Rehome); read by it without the lock, by
   // others (VcpuThreadIds) with it.

@@ -47,9 +47,11 @@ class MachineControl final : public VmControl {
   absl::Status Quit() override { return Post(Request::kQuit); }
   nlohmann::json QueryL1s() const override;
   nlohmann::json QueryFailovers() const override;
+  nlohmann::json QueryVerification() const override;
   nlohmann::json QueryRecoveryPolicy() const override;
   absl::Status Switchover(const SwitchoverArgs& args) override;
-  absl::Status InjectFault(std::string_view target, std::string_view kind) override;
+  absl::Status InjectFault(std::string_view target, std::string_view kind,
+                           uint32_t after = 0) override;
 
   // The run loop's side.
   std::vector<Request> TakeRequests();
@@ -81,6 +83,8 @@ class MachineControl final : public VmControl {
 
 // JSON of a failover report for QMP (query and FAILOVER_COMPLETED phases).
 nlohmann::json FailoverReportJson(const FailoverReport& report);
+// JSON of a divergence report (query-verification, DIVERGENCE events).
+nlohmann::json DivergenceJson(const DivergenceReport& report);
 
 }  // namespace rehome
 

@@ -97,9 +97,10 @@ NetTap::NetTap(std::string ifname, UniqueFd tap, FrameRing rx, FrameRing tx, Uni
 NetTap::~NetTap() { Stop(); }
 
 void NetTap::Start(std::function<void()> kick,
-                   std::function<void(const std::string&)> on_ring_error) {
+                   std::function<void(const std::string&)> on_ring_error, bool rekick_waiting) {
   on_kick_ = std::move(kick);
   on_ring_error_ = std::move(on_ring_error);
+  rekick_waiting_ = rekick_waiting;
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -127,6 +128,11 @@ void NetTap::Loop() {
   ScopedRealtime realtime;
   for (;;) {
     const bool room = RxFree() > 0;
+    // Verified execution: a replica that found frames but no receive buffer enables the guest's
+    // notifications and looks again, but its writes reach guest RAM only once the replicas
+    // agreed, so a buffer the guest posted meanwhile may come without a notification. Frames
+    // that wait are therefore offered again every millisecond until they are taken.
+    const bool waiting = rekick_waiting_ && rx_produced_ != rx_floor_;
     pollfd fds[3] = {{tap_.get(), static_cast<short>(room ? POLLIN : 0), 0},
                      {wake_.get(), POLLIN, 0},
                      {stop_.get(), POLLIN, 0}};
@@ -134,7 +140,7 @@ void NetTap::Loop() {
     // does not signal: with the ring full, look again after 1 ms. Otherwise the timeout only
     // bounds how late frames published without a signal (an L1 killed between publishing and
     // signalling) reach the tap.
-    (void)poll(fds, 3, room ? 50 : 1);
+    (void)poll(fds, 3, room && !waiting ? 50 : 1);
     if ((fds[2].revents & POLLIN) != 0) return;
     if ((fds[1].revents & POLLIN) != 0) {
       eventfd_t ignored;
@@ -148,7 +154,7 @@ void NetTap::Loop() {
     }
     if (!tx_error.empty()) RingError(absl::DataLossError(tx_error));
     const bool added = (fds[0].revents & POLLIN) != 0 && ReadTap();
-    if (!added && !freed) continue;
+    if (!added && !freed && !(waiting && (fds[1].revents | fds[0].revents) == 0)) continue;
     if (on_kick_) {
       on_kick_();
     } else {
@@ -191,6 +197,30 @@ bool NetTap::ReadTap() {
     added = true;
   }
   return added;
+}
+
+bool NetTap::SendAgreed(uint64_t pos, std::span<const uint8_t> frame) {
+  absl::MutexLock lock(&tx_mu_);
+  if (pos != agreed_sent_ || frame.empty() || frame.size() > kFrameMaxBytes) return false;
+  ++agreed_sent_;
+  ssize_t written;
+  do {
+    written = write(tap_.get(), frame.data(), frame.size());
+  } while (written < 0 && errno == EINTR);
+  if (written == static_cast<ssize_t>(frame.size())) {
+    tx_frames_.fetch_add(1, std::memory_order_relaxed);
+  } else {
+    tx_errors_.fetch_add(1, std::memory_order_relaxed);  // lost, as on a wire
+  }
+  return true;
+}
+
+bool NetTap::AgreedConsumed(uint64_t pos) {
+  // Only L0 writes this position in verified execution (its replicas never write the ring); the
+  // pump reads it with its own checks (RxFree).
+  if (pos < rx_ring_.consumed() || pos > rx_ring_.published()) return false;
+  rx_ring_.StoreConsumed(pos);
+  return true;
 }
 
 bool NetTap::DrainTx() {

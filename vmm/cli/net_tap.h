@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,13 +57,25 @@ class NetTap final {
   // transmit slots of a full ring; null: write kick_fd() (split mode). `on_ring_error` runs on
   // the pump thread when the active L1 published an impossible position or slot (split mode:
   // fail it over); the position is ignored either way.
+  // `rekick_waiting` (verified execution): while received frames wait undelivered, `kick` runs
+  // again every millisecond (see Loop).
   void Start(std::function<void()> kick,
-             std::function<void(const std::string&)> on_ring_error = nullptr);
+             std::function<void(const std::string&)> on_ring_error = nullptr,
+             bool rekick_waiting = false);
   void Stop();  // idempotent; joins the pump thread
   // Writes every published, not yet sent transmit frame to the tap, in order. True when it
   // freed slots of a full ring (the device may have stopped for room: kick it).
   bool DrainTx();
   Stats stats() const;
+
+  // Verified execution (docs/failover.md): the transmit ring is unused; L0 applies the effects
+  // its replicas agreed on. SendAgreed writes transmitted frame `pos` to the tap, refusing
+  // (false) any position but the next one, so that every frame leaves once, in order.
+  // AgreedConsumed frees the receive slots before `pos`, refusing a position behind the last
+  // one or ahead of what was received. rx_produced(): frames received so far. Any thread.
+  bool SendAgreed(uint64_t pos, std::span<const uint8_t> frame);
+  bool AgreedConsumed(uint64_t pos);
+  uint64_t rx_produced() const { return rx_ring_.published(); }
 
  private:
   NetTap(std::string ifname, UniqueFd tap, FrameRing rx, FrameRing tx, UniqueFd kick, UniqueFd wake,
@@ -78,6 +91,7 @@ class NetTap final {
   const UniqueFd kick_, wake_, stop_;
   std::function<void()> on_kick_;
   std::function<void(const std::string&)> on_ring_error_;
+  bool rekick_waiting_ = false;
   void RingError(const absl::Status& status);
   std::thread thread_;
   uint64_t rx_produced_ = 0;                 // pump thread: next receive position
@@ -86,8 +100,9 @@ class NetTap final {
   std::vector<uint8_t> rx_buffer_;
   mutable absl::Mutex tx_mu_;
   std::vector<uint8_t> tx_buffer_ ABSL_GUARDED_BY(tx_mu_);
-  uint64_t tx_sent_ ABSL_GUARDED_BY(tx_mu_) = 0;  // transmit frames [0, tx_sent_) are done
-  std::string tx_error_ ABSL_GUARDED_BY(tx_mu_);  // found by DrainTx, reported after it
+  uint64_t tx_sent_ ABSL_GUARDED_BY(tx_mu_) = 0;      // transmit frames [0, tx_sent_) are done
+  uint64_t agreed_sent_ ABSL_GUARDED_BY(tx_mu_) = 0;  // verified: frames [0, agreed_sent_) sent
+  std::string tx_error_ ABSL_GUARDED_BY(tx_mu_);      // found by DrainTx, reported after it
   std::atomic<uint64_t> rx_frames_{0}, rx_oversize_{0}, tx_frames_{0}, tx_errors_{0},
       tx_malformed_{0}, ring_errors_{0};
 };

@@ -62,7 +62,7 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         }
         break;
       case MachineControl::Request::kCont:
-        if (Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
+        if (L1Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
           if (!s->ResumeAfterLimit().ok()) break;
         }
         if (vm.Resume().ok()) {
@@ -133,6 +133,21 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
+  if (options->policy.verify != VerifyMode::kNone && !options->split) {
+    err << "rehome run: --verify " << VerifyModeName(options->policy.verify)
+        << ": verified execution needs --mode split\n";
+    return kExitUsage;
+  }
+  if (options->policy.verify != VerifyMode::kNone && options->netdev.has_value()) {
+    err << "rehome run: --verify " << VerifyModeName(options->policy.verify)
+        << ": verified execution with a network device is not supported yet (a guest may stall"
+           " after replica divergences; docs/failover.md)\n";
+    return kExitUsage;
+  }
+  if (absl::Status valid = options->policy.Validate(); !valid.ok()) {
+    err << "rehome run: " << valid.message() << "\n";
+    return kExitUsage;
+  }
   for (const std::string* binary :
        {&options->policy.l1_binary, &options->policy.standby_l1_binary}) {
     if (binary->empty()) continue;
@@ -255,6 +270,13 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
             break;
           case SupervisorEvent::Kind::kStandbyReady:
             err << "rehome: standby L1 pid " << event.pid << " ready\n";
+            break;
+          case SupervisorEvent::Kind::kDivergence:
+            err << "rehome: replicas disagree on item " << event.divergence->seq << " ("
+                << event.divergence->item << "): " << event.divergence->what << "\n";
+            break;
+          case SupervisorEvent::Kind::kDivergenceResolved:
+            err << "rehome: " << event.divergence->ToString() << "\n";
             break;
         }
       }

@@ -70,6 +70,9 @@ std::string RunUsage() {
       "                            virtio-net on the existing tap NAME (rehome, L0, keeps it\n"
       "                            across L1 failovers; every frame exactly once); MAC default\n"
       "                            52:54:00:12:34:56\n"
+      "  --verify MODE             verified execution: none (default), dual (two L1s execute\n"
+      "                            every exit and must agree; a disagreement is settled by a\n"
+      "                            third) or triple (three L1s, the majority wins)\n"
       "  --l1-binary PATH          design diversity: the L1 binary of the first (active) L1\n"
       "                            (default: this rehome); a build of the same version\n"
       "  --standby-l1-binary PATH  the L1 binary of every L1 started after the first\n"
@@ -208,6 +211,12 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
             absl::StrCat("--l1-priority: expected realtime or normal, got '", value, "'"));
       }
       options.l1_realtime = value == "realtime";
+    } else if (name == "--verify") {
+      absl::StatusOr<VerifyMode> mode = ParseVerifyMode(value);
+      if (!mode.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--verify: ", mode.status().message()));
+      }
+      options.policy.verify = *mode;
     } else if (name == "--l1-binary") {
       options.policy.l1_binary = value;
     } else if (name == "--standby-l1-binary") {

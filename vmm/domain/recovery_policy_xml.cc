@@ -99,13 +99,21 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
     if (child->type != XML_ELEMENT_NODE) continue;
     if (!xml::InNamespace(child, kRehomeDomainNamespace)) continue;  // someone else's
     const std::string name = reinterpret_cast<const char*>(child->name);
-    if (name != "heartbeat" && name != "hang" && name != "limit" && name != "l1") {
+    if (name != "heartbeat" && name != "hang" && name != "limit" && name != "l1" &&
+        name != "verify") {
       return ElementError(child, "unknown element");
     }
     if (!seen.insert(name).second) return ElementError(child, "appears more than once");
     if (name == "heartbeat") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"period-ms"}));
       RETURN_IF_ERROR(ReadInt(child, a, "period-ms", &policy->heartbeat_period_ms));
+    } else if (name == "verify") {
+      ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"mode"}));
+      if (auto it = a.find("mode"); it != a.end()) {
+        absl::StatusOr<VerifyMode> mode = ParseVerifyMode(it->second);
+        if (!mode.ok()) return AttrError(child, "mode", it->second, "must be none, dual or triple");
+        policy->verify = *mode;
+      }
     } else if (name == "l1") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"binary", "standby-binary"}));
       for (const auto& [attr, value] : a) {

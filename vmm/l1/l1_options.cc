@@ -91,6 +91,10 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       ASSIGN_OR_RETURN(o.net_kick_fd, ParseFd(v));
     } else if (k == "--net-wake-fd") {
       ASSIGN_OR_RETURN(o.net_wake_fd, ParseFd(v));
+    } else if (k == "--verify") {
+      o.verify = v == "1";
+    } else if (k == "--effects-fd") {
+      ASSIGN_OR_RETURN(o.effects_fd, ParseFd(v));
     } else if (k == "--console") {
       o.console = v == "1";
     } else if (k == "--disk-read-only") {
@@ -101,9 +105,12 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       return absl::InvalidArgumentError("unknown L1 option " + k);
     }
   }
+  if (o.verify && o.effects_fd < 0) {
+    return absl::InvalidArgumentError("--verify 1 needs --effects-fd");
+  }
   if (o.channel_fd < 0 || o.journal_fd < 0 || o.ram.empty() ||
-      static_cast<int>(o.response_efds.size()) != o.cpus + (o.console ? 1 : 0) ||
-      (o.net && (o.net_rx_ring_fd < 0 || o.net_tx_ring_fd < 0))) {
+      static_cast<int>(o.response_efds.size()) != o.cpus + (o.HasHostSlot() ? 1 : 0) ||
+      (o.net && (o.net_rx_ring_fd < 0 || (!o.verify && o.net_tx_ring_fd < 0)))) {
     return absl::InvalidArgumentError("incomplete L1 options");
   }
   return o;

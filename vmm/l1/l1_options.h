@@ -43,6 +43,13 @@ struct L1Options {
   virtio::MacAddress net_mac{};
   int net_rx_ring_fd = -1, net_tx_ring_fd = -1;
   int net_notify_fd = -1, net_irq_fd = -1, net_kick_fd = -1, net_wake_fd = -1;
+  // Verified execution (a replica): effects are captured into the effects area for L0 to
+  // compare and apply, never applied by this L1 (docs/failover.md, "Verified execution").
+  bool verify = false;
+  int effects_fd = -1;
+  // Whether the channel has a host slot after the vCPUs' (console input; a replica's network
+  // input, ExitRequest::kNetInput).
+  bool HasHostSlot() const { return console || (verify && net); }
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

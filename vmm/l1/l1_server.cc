@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -30,7 +31,9 @@
 #include "state-extract/device_journal.h"
 #include "vmm/device_model.h"
 #include "vmm/l1/commit_record.h"
+#include "vmm/l1/effect_capture.h"
 #include "vmm/l1/l1_data_path.h"
+#include "vmm/l1/l1_faults.h"
 
 namespace rehome {
 namespace {
@@ -40,6 +43,8 @@ constexpr int64_t kRehearsalNs = 10'000'000;
 constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
 // The nice value of an L1 until it reports ready (Init).
 constexpr int kStartNice = 5;
+// A replica's effects for one item: past this, devices leave further requests for the next item.
+constexpr uint64_t kItemEffectsBudget = 4u << 20;
 
 class L1Server final {
  public:
@@ -76,9 +81,38 @@ class L1Server final {
     config.progress = [this] {
       channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
     };
+    // A replica's network device is no part of the data path: it reads the receive ring at the
+    // item's limit and captures the rest (CapturingNetBackend, set up below).
+    int replica_net_rx = -1;
+    if (options_.verify && options_.net) {
+      replica_net_rx = std::exchange(options_.net_rx_ring_fd, -1);
+      options_.net = false;
+    }
     RETURN_IF_ERROR(data_path_.Init(options_, &config));
     view_ = std::make_unique<RamView>(ram_);
-    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
+    const GuestMemoryView* device_view = view_.get();
+    if (options_.verify) {
+      // A replica: every effect on the world is captured for L0 (effect_capture.h).
+      ASSIGN_OR_RETURN(EffectsArea area, EffectsArea::Attach(options_.effects_fd));
+      options_.effects_fd = -1;
+      effects_.emplace(std::move(area));
+      capture_ = std::make_unique<EffectCapture>(kItemEffectsBudget);
+      capturing_view_ = std::make_unique<CapturingRamView>(*view_, *capture_);
+      device_view = capturing_view_.get();
+      config.disk_capture = capture_.get();
+      EffectCapture* capture = capture_.get();
+      config.virtio_irq = [capture](uint32_t irq, bool level) {
+        if (level) capture->Irq(irq);
+      };
+      config.console_output = [capture](std::string_view bytes) { capture->ConsoleOut(bytes); };
+      if (replica_net_rx >= 0) {
+        ASSIGN_OR_RETURN(FrameRing rx, FrameRing::Attach(replica_net_rx));
+        net_capture_ = std::make_shared<CapturingNetBackend>(std::move(rx), *capture_);
+        config.net_backend = net_capture_;
+        config.net_mac = options_.net_mac;
+      }
+    }
+    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *device_view));
     model_->SetDeferredPublication(true);
     return absl::OkStatus();
   }
@@ -212,8 +246,9 @@ class L1Server final {
     // Read before the exchange: an unconditional read-modify-write would take the header line
     // (which L0 reads on every exit: l1_sleeping, l1_cpu) out of L0's cache once per loop.
     if (channel_.header().fault_request.load(std::memory_order_relaxed) == 0) return;
-    const auto fault = static_cast<L1Fault>(
-        channel_.header().fault_request.exchange(0, std::memory_order_acq_rel));
+    const uint32_t request = channel_.header().fault_request.exchange(0, std::memory_order_acq_rel);
+    const auto fault = static_cast<L1Fault>(request & 0xff);
+    fault_skip_ = request >> 8;  // exits to handle before the fault applies
     switch (fault) {
       case L1Fault::kNone:
         return;
@@ -265,9 +300,12 @@ class L1Server final {
     // when the previous active died (committed, then killed): publish them (idempotent). A
     // notification it consumed but never committed is not lost: process whatever the guest has
     // made available (and the frames L0 added) since the committed positions, as if notified.
+    // A replica's effects are applied by L0, never published here.
     data_path_.Promoted(*model_);
-    data_path_.Publish(*model_);
-    for (L1DataPath::Device device : data_path_.devices()) HandleDeviceNotification(device);
+    if (!options_.verify) {
+      data_path_.Publish(*model_);
+      for (L1DataPath::Device device : data_path_.devices()) HandleDeviceNotification(device);
+    }
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
     h.promote_ack.store(generation, std::memory_order_release);
@@ -415,29 +453,34 @@ class L1Server final {
     ExitRequest& req = slot.request;  // L0 does not touch it until we answer
     const uint64_t seq = slot.request_seq.load(std::memory_order_acquire);
     CommittedAnswer answer;
+    L1Fault fault = L1Fault::kNone;
     if (seq == commit_.last_answer[v].seq) {
       // Committed before a failover: answer it again, never redo it.
       answer = commit_.last_answer[v];
+      if (options_.verify) WriteEffects(seq, /*executed=*/false);
     } else {
+      fault = TakeDueFault(req);
+      if (capture_ != nullptr) capture_->Clear();
+      if (net_capture_ != nullptr)
+        net_capture_->SetRxLimit(req.net_rx_limit, model_->net_rx_frames());
       answer = Execute(req, seq);
-      if (pending_fault_ == L1Fault::kFailAnswer) {  // a well-formed answer that ends the VM
-        answer.action = ExitResponse::kCheckFailed;
-        answer.data.clear();
-        answer.reason = "injected check failure";
-        pending_fault_ = L1Fault::kNone;
-      }
-      if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      ApplyAnswerFault(fault, &answer);
+      if (fault == L1Fault::kWrongState) CorruptState();
+      if (fault == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      // A replica's completions and interrupts are captured with the item's other effects.
+      if (options_.verify) model_->PublishUsed();
       commit_.last_answer[v] = answer;
       ++exits_handled_;
       Commit();
-      if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
-      data_path_.Publish(*model_);  // what this exit produced (completions, bytes), committed
+      if (options_.verify) WriteEffects(seq, /*executed=*/true);
+      if (fault == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      // What this exit produced (completions, bytes, frames), now committed.
+      if (!options_.verify) data_path_.Publish(*model_);
     }
     answer.ToResponse(&slot.response);
-    if (pending_fault_ == L1Fault::kGarbageAnswer) {
+    if (fault == L1Fault::kGarbageAnswer) {
       slot.response.data_len = 0xffffffffu;
       slot.response.crc ^= 0x5a5a5a5a;
-      pending_fault_ = L1Fault::kNone;
     }
     answered_[v] = seq;
     slot.response_seq.store(seq, std::memory_order_release);
@@ -445,49 +488,27 @@ class L1Server final {
   }
 
   CommittedAnswer Execute(const ExitRequest& req, uint64_t seq) {
-    CommittedAnswer answer;
-    answer.seq = seq;
-    if (req.kind == ExitRequest::kConsoleInput) {
-      console_output_.clear();
-      if (req.data_len <= kExitDataMax) {
-        model_->QueueConsoleInput(
-            std::string_view(reinterpret_cast<const char*>(req.data), req.data_len));
-      }
-      answer.output = console_output_.substr(0, kExitOutputMax);
-      answer.output_stream = 1;
-      return answer;
+    return ExecuteExit(*model_, req, seq, output_, console_output_);
+  }
+
+  // The fault armed for the exit `req` now starting (l1_faults.h); it is consumed.
+  L1Fault TakeDueFault(const ExitRequest& req) {
+    return TakeArmedFault(&pending_fault_, &fault_skip_, req);
+  }
+  void CorruptState() { CorruptDeviceState(*model_); }
+
+  // A replica: publishes the effects captured for item `seq` (none when it was answered from the
+  // journal), with the digest of the state just committed, for L0 to compare and apply.
+  void WriteEffects(uint64_t seq, bool executed) {
+    effects_bytes_.clear();
+    uint32_t flags = 0;
+    if (executed) {
+      capture_->EncodeInto(&effects_bytes_);
+      if (!capture_->HasRoom()) flags |= kEffectsMore;  // more queued work: L0 asks again
     }
-    const uint64_t bytes = static_cast<uint64_t>(req.size) * req.count;
-    const bool sane = req.size >= 1 && req.size <= 8 && req.count >= 1 && bytes <= kExitDataMax &&
-                      (!req.is_write || req.data_len == bytes) &&
-                      (req.kind == ExitRequest::kPio || req.kind == ExitRequest::kMmio);
-    if (!sane) {
-      answer.action = ExitResponse::kFatal;
-      answer.reason = "malformed exit request from L0";
-      return answer;
+    if (absl::Status s = effects_->Write(seq, flags, state_crc_, effects_bytes_); !s.ok()) {
+      Die(std::string(s.message()));
     }
-    std::vector<uint8_t> buffer(bytes);
-    if (req.is_write) std::memcpy(buffer.data(), req.data, bytes);
-    KvmExit exit;
-    if (req.kind == ExitRequest::kPio) {
-      exit = PortIoExit{req.is_write != 0, static_cast<uint16_t>(req.addr),
-                        static_cast<uint8_t>(req.size), req.count, std::span<uint8_t>(buffer)};
-    } else {
-      exit = MmioExit{req.is_write != 0, req.addr, std::span<uint8_t>(buffer)};
-    }
-    output_.clear();
-    console_output_.clear();
-    const ExitOutcome outcome = model_->Handle(exit);
-    answer.action = static_cast<uint32_t>(outcome.action);  // same numbering as ExitResponse
-    answer.exit_status = outcome.exit_status;
-    answer.reason = outcome.reason.substr(0, kExitReasonMax);
-    if (!req.is_write) answer.data.assign(reinterpret_cast<const char*>(buffer.data()), bytes);
-    answer.output = output_.substr(0, kExitOutputMax);
-    if (!console_output_.empty()) {  // a transmit-queue notify: no COM1 output in the same exit
-      answer.output = console_output_.substr(0, kExitOutputMax);
-      answer.output_stream = 1;
-    }
-    return answer;
   }
 
   // Commits the state after an exit. commit_ (whose last_answer is the L1's record of its
@@ -502,8 +523,13 @@ class L1Server final {
     }
     commit_.pio_bench_writes = model_->pio_bench_writes();
     model_->SaveStateInto(&commit_.device_state);
+    if (options_.verify) commit_.l1_generation = 0;  // replicas' records must compare equal
     EncodeCommitRecordInto(commit_, &payload_);
     if (absl::Status s = journal_.Commit(payload_); !s.ok()) Die(std::string(s.message()));
+    if (options_.verify) {
+      state_crc_ = static_cast<uint32_t>(
+          crc32(crc32(0L, Z_NULL, 0), payload_.data(), static_cast<uInt>(payload_.size())));
+    }
   }
 
   L1Options options_;
@@ -531,6 +557,15 @@ class L1Server final {
   L1DataPath data_path_;
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
+  uint32_t fault_skip_ = 0;  // exits to handle before pending_fault_ applies
+  // Verified execution (a replica): the capture, the effects area, the encoded effects and the
+  // CRC of the last committed record.
+  std::unique_ptr<EffectCapture> capture_;
+  std::unique_ptr<CapturingRamView> capturing_view_;
+  std::shared_ptr<CapturingNetBackend> net_capture_;
+  std::optional<EffectsArea> effects_;
+  std::vector<uint8_t> effects_bytes_;
+  uint32_t state_crc_ = 0;
   std::atomic<bool> hung_{false};
 };
 
