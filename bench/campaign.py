@@ -47,7 +47,9 @@ def parse_args(argv):
     p.add_argument("--workload", default="counter", choices=sorted(WORKLOADS))
     p.add_argument("--runs", type=int, default=20, help="runs per fault type")
     p.add_argument("--mode", default="split", choices=["split", "monolithic"])
-    p.add_argument("--target", default="active", choices=["active", "standby"])
+    p.add_argument("--target", default="active", choices=["active", "replica", "standby"],
+                   help="the L1 to inject into, by its role over QMP (with --verify: `active` is "
+                        "replica 0, `replica` the next one)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rehome-args", default="", help="extra `rehome run` arguments (one string)")
     p.add_argument("--out", default=None, help="output directory (default bench/out/campaign-*)")

@@ -35,4 +35,13 @@ for w in counter blk; do
   run "$w-livelock" --fault livelock --workload "$w" --runs 100 --seed 17
 done
 run counter-register-monolithic --fault register --workload counter --mode monolithic --runs 200 --seed 18
+# Software faults: 30 mutant L1 builds x 10 runs (python3 bench/mutants.py build --count 40 first),
+# a mutant active with pristine standbys, then mutant standbys too (what diversity buys).
+if [[ -f build-mutants/manifest.json ]]; then
+  run blk-mutant --fault mutant --workload blk --runs-per-mutant 10 --max-mutants 30 --seed 19
+  run blk-mutant-standbys --fault mutant --workload blk --runs-per-mutant 10 --max-mutants 30 \
+    --mutant-standbys --seed 19
+else
+  echo "campaigns: no build-mutants/manifest.json: mutant campaigns skipped"
+fi
 echo "campaigns: all done"

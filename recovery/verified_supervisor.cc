@@ -1,6 +1,7 @@
 // recovery/verified_supervisor.cc: VerifiedSupervisor: start, items, agreement.
 #include "recovery/verified_supervisor.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/errno_status.h"
 #include "base/status_macros.h"
 #include "recovery/effects_apply.h"
 #include "recovery/exit_forwarding.h"
@@ -50,8 +52,18 @@ absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
     return absl::InvalidArgumentError("verified execution needs verify=dual or triple");
   }
   config.launch.heartbeat_ms = static_cast<uint32_t>(config.policy.heartbeat_period_ms);
+  // Replicas read the disk image but never write it (their writes are effects L0 applies once
+  // agreed): they get a read-only descriptor of it, so that a stray write cannot bypass the vote.
+  UniqueFd read_only_disk;
+  if (config.launch.disk_fd >= 0) {
+    read_only_disk.Reset(
+        open(absl::StrCat("/proc/self/fd/", config.launch.disk_fd).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!read_only_disk.valid()) return LastErrnoStatus("reopening the disk image read-only");
+    config.launch.disk_fd = read_only_disk.get();
+  }
   std::unique_ptr<VerifiedSupervisor> s(
       new VerifiedSupervisor(std::move(config), std::move(sink), disk_bytes, std::move(next_seq)));
+  s->read_only_disk_ = std::move(read_only_disk);
   for (size_t i = 0; i < s->replicas_wanted_; ++i) {
     ASSIGN_OR_RETURN(Replica r, s->Spawn(/*first=*/i == 0));
     RETURN_IF_ERROR(s->Enroll(r, std::nullopt, {}));
@@ -251,6 +263,20 @@ std::string VerifiedSupervisor::Describe(const ExitRequest& r) {
   }
 }
 
+DivergenceReport VerifiedSupervisor::NewDivergence(const ExitRequest& request, const Vote& vote,
+                                                   const std::vector<Replica>& voters,
+                                                   const std::vector<ReplicaResult>& results) {
+  DivergenceReport d;
+  d.seq = request.seq;
+  d.item = Describe(request);
+  d.what = vote.difference;
+  d.detected = absl::Now();
+  for (size_t i = 0; i < voters.size(); ++i) {
+    if (results[i].ok) d.replicas.push_back(voters[i].l1->pid());
+  }
+  return d;
+}
+
 absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitResponse* response,
                                          uint32_t* flags) {
   std::vector<Replica> voters;
@@ -273,7 +299,15 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
     std::vector<const ReplicaResult*> ptrs;
     for (const ReplicaResult& r : results) ptrs.push_back(&r);
     vote = Decide(ptrs, quorum, replicas_wanted_ + 1);
-    if (vote.kind == Vote::Kind::kAgreed) break;
+    if (vote.kind == Vote::Kind::kAgreed) {
+      // Agreed at once over a dissenting valid result (triple): a divergence all the same.
+      if (!vote.minority.empty() && !divergence.has_value()) {
+        divergence = NewDivergence(request, vote, voters, results);
+        Emit({SupervisorEvent::Kind::kDivergence, "replica", vote.difference, -1, std::nullopt,
+              divergence});
+      }
+      break;
+    }
     if (round > 2 * replicas_wanted_ + 2) {
       Stop(absl::StrCat("no agreed result for ", Describe(request), " after ", round,
                         " rounds; the guest is stopped"));
@@ -305,14 +339,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
       return absl::FailedPreconditionError("recovery stopped");
     }
     if (valid >= 2 && !vote.difference.empty() && !divergence.has_value()) {
-      divergence.emplace();
-      divergence->seq = request.seq;
-      divergence->item = Describe(request);
-      divergence->what = vote.difference;
-      divergence->detected = absl::Now();
-      for (size_t i = 0; i < voters.size(); ++i) {
-        if (results[i].ok) divergence->replicas.push_back(voters[i].l1->pid());
-      }
+      divergence = NewDivergence(request, vote, voters, results);
       Emit({SupervisorEvent::Kind::kDivergence, "replica", vote.difference, -1, std::nullopt,
             divergence});
     }
@@ -334,19 +361,6 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
       retried_ += added.size();
     }
     Collect(voters, added, request, &results);
-  }
-  // A minority outvoted at once (triple: two agreed, the third differed) is a divergence too.
-  if (!vote.minority.empty() && !divergence.has_value()) {
-    divergence.emplace();
-    divergence->seq = request.seq;
-    divergence->item = Describe(request);
-    divergence->what = vote.difference;
-    divergence->detected = absl::Now();
-    for (size_t i = 0; i < voters.size(); ++i) {
-      if (results[i].ok) divergence->replicas.push_back(voters[i].l1->pid());
-    }
-    Emit({SupervisorEvent::Kind::kDivergence, "replica", vote.difference, -1, std::nullopt,
-          divergence});
   }
   // Agreed: apply one copy of the effects, answer, and keep the majority as the members.
   const ReplicaResult& winner = results[vote.majority.front()];

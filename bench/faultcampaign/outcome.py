@@ -2,7 +2,7 @@
 
   no effect                 the guest was correct and no failure was detected
   detected, recovered       rehome detected a failure of an L1 (and failed over, or replaced a
-                            standby), the guest finished correct by every check, and afterwards
+                            standby), or replicas diverged (--verify) and were outvoted, the guest finished correct by every check, and afterwards
                             a standby was ready again, QMP answered and a new VM could start
   detected, not recovered   rehome detected a failure but the guest did not end correct: rehome
                             stopped it (failover limit, recovery failed, an L1 said stop), or
@@ -46,6 +46,7 @@ class Observation:
     l1_failures: list = field(default_factory=list)    # __org.rehome_L1_FAILED event data
     failovers: list = field(default_factory=list)      # __org.rehome_FAILOVER_COMPLETED data
     failovers_failed: list = field(default_factory=list)  # __org.rehome_FAILOVER_FAILED data
+    divergences: list = field(default_factory=list)    # __org.rehome_DIVERGENCE data (--verify)
     host_problems: list = field(default_factory=list)  # the workload's host-side checks
     standby_ready: bool = None  # after the last failover (None: not checked)
     qmp_ok: bool = None
@@ -73,9 +74,12 @@ def classify(obs):
         return HANG, "no end by the run's deadline", False
     if obs.exit_code < 0:
         return L0_FAILURE, f"rehome run killed by signal {-obs.exit_code}", False
-    detected = bool(obs.l1_failures or obs.failovers or obs.failovers_failed)
+    detected = bool(obs.l1_failures or obs.failovers or obs.failovers_failed or
+                    obs.divergences)
     cause = ""
-    if obs.l1_failures:
+    if obs.divergences:  # verified execution: the replicas' results differed
+        cause = "divergence: " + obs.divergences[0].get("what", "")
+    elif obs.l1_failures:
         cause = obs.l1_failures[0].get("cause", "")
     elif obs.failovers_failed:
         cause = obs.failovers_failed[0].get("cause", "")

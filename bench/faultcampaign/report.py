@@ -17,7 +17,7 @@ COLUMNS = ["run", "seed", "fault", "workload", "mode", "target_role", "mutant", 
            "inj_rip", "inj_target", "inj_bit", "inj_old", "inj_new", "inj_address",
            "inj_region", "inj_region_offset", "inj_steps", "inj_run_us", "inj_attempts",
            "inj_note", "standby_ready", "qmp_ok", "new_vm_ok", "target_pid", "detection_detail",
-           "harness_note"]
+           "harness_note", "divergences"]
 COLORS = {outcome.NO_EFFECT: "#b8c4cc", outcome.RECOVERED: "#2e8b57",
           outcome.NOT_RECOVERED: "#e0a030", outcome.SDC: "#c0392b", outcome.HANG: "#7b5ea7",
           outcome.L0_FAILURE: "#222222"}

@@ -20,7 +20,8 @@ from faultcampaign.qmp import Qmp, QmpError
 
 # Faults rehome injects into itself over QMP (__org.rehome_inject-fault): deterministic points
 # whose outcome is known, for checking the classifier and as a baseline.
-REHOME_FAULTS = ("kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit")
+REHOME_FAULTS = ("kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit",
+                 "wrong-state", "wrong-read-data")
 INJECTOR_FAULTS = ("fail-stop", "register", "code", "memory", "memory-shared", "hang",
                    "livelock")
 FAULTS = INJECTOR_FAULTS + tuple("rehome-" + f for f in REHOME_FAULTS) + ("none", "mutant")
@@ -74,8 +75,15 @@ def _connect(sock, proc):
 def _find_target(qmp, cfg, rehome_pid):
     """(pid, tid) of the process/thread to inject into, found by role over QMP."""
     if cfg.mode == "monolithic":
-        cpus = qmp.execute("query-cpus-fast")
-        return rehome_pid, cpus[0]["thread-id"]
+        # The vCPU thread's id is 0 until the thread runs: wait for it (bounded).
+        tid = {}
+
+        def vcpu_running():
+            tid["tid"] = qmp.execute("query-cpus-fast")[0]["thread-id"]
+            return tid["tid"] != 0
+        if not _wait_for(vcpu_running, 5.0, 0.005):
+            raise RuntimeError("vCPU 0 reported no thread id over QMP")
+        return rehome_pid, tid["tid"]
     found = {}
 
     def look():
@@ -87,6 +95,17 @@ def _find_target(qmp, cfg, rehome_pid):
     if not _wait_for(look, 5.0, 0.01):
         raise RuntimeError(f"no {cfg.target} L1 reported over QMP")
     return found["pid"], found["pid"]
+
+
+def _mode_label(cfg):
+    """`split`, `monolithic`, or `split verify dual` when the run verifies."""
+    args = list(cfg.rehome_args)
+    for i, a in enumerate(args):
+        if a == "--verify" and i + 1 < len(args):
+            return f"{cfg.mode} verify {args[i + 1]}"
+        if a.startswith("--verify="):
+            return f"{cfg.mode} verify {a.split('=', 1)[1]}"
+    return cfg.mode
 
 
 def _data(event):
@@ -104,7 +123,7 @@ def execute(cfg, index, seed):
     delay_ms = int(rng.uniform(0.05, 0.6) * wl.duration_s * 1000)
     injector_seed = rng.getrandbits(63)
     row = {"run": index, "seed": seed, "fault": cfg.fault, "workload": wl.name,
-           "mode": cfg.mode, "target_role": cfg.target, "delay_ms": delay_ms}
+           "mode": _mode_label(cfg), "target_role": cfg.target, "delay_ms": delay_ms}
     sock = os.path.join(run_dir, "qmp.sock")
     serial_path = os.path.join(run_dir, "serial.txt")
     stderr_path = os.path.join(run_dir, "stderr.txt")
@@ -168,6 +187,7 @@ def execute(cfg, index, seed):
         obs.l1_failures = [_data(e) for e in qmp.events(EVENT_PREFIX + "L1_FAILED")]
         obs.failovers = [_data(e) for e in qmp.events(EVENT_PREFIX + "FAILOVER_COMPLETED")]
         obs.failovers_failed = [_data(e) for e in qmp.events(EVENT_PREFIX + "FAILOVER_FAILED")]
+        obs.divergences = [_data(e) for e in qmp.events(EVENT_PREFIX + "DIVERGENCE")]
         qmp.close()
     record = _finish_injector(injector, run_dir, row)
     if cfg.fault in INJECTOR_FAULTS:
@@ -189,8 +209,10 @@ def execute(cfg, index, seed):
         obs.host_problems = wl.verify(run_dir, serial, obs.stderr)
     row.update(_observation_columns(obs, record))
     row["outcome"], row["detail"], row["wrong_data"] = outcome.classify(obs)
+    if injector is not None and injector.returncode in (1, 2) and record is None:
+        harness_failed = True  # rehome-inject failed (an error or usage), not the target
     if harness_failed:
-        row["outcome"], row["detail"] = outcome.HARNESS_ERROR, row["harness_note"]
+        row["outcome"], row["detail"] = outcome.HARNESS_ERROR, row.get("harness_note", "")
     if not cfg.keep_runs:
         shutil.rmtree(run_dir, ignore_errors=True)
     return row
@@ -228,7 +250,8 @@ def _finish_injector(injector, run_dir, row):
     try:
         with open(os.path.join(run_dir, "injector.json")) as f:
             text = f.read().strip()
-        return json.loads(text) if text else None
+        if text:
+            return json.loads(text)
     except (OSError, ValueError):
         pass
     try:
@@ -292,15 +315,22 @@ def _observation_columns(obs, record):
     cols = {"exit_code": obs.exit_code, "failovers": len(obs.failovers),
             "standby_ready": obs.standby_ready, "qmp_ok": obs.qmp_ok, "new_vm_ok": obs.new_vm_ok}
     cause = ""
-    if obs.l1_failures:
+    if obs.divergences:
+        cause = "divergence: " + obs.divergences[0].get("what", "")
+    elif obs.l1_failures:
         cause = obs.l1_failures[0].get("cause", "")
     cols["detection_cause"] = cause.split(":")[0] if cause else ""
     cols["detection_detail"] = cause[:160]
+    cols["divergences"] = len(obs.divergences)
     if obs.failovers:
         first = obs.failovers[0]
         cols["failover_ms"] = round(first.get("downtime-us", 0) / 1000, 3)
         detected_at = first.get("detected-at-us")
         if detected_at and record and record.get("injected_at_us"):
+            cols["detection_ms"] = round((detected_at - record["injected_at_us"]) / 1000, 3)
+    if obs.divergences and record and record.get("injected_at_us"):
+        detected_at = obs.divergences[0].get("detected-at-us")
+        if detected_at and "detection_ms" not in cols:
             cols["detection_ms"] = round((detected_at - record["injected_at_us"]) / 1000, 3)
     if record:
         for key in ("injected", "function", "module", "rip", "target", "bit", "old", "new",

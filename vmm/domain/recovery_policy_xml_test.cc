@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -71,6 +72,26 @@ TEST(RecoveryPolicyXml, L1BinariesForDesignDiversity) {
   ExpectRejected(Policy("version='1'", "<rehome:l1 binary=''/>"),
                  "<rehome:l1 binary=\"\">: must name a file");
   ExpectRejected(Policy("version='1'", "<rehome:l1 path='/x'/>"), "unknown attribute");
+}
+
+TEST(RecoveryPolicyXml, VerifiedExecutionMode) {
+  for (const auto& [name, mode] :
+       {std::pair{"none", VerifyMode::kNone}, std::pair{"dual", VerifyMode::kDual},
+        std::pair{"triple", VerifyMode::kTriple}}) {
+    absl::StatusOr<RecoveryPolicy> policy =
+        Read(Policy("version='1'", absl::StrCat("<rehome:verify mode='", name, "'/>")),
+             /*validate=*/true);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    EXPECT_EQ(policy->verify, mode);
+  }
+  EXPECT_EQ(Read(Policy("version='1'", "<rehome:verify/>"))->verify, VerifyMode::kNone);
+  ExpectRejected(Policy("version='1'", "<rehome:verify mode='quad'/>"),
+                 "<rehome:verify mode=\"quad\">: must be none, dual or triple");
+  ExpectRejected(Policy("version='1'", "<rehome:verify level='2'/>"), "unknown attribute");
+  ExpectRejected(Policy("version='1'", "<rehome:verify mode='dual'/><rehome:verify mode='dual'/>"),
+                 "appears more than once");
+  ExpectRejected(Policy("version='1' mode='restart'", "<rehome:verify mode='triple'/>"),
+                 "verified execution needs mode=\"failover\"");
 }
 
 TEST(RecoveryPolicyXml, AbsentPartsTakeDefaults) {

@@ -11,6 +11,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -23,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/errno_status.h"
 #include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
@@ -92,7 +95,14 @@ class L1Server final {
     view_ = std::make_unique<RamView>(ram_);
     const GuestMemoryView* device_view = view_.get();
     if (options_.verify) {
-      // A replica: every effect on the world is captured for L0 (effect_capture.h).
+      // A replica: every effect on the world is captured for L0 (effect_capture.h). Its guest
+      // RAM is read-only: a stray store (a corrupted pointer) faults and fails this replica
+      // instead of reaching the guest unverified.
+      for (const GuestMemory::Region& r : ram_.regions()) {
+        if (mprotect(r.host, r.size, PROT_READ) != 0) {
+          return LastErrnoStatus("mprotect guest RAM read-only");
+        }
+      }
       ASSIGN_OR_RETURN(EffectsArea area, EffectsArea::Attach(options_.effects_fd));
       options_.effects_fd = -1;
       effects_.emplace(std::move(area));
