@@ -52,6 +52,7 @@ absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
     return absl::InvalidArgumentError("verified execution needs verify=dual or triple");
   }
   config.launch.heartbeat_ms = static_cast<uint32_t>(config.policy.heartbeat_period_ms);
+  config.launch.sandbox = config.policy.l1_sandbox;  // replicas are confined as any L1
   // Replicas read the disk image but never write it (their writes are effects L0 applies once
   // agreed): they get a read-only descriptor of it, so that a stray write cannot bypass the vote.
   UniqueFd read_only_disk;

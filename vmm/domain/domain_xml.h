@@ -45,11 +45,20 @@ struct CharDeviceConfig {
 };
 
 // <interface type='ethernet'> with <model type='virtio'/>: a virtio-net device on an existing tap
-// (<target dev=... managed='no'/>). Other interfaces are listed in ignored_devices.
+// (<target dev=... managed='no'/>). Other interfaces are listed in unsupported_devices.
 struct InterfaceConfig {
   std::string target_dev;  // <target dev=...>: the tap
   std::string mac;         // <mac address=...> as written; empty when absent
   friend bool operator==(const InterfaceConfig&, const InterfaceConfig&) = default;
+};
+
+// A device under <devices> that rehome does not emulate: the guest will not see it.
+struct UnsupportedDevice {
+  std::string element;             // e.g. "graphics"
+  std::string type;                // what kind: e.g. "vnc"; may be empty
+  std::string attribute = "type";  // where `type` came from: "type" or "model"
+  std::string Describe() const;    // "<graphics type='vnc'>"
+  friend bool operator==(const UnsupportedDevice&, const UnsupportedDevice&) = default;
 };
 
 struct DomainConfig {
@@ -66,10 +75,12 @@ struct DomainConfig {
   std::vector<DiskConfig> disks;               // in document order
   std::vector<CharDeviceConfig> char_devices;  // serials and consoles, in document order
   std::vector<InterfaceConfig> interfaces;     // ethernet + virtio, in document order
-  std::vector<std::string> ignored_devices;    // element names under <devices> not used
-  RecoveryPolicy recovery;                     // defaults when <metadata> has none
+  // Devices rehome does not emulate, in document order (domain_devices.h has the rules); a
+  // caller warns about them (`rehome run` on stderr and over QMP).
+  std::vector<UnsupportedDevice> unsupported_devices;
+  RecoveryPolicy recovery;  // defaults when <metadata> has none
 
-  static constexpr int kMaxVcpus = 255;
+  static constexpr int kMaxVcpus = 64;  // as `rehome run --cpus`
 };
 
 // Parses and checks `xml`. With `validate_with_libvirt` the definition is first validated by

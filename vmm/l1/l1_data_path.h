@@ -67,6 +67,8 @@ class L1DataPath final {
     if (net_wake_.valid()) (void)eventfd_write(net_wake_.get(), 1);
     return true;
   }
+  // The console transmit ring; null without a virtio-console (the fault probes scribble on it).
+  ConsoleTxRing* console_ring() { return console_ring_.has_value() ? &*console_ring_ : nullptr; }
   // A promoted L1: continues the console ring at the committed position.
   void Promoted(const DeviceModel& model) { console_produced_ = model.console_tx_bytes(); }
 

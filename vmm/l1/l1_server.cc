@@ -36,7 +36,10 @@
 #include "vmm/l1/commit_record.h"
 #include "vmm/l1/effect_capture.h"
 #include "vmm/l1/l1_data_path.h"
+#include "vmm/l1/l1_fault_probes.h"
 #include "vmm/l1/l1_faults.h"
+#include "vmm/l1/l1_sandbox.h"
+#include "vmm/l1/l1_scheduling.h"
 
 namespace rehome {
 namespace {
@@ -57,6 +60,8 @@ class L1Server final {
         channel_(std::move(channel)),
         journal_(std::move(journal)),
         answered_(channel_.slot_count(), 0),
+        scheduling_(options_.realtime, options_.sandbox.level != L1SandboxLevel::kOff,
+                    options_.cpus),
         data_path_([this](std::string_view why) { Die(why); }) {
     commit_.last_answer.resize(channel_.slot_count());
   }
@@ -128,23 +133,14 @@ class L1Server final {
   }
 
   int Run() {
-    // The L1 sleeps until an exit arrives and then must run at once, even on a host whose CPUs
-    // are busy running vCPUs. SCHED_FIFO (lowest real-time priority) preempts them on wake-up;
-    // the kernel's real-time throttling (95% by default) still leaves a spinning L1's core to
-    // others, and L0's hang detection runs on another core. Without CAP_SYS_NICE: a higher CFS
-    // weight (nice -10, root only), else normal priority. Threads started below inherit it.
-    // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
-    // replacements from its real-time failover threads.
     // Start-up (Init, and the first rehearsal: a cold restore full of page faults) runs at low
     // priority (Init): a new standby starts right after a failover, and at SCHED_FIFO its
     // start-up would keep the new active L1 and L0's network pump (the same priority does not
-    // preempt) off a CPU for milliseconds while the guest's traffic waits. Real-time (or nice
-    // -10) from the moment it reports ready.
-    const sched_param fifo{.sched_priority = 1};
+    // preempt) off a CPU for milliseconds while the guest's traffic waits. SCHED_FIFO while
+    // asleep (l1_scheduling.h) from the moment it reports ready.
     PublishPostedRanges();
     Rehearse();  // a new standby is warm before it reports ready
-    realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
-    if (!realtime_) (void)setpriority(PRIO_PROCESS, 0, -10);
+    scheduling_.Start();
     std::thread heartbeat([this] { Heartbeat(); });
     heartbeat.detach();  // dies with the process
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
@@ -165,7 +161,7 @@ class L1Server final {
       // while this L1 (real-time) spins there. Rather move to another CPU, if there is one.
       int cpu = sched_getcpu();
       if (active_ && answered_vcpu_exit_ && last_vcpu_cpu_ == static_cast<uint32_t>(cpu) &&
-          MoveAwayFrom(cpu)) {
+          scheduling_.MoveAwayFrom(cpu)) {
         cpu = sched_getcpu();
       }
       // Stored only when it changed: L0 reads this line on every exit, and a store would take
@@ -176,20 +172,22 @@ class L1Server final {
       }
       const bool may_spin =
           active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu);
-      if (may_spin) RealtimeWhileAsleepOnly(false);
+      if (may_spin) scheduling_.BeforeSpin();
       bool work = may_spin && SpinForWork();
       answered_vcpu_exit_ = false;
       const bool said_sleeping = !work;
       if (said_sleeping) {
-        RealtimeWhileAsleepOnly(true);
-        channel_.SetL1Sleeping(true);
+        channel_.SetL1Sleeping(scheduling_.BeforeSleep());
         work = RequestPending();  // published before L0 could see the flag
       }
       // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
       // of periodic wake-ups (base/periodic_tick.h).
       const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
       if (!work || device_fds > 0) ppoll(fds, 1 + device_fds, &sleep, nullptr);
-      if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
+      if (said_sleeping) {  // not per exit found by spinning
+        channel_.SetL1Sleeping(kL1Awake);
+        scheduling_.AfterWake();
+      }
       if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
@@ -234,7 +232,7 @@ class L1Server final {
   void Heartbeat() {
     const int64_t period_ns = static_cast<int64_t>(options_.heartbeat_ms) * 1000000;
     while (!hung_.load(std::memory_order_relaxed)) {
-      if (options_.parent_pid != 0 && getppid() != options_.parent_pid) _exit(0);  // L0 is gone
+      if (L0Gone(options_.lifeline_fd, options_.parent_pid)) _exit(0);
       channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
       const timespec left = TimeToNextTick(period_ns);  // on the shared grid (periodic_tick.h)
       (void)nanosleep(&left, nullptr);
@@ -249,7 +247,7 @@ class L1Server final {
     h.failure_len.store(static_cast<uint32_t>(std::max<size_t>(n, 1)), std::memory_order_release);
     h.l1_state.store(static_cast<uint32_t>(L1State::kFailed), std::memory_order_release);
     std::cerr << "rehome L1: " << why << "\n";
-    abort();
+    KillL1Now();  // (not abort: its SIGABRT would be ignored in a pid namespace of its own)
   }
 
   void TakeFault() {
@@ -268,6 +266,11 @@ class L1Server final {
         hung_.store(true);
         for (;;) pause();
       default:
+        if (IsTakenFaultProbe(fault)) {  // tests of the sandbox and of L0 (l1_fault_probes.h)
+          RunTakenFaultProbe(
+              fault, {&channel_, &journal_, data_path_.console_ring(), options_.parent_pid});
+          return;
+        }
         pending_fault_ = fault;
     }
   }
@@ -323,49 +326,6 @@ class L1Server final {
     return absl::OkStatus();
   }
 
-  // The L1 just answered a vCPU thread that runs on its own CPU `cpu`. Left there, the two take
-  // turns on that CPU for good: the L1 may not spin there, so every exit costs an eventfd
-  // wake-up, and the woken L1 (real-time) tends to run where its waker runs. When this process
-  // may run on more CPUs than there are vCPUs, it moves to the others (sched_setaffinity), at
-  // most once per 10 ms, so that vCPU threads spread over every CPU cannot make it chase them.
-  // Measured here (pio, 1 vCPU, 2 CPUs, 8 runs each): L0's handling time per exit 4.8-6.8 us
-  // staying, 2.8-3.9 us moving. True if it moved.
-  bool MoveAwayFrom(int cpu) {
-    if (!affinity_known_) {
-      affinity_known_ = true;
-      if (sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) CPU_ZERO(&allowed_);
-    }
-    const absl::Time now = absl::Now();
-    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed_) ||
-        CPU_COUNT(&allowed_) <= options_.cpus || now - moved_at_ < absl::Milliseconds(10)) {
-      return false;
-    }
-    moved_at_ = now;
-    cpu_set_t others = allowed_;
-    CPU_CLR(cpu, &others);
-    return sched_setaffinity(0, sizeof(others), &others) == 0;
-  }
-
-  // A real-time L1 is real-time only while it may sleep: its wake-up (an exit, a promotion)
-  // must preempt vCPU threads at once. While it spins for the next exit, and handles the exits
-  // it finds that way, it runs at normal priority (nice -10): it already has a CPU, and at
-  // SCHED_FIFO it would keep every other task off that CPU for the whole exit-heavy phase, so
-  // the kernel's and rehome's periodic work would all land on the vCPUs' CPUs. Measured with
-  // bench/split_overhead.py (pio, posted writes, 9 paired runs): wall time per exit over
-  // monolithic +6.5% (paired 1.062) spinning at SCHED_FIFO, +3.7% (paired 1.024) spinning at
-  // normal priority; the VMM's handling time was the same. `asleep` true: about to sleep.
-  void RealtimeWhileAsleepOnly(bool asleep) {
-    if (!realtime_ || asleep == fifo_now_) return;
-    const sched_param fifo{.sched_priority = 1};
-    const sched_param other{.sched_priority = 0};
-    if (asleep) {
-      fifo_now_ = sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
-    } else if (sched_setscheduler(0, SCHED_OTHER, &other) == 0) {
-      (void)setpriority(PRIO_PROCESS, 0, -10);  // this thread (Linux: per-thread nice)
-      fifo_now_ = false;
-    }
-  }
-
   // True when an exit request (or a fault, quit or promote request) is pending.
   bool RequestPending() const {
     for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
@@ -393,9 +353,9 @@ class L1Server final {
   // rewrites the same bytes and frames at the same ring positions (Promote).
   void HandleDeviceNotification(L1DataPath::Device device) {
     if (!L1DataPath::Kick(*model_, device)) return;
-    if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+    if (pending_fault_ == L1Fault::kDieBeforeCommit) KillL1Now();
     Commit();
-    if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    if (pending_fault_ == L1Fault::kDieAfterCommit) KillL1Now();
     data_path_.Publish(*model_);
     // "garbage" here: what the commit holds is published correctly, then an impossible frame
     // position (L0 refuses it and fails this L1 over; the successor republishes).
@@ -411,7 +371,7 @@ class L1Server final {
   // early for an exit or a request.
   void AwaitNetReply() {
     constexpr absl::Duration kNetReplySpin = absl::Microseconds(50);
-    RealtimeWhileAsleepOnly(false);
+    scheduling_.BeforeSpin();
     if (SpinUntil([&] { return model_->NetTransmitAvailable() || RequestPending(); },
                   kNetReplySpin) &&
         model_->NetTransmitAvailable()) {
@@ -476,14 +436,14 @@ class L1Server final {
       answer = Execute(req, seq);
       ApplyAnswerFault(fault, &answer);
       if (fault == L1Fault::kWrongState) CorruptState();
-      if (fault == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      if (fault == L1Fault::kDieBeforeCommit) KillL1Now();
       // A replica's completions and interrupts are captured with the item's other effects.
       if (options_.verify) model_->PublishUsed();
       commit_.last_answer[v] = answer;
       ++exits_handled_;
       Commit();
       if (options_.verify) WriteEffects(seq, /*executed=*/true);
-      if (fault == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      if (fault == L1Fault::kDieAfterCommit) KillL1Now();
       // What this exit produced (completions, bytes, frames), now committed.
       if (!options_.verify) data_path_.Publish(*model_);
     }
@@ -492,6 +452,7 @@ class L1Server final {
       slot.response.data_len = 0xffffffffu;
       slot.response.crc ^= 0x5a5a5a5a;
     }
+    if (IsAnswerScribble(fault)) ScribbleAnswer(fault, &slot.response);  // l1_fault_probes.h
     answered_[v] = seq;
     slot.response_seq.store(seq, std::memory_order_release);
     channel_.WakeL0IfSleeping(v);
@@ -555,11 +516,7 @@ class L1Server final {
   std::vector<uint8_t> payload_;  // its encoding
   uint64_t exits_handled_ = 0;
   bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
-  bool affinity_known_ = false;      // MoveAwayFrom: allowed_ holds the mask the L1 started with
-  cpu_set_t allowed_{};
-  absl::Time moved_at_ = absl::InfinitePast();
-  bool realtime_ = false;           // this thread got SCHED_FIFO at start (RealtimeWhileAsleepOnly)
-  bool fifo_now_ = true;            // ... and has it now
+  L1Scheduling scheduling_;
   uint64_t rehearsed_commits_ = 0;  // journal commit count at the last Rehearse
   absl::Time rehearsed_at_ = absl::InfinitePast();
   uint32_t last_vcpu_cpu_ = ~0u;  // host CPU of the vCPU thread answered last (a hint)

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 
@@ -330,11 +331,10 @@ absl::StatusOr<LoadedKernel> LoadPvhKernelFromFile(std::string_view path,
                                                    std::string_view cmdline,
                                                    std::span<const MemoryMapEntry> memmap) {
   const std::string what = absl::StrCat("kernel '", std::string(path), "'");
-  UniqueFd fd(::open(std::string(path).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return LastErrnoStatus(what);
+  // Never blocks (a FIFO is refused, not waited on); anything but a regular file is refused.
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(std::string(path), O_RDONLY, "kernel"));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return LastErrnoStatus(what);
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(what + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > kMaxKernelFileBytes) {
     return absl::InvalidArgumentError(absl::StrFormat("%s: file of %u bytes is too large (max %u)",
                                                       what, st.st_size, kMaxKernelFileBytes));
