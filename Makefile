@@ -13,7 +13,7 @@ CMAKE_FLAGS ?=
 DEB_PACKAGES := cmake ninja-build g++ pkg-config libabsl-dev libboost-dev nlohmann-json3-dev \
   libxml2-dev libxml2-utils libvirt-dev libvirt-clients libgtest-dev libgmock-dev \
   libbenchmark-dev libseccomp-dev zlib1g-dev qemu-system-x86 python3 python3-matplotlib \
-  clang libclang-rt-14-dev
+  iproute2 iputils-ping clang libclang-rt-14-dev
 
 .PHONY: all deps build build-asan build-tsan fuzz-build fuzz test test-asan test-tsan test-fuzz \
   test-fast demo bench clean format tidy

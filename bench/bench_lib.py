@@ -14,7 +14,7 @@ import time
 
 BUILD = os.environ.get("REHOME_BUILD", "build")
 REHOME = os.path.join(BUILD, "rehome")
-GUEST = os.path.join(BUILD, "guest", "rehome-guest.elf")
+GUEST = os.environ.get("REHOME_GUEST", os.path.join(BUILD, "guest", "rehome-guest.elf"))
 QEMU = shutil.which(os.environ.get("QEMU", "qemu-system-x86_64"))
 
 # QEMU's isa-debug-exit ends QEMU with (V << 1) | 1 for a guest write of V to port 0xf4, so a

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # make bench: runs every benchmark against the build in $1 (default: build) and prints markdown
 # tables; the figures recorded in docs/benchmarks.md come from this script. Output also lands in
-# bench/out/latest.md. Takes about six to seven minutes on a 2-core host.
+# bench/out/latest.md. Takes about nine minutes on a 2-core host.
 # Usage: bench/run-all.sh [BUILD_DIR]
 # Exit: 0 all benchmarks ran; non-zero with a `bench: ...` message on the first failure.
 set -euo pipefail
@@ -65,6 +65,14 @@ host_probe() {
   python3 bench/split_overhead.py --reps 9
   echo
   python3 bench/virtio_io.py --reps 7
+  echo
+  # virtio-net: what a client on the network sees (root: network namespace and tap; skipped
+  # with exit 77 otherwise).
+  python3 bench/netping.py --modes monolithic,split,qemu --reps 3 --count 5000 || [ $? -eq 77 ]
+  echo
+  python3 bench/netping.py --count 20000 --kill-active-every-ms 100 --check || [ $? -eq 77 ]
+  echo
+  python3 bench/netping.py --count 10000 --hang-every-ms 500 --check || [ $? -eq 77 ]
   echo
   echo "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee bench/out/latest.md

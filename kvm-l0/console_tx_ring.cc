@@ -1,17 +1,14 @@
 // kvm-l0/console_tx_ring.cc: ConsoleTxRing.
 #include "kvm-l0/console_tx_ring.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
 #include <new>
 
 #include "absl/strings/str_cat.h"
-#include "base/errno_status.h"
+#include "base/sealed_memfd.h"
 #include "base/status_macros.h"
 
 namespace rehome {
@@ -23,17 +20,9 @@ constexpr size_t kRingBytes = size_t{kConsoleTxRingDataOffset} + kConsoleTxRingC
 
 absl::StatusOr<ConsoleTxRing> ConsoleTxRing::Create() {
   ConsoleTxRing ring;
-  ring.memfd_.Reset(memfd_create("rehome-console-tx", MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!ring.memfd_.valid()) return LastErrnoStatus("memfd_create console ring");
-  if (ftruncate(ring.memfd_.get(), static_cast<off_t>(kRingBytes)) != 0) {
-    return LastErrnoStatus("ftruncate console ring");
-  }
   // The size is fixed for both sides' lifetime: no shrink (SIGBUS) or growth by an L1.
-  if (fcntl(ring.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
-    return LastErrnoStatus("sealing console ring");
-  }
-  ASSIGN_OR_RETURN(ring.mapping_, MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED,
-                                                    ring.memfd_.get(), 0));
+  ASSIGN_OR_RETURN(ring.memfd_, CreateSealedMemfd("rehome-console-tx", kRingBytes));
+  ASSIGN_OR_RETURN(ring.mapping_, MapSharedOfSize(ring.memfd_.get(), kRingBytes, "console ring"));
   auto* h = new (ring.mapping_.get()) ConsoleTxRingHeader{};
   h->magic = kConsoleTxRingMagic;
   h->version = kConsoleTxRingVersion;
@@ -46,14 +35,7 @@ absl::StatusOr<ConsoleTxRing> ConsoleTxRing::Create() {
 absl::StatusOr<ConsoleTxRing> ConsoleTxRing::Attach(int memfd) {
   ConsoleTxRing ring;
   ring.memfd_.Reset(memfd);
-  struct stat st {};
-  if (fstat(memfd, &st) != 0) return LastErrnoStatus("fstat console ring");
-  if (static_cast<uint64_t>(st.st_size) != kRingBytes) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("console ring: size ", st.st_size, ", expected ", kRingBytes));
-  }
-  ASSIGN_OR_RETURN(ring.mapping_,
-                   MappedRegion::Map(kRingBytes, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0));
+  ASSIGN_OR_RETURN(ring.mapping_, MapSharedOfSize(memfd, kRingBytes, "console ring"));
   const ConsoleTxRingHeader* h = ring.header();
   if (h->magic != kConsoleTxRingMagic || h->version != kConsoleTxRingVersion ||
       h->capacity != kConsoleTxRingCapacity) {

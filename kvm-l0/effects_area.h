@@ -23,8 +23,8 @@
 namespace rehome {
 
 inline constexpr uint64_t kEffectsMagic = 0x3130544346454852ull;  // "RHEFCT01"
-inline constexpr uint32_t kEffectsVersion = 1;
-inline constexpr uint64_t kEffectsCapacity = 8u << 20;  // bytes of entries
+inline constexpr uint32_t kEffectsVersion = 2;                    // 2: the network entries (6, 7)
+inline constexpr uint64_t kEffectsCapacity = 8u << 20;            // bytes of entries
 inline constexpr uint64_t kEffectsDataOffset = 4096;
 
 enum class EffectType : uint8_t {
@@ -33,6 +33,8 @@ enum class EffectType : uint8_t {
   kDiskFlush = 3,   // no data
   kIrq = 4,         // addr = interrupt line (an edge: the line went up)
   kConsoleOut = 5,  // data = bytes for the console client
+  kNetTx = 6,       // addr = transmit position (frames since boot); data = the Ethernet frame
+  kNetRxDone = 7,   // addr = receive position: every received frame before it was delivered
 };
 
 struct EffectsHeader {

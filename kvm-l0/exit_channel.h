@@ -57,7 +57,9 @@ struct ExitRequest {
   // posted by L0 on the host slot (index = vCPU count) and answered and committed like an exit.
   // kDeviceKick (verified execution): process the virtio devices' queues again, posted by L0
   // when a replica's item stopped at its effects budget with requests still queued.
-  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3, kDeviceKick = 4 };
+  // kNetInput (verified execution): frames arrived in the network receive ring: process the
+  // virtio-net queues (no data; posted on the host slot like console input).
+  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3, kDeviceKick = 4, kNetInput = 5 };
   uint64_t seq = 0;  // global exit sequence number, unique across vCPUs and L1s
   uint32_t vcpu = 0;
   uint32_t kind = kPio;
@@ -71,7 +73,11 @@ struct ExitRequest {
   // Scheduling hint: the host CPU the posting L0 thread ran on (sched_getcpu; ~0u unknown). An
   // L1 on the same CPU does not spin for the next exit: it would keep that thread off the CPU.
   uint32_t host_cpu = ~0u;
-  uint32_t reserved = 0;
+  // Verified execution with virtio-net: the low 32 bits of the receive ring's produced position
+  // when L0 posted the item. A replica delivers only frames before it (the one it reconstructs
+  // above its own receive position), so that every replica, and a recruit executing the item
+  // later, sees the same frames. 0 otherwise.
+  uint32_t net_rx_limit = 0;
   uint8_t data[kExitDataMax];  // write payload (data_len bytes); ignored for reads
 };
 

@@ -12,22 +12,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/errno_status.h"
+#include "base/sealed_memfd.h"
 #include "base/status_macros.h"
 
 namespace rehome {
 namespace {
 
 constexpr uint64_t kPageSize = 4096;
-
-absl::StatusOr<UniqueFd> CreateSealedMemfd(const char* name, uint64_t size) {
-  UniqueFd fd(::memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING));
-  if (!fd.valid()) return LastErrnoStatus("memfd_create");
-  if (::ftruncate(fd.get(), static_cast<off_t>(size)) < 0) return LastErrnoStatus("ftruncate");
-  if (::fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0) {
-    return LastErrnoStatus("fcntl(F_ADD_SEALS)");
-  }
-  return fd;
-}
 
 // True when [a, a + a_size) and [b, b + b_size) intersect (sizes are non-zero, no overflow).
 bool Overlaps(uint64_t a, uint64_t a_size, uint64_t b, uint64_t b_size) {

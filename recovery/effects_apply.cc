@@ -76,6 +76,20 @@ ApplyResult ApplyEffects(const Effects& effects, const VerifiedEffectsSink& sink
               std::string_view(reinterpret_cast<const char*>(e.data.data()), e.data.size()));
         }
         break;
+      case EffectType::kNetTx:
+        // A frame after the completions above it (the guest reads them only after the irq).
+        if (!sink.net_tx || !sink.net_tx(e.addr, e.data)) {
+          refuse(absl::StrFormat("transmitted frame %d (%d bytes) is not the next one", e.addr,
+                                 e.data.size()));
+          continue;
+        }
+        break;
+      case EffectType::kNetRxDone:
+        if (!sink.net_rx_done || !sink.net_rx_done(e.addr)) {
+          refuse(absl::StrFormat("receive position %d is impossible", e.addr));
+          continue;
+        }
+        break;
     }
     ++result.applied;
   }

@@ -24,6 +24,7 @@ void PostRequest(ExitSlot& slot, const ExitRequest& request) {
   dst.addr = request.addr;
   dst.rip = request.rip;
   dst.rflags = request.rflags;
+  dst.net_rx_limit = request.net_rx_limit;
   const int cpu = sched_getcpu();
   dst.host_cpu = cpu < 0 ? ~0u : static_cast<uint32_t>(cpu);
   std::memcpy(dst.data, request.data, dst.data_len);

@@ -138,8 +138,9 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     return absl::FailedPreconditionError(absl::StrCat(
         "--l1-sandbox strict: this host gives L1s no namespaces: ", host.namespaces_error));
   }
-  ASSIGN_OR_RETURN(ExitChannel channel,
-                   ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
+  ASSIGN_OR_RETURN(
+      ExitChannel channel,
+      ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.HasHostSlot() ? 1 : 0))));
   std::unique_ptr<L1Process> l1(new L1Process(id, std::move(channel), spec.sandbox));
   ExitChannel& ch = l1->channel_;
 
@@ -155,6 +156,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
                               spec.console_irq_fd,
                               spec.console_ring_fd,
                               spec.console_out_fd,
+                              spec.net_rx_ring_fd,
+                              spec.net_tx_ring_fd,
+                              spec.net_notify_fd,
+                              spec.net_irq_fd,
+                              spec.net_kick_fd,
+                              spec.net_wake_fd,
                               spec.effects_fd,
                               lifeline};
   for (const GuestMemory::RegionDesc& d : spec.ram) sources.push_back(d.fd);
@@ -209,6 +216,22 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
       args.push_back(pass(spec.console_notify_fd));
       args.push_back("--console-irq-fd");
       args.push_back(pass(spec.console_irq_fd));
+    }
+  }
+  // (A replica gets only the receive ring: its transmitted frames are effects.)
+  if (spec.net_mac.has_value() && spec.net_rx_ring_fd >= 0 &&
+      (spec.net_tx_ring_fd >= 0 || spec.effects_fd >= 0)) {
+    args.push_back("--net-mac");
+    args.push_back(virtio::FormatMac(*spec.net_mac));
+    for (const auto& [option, fd] :
+         {std::pair{"--net-rx-ring-fd", spec.net_rx_ring_fd},
+          std::pair{"--net-tx-ring-fd", spec.net_tx_ring_fd},
+          std::pair{"--net-notify-fd", spec.net_notify_fd},
+          std::pair{"--net-irq-fd", spec.net_irq_fd}, std::pair{"--net-kick-fd", spec.net_kick_fd},
+          std::pair{"--net-wake-fd", spec.net_wake_fd}}) {
+      if (fd < 0) continue;
+      args.push_back(option);
+      args.push_back(pass(fd));
     }
   }
   if (spec.blk_notify_fd >= 0 && spec.blk_irq_fd >= 0) {

@@ -26,6 +26,7 @@
 #include "kvm-l0/guest_memory.h"
 #include "recovery/policy/recovery_policy.h"
 #include "vmm/counter_oracle.h"
+#include "vmm/virtio/net_device.h"
 
 namespace rehome {
 
@@ -48,12 +49,24 @@ struct L1LaunchSpec {
   int console_irq_fd = -1;
   int console_ring_fd = -1;
   int console_out_fd = -1;
+  // virtio-net (net_mac set): the receive and transmit frame rings (kvm-l0/frame_ring.h), its
+  // QueueNotify ioeventfd (any queue) and irqfd, L0's kick eventfd (frames arrived, transmit room)
+  // and the eventfd that wakes L0 to send (all owned by the caller).
+  std::optional<virtio::MacAddress> net_mac;
+  int net_rx_ring_fd = -1;
+  int net_tx_ring_fd = -1;
+  int net_notify_fd = -1;
+  int net_irq_fd = -1;
+  int net_kick_fd = -1;
+  int net_wake_fd = -1;
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
   L1SandboxLevel sandbox = L1SandboxLevel::kBestEffort;
   // Verified execution: the replica's effects area (kvm-l0/effects_area.h), owned by the caller;
   // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
   int effects_fd = -1;
+  // Whether the channel has a host slot after the vCPUs' (L1Options::HasHostSlot).
+  bool HasHostSlot() const { return console || (effects_fd >= 0 && net_mac.has_value()); }
 };
 
 // OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:

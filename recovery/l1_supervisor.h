@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,6 +105,12 @@ struct VerifiedEffectsSink {
   int disk_fd = -1;  // the image L0 writes and flushes; not owned (-1: no disk)
   std::function<void(uint32_t line)> raise_irq;  // an edge on a virtio interrupt line
   std::function<void(std::string_view)> console_output;
+  // virtio-net (all null without one): sends transmitted frame `pos` (false: refused, not the
+  // next position), frees the receive slots before `pos` (false: refused), and the receive
+  // ring's produced position (stamped on every item: ExitRequest::net_rx_limit).
+  std::function<bool(uint64_t pos, std::span<const uint8_t> frame)> net_tx;
+  std::function<bool(uint64_t pos)> net_rx_done;
+  std::function<uint64_t()> net_rx_produced;
 };
 
 // Verified execution, as QMP reports it.
@@ -147,6 +154,11 @@ class L1Supervisor {
   virtual std::optional<CommitRecord> LatestCommit() const = 0;
   virtual const RecoveryPolicy& policy() const = 0;
   virtual VerificationStatus verification() const { return {}; }
+
+  // Another part of L0 (the network pump) found output of the active L1 impossible (a ring
+  // position it published): fails that L1 over as for a bad answer. Supervisor only; no-op for
+  // verified execution, whose replicas publish nothing.
+  virtual void ReportActiveFailure(const std::string& /*cause*/) {}
 
   // Lets the guest continue after recovery stopped (an operator's `cont`).
   virtual absl::Status ResumeAfterLimit() = 0;

@@ -51,6 +51,7 @@ absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
   if (verified.has_value()) {
     // Every exit through the replicas; their agreed effects (console bytes too) go to the sink.
     SplitBackend* raw = backend.get();
+    backend->net_rx_produced_ = verified->net_rx_produced;
     ASSIGN_OR_RETURN(
         backend->supervisor_,
         VerifiedSupervisor::Start(std::move(config), std::move(*verified), disk_bytes, [raw] {
@@ -153,7 +154,7 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
   request->rflags = rflags;
   request->data_len = is_write ? static_cast<uint32_t>(data.size()) : 0;
   request->host_cpu = ~0u;
-  request->reserved = 0;
+  request->net_rx_limit = NetRxLimit();
   if (is_write) std::memcpy(request->data, data.data(), data.size());
   bool posted = false;
   absl::Status status = supervisor_->Execute(*request, response, &posted);
@@ -228,11 +229,26 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
     request->size = 1;
     request->count = static_cast<uint32_t>(n);
     request->data_len = static_cast<uint32_t>(n);
+    request->net_rx_limit = NetRxLimit();
     std::memcpy(request->data, bytes.data(), n);
     if (absl::Status s = supervisor_->Execute(*request, response.get()); !s.ok()) return s;
     Emit(*response);
     bytes.remove_prefix(n);
   }
+  return absl::OkStatus();
+}
+
+absl::Status SplitBackend::DeliverNetInput() {
+  auto request = std::make_unique<ExitRequest>();
+  auto response = std::make_unique<ExitResponse>();
+  request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+  request->vcpu = host_slot_;
+  request->kind = ExitRequest::kNetInput;
+  request->is_write = 1;
+  request->size = 1;
+  request->net_rx_limit = NetRxLimit();
+  RETURN_IF_ERROR(supervisor_->Execute(*request, response.get()));
+  Emit(*response);
   return absl::OkStatus();
 }
 

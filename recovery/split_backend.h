@@ -42,6 +42,9 @@ class SplitBackend final : public ExitBackend {
   // Host input for the virtio console, delivered to the active L1 as a request on the host
   // slot and committed like an exit (exactly once across failovers). Call from one thread.
   absl::Status DeliverConsoleInput(std::string_view bytes);
+  // Verified execution with virtio-net: frames arrived in the receive ring; the replicas process
+  // the device's queues as a request on the host slot (ExitRequest::kNetInput).
+  absl::Status DeliverNetInput();
   ~SplitBackend() override;
 
   ExitOutcome Handle(int vcpu, KvmExit& exit) override;
@@ -81,6 +84,11 @@ class SplitBackend final : public ExitBackend {
   UniqueFd serial_output_;
   std::function<void(std::string_view)> console_output_;
   uint32_t host_slot_ = 0;
+  // Verified execution with virtio-net: the receive ring's produced position (null otherwise).
+  std::function<uint64_t()> net_rx_produced_;
+  uint32_t NetRxLimit() const {
+    return net_rx_produced_ ? static_cast<uint32_t>(net_rx_produced_()) : 0;
+  }
   std::atomic<uint64_t> next_seq_{0};
   mutable absl::Mutex progress_mu_;
   mutable WorkloadProgress last_progress_ ABSL_GUARDED_BY(progress_mu_);

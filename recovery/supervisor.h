@@ -83,6 +83,11 @@ class Supervisor final : public L1Supervisor {
   absl::Status InjectFault(std::string_view target, std::string_view kind,
                            uint32_t after_exits = 0) override;
 
+  // Another part of L0 (the network device's pump) found output of the active L1 impossible,
+  // e.g. a ring position it published: fails that L1 over with cause "bad answer: <cause>", as
+  // for an invalid exit answer. No-op when there is no active L1 or recovery has stopped.
+  void ReportActiveFailure(const std::string& cause) override;
+
   std::vector<L1Info> L1s() const override;
   uint64_t failover_count() const override;
   std::optional<FailoverReport> last_failover() const override;

@@ -129,6 +129,17 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
   return absl::OkStatus();
 }
 
+void Supervisor::ReportActiveFailure(const std::string& cause) {
+  const absl::Time detected = absl::Now();
+  uint64_t generation;
+  {
+    absl::MutexLock lock(&mu_);
+    if (active_ == nullptr || stopping_ || limit_reached_) return;
+    generation = generation_;
+  }
+  OnActiveFailure(generation, absl::StrCat("bad answer: ", cause), detected);
+}
+
 absl::Status Supervisor::ResumeAfterLimit() {
   absl::MutexLock failover(&failover_mu_);
   {

@@ -90,6 +90,10 @@ absl::StatusOr<VerifiedSupervisor::Replica> VerifiedSupervisor::Spawn(bool first
   // A replica reaches nothing outside itself: no ioeventfd, irqfd or console ring.
   spec.blk_notify_fd = spec.blk_irq_fd = spec.console_notify_fd = spec.console_irq_fd = -1;
   spec.console_ring_fd = spec.console_out_fd = -1;
+  // ... nor the network's: it reads received frames from the receive ring (never writing it);
+  // L0 sends the frames the replicas agreed on.
+  spec.net_tx_ring_fd = spec.net_notify_fd = spec.net_irq_fd = -1;
+  spec.net_kick_fd = spec.net_wake_fd = -1;
   uint64_t id;
   {
     absl::MutexLock lock(&mu_);
@@ -251,6 +255,8 @@ std::string VerifiedSupervisor::Describe(const ExitRequest& r) {
       return absl::StrCat("console input, ", r.data_len, " bytes");
     case ExitRequest::kDeviceKick:
       return "device queues (continued)";
+    case ExitRequest::kNetInput:
+      return absl::StrCat("network frames received (up to ", r.net_rx_limit, ")");
     default:
       return absl::StrFormat("vCPU %d %s %s 0x%x (%d bytes)", r.vcpu,
                              r.kind == ExitRequest::kPio ? "port" : "MMIO",
@@ -462,6 +468,8 @@ absl::Status VerifiedSupervisor::Execute(const ExitRequest& request, ExitRespons
       kick->is_write = 1;
       kick->size = 1;
       kick->host_cpu = ~0u;
+      if (sink_.net_rx_produced)
+        kick->net_rx_limit = static_cast<uint32_t>(sink_.net_rx_produced());
       auto ignored = std::make_unique_for_overwrite<ExitResponse>();
       if (!RunItem(*kick, ignored.get(), &flags).ok()) break;
     }

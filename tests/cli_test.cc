@@ -78,6 +78,25 @@ TEST(CliTest, BadInputsGetOneLineErrors) {
                      "--serial-file");
 }
 
+TEST(CliTest, BadNetdevGetsOneLineErrors) {
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--netdev", "tap"}), 64,
+                     "ifname is required");
+  ExpectOneLineError(
+      Rehome({"run", "--kernel", GuestElf(), "--netdev", "tap,ifname=t0,mac=01:00:5e:00:00:01"}),
+      64, "multicast");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--netdev", "user"}), 64,
+                     "not supported");
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  for (const char* mode : {"split", "monolithic"}) {
+    ExpectOneLineError(
+        Rehome({"run", "--kernel", GuestElf(), "--mode", mode, "--netdev", "tap,ifname=rhnosuch9"}),
+        64, "no such network interface");
+    ExpectOneLineError(
+        Rehome({"run", "--kernel", GuestElf(), "--mode", mode, "--netdev", "tap,ifname=lo"}), 64,
+        "not a (single-queue) tap device");
+  }
+}
+
 TEST(CliTest, MissingKvmIsReported) {
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf()}, {"REHOME_KVM_PATH=/nonexistent/kvm"}),
                      69, "KVM is not usable");

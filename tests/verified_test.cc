@@ -307,6 +307,13 @@ TEST_F(VerifiedTest, CliRefusesVerificationWithoutSplitMode) {
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 64);
   EXPECT_THAT(r->err, HasSubstr("--verify: unknown verification mode"));
+  // With a network device: refused before any tap is opened (docs/failover.md).
+  r = testing::RunProcess({testing::RehomeBinary(), "run", "--kernel", testing::GuestElf(),
+                           "--verify", "dual", "--netdev", "tap,ifname=rhnone0"},
+                          absl::Seconds(30));
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 64);
+  EXPECT_THAT(r->err, HasSubstr("verified execution with a network device is not supported yet"));
 }
 
 }  // namespace

@@ -29,22 +29,32 @@ std::string VirtioMmioCmdlineEntry(int index) {
                          kVirtioMmioBase + index * kVirtioMmioStride, kVirtioFirstIrq + index);
 }
 
-std::string VirtioMmioCmdline(bool disk, bool console) {
+VirtioIndices VirtioDeviceIndices(bool disk, bool console, bool net) {
+  VirtioIndices indices;
+  int next = 0;
+  if (disk) indices.disk = next++;
+  if (console) indices.console = next++;
+  if (net) indices.net = next++;
+  return indices;
+}
+
+std::string VirtioMmioCmdline(bool disk, bool console, bool net) {
   std::string out;
-  int index = 0;
-  if (disk) out = VirtioMmioCmdlineEntry(index++);
-  if (console) out += (out.empty() ? "" : " ") + VirtioMmioCmdlineEntry(index++);
+  const VirtioIndices indices = VirtioDeviceIndices(disk, console, net);
+  for (int index : {indices.disk, indices.console, indices.net}) {
+    if (index >= 0) out += (out.empty() ? "" : " ") + VirtioMmioCmdlineEntry(index);
+  }
   return out;
 }
 
 void DeviceModel::SetDeferredPublication(bool deferred) {
-  for (virtio::MmioTransport* t : {disk_.get(), console_.get()}) {
+  for (virtio::MmioTransport* t : {disk_.get(), console_.get(), net_.get()}) {
     if (t != nullptr) t->SetDeferredPublication(deferred);
   }
 }
 
 void DeviceModel::PublishUsed() {
-  for (virtio::MmioTransport* t : {disk_.get(), console_.get()}) {
+  for (virtio::MmioTransport* t : {disk_.get(), console_.get(), net_.get()}) {
     if (t != nullptr) t->PublishUsed();
   }
 }
@@ -61,6 +71,27 @@ bool DeviceModel::KickConsole() {
 uint64_t DeviceModel::console_tx_bytes() const {
   if (console_ == nullptr) return 0;
   return static_cast<const virtio::ConsoleDevice&>(console_->device()).tx_bytes();
+}
+
+bool DeviceModel::KickNet() {
+  if (net_ == nullptr) return false;
+  const bool rx = net_->Kick(virtio::NetDevice::kReceiveQueue);
+  const bool tx = net_->Kick(virtio::NetDevice::kTransmitQueue);
+  return rx || tx;
+}
+
+bool DeviceModel::NetTransmitAvailable() const {
+  return net_ != nullptr && net_->HasAvailable(virtio::NetDevice::kTransmitQueue);
+}
+
+uint64_t DeviceModel::net_rx_frames() const {
+  if (net_ == nullptr) return 0;
+  return static_cast<const virtio::NetDevice&>(net_->device()).rx_frames();
+}
+
+uint64_t DeviceModel::net_tx_frames() const {
+  if (net_ == nullptr) return 0;
+  return static_cast<const virtio::NetDevice&>(net_->device()).tx_frames();
 }
 
 size_t DeviceModel::QueueConsoleInput(std::string_view bytes) {
@@ -127,6 +158,19 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
     RETURN_IF_ERROR(bus.Register(BusSpace::kMmio, kVirtioMmioBase + index * kVirtioMmioStride,
                                  virtio::MmioTransport::kMmioSize, model->console_));
   }
+  if (config.net_backend != nullptr) {
+    const int index =
+        VirtioDeviceIndices(model->disk_ != nullptr, model->console_ != nullptr, true).net;
+    auto irq = config.virtio_irq;
+    model->net_ = std::make_shared<virtio::MmioTransport>(
+        std::make_unique<virtio::NetDevice>(config.net_mac, config.net_backend), ram,
+        [irq, index](bool level) {
+          if (irq) irq(kVirtioFirstIrq + index, level);
+        },
+        config.log ? config.log : [](std::string_view) {});
+    RETURN_IF_ERROR(bus.Register(BusSpace::kMmio, kVirtioMmioBase + index * kVirtioMmioStride,
+                                 virtio::MmioTransport::kMmioSize, model->net_));
+  }
   return model;
 }
 
@@ -174,6 +218,8 @@ void DeviceModel::SaveStateInto(std::vector<uint8_t>* out) const {
   if (disk_ != nullptr) writer.Bytes(AsChars(disk_->SaveState()));
   writer.U8(console_ != nullptr ? 1 : 0);
   if (console_ != nullptr) writer.Bytes(AsChars(console_->SaveState()));
+  writer.U8(net_ != nullptr ? 1 : 0);
+  if (net_ != nullptr) writer.Bytes(AsChars(net_->SaveState()));
   *out = writer.Finish();
 }
 
@@ -193,7 +239,13 @@ absl::Status DeviceModel::RestoreState(std::span<const uint8_t> bytes) {
   const bool has_console = reader.Bool();
   std::span<const uint8_t> console_bytes;
   if (has_console) console_bytes = reader.View(kMaxSectionBytes);
+  const bool has_net = reader.Bool();
+  std::span<const uint8_t> net_bytes;
+  if (has_net) net_bytes = reader.View(kMaxSectionBytes);
   RETURN_IF_ERROR(reader.Finish());
+  if (has_net != (net_ != nullptr)) {
+    return absl::InvalidArgumentError("device model state: network device presence does not match");
+  }
   if (has_console != (console_ != nullptr)) {
     return absl::InvalidArgumentError("device model state: console presence does not match");
   }
@@ -212,6 +264,7 @@ absl::Status DeviceModel::RestoreState(std::span<const uint8_t> bytes) {
   }
   if (has_disk) RETURN_IF_ERROR(disk_->RestoreState(disk_bytes));  // all or nothing
   if (has_console) RETURN_IF_ERROR(console_->RestoreState(console_bytes));
+  if (has_net) RETURN_IF_ERROR(net_->RestoreState(net_bytes));
   oracle_blob_valid_ = false;
   if (oracle.has_value()) RETURN_IF_ERROR(oracle_->RestoreState(*oracle));
   RETURN_IF_ERROR(serial_->RestoreState(serial));

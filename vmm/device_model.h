@@ -1,8 +1,9 @@
 // vmm/device_model.h: the guest's device model: the port-I/O/MMIO bus with COM1, the debug-exit
-// and reset ports, the pio benchmark sink and (for the counter workload) the report port and its
-// oracle. The same model runs inside the monolithic rehome process and inside each split L1
-// process. SaveState/RestoreState cover every device, so a standby L1 continues exactly where
-// the committed state of the failed one ended (format in docs/vmm-device-state.md).
+// and reset ports, the pio benchmark sink, (for the counter workload) the report port and its
+// oracle, and the virtio-mmio devices (blk, console, net). The same model runs inside the
+// monolithic rehome process and inside each split L1 process. SaveState/RestoreState cover every
+// device, so a standby L1 continues exactly where the committed state of the failed one ended
+// (format in docs/vmm-device-state.md).
 // Thread-safety: Handle may be called from several threads (devices lock themselves);
 // SaveState/RestoreState must not race with Handle (callers serialise them).
 #ifndef REHOME_VMM_DEVICE_MODEL_H_
@@ -27,6 +28,7 @@
 #include "vmm/guest_memory_view.h"
 #include "vmm/virtio/blk_device.h"
 #include "vmm/virtio/mmio_transport.h"
+#include "vmm/virtio/net_device.h"
 #include "vmm/vm_requests.h"
 
 namespace rehome {
@@ -39,8 +41,16 @@ inline constexpr uint32_t kVirtioFirstIrq = 5;
 
 // The command-line entry describing the virtio-mmio device at `index`.
 std::string VirtioMmioCmdlineEntry(int index);
-// The entries for a model with an optional disk (index 0 when present) and console (next).
-std::string VirtioMmioCmdline(bool disk, bool console);
+// The entries for a model with an optional disk (index 0 when present), console (next) and
+// network device (next).
+std::string VirtioMmioCmdline(bool disk, bool console, bool net = false);
+// The index of each device in that order (-1: absent).
+struct VirtioIndices {
+  int disk = -1;
+  int console = -1;
+  int net = -1;
+};
+VirtioIndices VirtioDeviceIndices(bool disk, bool console, bool net);
 
 struct DeviceModelConfig {
   std::optional<CounterOracle::Config> oracle;  // arms the counter report port
@@ -50,13 +60,16 @@ struct DeviceModelConfig {
   UniqueFd disk;                                // virtio-blk image (raw); invalid = no disk
   bool disk_read_only = false;
   virtio::BlkWriteCapture* disk_capture = nullptr;  // verified execution (not owned); else null
-  bool console = false;                                      // virtio-console (port 0)
-  std::function<void(std::string_view)> console_output;      // bytes the guest sends on it
+  bool console = false;                             // virtio-console (port 0)
+  std::function<void(std::string_view)> console_output;  // bytes the guest sends on it
+  // virtio-net when set: frames from and to this backend (shared with its owner), this MAC.
+  std::shared_ptr<virtio::NetBackend> net_backend;
+  virtio::MacAddress net_mac{};
   std::function<void(uint32_t irq, bool level)> virtio_irq;  // may be null (guest polls)
   std::function<void(std::string_view)> log;                 // device diagnostics (may be null)
 };
 
-inline constexpr uint8_t kDeviceModelStateVersion = 3;  // 2: virtio-blk; 3: console
+inline constexpr uint8_t kDeviceModelStateVersion = 4;  // 2: virtio-blk; 3: console; 4: net
 
 class DeviceModel final {
  public:
@@ -99,6 +112,17 @@ class DeviceModel final {
   bool KickConsole();
   // Bytes the guest has sent on the console since boot (part of the device state).
   uint64_t console_tx_bytes() const;
+  // The network device's queues (receive, then transmit), e.g. from its ioeventfd or after the
+  // host added frames or made room. True when the state changed.
+  bool KickNet();
+  bool has_net() const { return net_ != nullptr; }
+  // Whether the guest has made a transmit chain available that the device has not taken yet.
+  bool NetTransmitAvailable() const;
+  // Its receive and transmit positions (frames since boot; part of the device state).
+  uint64_t net_rx_frames() const;
+  uint64_t net_tx_frames() const;
+  // The virtio-net transport (nullptr without one), for tests and statistics.
+  const virtio::MmioTransport* net() const { return net_.get(); }
   size_t QueueSerialInput(std::string_view bytes) { return serial_->QueueInput(bytes); }
 
  private:
@@ -116,6 +140,7 @@ class DeviceModel final {
   mutable bool oracle_blob_valid_ = false;
   std::shared_ptr<virtio::MmioTransport> disk_;     // null without a disk
   std::shared_ptr<virtio::MmioTransport> console_;  // null without a console
+  std::shared_ptr<virtio::MmioTransport> net_;      // null without a network device
 };
 
 }  // namespace rehome

@@ -90,5 +90,45 @@ TEST(DeviceModelTest, MalformedStateIsRefusedAndChangesNothing) {
   EXPECT_EQ(a.model->SaveState(), before);
 }
 
+// A network backend with no traffic: the device's state alone is under test here.
+class IdleNetBackend final : public virtio::NetBackend {
+ public:
+  std::optional<size_t> ReadRx(uint64_t, std::span<uint8_t>) override { return std::nullopt; }
+  void RxDone(uint64_t) override {}
+  bool TxRoom(uint64_t) override { return true; }
+  void WriteTx(uint64_t, std::span<const uint8_t>) override {}
+};
+
+std::unique_ptr<DeviceModel> NetModel(const FlatGuestMemoryView& view, bool net, uint8_t mac_end) {
+  DeviceModelConfig config;
+  if (net) {
+    config.net_backend = std::make_shared<IdleNetBackend>();
+    config.net_mac = {0x52, 0x54, 0x00, 0x12, 0x34, mac_end};
+  }
+  return *DeviceModel::Create(std::move(config), view);
+}
+
+TEST(DeviceModelTest, NetworkDeviceTravelsInTheStateAndMustMatch) {
+  std::vector<uint8_t> ram(1 << 20);
+  FlatGuestMemoryView view{std::span<uint8_t>(ram)};
+  std::unique_ptr<DeviceModel> a = NetModel(view, true, 0x56);
+  ASSERT_TRUE(a->has_net());
+  EXPECT_FALSE(a->KickNet());  // no driver yet: nothing to do
+  const std::vector<uint8_t> saved = a->SaveState();
+  std::unique_ptr<DeviceModel> b = NetModel(view, true, 0x56);
+  ASSERT_TRUE(b->RestoreState(saved).ok());
+  EXPECT_EQ(b->SaveState(), saved);
+  EXPECT_THAT(std::string(NetModel(view, false, 0)->RestoreState(saved).message()),
+              ::testing::HasSubstr("network device presence"));
+  EXPECT_THAT(std::string(NetModel(view, true, 0x57)->RestoreState(saved).message()),
+              ::testing::HasSubstr("another MAC"));
+  // The device order on the bus and the guest's command line: disk, console, network.
+  EXPECT_EQ(VirtioMmioCmdline(false, false, true), "virtio_mmio.device=512@0xd0000000:5");
+  EXPECT_EQ(VirtioMmioCmdline(true, true, true),
+            "virtio_mmio.device=512@0xd0000000:5 virtio_mmio.device=512@0xd0000200:6 "
+            "virtio_mmio.device=512@0xd0000400:7");
+  EXPECT_EQ(VirtioDeviceIndices(true, false, true).net, 1);
+}
+
 }  // namespace
 }  // namespace rehome

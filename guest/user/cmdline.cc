@@ -43,6 +43,27 @@ bool ParseU64(const char* s, uint32_t n, uint64_t* out) {
   return true;
 }
 
+// Dotted-quad IPv4 address: four decimal octets 0..255.
+bool ParseIpv4(const char* s, uint32_t n, uint32_t* out) {
+  uint32_t value = 0, octet = 0, digits = 0, dots = 0;
+  for (uint32_t i = 0; i <= n; ++i) {
+    if (i == n || s[i] == '.') {
+      if (digits == 0 || octet > 255) return false;
+      value = value << 8 | octet;
+      octet = digits = 0;
+      if (i < n && ++dots > 3) return false;
+    } else if (s[i] >= '0' && s[i] <= '9' && digits < 3) {
+      octet = octet * 10 + static_cast<uint32_t>(s[i] - '0');
+      ++digits;
+    } else {
+      return false;
+    }
+  }
+  if (dots != 3) return false;
+  *out = value;
+  return true;
+}
+
 void AppendToken(LineWriter* w, const char* s, uint32_t n) {
   char tmp[64];
   uint32_t i = 0;
@@ -65,6 +86,8 @@ const char* WorkloadName(Workload w) {
       return "blk";
     case Workload::kEcho:
       return "echo";
+    case Workload::kNetEcho:
+      return "netecho";
     case Workload::kVirtioBad:
       return "virtio-bad";
     case Workload::kReboot:
@@ -104,6 +127,8 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
         config->workload = Workload::kBlk;
       } else if (TokenEquals(val, val_len, "echo")) {
         config->workload = Workload::kEcho;
+      } else if (TokenEquals(val, val_len, "netecho")) {
+        config->workload = Workload::kNetEcho;
       } else if (TokenEquals(val, val_len, "virtio-bad")) {
         config->workload = Workload::kVirtioBad;
       } else if (TokenEquals(val, val_len, "reboot")) {
@@ -130,18 +155,31 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
       ++config->virtio_count;
       continue;
     }
+    if (TokenEquals(key, eq, "ip")) {
+      if (!ParseIpv4(val, val_len, &config->ip)) {
+        error->Str("malformed value in '");
+        AppendToken(error, tok, len);
+        error->Str("' (want an IPv4 address such as 10.0.2.15)");
+        return false;
+      }
+      continue;
+    }
     const bool is_seed = TokenEquals(key, eq, "seed");
     const bool is_steps = TokenEquals(key, eq, "steps");
     const bool is_every = TokenEquals(key, eq, "report_every");
     const bool is_cpus = TokenEquals(key, eq, "cpus");
-    if (!is_seed && !is_steps && !is_every && !is_cpus) continue;  // unknown key: ignored
-    if (!ParseU64(val, val_len, &number) || (is_cpus && (number == 0 || number > GUEST_MAX_CPUS))) {
+    const bool is_port = TokenEquals(key, eq, "port");
+    if (!is_seed && !is_steps && !is_every && !is_cpus && !is_port) continue;  // not ours
+    if (!ParseU64(val, val_len, &number) || (is_cpus && (number == 0 || number > GUEST_MAX_CPUS)) ||
+        (is_port && (number == 0 || number > 65535))) {
       error->Str("malformed value in '");
       AppendToken(error, tok, len);
       error->Str("'");
       if (is_cpus) error->Str(" (cpus must be 1..").Dec(GUEST_MAX_CPUS).Str(")");
+      if (is_port) error->Str(" (port must be 1..65535)");
       return false;
     }
+    if (is_port) config->port = static_cast<uint16_t>(number);
     if (is_seed) config->seed = number;
     if (is_steps) config->steps = number;
     if (is_every) config->report_every = number;

@@ -13,7 +13,18 @@
 
 namespace rehome::guest {
 
-enum class Workload { kIdle, kCounter, kPio, kFault, kBlk, kEcho, kVirtioBad, kReboot, kPowerOff };
+enum class Workload {
+  kIdle,
+  kCounter,
+  kPio,
+  kFault,
+  kBlk,
+  kEcho,
+  kNetEcho,
+  kVirtioBad,
+  kReboot,
+  kPowerOff
+};
 
 struct GuestConfig {
   Workload workload = Workload::kIdle;
@@ -23,6 +34,8 @@ struct GuestConfig {
   uint32_t cpus = 0;                                 // 0 = not given on the command line
   VirtioMmioRegion virtio[kMaxVirtioDevices];        // virtio_mmio.device= entries, in order
   uint32_t virtio_count = 0;
+  uint32_t ip = abi::kDefaultGuestIp;        // ip=A.B.C.D (host byte order)
+  uint16_t port = abi::kDefaultNetEchoPort;  // port=N (1..65535)
 };
 
 const char* WorkloadName(Workload w);

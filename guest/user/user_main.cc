@@ -75,6 +75,8 @@ bool RunIo() {
       return RunBlk(devices, config.seed, config.steps);
     case Workload::kEcho:
       return RunEcho(devices, config.seed, config.steps);
+    case Workload::kNetEcho:
+      return RunNetEcho(devices, config.ip, config.port, config.steps);
     default:
       return RunVirtioBad(devices, config.seed);
   }
@@ -95,6 +97,7 @@ void RunShare(uint32_t vcpu) {
       break;
     case Workload::kBlk:
     case Workload::kEcho:
+    case Workload::kNetEcho:
     case Workload::kVirtioBad:
       if (vcpu == 0 && !RunIo()) Exit(abi::kExitWorkloadFailed);
       break;

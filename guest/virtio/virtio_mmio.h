@@ -28,6 +28,7 @@ inline constexpr uint32_t kStatusFailed = 0x80;
 inline constexpr uint64_t kFeatureVersion1 = 1ull << 32;
 inline constexpr uint16_t kDescFNext = 1;
 inline constexpr uint16_t kDescFWrite = 2;
+inline constexpr uint16_t kUsedFNoNotify = 1;  // used ring flags: the device needs no notification
 
 // Register offsets (virtio 1.x, 4.2.2).
 enum MmioReg : uint32_t {

@@ -1,11 +1,13 @@
 // guest/workloads/virtio_bad_workload.cc: the `virtio-bad` workload (see io_workloads.h and
-// docs/guest-abi.md): a deliberately hostile virtio-blk driver for the host's robustness tests.
+// docs/guest-abi.md): a deliberately hostile virtio-blk driver for the host's robustness tests
+// (the virtio-net cases are in virtio_bad_net.cc).
 // Each case submits one malformed request, waits briefly for the device's reaction, reports
 // whether DEVICE_NEEDS_RESET was set, then resets and re-initialises the device and checks it
 // with a normal write and read. vCPU 0 only, CPL3.
 #include "guest/kernel/serial.h"
 #include "guest/user/syscall.h"
 #include "guest/virtio/virtio_blk.h"
+#include "guest/virtio/virtio_net.h"
 #include "guest/workloads/block_pattern.h"
 #include "guest/workloads/io_workloads.h"
 
@@ -14,9 +16,8 @@ namespace {
 
 namespace bp = blockpattern;
 
-constexpr uint64_t kBadAddress = 0xffff0000000ull;  // far above any test guest's RAM
-constexpr uint64_t kReactionTicks = 50;             // 200 ms at 250 Hz
-constexpr uint32_t kSlack = 5;                      // avail-jump: size + kSlack ahead
+constexpr uint64_t kReactionTicks = 50;  // 200 ms at 250 Hz
+constexpr uint32_t kSlack = 5;           // avail-jump: size + kSlack ahead
 
 enum class Case { kLoop, kBadAddr, kLenOverflow, kAvailJump };
 constexpr Case kCases[] = {Case::kLoop, Case::kBadAddr, Case::kLenOverflow, Case::kAvailJump};
@@ -61,7 +62,7 @@ void SubmitBad(Case c) {
       d[1] = {Addr(scratch), bp::kBlockSize, kDescFNext, 0};
       break;
     case Case::kBadAddr:  // data outside guest RAM
-      d[1] = {kBadAddress, bp::kBlockSize, wnext, 2};
+      d[1] = {kOutsideRam, bp::kBlockSize, wnext, 2};
       break;
     case Case::kLenOverflow:  // device-readable data of 0xffffffff bytes
       d[1] = {Addr(scratch), 0xffffffffu, kDescFNext, 2};
@@ -103,18 +104,10 @@ bool CheckWorks(uint64_t seed, uint64_t iteration, uint64_t lba, LineWriter* err
   return VerifyBlock(check_buf, seed, iteration, lba);
 }
 
-}  // namespace
-
-bool RunVirtioBad(const VirtioDevices& devices, uint64_t seed) {
-  LineWriter err;
-  err.Str("rehome-guest: virtio-bad: ");
-  VirtioMmio found;
-  if (!FindVirtioDevice(devices.regions, devices.count, kVirtioIdBlock, &found)) {
-    err.Str("no virtio-blk device (needs a virtio_mmio.device= entry)").Flush();
-    return false;
-  }
-  if (!blk.Init(found.base(), &err) || blk.capacity_sectors() < 64 * bp::kSectorsPerBlock) {
-    err.Str(" (init, or disk under 256 KiB)").Flush();
+// The virtio-blk cases against the device at `base`; adds them to *cases.
+bool RunBlkCases(uint64_t base, uint64_t seed, uint64_t* cases, LineWriter* err) {
+  if (!blk.Init(base, err) || blk.capacity_sectors() < 64 * bp::kSectorsPerBlock) {
+    err->Str(" (init, or disk under 256 KiB)");
     return false;
   }
   uint64_t n = 0;
@@ -128,11 +121,36 @@ bool RunVirtioBad(const VirtioDevices& devices, uint64_t seed) {
         .Dec(needs_reset ? 1 : 0)
         .Flush();
     // Reset and re-initialise, then check that the device works again.
-    if (!blk.Init(found.base(), &err) || !CheckWorks(seed, n, 1 + n, &err)) {
-      err.Str(" (after case=").Str(Name(c)).Str(")").Flush();
+    if (!blk.Init(base, err) || !CheckWorks(seed, n, 1 + n, err)) {
+      err->Str(" (after case=").Str(Name(c)).Str(")");
       return false;
     }
     ++n;
+  }
+  *cases += n;
+  return true;
+}
+
+}  // namespace
+
+bool RunVirtioBad(const VirtioDevices& devices, uint64_t seed) {
+  LineWriter err;
+  err.Str("rehome-guest: virtio-bad: ");
+  VirtioMmio found_blk, found_net;
+  const bool has_blk = FindVirtioDevice(devices.regions, devices.count, kVirtioIdBlock, &found_blk);
+  const bool has_net = FindVirtioDevice(devices.regions, devices.count, kVirtioIdNet, &found_net);
+  if (!has_blk && !has_net) {
+    err.Str("no virtio-blk or virtio-net device (needs a virtio_mmio.device= entry)").Flush();
+    return false;
+  }
+  uint64_t n = 0;
+  if (has_blk && !RunBlkCases(found_blk.base(), seed, &n, &err)) {
+    err.Flush();
+    return false;
+  }
+  if (has_net && !RunVirtioBadNet(found_net.base(), &n, &err)) {
+    err.Flush();
+    return false;
   }
   LineWriter().Str("rehome-guest: virtio-bad done cases=").Dec(n).Flush();
   return true;

@@ -57,6 +57,30 @@ absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options) {
       options->console_socket = c.path;
     }
   }
+  if (domain->interfaces.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(options->domain_file,
+                     ": rehome supports one <interface type='ethernet'> "
+                     "(virtio-net); this domain has ",
+                     domain->interfaces.size()));
+  }
+  if (!domain->interfaces.empty()) {
+    if (options->netdev.has_value()) {
+      return absl::InvalidArgumentError("--netdev: conflicts with the <interface> of --domain");
+    }
+    const InterfaceConfig& iface = domain->interfaces[0];
+    NetdevSpec spec;
+    spec.ifname = iface.target_dev;
+    if (!iface.mac.empty()) {
+      absl::StatusOr<virtio::MacAddress> mac = virtio::ParseMac(iface.mac);
+      if (!mac.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(options->domain_file, ": <mac address>: ", mac.status().message()));
+      }
+      spec.mac = *mac;
+    }
+    options->netdev = spec;
+  }
   // The domain's lifecycle actions, unless given on the command line.
   if (options->on_crash.empty()) options->on_crash = LifecycleActionName(domain->on_crash);
   if (options->on_reboot.empty()) options->on_reboot = LifecycleActionName(domain->on_reboot);

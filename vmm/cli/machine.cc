@@ -19,6 +19,7 @@
 #include "kvm-l0/vm_state_io.h"
 #include "recovery/split_backend.h"
 #include "state-extract/state_codec.h"
+#include "vmm/ring_net_backend.h"
 #include "vmm/virtio/blk_device.h"
 
 namespace rehome {
@@ -185,6 +186,10 @@ absl::Status Machine::SetUpBackend() {
   if (!config_.console_socket.empty()) {
     ASSIGN_OR_RETURN(console_socket_, ConsoleSocket::Listen(config_.console_socket));
   }
+  if (config_.net.has_value()) {
+    ASSIGN_OR_RETURN(net_tap_, NetTap::Open(config_.net->ifname));
+  }
+  NetTap* tap = net_tap_.get();
   ConsoleSocket* console = console_socket_.get();
   auto console_output = [console](std::string_view bytes) {
     if (console != nullptr) console->Write(bytes);
@@ -194,7 +199,7 @@ absl::Status Machine::SetUpBackend() {
       ASSIGN_OR_RETURN(
           disk_, OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     }
-    return SetUpSplitBackend(console, console_output);
+    return SetUpSplitBackend(console, tap, console_output);
   }
   DeviceModelConfig devices;
   devices.oracle = config_.oracle;
@@ -214,10 +219,22 @@ absl::Status Machine::SetUpBackend() {
                      OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     devices.disk_read_only = config_.disk_read_only;
   }
+  if (tap != nullptr) {
+    // Frames go through the same rings as in split mode, published at once; a transmitted
+    // frame is written to the tap on the thread that processed it.
+    devices.net_backend =
+        std::make_shared<RingNetBackend>(&tap->rx_ring(), &tap->tx_ring(),
+                                         /*deferred=*/false, [tap] { (void)tap->DrainTx(); });
+    devices.net_mac = config_.net->mac;
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceModel> model,
                    DeviceModel::Create(std::move(devices), *ram_view_));
   model_ = model.get();
   backend_ = std::make_unique<MonolithicBackend>(std::move(model));
+  if (tap != nullptr) {
+    DeviceModel* raw = model_;
+    tap->Start([raw] { raw->KickNet(); });  // on the pump thread
+  }
   if (console != nullptr) {
     DeviceModel* raw = model_;
     console->Start([raw](std::string_view bytes) { raw->QueueConsoleInput(bytes); });
@@ -242,20 +259,22 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
         blk_notify_.get(), IoSpace::kMmio, kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify,
         4, /*datamatch=*/0));
   }
-  if (blk_irq_.valid())
+  if (blk_irq_.valid()) {
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
-  const uint32_t console_index = blk_irq_.valid() ? 1 : 0;
-  if (console_notify_.valid()) {
-    // Any queue (receive 0, transmit 1): the L1 processes both on a notification.
-    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(console_notify_.get(), IoSpace::kMmio,
-                                                   kVirtioMmioBase +
-                                                       console_index * kVirtioMmioStride +
-                                                       virtio::MmioTransport::kRegQueueNotify,
-                                                   4));
   }
-  if (console_irq_.valid()) {
-    RETURN_IF_ERROR(
-        instance->vm.RegisterIrqFd(console_irq_.get(), kVirtioFirstIrq + console_index));
+  // Verified execution has the irqfds (L0 raises the agreed interrupts) but no ioeventfds.
+  const VirtioIndices index =
+      VirtioDeviceIndices(blk_irq_.valid(), console_irq_.valid(), net_irq_.valid());
+  // Any queue (console and net: receive 0, transmit 1): the L1 processes both on a notification.
+  for (const auto& [i, notify, irq] : {std::tuple{index.console, &console_notify_, &console_irq_},
+                                       std::tuple{index.net, &net_notify_, &net_irq_}}) {
+    if (i < 0) continue;
+    if (notify->valid()) {
+      RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
+          notify->get(), IoSpace::kMmio,
+          kVirtioMmioBase + i * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
+    }
+    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(irq->get(), kVirtioFirstIrq + i));
   }
   vcpus_out->clear();
   for (int i = 0; i < config_.cpus; ++i) {
@@ -363,7 +382,11 @@ MachineResult Machine::Wait() {
 }
 
 void Machine::Stop() {
-  if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1
+  // Split mode: the L1s first (a verified pump may wait for its replicas; Shutdown cancels that);
+  // monolithic: the pump first (no more kicks into the device model).
+  if (config_.mode == MachineMode::kSplit && backend_ != nullptr) backend_->Shutdown();
+  if (net_tap_ != nullptr) net_tap_->Stop();
+  if (backend_ != nullptr) backend_->Shutdown();  // unblocks vCPUs waiting for an L1 (idempotent)
   if (instance_ != nullptr && instance_->vcpus != nullptr) instance_->vcpus->StopAll();
 }
 

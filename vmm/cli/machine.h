@@ -32,6 +32,8 @@
 #include "kvm-l0/vm_fd.h"
 #include "recovery/supervisor.h"
 #include "vmm/cli/console_socket.h"
+#include "vmm/cli/net_tap.h"
+#include "vmm/cli/netdev_spec.h"
 #include "vmm/counter_oracle.h"
 #include "vmm/device_model.h"
 #include "vmm/exit_backend.h"
@@ -74,6 +76,9 @@ struct MachineConfig {
   std::string kvm_path = "/dev/kvm";
   std::string disk_path;  // virtio-blk raw image ("" = none); the guest cmdline must describe it
   std::string console_socket;  // virtio-console host side: UNIX socket path ("" = none)
+  // virtio-net on an existing tap (device index after the disk and the console; the guest
+  // cmdline must describe it, see VirtioMmioCmdline).
+  std::optional<NetdevSpec> net;
   bool disk_read_only = false;
   bool disk_direct = false;  // open the image with O_DIRECT (no host page cache)
   bool exit_stats = false;   // time every exit's handling (ExitStats)
@@ -141,6 +146,8 @@ class Machine final {
   }
   // Split mode: the L1 supervisor (nullptr in monolithic mode).
   L1Supervisor* supervisor() const { return supervisor_; }
+  // The tap behind the guest's virtio-net device (nullptr without one).
+  const NetTap* net_tap() const { return net_tap_.get(); }
   int generation() const;
   // Host thread ids of the vCPU threads (0 for a thread not started yet). Any thread.
   std::vector<int64_t> VcpuThreadIds() const;
@@ -163,8 +170,8 @@ class Machine final {
   Machine(MachineConfig config, KvmSystem kvm, GuestMemory ram);
   absl::Status SetUpBackend();
   // Split mode (machine_split.cc): the supervisor (or, with verified execution, the replicas)
-  // and their fds; disk_ is open already when the VM has a disk.
-  absl::Status SetUpSplitBackend(ConsoleSocket* console,
+  // and their fds; disk_ and the tap (null without virtio-net) are open already.
+  absl::Status SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
                                  std::function<void(std::string_view)> console_output);
   // A new VM over `ram_` with `vcpus_out` created (CPUID set), not yet in a VcpuSet.
   absl::StatusOr<std::unique_ptr<VmInstance>> BuildInstance(std::vector<VcpuFd>* vcpus_out);
@@ -183,6 +190,12 @@ class Machine final {
   // The same for the virtio console (device 0 without a disk, else 1): any QueueNotify.
   UniqueFd console_notify_;
   UniqueFd console_irq_;
+  // The network device's tap and rings (L0 owns them: they outlive every L1), and in split mode
+  // its QueueNotify ioeventfd (any queue) and irqfd. Destroyed after backend_ (whose device model
+  // reads its rings in monolithic mode); its pump thread is stopped first (Stop).
+  std::unique_ptr<NetTap> net_tap_;
+  UniqueFd net_notify_;
+  UniqueFd net_irq_;
   GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
   std::vector<CpuidEntry> supported_cpuid_;
   LoadedKernel kernel_;

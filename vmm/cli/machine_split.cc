@@ -10,11 +10,12 @@
 #include "base/status_macros.h"
 #include "recovery/split_backend.h"
 #include "vmm/cli/machine.h"
+#include "vmm/cli/net_tap.h"
 #include "vmm/device_model.h"
 
 namespace rehome {
 
-absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console,
+absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
                                         std::function<void(std::string_view)> console_output) {
   const bool verified = config_.split.policy.verify != VerifyMode::kNone;
   SupervisorConfig supervisor;
@@ -56,24 +57,61 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console,
       supervisor.launch.console_irq_fd = console_irq_.get();
     }
   }
+  if (tap != nullptr) {
+    if (!irqfd(&net_irq_)) return LastErrnoStatus("eventfd");
+    supervisor.launch.net_mac = config_.net->mac;
+    supervisor.launch.net_rx_ring_fd = tap->rx_ring().memfd();
+    if (!verified) {  // verified: frames travel as effects (NetTap::SendAgreed)
+      if (!irqfd(&net_notify_)) return LastErrnoStatus("eventfd");
+      supervisor.launch.net_tx_ring_fd = tap->tx_ring().memfd();
+      supervisor.launch.net_notify_fd = net_notify_.get();
+      supervisor.launch.net_irq_fd = net_irq_.get();
+      supervisor.launch.net_kick_fd = tap->kick_fd();
+      supervisor.launch.net_wake_fd = tap->wake_fd();
+    }
+  }
   std::optional<VerifiedEffectsSink> sink;
   if (verified) {
     sink.emplace();
     sink->ram = ram_view_.get();
     sink->disk_fd = disk_.valid() && !config_.disk_read_only ? disk_.get() : -1;
-    const int blk = blk_irq_.get();
-    const int cons = console_irq_.get();
-    const uint32_t console_line = kVirtioFirstIrq + (disk_.valid() ? 1 : 0);
-    sink->raise_irq = [blk, cons, console_line](uint32_t line) {
-      const int fd = line == console_line ? cons : line == kVirtioFirstIrq ? blk : -1;
-      if (fd >= 0) (void)eventfd_write(fd, 1);
+    // Device i's line is kVirtioFirstIrq + i, in the order of VirtioDeviceIndices.
+    const VirtioIndices index =
+        VirtioDeviceIndices(blk_irq_.valid(), console_irq_.valid(), net_irq_.valid());
+    std::vector<int> fd_of_line(3, -1);
+    for (const auto& [i, fd] :
+         {std::pair{index.disk, blk_irq_.get()}, std::pair{index.console, console_irq_.get()},
+          std::pair{index.net, net_irq_.get()}}) {
+      if (i >= 0) fd_of_line[static_cast<size_t>(i)] = fd;
+    }
+    sink->raise_irq = [fd_of_line](uint32_t line) {
+      const uint32_t i = line - kVirtioFirstIrq;
+      if (line >= kVirtioFirstIrq && i < fd_of_line.size() && fd_of_line[i] >= 0) {
+        (void)eventfd_write(fd_of_line[i], 1);
+      }
     };
     sink->console_output = console_output;
+    if (tap != nullptr) {
+      sink->net_tx = [tap](uint64_t pos, std::span<const uint8_t> frame) {
+        return tap->SendAgreed(pos, frame);
+      };
+      sink->net_rx_done = [tap](uint64_t pos) { return tap->AgreedConsumed(pos); };
+      sink->net_rx_produced = [tap] { return tap->rx_produced(); };
+    }
   }
   ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
                    SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
                                        console_output, std::move(sink), disk_bytes));
   supervisor_ = &split->supervisor();
+  if (tap != nullptr && verified) {
+    // Frames arrived: the replicas process the device's queues (a request on the host slot).
+    SplitBackend* raw = split.get();
+    tap->Start([raw] { (void)raw->DeliverNetInput(); }, nullptr, /*rekick_waiting=*/true);
+  } else if (tap != nullptr) {
+    // Kicks the active L1 through its eventfd; an impossible ring position is a bad answer.
+    L1Supervisor* active = supervisor_;
+    tap->Start(nullptr, [active](const std::string& cause) { active->ReportActiveFailure(cause); });
+  }
   if (console != nullptr) {
     SplitBackend* raw = split.get();
     console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });

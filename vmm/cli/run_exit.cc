@@ -35,6 +35,15 @@ int Finish(const MachineResult& result, const Machine& machine, bool quiet, std:
                                                           " reports verified, no violations")
                                            : absl::StrCat("; oracle: ", progress.summary);
   }
+  if (const NetTap* tap = machine.net_tap(); tap != nullptr) {
+    const NetTap::Stats s = tap->stats();
+    oracle_note += absl::StrCat("; net: ", s.rx_frames, " frames in, ", s.tx_frames, " out");
+    if (s.rx_oversize + s.tx_errors + s.tx_malformed + s.ring_errors != 0) {
+      oracle_note += absl::StrCat(" (", s.rx_oversize, " oversize dropped, ", s.tx_errors,
+                                  " tap write errors, ", s.tx_malformed, " bad slots, ",
+                                  s.ring_errors, " bad ring positions)");
+    }
+  }
   if (const L1Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
     oracle_note +=
         absl::StrCat("; failovers: ", supervisor->failover_count(), " (",

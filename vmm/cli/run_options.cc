@@ -45,7 +45,8 @@ bool IsValueOption(std::string_view name) {
                                                 "--l1-binary",
                                                 "--standby-l1-binary",
                                                 "--verify",
-                                                "--l1-sandbox"};
+                                                "--l1-sandbox",
+                                                "--netdev"};
   for (std::string_view known : kNames) {
     if (name == known) return true;
   }
@@ -107,6 +108,10 @@ std::string RunUsage() {
       "                            <on_reboot>, <on_poweroff> unless given here\n"
       "  --console-socket PATH     virtio-console whose host side is a UNIX socket rehome (L0)\n"
       "                            owns: a client stays connected across L1 failovers\n"
+      "  --netdev tap,ifname=NAME[,mac=MAC]\n"
+      "                            virtio-net on the existing tap NAME (rehome, L0, keeps it\n"
+      "                            across L1 failovers; every frame exactly once); MAC default\n"
+      "                            52:54:00:12:34:56\n"
       "  --verify MODE             verified execution: none (default), dual (two L1s execute\n"
       "                            every exit and must agree; a disagreement is settled by a\n"
       "                            third) or triple (three L1s, the majority wins)\n"
@@ -249,6 +254,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
                                : options.on_poweroff) = value;
     } else if (name == "--console-socket") {
       options.console_socket = value;
+    } else if (name == "--netdev") {
+      if (options.netdev.has_value()) {
+        return absl::InvalidArgumentError("--netdev: given twice (rehome has one network device)");
+      }
+      absl::StatusOr<NetdevSpec> spec = ParseNetdevSpec(value);
+      if (!spec.ok()) return spec.status();
+      options.netdev = *spec;
     } else if (name == "--disk-read-only") {
       options.disk_read_only = true;
     } else if (name == "--disk-direct") {

@@ -4,11 +4,13 @@
 #define REHOME_VMM_CLI_RUN_OPTIONS_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "recovery/policy/recovery_policy.h"
+#include "vmm/cli/netdev_spec.h"
 
 namespace rehome {
 
@@ -39,6 +41,7 @@ struct RunOptions {
   bool posted_writes = true;          // off with --no-posted-writes (split mode)
   bool l1_realtime = true;            // --l1-priority realtime|normal
   std::string console_socket;         // --console-socket PATH: virtio-console host side
+  std::optional<NetdevSpec> netdev;   // --netdev tap,ifname=NAME[,mac=MAC]: virtio-net
   // Lifecycle actions (destroy|restart|preserve); empty = from --domain, else libvirt's default
   // (on_crash destroy, on_reboot restart, on_poweroff destroy).
   std::string on_crash;     // --on-crash: the guest crashed (triple fault, exception report)

@@ -93,6 +93,42 @@ TEST(RunOptionsTest, RejectsBadInput) {
   }
 }
 
+TEST(RunOptionsTest, NetdevNamesAnExistingTapAndAMac) {
+  auto options = ParseRunOptions({"--kernel", "k", "--netdev", "tap,ifname=vnet0"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  ASSERT_TRUE(options->netdev.has_value());
+  EXPECT_EQ(options->netdev->ifname, "vnet0");
+  EXPECT_EQ(options->netdev->mac, kDefaultGuestMac);
+  options = ParseRunOptions({"--kernel", "k", "--netdev=tap,mac=02:AB:cd:00:00:01,ifname=t"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->netdev->mac, (virtio::MacAddress{0x02, 0xab, 0xcd, 0, 0, 1}));
+  EXPECT_EQ(virtio::FormatMac(options->netdev->mac), "02:ab:cd:00:00:01");
+  const std::pair<const char*, const char*> bad[] = {
+      {"user", "backend 'user' is not supported"},
+      {"tap", "ifname is required"},
+      {"tap,ifname=", "empty ifname"},
+      {"tap,ifname=a,ifname=b", "ifname given twice"},
+      {"tap,ifname=a,script=no", "unknown key 'script'"},
+      {"tap,ifname=a,mac", "'mac' is not key=value"},
+      {"tap,ifname=a,mac=52:54:00:12:34", "bad MAC address"},
+      {"tap,ifname=a,mac=52-54-00-12-34-56", "bad MAC address"},
+      {"tap,ifname=a,mac=52:54:00:12:34:5g", "bad MAC address"},
+      {"tap,ifname=a,mac=01:00:5e:00:00:01", "multicast"},
+  };
+  for (const auto& [value, message] : bad) {
+    auto parsed = ParseRunOptions({"--kernel", "k", "--netdev", value});
+    ASSERT_FALSE(parsed.ok()) << value;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(parsed.status().message(), HasSubstr(message)) << value;
+    EXPECT_THAT(parsed.status().message(), HasSubstr("--netdev"));
+  }
+  EXPECT_THAT(
+      ParseRunOptions({"--kernel", "k", "--netdev", "tap,ifname=a", "--netdev", "tap,ifname=b"})
+          .status()
+          .message(),
+      HasSubstr("given twice"));
+}
+
 // Options are recognised before their value is taken (so that an unknown one is named): every
 // option the usage lists must be known to that check too.
 TEST(RunOptionsTest, EveryOptionInTheUsageIsKnown) {
@@ -113,8 +149,9 @@ TEST(RunOptionsTest, EveryOptionInTheUsageIsKnown) {
 
 TEST(RunOptionsTest, UsageListsOptionsAndExitCodes) {
   const std::string usage = RunUsage();
-  for (const char* word : {"--kernel", "--memory", "--cpus", "--cmdline", "--serial-file",
-                           "--rehome-interval-ms", "--quiet", "--l1-sandbox", "exit status"}) {
+  for (const char* word :
+       {"--kernel", "--memory", "--cpus", "--cmdline", "--serial-file", "--rehome-interval-ms",
+        "--quiet", "--netdev", "--l1-sandbox", "exit status"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -21,15 +21,29 @@ bool BalloonModelNone(const xmlNode* device) {
   return xml::Attribute(device, "model").value_or("") == "none";
 }
 
+// <interface type='ethernet'> with a <model type='virtio'/> child: rehome's virtio-net device.
+// Other interfaces (another type or model) are not emulated.
+bool EthernetVirtio(const xmlNode* device) {
+  if (xml::Attribute(device, "type").value_or("") != "ethernet") return false;
+  for (const xmlNode* child = device->children; child != nullptr; child = child->next) {
+    if (child->type == XML_ELEMENT_NODE && child->ns == nullptr &&
+        std::string_view(reinterpret_cast<const char*>(child->name)) == "model" &&
+        xml::Attribute(child, "type").value_or("") == "virtio") {
+      return true;
+    }
+  }
+  return false;
+}
+
 // First match wins; an element no rule names is kNotEmulated.
 // To emulate a new device: add it here as kEmulated and read it in ReadDevices (domain_xml.cc).
-// virtio-net will add {"interface", kEmulated, <type='ethernet' with <model type='virtio'/>>}.
 constexpr DeviceRule kDeviceRules[] = {
-    {"disk", DeviceSupport::kEmulated},             // virtio-blk (one file-backed disk)
-    {"serial", DeviceSupport::kEmulated},           // COM1
-    {"console", DeviceSupport::kEmulated},          // COM1, or virtio-console on a UNIX socket
-    {"emulator", DeviceSupport::kNotApplicable},    // rehome is the device model
-    {"controller", DeviceSupport::kNotApplicable},  // rehome's devices sit on virtio-mmio
+    {"disk", DeviceSupport::kEmulated},     // virtio-blk (one file-backed disk)
+    {"serial", DeviceSupport::kEmulated},   // COM1
+    {"console", DeviceSupport::kEmulated},  // COM1, or virtio-console on a UNIX socket
+    {"interface", DeviceSupport::kEmulated, EthernetVirtio},  // virtio-net on an existing tap
+    {"emulator", DeviceSupport::kNotApplicable},              // rehome is the device model
+    {"controller", DeviceSupport::kNotApplicable},            // rehome's devices sit on virtio-mmio
     {"memballoon", DeviceSupport::kNotApplicable, BalloonModelNone},
 };
 

@@ -1,7 +1,7 @@
 // vmm/domain/domain_devices.h: what rehome does with each element under a domain's <devices>
 // (internal to vmm/domain). The rules are one table, kDeviceRules in domain_devices.cc: the one
-// place to extend when rehome learns to emulate a device (e.g. <interface type='ethernet'> with
-// a virtio model, once virtio-net exists). docs/domain-xml.md lists the same rules.
+// place to extend when rehome learns to emulate a device (as virtio-net did: <interface
+// type='ethernet'> with a virtio model). docs/domain-xml.md lists the same rules.
 // Thread-safe: pure functions over a constant table.
 #ifndef REHOME_VMM_DOMAIN_DOMAIN_DEVICES_H_
 #define REHOME_VMM_DOMAIN_DOMAIN_DEVICES_H_

@@ -289,6 +289,30 @@ absl::Status ReadCharDevice(xmlNode* node, CharDeviceKind kind, const std::strin
   return absl::OkStatus();
 }
 
+// <interface type='ethernet'> with <model type='virtio'/> (domain_devices.cc classifies any other
+// interface as not emulated).
+absl::Status ReadInterface(xmlNode* node, DomainConfig* config) {
+  RETURN_IF_ERROR(xml::SelectOne(node, "model").status());  // refuses several <model>
+  InterfaceConfig result;
+  ASSIGN_OR_RETURN(xmlNode * target, xml::SelectOne(node, "target"));
+  std::optional<std::string> dev = target ? xml::Attribute(target, "dev") : std::nullopt;
+  if (!dev || dev->empty()) {
+    return DomainError("<interface type=\"ethernet\">",
+                       "missing <target dev=...>: rehome attaches to an existing tap");
+  }
+  if (const std::string managed = xml::Attribute(target, "managed").value_or("yes");
+      managed != "no") {
+    return DomainError(Describe(target, "managed", managed),
+                       "rehome does not create taps: make the tap beforehand and set "
+                       "managed=\"no\"");
+  }
+  result.target_dev = *dev;
+  ASSIGN_OR_RETURN(xmlNode * mac, xml::SelectOne(node, "mac"));
+  if (mac != nullptr) result.mac = xml::Attribute(mac, "address").value_or("");
+  config->interfaces.push_back(std::move(result));
+  return absl::OkStatus();
+}
+
 absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfig* config) {
   ASSIGN_OR_RETURN(xmlNode * devices, xml::SelectOne(root, "devices"));
   if (devices == nullptr) return absl::OkStatus();
@@ -310,6 +334,8 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kSerial, base_dir, config));
     } else if (name == "console") {
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kConsole, base_dir, config));
+    } else if (name == "interface") {
+      RETURN_IF_ERROR(ReadInterface(child, config));
     } else {
       return absl::InternalError(absl::StrCat("domain XML: <", name,
                                               "> is marked emulated "

@@ -44,6 +44,14 @@ struct CharDeviceConfig {
   friend bool operator==(const CharDeviceConfig&, const CharDeviceConfig&) = default;
 };
 
+// <interface type='ethernet'> with <model type='virtio'/>: a virtio-net device on an existing tap
+// (<target dev=... managed='no'/>). Other interfaces are listed in unsupported_devices.
+struct InterfaceConfig {
+  std::string target_dev;  // <target dev=...>: the tap
+  std::string mac;         // <mac address=...> as written; empty when absent
+  friend bool operator==(const InterfaceConfig&, const InterfaceConfig&) = default;
+};
+
 // A device under <devices> that rehome does not emulate: the guest will not see it.
 struct UnsupportedDevice {
   std::string element;             // e.g. "graphics"
@@ -66,6 +74,7 @@ struct DomainConfig {
   LifecycleAction on_crash = LifecycleAction::kDestroy;
   std::vector<DiskConfig> disks;               // in document order
   std::vector<CharDeviceConfig> char_devices;  // serials and consoles, in document order
+  std::vector<InterfaceConfig> interfaces;     // ethernet + virtio, in document order
   // Devices rehome does not emulate, in document order (domain_devices.h has the rules); a
   // caller warns about them (`rehome run` on stderr and over QMP).
   std::vector<UnsupportedDevice> unsupported_devices;

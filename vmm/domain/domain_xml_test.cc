@@ -325,6 +325,34 @@ TEST(DomainXml, RejectsUnsupportedCharDevices) {
   ExpectRejected(MakeXml({{"@DEVICES@", "<serial/>"}}), "<serial>: missing attribute type");
 }
 
+TEST(DomainXml, EthernetVirtioInterfaceIsTheNetworkDeviceOthersAreUnsupported) {
+  // Validated by libvirt too: its schema accepts rehome's form of the element.
+  absl::StatusOr<DomainConfig> config = ParseDomainXml(MakeXml(
+      {{"@DEVICES@",
+        "<interface type='ethernet'><target dev='vnet0' managed='no'/><model type='virtio'/>"
+        "<mac address='52:54:00:ab:cd:ef'/></interface>"
+        "<interface type='ethernet'><target dev='vnet1' managed='no'/><model type='e1000'/>"
+        "</interface>"
+        "<interface type='network'><source network='default'/><model type='virtio'/>"
+        "</interface>"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->interfaces, ElementsAre(InterfaceConfig{"vnet0", "52:54:00:ab:cd:ef"}));
+  EXPECT_THAT(config->unsupported_devices, ElementsAre(UnsupportedDevice{"interface", "ethernet"},
+                                                       UnsupportedDevice{"interface", "network"}));
+  config = ParseDomainXml(MakeXml({{"@DEVICES@",
+                                    "<interface type='ethernet'><target dev='vnet0' "
+                                    "managed='no'/><model type='virtio'/></interface>"}}));
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_THAT(config->interfaces, ElementsAre(InterfaceConfig{"vnet0", ""}));
+  ExpectRejected(MakeXml({{"@DEVICES@",
+                           "<interface type='ethernet'><target dev='vnet0'/>"
+                           "<model type='virtio'/></interface>"}}),
+                 "<target managed=\"yes\">: rehome does not create taps");
+  ExpectRejected(
+      MakeXml({{"@DEVICES@", "<interface type='ethernet'><model type='virtio'/></interface>"}}),
+      "missing <target dev=...>");
+}
+
 // Found by domain_xml_fuzz (corpus crash-multiline-name): a value quoted in an error may hold
 // newlines; the error must still be one line (and a long value is cut).
 TEST(DomainXml, ErrorsQuotingTheDocumentStayOneLine) {

@@ -30,6 +30,22 @@ void EffectCapture::ConsoleOut(std::string_view bytes) {
   if (!bytes.empty()) std::memcpy(e.data.get(), bytes.data(), bytes.size());
 }
 
+void EffectCapture::NetTx(uint64_t pos, std::span<const uint8_t> frame) {
+  Entry& e = Add(EffectType::kNetTx, pos, frame.size());
+  if (!frame.empty()) std::memcpy(e.data.get(), frame.data(), frame.size());
+}
+
+void CapturingNetBackend::SetRxLimit(uint32_t limit_low32, uint64_t position) {
+  // The limit is at most a ring's worth of frames above the receive position (L0 frees no slot
+  // before the agreed position), so its low 32 bits name it.
+  limit_ = position + static_cast<uint32_t>(limit_low32 - static_cast<uint32_t>(position));
+}
+
+std::optional<size_t> CapturingNetBackend::ReadRx(uint64_t pos, std::span<uint8_t> out) {
+  if (pos >= limit_) return std::nullopt;
+  return rx_->ReadAt(pos, out);
+}
+
 void EffectCapture::Write(uint64_t offset, std::span<const uint8_t> data) {
   Entry& e = Add(EffectType::kDiskWrite, offset, data.size());
   if (!data.empty()) std::memcpy(e.data.get(), data.data(), data.size());

@@ -16,8 +16,10 @@
 #include <vector>
 
 #include "kvm-l0/effects_area.h"
+#include "kvm-l0/frame_ring.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/virtio/blk_device.h"
+#include "vmm/virtio/net_device.h"
 
 namespace rehome {
 
@@ -34,6 +36,8 @@ class EffectCapture final : public virtio::BlkWriteCapture {
   uint8_t* RamWrite(uint64_t gpa, const uint8_t* current, uint64_t len);
   void Irq(uint32_t line);
   void ConsoleOut(std::string_view bytes);
+  void NetTx(uint64_t pos, std::span<const uint8_t> frame);
+  void NetRxDone(uint64_t pos) { Add(EffectType::kNetRxDone, pos, 0); }
 
   // virtio::BlkWriteCapture
   void Write(uint64_t offset, std::span<const uint8_t> data) override;
@@ -72,6 +76,32 @@ class CapturingRamView final : public GuestMemoryView {
  private:
   const GuestMemoryView& ram_;
   EffectCapture& capture_;
+};
+
+// A replica's virtio-net backend: received frames come from L0's receive ring, but only those
+// before the limit of the item being executed (ExitRequest::net_rx_limit), so that every replica
+// delivers the same frames whenever it runs; the receive position and every transmitted frame
+// are captured (NetRxDone, NetTx) for L0, which frees receive slots and sends frames only once
+// the replicas agreed. The ring is never written here.
+class CapturingNetBackend final : public virtio::NetBackend {
+ public:
+  CapturingNetBackend(FrameRing rx, EffectCapture& capture)
+      : rx_(std::make_unique<FrameRing>(std::move(rx))), capture_(capture) {}
+  // Before each item: its limit's low 32 bits and the device's receive position.
+  void SetRxLimit(uint32_t limit_low32, uint64_t position);
+  uint64_t rx_limit() const { return limit_; }
+
+  std::optional<size_t> ReadRx(uint64_t pos, std::span<uint8_t> out) override;
+  void RxDone(uint64_t pos) override { capture_.NetRxDone(pos); }
+  bool TxRoom(uint64_t /*pos*/) override { return capture_.HasRoom(); }
+  void WriteTx(uint64_t pos, std::span<const uint8_t> frame) override {
+    capture_.NetTx(pos, frame);
+  }
+
+ private:
+  std::unique_ptr<FrameRing> rx_;
+  EffectCapture& capture_;
+  uint64_t limit_ = 0;
 };
 
 }  // namespace rehome

@@ -24,6 +24,11 @@ CommittedAnswer ExecuteExit(DeviceModel& model, const ExitRequest& req, uint64_t
   if (req.kind == ExitRequest::kDeviceKick) {  // verified execution: more queued work
     (void)model.KickDisk();
     (void)model.KickConsole();
+    (void)model.KickNet();
+    return answer;
+  }
+  if (req.kind == ExitRequest::kNetInput) {  // verified execution: frames arrived
+    (void)model.KickNet();
     return answer;
   }
   const uint64_t bytes = static_cast<uint64_t>(req.size) * req.count;

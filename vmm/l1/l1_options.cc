@@ -74,6 +74,23 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       ASSIGN_OR_RETURN(o.blk_notify_fd, ParseFd(v));
     } else if (k == "--blk-irq-fd") {
       ASSIGN_OR_RETURN(o.blk_irq_fd, ParseFd(v));
+    } else if (k == "--net-mac") {
+      absl::StatusOr<virtio::MacAddress> mac = virtio::ParseMac(v);
+      if (!mac.ok()) return absl::InvalidArgumentError("--net-mac");
+      o.net_mac = *mac;
+      o.net = true;
+    } else if (k == "--net-rx-ring-fd") {
+      ASSIGN_OR_RETURN(o.net_rx_ring_fd, ParseFd(v));
+    } else if (k == "--net-tx-ring-fd") {
+      ASSIGN_OR_RETURN(o.net_tx_ring_fd, ParseFd(v));
+    } else if (k == "--net-notify-fd") {
+      ASSIGN_OR_RETURN(o.net_notify_fd, ParseFd(v));
+    } else if (k == "--net-irq-fd") {
+      ASSIGN_OR_RETURN(o.net_irq_fd, ParseFd(v));
+    } else if (k == "--net-kick-fd") {
+      ASSIGN_OR_RETURN(o.net_kick_fd, ParseFd(v));
+    } else if (k == "--net-wake-fd") {
+      ASSIGN_OR_RETURN(o.net_wake_fd, ParseFd(v));
     } else if (k == "--verify") {
       o.verify = v == "1";
     } else if (k == "--effects-fd") {
@@ -112,7 +129,8 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
     return absl::InvalidArgumentError("--verify 1 needs --effects-fd");
   }
   if (o.channel_fd < 0 || o.journal_fd < 0 || o.ram.empty() ||
-      static_cast<int>(o.response_efds.size()) != o.cpus + (o.console ? 1 : 0)) {
+      static_cast<int>(o.response_efds.size()) != o.cpus + (o.HasHostSlot() ? 1 : 0) ||
+      (o.net && (o.net_rx_ring_fd < 0 || (!o.verify && o.net_tx_ring_fd < 0)))) {
     return absl::InvalidArgumentError("incomplete L1 options");
   }
   return o;

@@ -15,6 +15,7 @@
 #include "kvm-l0/guest_memory.h"
 #include "vmm/counter_oracle.h"
 #include "vmm/l1/l1_sandbox.h"
+#include "vmm/virtio/net_device.h"
 
 namespace rehome {
 
@@ -37,11 +38,21 @@ struct L1Options {
   int console_ring_fd = -1;    // the transmit ring (kvm-l0/console_tx_ring.h)
   int console_out_fd = -1;     // eventfd: wakes L0 to drain the ring
   bool console = false;        // virtio-console; its host slot is the last channel slot
+  // virtio-net (--net-mac): the frame rings (kvm-l0/frame_ring.h), the QueueNotify ioeventfd
+  // (any queue), the irqfd, L0's kick (frames arrived, transmit room) and the eventfd that wakes
+  // L0 to send transmitted frames.
+  bool net = false;
+  virtio::MacAddress net_mac{};
+  int net_rx_ring_fd = -1, net_tx_ring_fd = -1;
+  int net_notify_fd = -1, net_irq_fd = -1, net_kick_fd = -1, net_wake_fd = -1;
   // Verified execution (a replica): effects are captured into the effects area for L0 to
   // compare and apply, never applied by this L1 (docs/failover.md, "Verified execution").
   bool verify = false;
   int effects_fd = -1;
   L1SandboxOptions sandbox;  // --sandbox, --sandbox-ns-fds, --sandbox-root, --sandbox-id-base
+  // Whether the channel has a host slot after the vCPUs' (console input; a replica's network
+  // input, ExitRequest::kNetInput).
+  bool HasHostSlot() const { return console || (verify && net); }
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

@@ -1,12 +1,11 @@
 // vmm/l1/l1_server.cc: the L1 hypervisor process's server (RunL1Server). It runs the device
 // model, answers the exits L0 forwards, commits its state to the journal after every exit, and
 // heartbeats. It starts as a standby; when L0 promotes it, it restores the last committed state and
-// becomes active. The active L1 also serves the virtio data path without L0: KVM signals each
-// device's QueueNotify on an ioeventfd this process polls, the L1 raises the device's interrupt
-// through an irqfd, and console output goes to L0 through the transmit ring. Completions and
-// console bytes are published only after the commit that holds them (docs/failover.md). It never
-// opens /dev/kvm. Threads: the main loop (all exit and notification handling) and a heartbeat
-// thread.
+// becomes active. The active L1 also serves the virtio data path without L0 (l1_data_path.h):
+// QueueNotify ioeventfds, irqfds, the console transmit ring and the network frame rings.
+// Completions, console bytes and frame positions are published only after the commit that holds
+// them (docs/failover.md). It never opens /dev/kvm. Threads: the main loop (all exit and
+// notification handling) and a heartbeat thread.
 #include "vmm/l1/l1_server.h"
 
 #include <poll.h>
@@ -30,13 +29,13 @@
 #include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
-#include "kvm-l0/console_tx_ring.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
 #include "state-extract/device_journal.h"
 #include "vmm/device_model.h"
 #include "vmm/l1/commit_record.h"
 #include "vmm/l1/effect_capture.h"
+#include "vmm/l1/l1_data_path.h"
 #include "vmm/l1/l1_fault_probes.h"
 #include "vmm/l1/l1_faults.h"
 #include "vmm/l1/l1_sandbox.h"
@@ -48,6 +47,8 @@ namespace {
 // How often a standby rehearses a promotion (Rehearse) while the journal moves on.
 constexpr int64_t kRehearsalNs = 10'000'000;
 constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
+// The nice value of an L1 until it reports ready (Init).
+constexpr int kStartNice = 5;
 // A replica's effects for one item: past this, devices leave further requests for the next item.
 constexpr uint64_t kItemEffectsBudget = 4u << 20;
 
@@ -60,11 +61,18 @@ class L1Server final {
         journal_(std::move(journal)),
         answered_(channel_.slot_count(), 0),
         scheduling_(options_.realtime, options_.sandbox.level != L1SandboxLevel::kOff,
-                    options_.cpus) {
+                    options_.cpus),
+        data_path_([this](std::string_view why) { Die(why); }) {
     commit_.last_answer.resize(channel_.slot_count());
   }
 
   absl::Status Init() {
+    // Until it is ready (see Run) an L1 has nothing urgent to do, whatever policy the spawning
+    // thread had: below the vCPU threads (nice 5), so that a standby starting right after a
+    // failover does not take their CPU while the guest's traffic catches up.
+    const sched_param other{.sched_priority = 0};
+    (void)sched_setscheduler(0, SCHED_OTHER, &other);
+    (void)setpriority(PRIO_PROCESS, 0, kStartNice);
     DeviceModelConfig config;
     config.oracle = options_.oracle;
     if (config.oracle.has_value()) config.oracle->cpus = static_cast<uint32_t>(options_.cpus);
@@ -76,34 +84,19 @@ class L1Server final {
     }
     config.log = [](std::string_view line) { std::cerr << "rehome L1: " << line << "\n"; };
     config.console = options_.console;
-    if (options_.console_ring_fd >= 0) {
-      ASSIGN_OR_RETURN(console_ring_, ConsoleTxRing::Attach(options_.console_ring_fd));
-      options_.console_ring_fd = -1;
-      console_out_.Reset(options_.console_out_fd);
-      config.console_output = [this](std::string_view bytes) { WriteConsole(bytes); };
-    } else {
-      config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
-    }
-    console_notify_.Reset(options_.console_notify_fd);
-    console_irq_.Reset(options_.console_irq_fd);
+    // Without the transmit ring the console's bytes travel in the exit's answer.
+    config.console_output = [this](std::string_view bytes) { console_output_.append(bytes); };
     config.progress = [this] {
       channel_.header().work_progress.fetch_add(1, std::memory_order_relaxed);
     };
-    blk_notify_.Reset(options_.blk_notify_fd);
-    blk_irq_.Reset(options_.blk_irq_fd);
-    if (blk_irq_.valid() || console_irq_.valid()) {
-      // The disk is virtio device 0 when present and the console the next (docs/virtio.md);
-      // device i's line is kVirtioFirstIrq + i. An irqfd is an edge: raise it when the line goes
-      // up (the driver acknowledges through InterruptACK).
-      const int blk_fd = blk_irq_.get();
-      const int console_fd = console_irq_.get();
-      const uint32_t console_line = kVirtioFirstIrq + (config.disk.valid() ? 1 : 0);
-      config.virtio_irq = [blk_fd, console_fd, console_line](uint32_t irq, bool level) {
-        if (!level) return;
-        const int fd = irq == console_line ? console_fd : irq == kVirtioFirstIrq ? blk_fd : -1;
-        if (fd >= 0) (void)eventfd_write(fd, 1);
-      };
+    // A replica's network device is no part of the data path: it reads the receive ring at the
+    // item's limit and captures the rest (CapturingNetBackend, set up below).
+    int replica_net_rx = -1;
+    if (options_.verify && options_.net) {
+      replica_net_rx = std::exchange(options_.net_rx_ring_fd, -1);
+      options_.net = false;
     }
+    RETURN_IF_ERROR(data_path_.Init(options_, &config));
     view_ = std::make_unique<RamView>(ram_);
     const GuestMemoryView* device_view = view_.get();
     if (options_.verify) {
@@ -127,6 +120,12 @@ class L1Server final {
         if (level) capture->Irq(irq);
       };
       config.console_output = [capture](std::string_view bytes) { capture->ConsoleOut(bytes); };
+      if (replica_net_rx >= 0) {
+        ASSIGN_OR_RETURN(FrameRing rx, FrameRing::Attach(replica_net_rx));
+        net_capture_ = std::make_shared<CapturingNetBackend>(std::move(rx), *capture_);
+        config.net_backend = net_capture_;
+        config.net_mac = options_.net_mac;
+      }
     }
     ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *device_view));
     model_->SetDeferredPublication(true);
@@ -134,19 +133,24 @@ class L1Server final {
   }
 
   int Run() {
-    scheduling_.Start();  // SCHED_FIFO while asleep (l1_scheduling.h)
-    std::thread heartbeat([this] { Heartbeat(); });
-    heartbeat.detach();  // dies with the process
+    // Start-up (Init, and the first rehearsal: a cold restore full of page faults) runs at low
+    // priority (Init): a new standby starts right after a failover, and at SCHED_FIFO its
+    // start-up would keep the new active L1 and L0's network pump (the same priority does not
+    // preempt) off a CPU for milliseconds while the guest's traffic waits. SCHED_FIFO while
+    // asleep (l1_scheduling.h) from the moment it reports ready.
     PublishPostedRanges();
     Rehearse();  // a new standby is warm before it reports ready
+    scheduling_.Start();
+    std::thread heartbeat([this] { Heartbeat(); });
+    heartbeat.detach();  // dies with the process
     channel_.header().l1_state.store(static_cast<uint32_t>(L1State::kStandby),
                                      std::memory_order_release);
     channel_.SignalAck();  // "ready" (L0 also polls l1_state)
     for (;;) {
-      // A standby leaves the devices' notifications to the active L1 (poll ignores fd -1).
-      pollfd fds[3] = {{channel_.request_eventfd(), POLLIN, 0},
-                       {active_ ? blk_notify_.get() : -1, POLLIN, 0},
-                       {active_ ? console_notify_.get() : -1, POLLIN, 0}};
+      // A standby leaves the devices' notifications to the active L1.
+      pollfd fds[1 + L1DataPath::kMaxFds] = {{channel_.request_eventfd(), POLLIN, 0}};
+      L1DataPath::Device devices[L1DataPath::kMaxFds];
+      const int device_fds = data_path_.PollFds(active_, fds + 1, devices);
       // An active L1 that just answered a vCPU's exit spins briefly for the next one: in an
       // exit-heavy phase it arrives within tens of microseconds, and a sleep plus a wake-up
       // would cost about as much as the exit itself. (Not after notifications or console input:
@@ -179,7 +183,7 @@ class L1Server final {
       // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
       // of periodic wake-ups (base/periodic_tick.h).
       const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
-      if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) ppoll(fds, 3, &sleep, nullptr);
+      if (!work || device_fds > 0) ppoll(fds, 1 + device_fds, &sleep, nullptr);
       if (said_sleeping) {  // not per exit found by spinning
         channel_.SetL1Sleeping(kL1Awake);
         scheduling_.AfterWake();
@@ -198,11 +202,17 @@ class L1Server final {
         continue;
       }
       HandlePending();
-      for (int i = 1; i < 3; ++i) {
-        if (fds[i].fd < 0 || (fds[i].revents & POLLIN) == 0) continue;
-        eventfd_t ignored;
-        (void)eventfd_read(fds[i].fd, &ignored);  // non-blocking; resets the count
-        HandleDeviceNotification(i == 1 ? Device::kDisk : Device::kConsole);
+      bool kicked[3] = {};  // by device: both of the network device's fds lead to one kick
+      for (int i = 0; i < device_fds; ++i) {
+        if ((fds[1 + i].revents & POLLIN) == 0) continue;
+        L1DataPath::Drain(fds[1 + i].fd);
+        kicked[static_cast<int>(devices[i])] = true;
+      }
+      for (int d = 0; d < 3; ++d) {
+        if (!kicked[d]) continue;
+        const uint64_t received = model_->net_rx_frames();
+        HandleDeviceNotification(static_cast<L1DataPath::Device>(d));
+        if (model_->net_rx_frames() != received) AwaitNetReply();
       }
     }
   }
@@ -258,8 +268,7 @@ class L1Server final {
       default:
         if (IsTakenFaultProbe(fault)) {  // tests of the sandbox and of L0 (l1_fault_probes.h)
           RunTakenFaultProbe(
-              fault, {&channel_, &journal_, console_ring_.has_value() ? &*console_ring_ : nullptr,
-                      options_.parent_pid});
+              fault, {&channel_, &journal_, data_path_.console_ring(), options_.parent_pid});
           return;
         }
         pending_fault_ = fault;
@@ -300,15 +309,15 @@ class L1Server final {
     }
     generation_ = generation;
     active_ = true;
-    // The committed completions and console bytes may not have been published when the
-    // previous active died (committed, then killed): publish them (idempotent). A notification
-    // it consumed but never committed is not lost: process whatever the guest has made
-    // available since the committed positions, as if notified.
-    console_produced_ = model_->console_tx_bytes();
-    if (!options_.verify) {  // a replica's effects are applied by L0, never published here
-      Publish();
-      if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
-      if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
+    // The committed completions, console bytes and frame positions may not have been published
+    // when the previous active died (committed, then killed): publish them (idempotent). A
+    // notification it consumed but never committed is not lost: process whatever the guest has
+    // made available (and the frames L0 added) since the committed positions, as if notified.
+    // A replica's effects are applied by L0, never published here.
+    data_path_.Promoted(*model_);
+    if (!options_.verify) {
+      data_path_.Publish(*model_);
+      for (L1DataPath::Device device : data_path_.devices()) HandleDeviceNotification(device);
     }
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
@@ -336,42 +345,38 @@ class L1Server final {
     return SpinUntil([&] { return RequestPending(); }, kIdleSpin);
   }
 
-  enum class Device { kDisk, kConsole };
-
-  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit): process
-  // the device's queues, commit, then publish: the completions (used idx, irqfd) and the console
-  // bytes (transmit ring). A failure before the commit leaves nothing the guest or L0 can see;
-  // the next active L1 processes the same chains again from the committed ring positions and
-  // rewrites the same console bytes at the same ring positions (Promote).
-  void HandleDeviceNotification(Device device) {
-    if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
+  // A QueueNotify that KVM delivered on a device's ioeventfd (the guest did not exit), or L0's
+  // kick of the network device (frames arrived, transmit room): process the device's queues,
+  // commit, then publish: the completions (used idx, irqfd), the console bytes (transmit ring),
+  // the frame positions. A failure before the commit leaves nothing the guest or L0 can see; the
+  // next active L1 processes the same chains again from the committed ring positions and
+  // rewrites the same bytes and frames at the same ring positions (Promote).
+  void HandleDeviceNotification(L1DataPath::Device device) {
+    if (!L1DataPath::Kick(*model_, device)) return;
     if (pending_fault_ == L1Fault::kDieBeforeCommit) KillL1Now();
     Commit();
     if (pending_fault_ == L1Fault::kDieAfterCommit) KillL1Now();
-    Publish();
-  }
-
-  // Makes what the last commit holds visible: used rings and interrupts, console bytes.
-  void Publish() {
-    model_->PublishUsed();
-    if (!console_ring_.has_value()) return;
-    if (console_ring_->published() < console_produced_) {
-      console_ring_->Publish(console_produced_);
-      (void)eventfd_write(console_out_.get(), 1);
+    data_path_.Publish(*model_);
+    // "garbage" here: what the commit holds is published correctly, then an impossible frame
+    // position (L0 refuses it and fails this L1 over; the successor republishes).
+    if (pending_fault_ == L1Fault::kGarbageAnswer && data_path_.PublishGarbage()) {
+      pending_fault_ = L1Fault::kNone;
     }
   }
 
-  // The console device's output sink: the guest's bytes go to the transmit ring at the produce
-  // position (published after the commit). L0 drains the ring without blocking on the client,
-  // so a full ring only means its drain thread has not run yet: wait for it, within a bound.
-  void WriteConsole(std::string_view bytes) {
-    const absl::Time deadline = absl::Now() + absl::Seconds(2);
-    while (!console_ring_->WriteAt(console_produced_, bytes)) {
-      if (absl::Now() > deadline) Die("console transmit ring full: L0 does not drain it");
-      (void)eventfd_write(console_out_.get(), 1);
-      absl::SleepFor(absl::Microseconds(200));
+  // Frames just reached the guest, whose reply (an echo, a response) typically follows within
+  // microseconds: spin briefly on the transmit queue's available index in guest RAM, and take
+  // the reply at once, rather than sleep until its ioeventfd wakes this L1 again (a wake-up of
+  // tens of microseconds on a busy host). At normal priority, as every spin of this L1; it stops
+  // early for an exit or a request.
+  void AwaitNetReply() {
+    constexpr absl::Duration kNetReplySpin = absl::Microseconds(50);
+    scheduling_.BeforeSpin();
+    if (SpinUntil([&] { return model_->NetTransmitAvailable() || RequestPending(); },
+                  kNetReplySpin) &&
+        model_->NetTransmitAvailable()) {
+      HandleDeviceNotification(L1DataPath::Device::kNet);
     }
-    console_produced_ += bytes.size();
   }
 
   // Tells L0 which writes it may post: the device model's posted-write ranges (at most
@@ -426,6 +431,8 @@ class L1Server final {
     } else {
       fault = TakeDueFault(req);
       if (capture_ != nullptr) capture_->Clear();
+      if (net_capture_ != nullptr)
+        net_capture_->SetRxLimit(req.net_rx_limit, model_->net_rx_frames());
       answer = Execute(req, seq);
       ApplyAnswerFault(fault, &answer);
       if (fault == L1Fault::kWrongState) CorruptState();
@@ -437,7 +444,8 @@ class L1Server final {
       Commit();
       if (options_.verify) WriteEffects(seq, /*executed=*/true);
       if (fault == L1Fault::kDieAfterCommit) KillL1Now();
-      if (!options_.verify) Publish();  // the completions and console bytes, now committed
+      // What this exit produced (completions, bytes, frames), now committed.
+      if (!options_.verify) data_path_.Publish(*model_);
     }
     answer.ToResponse(&slot.response);
     if (fault == L1Fault::kGarbageAnswer) {
@@ -513,13 +521,7 @@ class L1Server final {
   absl::Time rehearsed_at_ = absl::InfinitePast();
   uint32_t last_vcpu_cpu_ = ~0u;  // host CPU of the vCPU thread answered last (a hint)
   uint64_t generation_ = 0;
-  UniqueFd blk_notify_;
-  UniqueFd blk_irq_;
-  UniqueFd console_notify_;
-  UniqueFd console_irq_;
-  std::optional<ConsoleTxRing> console_ring_;
-  UniqueFd console_out_;
-  uint64_t console_produced_ = 0;  // ring position of the next console byte (= tx_bytes)
+  L1DataPath data_path_;
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
   uint32_t fault_skip_ = 0;  // exits to handle before pending_fault_ applies
@@ -527,6 +529,7 @@ class L1Server final {
   // CRC of the last committed record.
   std::unique_ptr<EffectCapture> capture_;
   std::unique_ptr<CapturingRamView> capturing_view_;
+  std::shared_ptr<CapturingNetBackend> net_capture_;
   std::optional<EffectsArea> effects_;
   std::vector<uint8_t> effects_bytes_;
   uint32_t state_crc_ = 0;

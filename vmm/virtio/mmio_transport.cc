@@ -24,6 +24,8 @@ std::string DeviceName(uint32_t id) {
       return "virtio-mmio-blk";
     case kDeviceIdConsole:
       return "virtio-mmio-console";
+    case kDeviceIdNet:
+      return "virtio-mmio-net";
     default:
       return absl::StrCat("virtio-mmio-", id);
   }
@@ -281,6 +283,13 @@ bool MmioTransport::Kick(int queue) {
   const uint32_t status_before = status_;
   ProcessLocked(static_cast<uint32_t>(queue), /*from_guest=*/false);
   return queues_[queue].SaveState().last_avail_idx != before || status_ != status_before;
+}
+
+bool MmioTransport::HasAvailable(int queue) const {
+  absl::MutexLock lock(&mu_);
+  if ((status_ & kStatusNeedsReset) || !(status_ & kStatusDriverOk)) return false;
+  if (queue < 0 || static_cast<size_t>(queue) >= queues_.size()) return false;
+  return queues_[queue].HasAvailable(mem_);
 }
 
 void MmioTransport::SetDeferredPublication(bool deferred) {

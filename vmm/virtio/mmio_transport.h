@@ -107,6 +107,9 @@ class MmioTransport final : public BusDevice {
   // Returns true when the notification consumed chains or put the device into
   // DEVICE_NEEDS_RESET (i.e. the state changed).
   bool Kick(int queue);
+  // Whether Kick(queue) would find a chain to take (DRIVER_OK, queue ready, no reset needed,
+  // the driver's available index ahead of the device's). Reads the available index only.
+  bool HasAvailable(int queue) const;
 
   // Deferred publication of completions (split mode): queue processing writes used elements and
   // advances the saved used_idx, but the driver-visible used ring idx and the used-buffer

@@ -20,6 +20,7 @@
 namespace rehome::virtio {
 
 // Device IDs (virtio 1.1 section 5).
+inline constexpr uint32_t kDeviceIdNet = 1;
 inline constexpr uint32_t kDeviceIdBlock = 2;
 inline constexpr uint32_t kDeviceIdConsole = 3;
 
@@ -40,7 +41,7 @@ class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
 
-  virtual uint32_t device_id() const = 0;  // kDeviceIdBlock, kDeviceIdConsole, ...
+  virtual uint32_t device_id() const = 0;  // kDeviceIdNet, kDeviceIdBlock, ...
   // Device-specific feature bits; the transport adds VIRTIO_F_VERSION_1 itself.
   virtual uint64_t device_features() const = 0;
   virtual int queue_count() const = 0;

@@ -203,6 +203,12 @@ absl::StatusOr<std::optional<Virtqueue::Chain>> Virtqueue::Pop(const GuestMemory
   return std::optional<Chain>(std::move(chain));
 }
 
+bool Virtqueue::HasAvailable(const GuestMemoryView& mem) const {
+  if (!state_.ready) return false;
+  const std::optional<uint16_t> avail_idx = Load<uint16_t>(mem, state_.avail_gpa + 2);
+  return avail_idx.has_value() && *avail_idx != state_.last_avail_idx;
+}
+
 absl::Status Virtqueue::PushUsed(const GuestMemoryView& mem, uint16_t head, uint32_t written_len) {
   State& s = state_;
   if (!s.ready) return absl::FailedPreconditionError("queue is not ready");
@@ -226,6 +232,14 @@ absl::Status Virtqueue::PublishUsed(const GuestMemoryView& mem) {
   if (!Store<uint16_t>(mem, s.used_gpa + 2, s.used_idx)) {
     return absl::OutOfRangeError("used ring is not in guest RAM");
   }
+  return absl::OkStatus();
+}
+
+absl::Status Virtqueue::SetNotifications(const GuestMemoryView& mem, bool wanted) {
+  if (!state_.ready) return absl::OkStatus();
+  const bool stored = Store<uint16_t>(mem, state_.used_gpa, wanted ? 0 : kUsedFlagNoNotify);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (!stored) return absl::OutOfRangeError("used ring is not in guest RAM");
   return absl::OkStatus();
 }
 

@@ -26,6 +26,8 @@ namespace rehome::virtio {
 inline constexpr uint16_t kDescFlagNext = 1;
 inline constexpr uint16_t kDescFlagWrite = 2;
 inline constexpr uint16_t kDescFlagIndirect = 4;
+// Used ring flags.
+inline constexpr uint16_t kUsedFlagNoNotify = 1;
 
 class Virtqueue final {
  public:
@@ -85,6 +87,10 @@ class Virtqueue final {
   // total length exceeds 2^32 - 1.
   absl::StatusOr<std::optional<Chain>> Pop(const GuestMemoryView& mem);
 
+  // Whether the driver has made a chain available that Pop has not taken (a look at the
+  // available index only; false when not ready or the ring is not in guest RAM).
+  bool HasAvailable(const GuestMemoryView& mem) const;
+
   // Publishes chain `head` as used with `written_len` bytes written by the device.
   // InvalidArgument for head >= size, FailedPrecondition when not ready, OutOfRange when the
   // used ring is not in guest RAM. With deferred publication the element is written but the used
@@ -97,6 +103,14 @@ class Virtqueue final {
   // Writes the device's used_idx to the used ring (release-ordered after the elements). A no-op
   // when the queue is not ready; idempotent. OutOfRange when the used ring is not in guest RAM.
   absl::Status PublishUsed(const GuestMemoryView& mem);
+
+  // Notification suppression (virtio 1.x 2.7.10, VIRTQ_USED_F_NO_NOTIFY in the used ring's
+  // flags): `wanted` false tells the driver it need not notify new buffers. A hint, not state:
+  // nothing is saved, and a driver may notify anyway. Followed by a full fence, so that a device
+  // that asks for notifications and then looks at the available ring once more cannot miss a
+  // buffer the driver added meanwhile (the driver fences between publishing and reading the
+  // flags). A no-op when the queue is not ready; OutOfRange when the used ring is not in RAM.
+  absl::Status SetNotifications(const GuestMemoryView& mem, bool wanted);
 
   State SaveState() const { return state_; }
   // Validates like Enable() when the state is ready (indices are kept as given) and then
