@@ -43,6 +43,7 @@ absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
     options->on_poweroff = LifecycleActionName(domain->on_poweroff);
   }
   options->kernel = domain->kernel_path;
+  options->initrd = domain->initrd_path;
   options->memory_mib = domain->memory_bytes >> 20;
   options->cpus = domain->vcpus;
   options->cmdline = domain->cmdline;

@@ -135,18 +135,20 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(MachineConfig config) {
   ASSIGN_OR_RETURN(machine->supported_cpuid_, machine->kvm_.SupportedCpuid());
   machine->ram_view_ = std::make_unique<RamView>(machine->ram_);
   // The kernel first: a bad image is reported before any L1 process starts.
-  const std::vector<MemoryMapEntry> memmap = DefaultMemoryMap(machine->config_.memory_bytes);
-  ASSIGN_OR_RETURN(
-      machine->kernel_,
-      LoadPvhKernelFromFile(machine->config_.kernel_path, *machine->ram_view_,
-                            machine->config_.memory_bytes, machine->config_.cmdline, memmap));
+  const MachineConfig& c = machine->config_;
+  BootImageConfig boot{c.kernel_path,
+                       c.initrd_path,
+                       c.cmdline,
+                       c.memory_bytes,
+                       c.cpus,
+                       (c.disk_path.empty() ? 0 : 1) + (c.console_socket.empty() ? 0 : 1),
+                       {}};
+  ASSIGN_OR_RETURN(machine->boot_, LoadBootImage(boot, *machine->ram_view_));
   RETURN_IF_ERROR(machine->SetUpBackend());
 
   std::vector<VcpuFd> vcpus;
   ASSIGN_OR_RETURN(machine->instance_, machine->BuildInstance(&vcpus));
-  RETURN_IF_ERROR(
-      vcpus[0].SetupPvhBootState(machine->kernel_.entry32, machine->kernel_.start_info_gpa));
-  for (VcpuFd& vcpu : vcpus) RETURN_IF_ERROR(vcpu.SetupBootMsrs());
+  RETURN_IF_ERROR(SetupBootVcpus(machine->boot_, vcpus));
   Machine* self = machine.get();
   ASSIGN_OR_RETURN(machine->instance_->vcpus,
                    VcpuSet::Create(std::move(vcpus), [self](int index, KvmExit& exit) {

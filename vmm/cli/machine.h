@@ -31,12 +31,12 @@
 #include "kvm-l0/vcpu_thread.h"
 #include "kvm-l0/vm_fd.h"
 #include "recovery/supervisor.h"
+#include "vmm/cli/boot_image.h"
 #include "vmm/cli/console_socket.h"
 #include "vmm/counter_oracle.h"
 #include "vmm/device_model.h"
 #include "vmm/exit_backend.h"
 #include "vmm/exit_dispatcher.h"
-#include "vmm/loader/elf_pvh_loader.h"
 
 namespace rehome {
 
@@ -57,8 +57,9 @@ struct SplitConfig {
 
 struct MachineConfig {
   MachineMode mode = MachineMode::kMonolithic;
-  SplitConfig split;  // kSplit only
-  std::string kernel_path;
+  SplitConfig split;        // kSplit only
+  std::string kernel_path;  // an ELF with a PVH note, or a Linux bzImage
+  std::string initrd_path;  // bzImage only ("" = none)
   uint64_t memory_bytes = 64ull << 20;
   int cpus = 1;
   std::string cmdline;                          // passed to the guest as is
@@ -174,7 +175,7 @@ class Machine final {
   UniqueFd console_irq_;
   GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
   std::vector<CpuidEntry> supported_cpuid_;
-  LoadedKernel kernel_;
+  BootImage boot_;
 
   std::unique_ptr<GuestMemoryView> ram_view_;
   std::unique_ptr<ExitBackend> backend_;

@@ -16,6 +16,7 @@
 #include "base/errno_status.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
+#include "vmm/cli/boot_image.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
 #include "vmm/cli/guest_cmdline.h"
@@ -127,13 +128,17 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
-  if (!options->disk.empty() || !options->console_socket.empty()) {
+  // The test guest finds its virtio devices and vCPU count on its command line; a Linux
+  // kernel finds them in ACPI and gets its command line as given.
+  const bool linux_kernel = IsBzImageFile(options->kernel);
+  if (!linux_kernel && (!options->disk.empty() || !options->console_socket.empty())) {
     const std::string virtio =
         VirtioMmioCmdline(!options->disk.empty(), !options->console_socket.empty());
     options->cmdline =
         options->cmdline.empty() ? virtio : absl::StrCat(options->cmdline, " ", virtio);
   }
-  absl::StatusOr<std::string> cmdline = WithCpusKey(options->cmdline, options->cpus);
+  absl::StatusOr<std::string> cmdline = linux_kernel ? absl::StatusOr<std::string>(options->cmdline)
+                                                     : WithCpusKey(options->cmdline, options->cpus);
   absl::StatusOr<GuestWorkload> workload =
       cmdline.ok() ? ParseGuestWorkload(*cmdline) : absl::StatusOr<GuestWorkload>(cmdline.status());
   if (!workload.ok()) {
@@ -199,6 +204,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     const absl::Time start = absl::Now();
     MachineConfig config;
     config.kernel_path = options->kernel;
+    config.initrd_path = options->initrd;
     config.memory_bytes = options->memory_mib << 20;
     config.cpus = options->cpus;
     config.cmdline = *cmdline;

@@ -20,17 +20,20 @@ absl::StatusOr<uint64_t> ParseUnsigned(const std::string& option, const std::str
 std::string RunUsage() {
   return absl::StrCat(
       "usage: rehome run (--kernel FILE | --domain FILE.xml) [options]\n"
-      "Boots a PVH ELF kernel on KVM and exits with the guest's exit status.\n"
+      "Boots a kernel on KVM and exits with the guest's exit status.\n"
       "\n"
       "options:\n"
-      "  --kernel FILE             guest kernel: ELF64 with a Xen PVH entry note (required)\n"
+      "  --kernel FILE             guest kernel: an ELF64 with a Xen PVH entry note, or a\n"
+      "                            Linux bzImage (64-bit boot protocol, ACPI) (required)\n"
+      "  --initrd FILE             initial ramdisk for a Linux bzImage\n"
       "  --memory MIB              guest RAM in MiB, ",
       kMinMemoryMib, "..", kMaxMemoryMib,
       ", a multiple of 2 (default 64)\n"
       "  --cpus N                  vCPUs, 1..",
       kMaxCpus,
       " (default 1)\n"
-      "  --cmdline STR             guest command line (rehome appends cpus=N)\n"
+      "  --cmdline STR             guest command line (rehome appends cpus=N for the test\n"
+      "                            guest; a Linux kernel gets it as is)\n"
       "  --serial-file FILE        write the guest's COM1 output to FILE (default stdout)\n"
       "  --rehome-interval-ms MS   move the running guest into a fresh VM every MS ms\n"
       "  --quiet                   no rehome status lines on stderr\n"
@@ -121,6 +124,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     }
     if (name == "--kernel") {
       options.kernel = value;
+    } else if (name == "--initrd") {
+      options.initrd = value;
     } else if (name == "--memory") {
       auto mib = ParseUnsigned(name, value);
       if (!mib.ok()) return mib.status();
@@ -212,7 +217,7 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   if (!options.domain_file.empty()) {
     for (const std::string& arg : args) {
       for (const char* flag :
-           {"--kernel", "--memory", "--cpus", "--cmdline", "--recovery", "--standbys",
+           {"--kernel", "--initrd", "--memory", "--cpus", "--cmdline", "--recovery", "--standbys",
             "--heartbeat-ms", "--hang-timeout-ms", "--max-failovers", "--failover-window-s"}) {
         if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) {
           return absl::InvalidArgumentError(

@@ -18,6 +18,7 @@ inline constexpr int kMaxCpus = 64;
 
 struct RunOptions {
   std::string kernel;                 // --kernel FILE (required)
+  std::string initrd;                 // --initrd FILE (a Linux bzImage's initial ramdisk)
   uint64_t memory_mib = 64;           // --memory MIB
   int cpus = 1;                       // --cpus N
   std::string cmdline;                // --cmdline STR (rehome appends cpus=N)

@@ -2,21 +2,16 @@
 #include "vmm/loader/elf_pvh_loader.h"
 
 #include <elf.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "base/errno_status.h"
 #include "base/status_macros.h"
-#include "base/unique_fd.h"
+#include "vmm/loader/file_bytes.h"
 
 namespace rehome {
 namespace {
@@ -329,26 +324,9 @@ absl::StatusOr<LoadedKernel> LoadPvhKernelFromFile(std::string_view path,
                                                    const GuestMemoryView& memory, uint64_t ram_size,
                                                    std::string_view cmdline,
                                                    std::span<const MemoryMapEntry> memmap) {
-  const std::string what = absl::StrCat("kernel '", std::string(path), "'");
-  UniqueFd fd(::open(std::string(path).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return LastErrnoStatus(what);
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return LastErrnoStatus(what);
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(what + ": not a regular file");
-  if (static_cast<uint64_t>(st.st_size) > kMaxKernelFileBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: file of %u bytes is too large (max %u)",
-                                                      what, st.st_size, kMaxKernelFileBytes));
-  }
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return LastErrnoStatus(what);
-    if (n == 0) break;  // the file shrank: parse what is there
-    done += static_cast<size_t>(n);
-  }
-  bytes.resize(done);
+  ASSIGN_OR_RETURN(
+      std::vector<uint8_t> bytes,
+      ReadFileBytes(path, absl::StrCat("kernel '", std::string(path), "'"), kMaxKernelFileBytes));
   return LoadPvhKernelFromBytes(path, bytes, memory, ram_size, cmdline, memmap);
 }
 
