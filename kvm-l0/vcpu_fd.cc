@@ -224,6 +224,19 @@ absl::Status VcpuFd::SetupLinux64BootState(const Linux64Boot& boot) {
   return absl::OkStatus();
 }
 
+absl::Status VcpuFd::SetupBootXcr0(uint64_t xcr0) {
+  if (xcr0 == 0) return absl::OkStatus();
+  kvm_xcrs xcrs{};
+  xcrs.nr_xcrs = 1;
+  xcrs.xcrs[0].xcr = 0;
+  xcrs.xcrs[0].value = xcr0;
+  if (::ioctl(fd(), KVM_SET_XCRS, &xcrs) < 0) {
+    if (errno == EINVAL || errno == ENOTTY) return absl::OkStatus();  // no XCRS here
+    return LastKvmError("KVM_SET_XCRS");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status VcpuFd::SetupBootMsrs() {
   FlexBuffer<kvm_msr_entry> msrs(2);
   msrs.entries()[0].index = kMsrIa32MiscEnable;

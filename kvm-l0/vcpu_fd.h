@@ -73,6 +73,14 @@ class VcpuFd final {
   // RIP = entry, RSI = boot_params, other general registers 0. Errors: Internal.
   absl::Status SetupLinux64BootState(const Linux64Boot& boot);
 
+  // KVM_SET_XCRS with XCR0 = `xcr0` (OK without doing anything when `xcr0` is 0 or KVM has no
+  // XCRS). At boot rehome sets every supported XSAVE feature: a hypervisor that lets XSETBV
+  // through without an exit (QEMU's TCG emulation of AMD SVM, this project's nested test bed)
+  // never shows KVM the guest's own XSETBV, and KVM then loads its stale XCR0 at every entry
+  // and reports a stale XSAVE size (CPUID 0xd EBX), after which Linux turns XSAVE off. With
+  // XCR0 preset to what the guest will set, both agree; where XSETBV exits, nothing changes.
+  absl::Status SetupBootXcr0(uint64_t xcr0);
+
   // Boot MSRs as Firecracker/kvmtool set them: IA32_MISC_ENABLE fast strings, MTRRdefType
   // enabled with write-back default. Errors: Internal naming the MSR KVM refused.
   absl::Status SetupBootMsrs();

@@ -4,7 +4,8 @@
 # bound, and reports the nested tests it ran (console lines "NESTED-TEST ..."). Exit status 0
 # only when every selected test passed.
 # Usage: run.sh BUILD_DIR [test,test,...|all]   Env: NESTED_TIMEOUT (s, default 1800),
-#        NESTED_MEM (MiB, default 3072), NESTED_OUT (default build-nested).
+#        NESTED_MEM (MiB, default 3072), NESTED_OUT (default build-nested), NESTED_ENV
+#        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: run.sh BUILD_DIR [tests]}
@@ -18,7 +19,7 @@ start=${EPOCHREALTIME/./}
 timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
   -accel tcg -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
   -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" \
-  -append "console=ttyS0 mitigations=off panic=-1 quiet tests=$tests" </dev/null 2>&1 |
+  -append "console=ttyS0 mitigations=off panic=-1 quiet tests=$tests ${NESTED_ENV:-}" </dev/null 2>&1 |
   while IFS= read -r line; do
     d=$((${EPOCHREALTIME/./} - start))
     printf '%5d.%02d %s\n' $((d / 1000000)) $((d / 10000 % 100)) "${line%$'\r'}"

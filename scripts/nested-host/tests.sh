@@ -34,6 +34,41 @@ t_linux_boot() {  # name mode marker-prefix extra-args...
   return 1
 }
 
+# Nested mode (docs/nested.md): the test guest's counter workload is L2, run by rehome-agent in
+# an L1 VM (the cloud kernel + l1.cpio.gz) under rehome on this emulated host; faults hit the
+# whole L1 and L0 re-homes L2 into the standby L1. Passes when L2 finishes with every counter
+# report verified (rehome's exit status 0) after at least `count` failovers.
+t_nested() {  # name fault count steps extra-args...
+  name=$1; fault=$2; count=$3; steps=$4; shift 4
+  t0=$(up)
+  mkdir -p /l1-logs/$name
+  set -- --nested-faults "$count" "$@"
+  [ "$fault" != none ] && set -- --nested-fault "$fault" "$@"
+  # rehome's status lines stream to the console as they come (and into $name.err).
+  set -o pipefail
+  timeout -s KILL ${NESTED_LONG_TIMEOUT:-3000} rehome run --mode nested \
+    --kernel /share/rehome-guest.elf --l1-kernel /share/vmlinuz --l1-initrd /share/l1.cpio.gz \
+    --l1-console-dir /l1-logs/$name --memory 64 --max-failovers 1000 \
+    --cmdline "workload=counter steps=$steps report_every=$((steps / 200 + 1))" \
+    --serial-file /tmp/$name.log "$@" 2>&1 | tee /tmp/$name.err | sed "s/^/  $name live: /"
+  rc=$?
+  set +o pipefail
+  t1=$(up)
+  summary=$(grep "rehome: nested:" /tmp/$name.err | sed 's/^rehome: nested: //')
+  n=$(grep -c "rehome: failover #" /tmp/$name.err)
+  if [ $rc = 0 ] && [ "$n" -ge "$count" ]; then
+    report $name PASS "rc=0 in $(awk "BEGIN{print $t1-$t0}")s, $n failovers: $summary"
+    return 0
+  fi
+  report $name FAIL "rc=$rc, $n failovers (want $count): ${summary:-no summary}"
+  sed "s/^/  $name stderr: /" /tmp/$name.err | tail -n 60
+  sed "s/^/  $name L2 console: /" /tmp/$name.log | tail -n 20
+  for f in /l1-logs/$name/*.log; do
+    [ -f "$f" ] && sed "s|^|  $name $(basename $f): |" "$f" | tail -n 40
+  done
+  return 1
+}
+
 run() {
   name=$1; shift
   wanted "$name" || return 0
@@ -55,4 +90,8 @@ if wanted linux-virtio-acpi; then
     { grep -q "acpi-virtio=1" /tmp/linux-virtio-acpi.log ||
       report linux-virtio-acpi FAIL "the LNRO0005 device was not enumerated"; }
 fi
+run nested-boot t_nested nested-boot none 0 ${NESTED_BOOT_STEPS:-2000000}
+run nested-kill t_nested nested-kill kill 3 ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 2000
+run nested-failovers t_nested nested-failovers mixed 20 ${NESTED_LONG_STEPS:-200000000} \
+  --nested-fault-every-ms 1000
 exit $failures

@@ -75,7 +75,7 @@ absl::StatusOr<BootImage> LoadBootImage(const BootImageConfig& config,
   return image;
 }
 
-absl::Status SetupBootVcpus(const BootImage& image, std::vector<VcpuFd>& vcpus) {
+absl::Status SetupBootVcpus(const BootImage& image, std::vector<VcpuFd>& vcpus, uint64_t xcr0) {
   if (vcpus.empty()) return absl::InvalidArgumentError("no vCPUs to boot");
   if (image.is_linux) {
     const LoadedLinux& k = image.kernel;
@@ -85,7 +85,10 @@ absl::Status SetupBootVcpus(const BootImage& image, std::vector<VcpuFd>& vcpus) 
   } else {
     RETURN_IF_ERROR(vcpus[0].SetupPvhBootState(image.pvh.entry32, image.pvh.start_info_gpa));
   }
-  for (VcpuFd& vcpu : vcpus) RETURN_IF_ERROR(vcpu.SetupBootMsrs());
+  for (VcpuFd& vcpu : vcpus) {
+    RETURN_IF_ERROR(vcpu.SetupBootMsrs());
+    RETURN_IF_ERROR(vcpu.SetupBootXcr0(xcr0));
+  }
   return absl::OkStatus();
 }
 

@@ -42,8 +42,9 @@ bool IsBzImageFile(const std::string& path);
 absl::StatusOr<BootImage> LoadBootImage(const BootImageConfig& config,
                                         const GuestMemoryView& memory);
 
-// The BSP's entry state for `image`, and the boot MSRs on every vCPU in `vcpus`.
-absl::Status SetupBootVcpus(const BootImage& image, std::vector<VcpuFd>& vcpus);
+// The BSP's entry state for `image`, and the boot MSRs and XCR0 (`xcr0`, see
+// VcpuFd::SetupBootXcr0) on every vCPU in `vcpus`.
+absl::Status SetupBootVcpus(const BootImage& image, std::vector<VcpuFd>& vcpus, uint64_t xcr0);
 
 }  // namespace rehome
 

@@ -71,6 +71,11 @@ struct MachineConfig {
   bool disk_read_only = false;
   bool disk_direct = false;  // open the image with O_DIRECT (no host page cache)
   bool exit_stats = false;   // time every exit's handling (ExitStats)
+  // Memory of other memfds mapped into every VM instance at their GPAs, outside RAM (nested
+  // mode's shared ranges, docs/nested.md); a Linux guest's e820 marks them reserved.
+  std::vector<GuestMemory::RegionDesc> extra_memory;
+  // Device diagnostics (unhandled ports, ...); null: "rehome: ..." lines on stderr.
+  std::function<void(std::string_view)> device_log;
 };
 
 // Exits handled and the time the VMM spent handling them (outside KVM_RUN: in monolithic mode
@@ -139,6 +144,11 @@ class Machine final {
   // Host thread ids of the vCPU threads (0 for a thread not started yet). Any thread.
   std::vector<int64_t> VcpuThreadIds() const;
   int cpus() const { return config_.cpus; }
+  // L0's mapping of the guest RAM (not the extra memory); valid while the Machine lives.
+  const GuestMemory& ram() const { return ram_; }
+  int kvm_fd() const { return kvm_.fd(); }
+  // The current VM instance's vCPU fds, for state capture while Pause()d (controller thread).
+  std::vector<int> VcpuFds() const;
   uint64_t memory_bytes() const { return config_.memory_bytes; }
   MachineMode mode() const { return config_.mode; }
   // Queues bytes for the guest's COM1 receiver (monolithic mode; split mode drops them).

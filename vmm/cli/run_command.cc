@@ -29,18 +29,6 @@
 namespace rehome {
 namespace {
 
-absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append = false) {
-  if (path.empty()) {
-    UniqueFd out(fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
-    if (!out.valid()) return LastErrnoStatus("dup stdout");
-    return out;
-  }
-  UniqueFd out(
-      open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
-  if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
-  return out;
-}
-
 // How one boot of the guest ended: boot again, or end `rehome run` with `exit_code`.
 struct BootEnd {
   bool reboot = false;
@@ -104,6 +92,12 @@ std::string SelfBinary() {
 
 }  // namespace
 
+namespace {
+NestedRunner nested_runner = nullptr;
+}  // namespace
+
+void SetNestedRunner(NestedRunner runner) { nested_runner = runner; }
+
 int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   for (const std::string& arg : args) {
     if (arg == "--help" || arg == "-h") {
@@ -144,6 +138,13 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (!workload.ok()) {
     err << "rehome run: " << workload.status().message() << "\n";
     return kExitUsage;
+  }
+  if (options->nested) {
+    if (nested_runner == nullptr) {
+      err << "rehome run: --mode nested is not built into this binary\n";
+      return kExitUsage;
+    }
+    return nested_runner(*options, *cmdline, err);
   }
   // The QMP monitor lives across boots of the guest (a reset or an on_*=restart builds a new
   // Machine; the monitor's clients stay connected and see RESET).

@@ -37,9 +37,10 @@ std::string RunUsage() {
       "  --serial-file FILE        write the guest's COM1 output to FILE (default stdout)\n"
       "  --rehome-interval-ms MS   move the running guest into a fresh VM every MS ms\n"
       "  --quiet                   no rehome status lines on stderr\n"
-      "  --mode split|monolithic   split (default): the hypervisor runs in an active L1 process\n"
+      "  --mode MODE               split (default): the hypervisor runs in an active L1 process\n"
       "                            with hot standbys and fails over when it dies; monolithic:\n"
-      "                            one process, no failover (the baseline)\n"
+      "                            one process, no failover (the baseline)\n",
+      NestedOptionsUsage(),
       "  --recovery MODE           failover (default), restart (no standby: start a new L1 on\n"
       "                            failure) or none (an L1 failure stops the guest)\n"
       "  --standbys N              hot standby L1s, 0..4 (default 1)\n"
@@ -153,11 +154,16 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     } else if (name == "--no-posted-writes") {
       options.posted_writes = false;
     } else if (name == "--mode") {
-      if (value != "split" && value != "monolithic") {
+      if (value != "split" && value != "monolithic" && value != "nested") {
         return absl::InvalidArgumentError(
-            absl::StrCat("--mode: expected split or monolithic, got '", value, "'"));
+            absl::StrCat("--mode: expected split, monolithic or nested, got '", value, "'"));
       }
       options.split = value == "split";
+      options.nested = value == "nested";
+    } else if (std::optional<absl::Status> nested =
+                   ParseNestedOption(name, value, &options.nested_options);
+               nested.has_value()) {
+      if (!nested->ok()) return *nested;
     } else if (name == "--recovery") {
       auto mode = ParseRecoveryMode(value);
       if (!mode.ok())
@@ -228,6 +234,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     return options;  // the domain supplies and validates the rest
   }
   if (options.kernel.empty()) return absl::InvalidArgumentError("--kernel: required");
+  if (options.nested) {
+    if (absl::Status valid = ValidateNestedOptions(options.nested_options); !valid.ok()) {
+      return valid;
+    }
+  } else if (!options.nested_options.fault.empty()) {
+    return absl::InvalidArgumentError("--nested-fault: needs --mode nested");
+  }
   if (options.split) {
     if (absl::Status valid = options.policy.Validate(); !valid.ok()) return valid;
   } else if (options.kill_active_every_ms != 0 || options.switchover_every_ms != 0) {
