@@ -1,4 +1,4 @@
-// kvm-l0/nested_state_io.cc: GetNestedState.
+// kvm-l0/nested_state_io.cc: GetNestedState, GetVcpuRegs, SetVcpuRegs.
 #include "kvm-l0/nested_state_io.h"
 
 #include <cstring>
@@ -36,6 +36,22 @@ absl::StatusOr<std::vector<uint8_t>> GetNestedState(int kvm_fd, int vcpu_fd) {
   std::memcpy(&filled, bytes + 4, sizeof(filled));
   if (filled < 128 || filled > size) filled = size;
   return std::vector<uint8_t>(bytes, bytes + filled);
+}
+
+absl::StatusOr<Regs> GetVcpuRegs(int vcpu_fd) {
+  kvm_regs raw{};
+  if (::ioctl(vcpu_fd, KVM_GET_REGS, &raw) < 0) return kvm_internal::LastKvmError("KVM_GET_REGS");
+  static_assert(sizeof(Regs) == sizeof(kvm_regs));
+  Regs regs;
+  std::memcpy(&regs, &raw, sizeof(regs));
+  return regs;
+}
+
+absl::Status SetVcpuRegs(int vcpu_fd, const Regs& regs) {
+  kvm_regs raw{};
+  std::memcpy(&raw, &regs, sizeof(raw));
+  if (::ioctl(vcpu_fd, KVM_SET_REGS, &raw) < 0) return kvm_internal::LastKvmError("KVM_SET_REGS");
+  return absl::OkStatus();
 }
 
 }  // namespace rehome

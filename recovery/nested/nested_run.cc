@@ -97,10 +97,14 @@ int NestedRun(const RunOptions& options, const std::string& cmdline, std::ostrea
     std::sort(boots.begin(), boots.end());
     err << absl::StrFormat(
         "rehome: nested: %s (%s); oracle: %d reports verified, %d violations; %d exits; %s; "
-        "L1 boot to ready median %.1f s over %d L1s\n",
+        "L1 boot to ready median %.1f s over %d L1s%s\n",
         result.reason, result.recovery_failed ? "recovery failed" : "L2 ended",
         result.verified_reports, result.violations, result.exits, FailoverSummary(failovers),
-        boots.empty() ? 0.0 : boots[boots.size() / 2], boots.size());
+        boots.empty() ? 0.0 : boots[boots.size() / 2], boots.size(),
+        result.register_faults == 0
+            ? ""
+            : absl::StrFormat("; %d register faults, %d masked", result.register_faults,
+                              result.masked_faults));
   }
   return ExitCodeFor(result);
 }

@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/status_macros.h"
+#include "recovery/nested/l1_register_fault.h"
 #include "state-extract/state_codec.h"
 #include "vmm/loader/elf_pvh_loader.h"
 #include "vmm/nested/agent_regions.h"
@@ -51,7 +52,7 @@ void WriteAll(int fd, std::string_view bytes) {
 
 std::optional<NestedFault> ParseNestedFault(std::string_view name) {
   for (NestedFault f : {NestedFault::kKill, NestedFault::kPanic, NestedFault::kHang,
-                        NestedFault::kCrash, NestedFault::kMixed}) {
+                        NestedFault::kCrash, NestedFault::kMixed, NestedFault::kRegister}) {
     if (name == NestedFaultName(f)) return f;
   }
   return std::nullopt;
@@ -71,6 +72,8 @@ const char* NestedFaultName(NestedFault fault) {
       return "crash";
     case NestedFault::kMixed:
       return "mixed";
+    case NestedFault::kRegister:
+      return "register";
   }
   return "none";
 }
@@ -165,6 +168,8 @@ void NestedSupervisor::Log(std::string_view line) const {
 }
 
 void NestedSupervisor::Finish(NestedResult result) {
+  result.register_faults = register_faults_;
+  result.masked_faults = masked_faults_;
   absl::MutexLock lock(&mu_);
   if (!result_.has_value()) result_ = std::move(result);
 }
@@ -253,6 +258,13 @@ bool NestedSupervisor::CheckActive() {
 bool NestedSupervisor::KeepStandby() {
   if (standby_ != nullptr) {
     const AgentState state = standby_->agent_state();
+    if (state == AgentState::kReady && standby_ready_id_ != standby_->id()) {
+      standby_ready_id_ = standby_->id();
+      const double seconds = absl::ToDoubleSeconds(absl::Now() - standby_->started());
+      Log(absl::StrFormat("standby L1 #%d ready in %.1f s", standby_->id(), seconds));
+      absl::MutexLock lock(&mu_);
+      boot_seconds_.push_back(seconds);
+    }
     if (standby_->Ended().has_value() || state == AgentState::kFailed ||
         state == AgentState::kDied ||
         (state != AgentState::kReady &&
@@ -275,9 +287,22 @@ bool NestedSupervisor::KeepStandby() {
 }
 
 void NestedSupervisor::MaybeInjectFault() {
-  if (config_.fault == NestedFault::kNone || !l2_started_ || pending_fault_.has_value()) return;
+  if (pending_flip_.has_value() &&
+      absl::Now() - *pending_flip_ > config_.hang_timeout + absl::Seconds(2)) {
+    ++masked_faults_;
+    Log(absl::StrCat("register fault #", register_faults_, " masked: L1 #", active_->id(),
+                     " shows no failure"));
+    pending_flip_.reset();
+  }
+  if (config_.fault == NestedFault::kNone || !l2_started_ || pending_fault_.has_value() ||
+      pending_flip_.has_value()) {
+    return;
+  }
   if (config_.fault_count > 0 && faults_injected_ >= config_.fault_count) return;
   if (active_->agent_state() != AgentState::kRunning) return;
+  // L2 is re-homed from a commit (parked) or from guest mode plus the last commit's devices:
+  // before its first commit there is nothing to re-home it from.
+  if (journal_->commits() == 0) return;
   if (standby_ == nullptr || standby_->agent_state() != AgentState::kReady) return;
   if (absl::Now() - last_fault_ < config_.fault_every) return;
   NestedFault fault = config_.fault;
@@ -288,6 +313,7 @@ void NestedSupervisor::MaybeInjectFault() {
   }
   ++faults_injected_;
   last_fault_ = absl::Now();
+  if (fault == NestedFault::kRegister) return InjectRegisterFault();
   Log(absl::StrCat("injecting ", NestedFaultName(fault), " into L1 #", active_->id()));
   switch (fault) {
     case NestedFault::kKill:
@@ -308,13 +334,40 @@ void NestedSupervisor::MaybeInjectFault() {
   pending_fault_ = absl::Now();
 }
 
+void NestedSupervisor::InjectRegisterFault() {
+  std::mt19937_64 rng(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())));
+  NestedL1& a = *active_;
+  for (int attempt = 0; attempt < kMaxCaptureAttempts; ++attempt) {
+    if (!a.machine().Pause(absl::Seconds(5)).ok()) return;
+    const RegisterFlip flip{static_cast<int>(rng() % kFlippableRegisters),
+                            static_cast<int>(rng() % 64)};
+    absl::StatusOr<std::string> done = FlipL1Register(a, flip);
+    (void)a.machine().Resume();
+    if (done.ok()) {
+      ++register_faults_;
+      pending_flip_ = absl::Now();
+      Log(absl::StrCat("register fault #", register_faults_, ": ", *done));
+      return;
+    }
+    if (!absl::IsUnavailable(done.status())) {
+      Log(absl::StrCat("register fault not injected: ", done.status().message()));
+      return;
+    }
+    absl::SleepFor(absl::Microseconds(200 + rng() % 1800));  // L2 runs: catch L1 code later
+  }
+}
+
 bool NestedSupervisor::Failover(const std::string& cause, bool l1_alive, absl::Time detected) {
   NestedFailover f;
   f.number = static_cast<int>(failovers().size()) + 1;
-  f.cause = cause;
+  f.cause = pending_flip_.has_value()
+                ? absl::StrCat(cause, " after register fault #", register_faults_)
+                : cause;
   f.from_l1 = active_->id();
   if (pending_fault_.has_value()) f.detect = detected - *pending_fault_;
+  if (pending_flip_.has_value()) f.detect = detected - *pending_flip_;
   pending_fault_.reset();
+  pending_flip_.reset();
   Log(absl::StrCat("L1 #", f.from_l1, " failed: ", cause));
   if (f.number > config_.max_failovers) {
     Finish(

@@ -8,7 +8,9 @@
 // hand the state to the standby's agent, which rebuilds L2 over the same RAM and runs it; then
 // a fresh standby boots. Faults can be injected into the whole L1: kill (L0 stops it at an
 // arbitrary point), panic (the L1 kernel panics), hang (the agent stops), crash (the agent
-// exits); the last three happen while L2 is parked at a commit.
+// exits); those three happen while L2 is parked at a commit; register (a bit flip in the L1
+// vCPU's registers while it runs L1 code, l1_register_fault.h) may lead to any of them or to
+// nothing (masked: no failure within hang timeout + 2 s).
 //
 // Thread-safety: Start, Wait, failovers() and Stop from any thread; the watcher thread does
 // everything else.
@@ -36,8 +38,9 @@
 
 namespace rehome {
 
-enum class NestedFault { kNone, kKill, kPanic, kHang, kCrash, kMixed };
-// "kill", "panic", "hang", "crash", "mixed" (kill, panic, hang, crash in turn); nullopt else.
+enum class NestedFault { kNone, kKill, kPanic, kHang, kCrash, kMixed, kRegister };
+// "kill", "panic", "hang", "crash", "mixed" (kill, panic, hang, crash in turn), "register" (a
+// bit flip in an L1 vCPU register while the L1 runs its own code); nullopt else.
 std::optional<NestedFault> ParseNestedFault(std::string_view name);
 const char* NestedFaultName(NestedFault fault);
 
@@ -83,6 +86,8 @@ struct NestedResult {
   std::string reason;
   uint64_t verified_reports = 0, violations = 0, exits = 0;
   bool recovery_failed = false;  // L2 was lost or could not be re-homed
+  int register_faults = 0;       // register flips injected ...
+  int masked_faults = 0;         // ... after which the L1 showed no failure in time
 };
 
 class NestedSupervisor final {
@@ -110,6 +115,8 @@ class NestedSupervisor final {
   bool CheckActive();
   bool KeepStandby();
   void MaybeInjectFault();
+  // Flips a random register bit of the active L1 at a moment it runs its own code.
+  void InjectRegisterFault();
   bool Failover(const std::string& cause, bool l1_alive, absl::Time fault_time);
   void VerifyPlacement();
   void LogProgress();
@@ -127,6 +134,9 @@ class NestedSupervisor final {
   int faults_injected_ = 0;
   absl::Time last_fault_;
   std::optional<absl::Time> pending_fault_;  // a command fault sent, not yet detected
+  std::optional<absl::Time> pending_flip_;   // a register flipped, no failure seen yet
+  int register_faults_ = 0, masked_faults_ = 0;
+  int standby_ready_id_ = 0;  // the standby whose boot time is recorded
   bool verify_pending_ = false;
   absl::Time verify_at_;
   absl::Time progress_at_;

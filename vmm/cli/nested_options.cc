@@ -34,9 +34,10 @@ std::optional<absl::Status> ParseNestedOption(const std::string& name, const std
     return Number(name, value, 10, 600000, &o->hang_timeout_ms);
   } else if (name == "--nested-fault") {
     if (value != "kill" && value != "panic" && value != "hang" && value != "crash" &&
-        value != "mixed") {
+        value != "mixed" && value != "register") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--nested-fault: expected kill, panic, hang, crash or mixed, got '", value, "'"));
+          "--nested-fault: expected kill, panic, hang, crash, mixed or register, got '", value,
+          "'"));
     }
     o->fault = value;
   } else if (name == "--nested-fault-every-ms") {
@@ -67,7 +68,8 @@ const char* NestedOptionsUsage() {
          "  --l1-console-dir DIR      nested: write each L1's console to DIR/l1-N.log\n"
          "  --l1-hang-timeout-ms MS   nested: an agent silent this long is hung (default 3000)\n"
          "  --nested-fault KIND       nested fault injection into the active L1: kill, panic,\n"
-         "                            hang, crash or mixed (each in turn)\n"
+         "                            hang, crash, mixed (the four in turn) or register (a bit\n"
+         "                            flip in an L1 vCPU register while it runs L1 code)\n"
          "  --nested-fault-every-ms MS  nested: inject every MS ms once a standby is ready\n"
          "  --nested-faults N         nested: stop injecting after N faults\n";
 }
