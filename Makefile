@@ -7,8 +7,8 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES := cmake ninja-build g++ pkg-config libabsl-dev libboost-dev nlohmann-json3-dev \
   libxml2-dev libxml2-utils libvirt-dev libvirt-clients libgtest-dev libgmock-dev \
-  libbenchmark-dev libseccomp-dev zlib1g-dev qemu-system-x86 python3 acpica-tools \
-  busybox-static cpio
+  libbenchmark-dev libseccomp-dev zlib1g-dev qemu-system-x86 python3 python3-matplotlib \
+  acpica-tools busybox-static cpio
 
 .PHONY: all deps build build-asan test test-asan test-fast test-nested demo bench clean format tidy
 

@@ -1,6 +1,6 @@
-// base/scoped_realtime.h: ScopedRealtime raises the calling thread to the lowest SCHED_FIFO
-// priority for its lifetime, when permitted, and restores the thread's policy afterwards.
-// Thread-safety: affects only the thread that constructs it; not movable.
+// base/scoped_realtime.h: ScopedRealtime raises the calling thread to a SCHED_FIFO priority
+// (by default the lowest) for its lifetime, when permitted, and restores the thread's policy
+// afterwards. Thread-safety: affects only the thread that constructs it; not movable.
 #ifndef REHOME_BASE_SCOPED_REALTIME_H_
 #define REHOME_BASE_SCOPED_REALTIME_H_
 
@@ -14,11 +14,11 @@ namespace rehome {
 // policy is restored afterwards, before it runs guest code again.
 class ScopedRealtime final {
  public:
-  ScopedRealtime() {
+  explicit ScopedRealtime(int priority = 1) {
     if (pthread_getschedparam(pthread_self(), &policy_, &param_) != 0 || policy_ != SCHED_OTHER) {
       return;
     }
-    const sched_param fifo{.sched_priority = 1};
+    const sched_param fifo{.sched_priority = priority};
     raised_ = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
   }
   ~ScopedRealtime() {

@@ -61,7 +61,8 @@ absl::Status ValidateResponse(const ExitRequest& request, const ExitResponse& re
       response.data_len > kExitDataMax) {
     return absl::InvalidArgumentError("response lengths out of range");
   }
-  const uint32_t expected_data = request.is_write || request.kind == ExitRequest::kConsoleInput
+  const uint32_t expected_data = request.is_write || request.kind == ExitRequest::kConsoleInput ||
+                                         request.kind == ExitRequest::kDeviceKick
                                      ? 0
                                      : request.size * request.count;
   if (response.action == ExitResponse::kContinue && response.data_len != expected_data) {

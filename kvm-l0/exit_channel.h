@@ -17,6 +17,7 @@
 #ifndef REHOME_KVM_L0_EXIT_CHANNEL_H_
 #define REHOME_KVM_L0_EXIT_CHANNEL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
@@ -44,7 +45,9 @@ enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFaile
 struct ExitRequest {
   // kConsoleInput: not a guest exit but host input for the virtio console (data = the bytes),
   // posted by L0 on the host slot (index = vCPU count) and answered and committed like an exit.
-  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3 };
+  // kDeviceKick (verified execution): process the virtio devices' queues again, posted by L0
+  // when a replica's item stopped at its effects budget with requests still queued.
+  enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3, kDeviceKick = 4 };
   uint64_t seq = 0;  // global exit sequence number, unique across vCPUs and L1s
   uint32_t vcpu = 0;
   uint32_t kind = kPio;
@@ -150,7 +153,18 @@ enum class L1Fault : uint32_t {
   kDieAfterCommit = 4,   // commit the next exit, then die before answering
   kHang = 5,             // stop answering (and heartbeating) forever
   kFailAnswer = 6,       // answer the next exit with a check failure (committed like any answer)
+  // Well-formed wrong results (verified execution must catch them; an unverified L1 passes
+  // them on): the device state committed after the next exit is wrong but restorable; the next
+  // read exit is answered with wrong data.
+  kWrongState = 7,
+  kWrongReadData = 8,
 };
+// A fault request (ExitChannelHeader::fault_request) is the L1Fault in bits 0-7 and, in bits
+// 8-31, how many exits the L1 handles before the fault applies to the next one ("at a chosen
+// exit"; 0: the next exit).
+inline constexpr uint32_t FaultRequest(L1Fault fault, uint32_t after_exits = 0) {
+  return static_cast<uint32_t>(fault) | (std::min<uint32_t>(after_exits, 0xffffff) << 8);
+}
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free);
 static_assert(std::atomic<uint32_t>::is_always_lock_free);

@@ -32,13 +32,15 @@ constexpr std::string_view kCommands[] = {
     "__org.rehome_query-l1s",
     "__org.rehome_query-failovers",
     "__org.rehome_query-recovery-policy",
+    "__org.rehome_query-verification",
     "__org.rehome_switchover",
     "__org.rehome_inject-fault",
 };
 
-constexpr std::string_view kFaultTargets[] = {"active", "standby"};
-constexpr std::string_view kFaultKinds[] = {"kill",   "hang",          "garbage",
-                                            "assert", "die-before-commit", "die-after-commit"};
+constexpr std::string_view kFaultTargets[] = {"active", "standby", "replica-1", "replica-2"};
+constexpr std::string_view kFaultKinds[] = {
+    "kill",        "hang",           "garbage", "assert", "die-before-commit", "die-after-commit",
+    "wrong-state", "wrong-read-data"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 
@@ -47,15 +49,21 @@ struct StringParam {
   std::string_view name;
   const std::string_view* allowed_begin;  // enum values, or null for any string
   const std::string_view* allowed_end;
+  bool optional = false;  // missing: "" in `values`
 };
 
-// Checks `args` against string members (declaration order, all mandatory), then rejects extra
-// members — the order QEMU's generated marshallers use. Fills `values` in member order.
+// Checks `args` against string members (declaration order; mandatory unless marked optional),
+// then rejects extra members — the order QEMU's generated marshallers use. Fills `values` in
+// member order ("" for a missing optional member).
 absl::Status CheckArgs(const Json& args, std::initializer_list<StringParam> params,
                        std::vector<std::string>* values) {
   for (const StringParam& param : params) {
     auto it = args.find(std::string(param.name));
     if (it == args.end()) {
+      if (param.optional) {
+        values->emplace_back();
+        continue;
+      }
       return Generic(absl::StrCat("Parameter '", ToAbsl(param.name), "' is missing"));
     }
     if (!it->is_string()) {
@@ -157,12 +165,29 @@ bool VmMonitor::HasCommand(std::string_view name) const {
 
 absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args) {
   if (name == "__org.rehome_inject-fault") {
+    // `after` (optional integer) is checked here; the string members by CheckArgs.
+    uint32_t after = 0;
+    Json strings = args;
+    if (auto it = args.find("after"); it != args.end()) {
+      if (!it->is_number_unsigned() || it->get<uint64_t>() > 0xffffff) {
+        return Generic("Invalid parameter type for 'after', expected: integer (0..16777215)");
+      }
+      after = static_cast<uint32_t>(it->get<uint64_t>());
+      strings.erase("after");
+    }
     std::vector<std::string> values;
-    RETURN_IF_ERROR(CheckArgs(args,
+    RETURN_IF_ERROR(CheckArgs(strings,
                               {{"target", std::begin(kFaultTargets), std::end(kFaultTargets)},
                                {"kind", std::begin(kFaultKinds), std::end(kFaultKinds)}},
                               &values));
-    return Done(control_->InjectFault(values[0], values[1]));
+    return Done(control_->InjectFault(values[0], values[1], after));
+  }
+  if (name == "__org.rehome_switchover") {
+    std::vector<std::string> values;
+    RETURN_IF_ERROR(CheckArgs(
+        args, {{"binary", nullptr, nullptr, true}, {"standby-binary", nullptr, nullptr, true}},
+        &values));
+    return Done(control_->Switchover({values[0], values[1]}));
   }
   if (absl::Status status = NoArgs(args); !status.ok()) return status;
   if (name == "query-version") {
@@ -217,7 +242,7 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
   if (name == "__org.rehome_query-l1s") return control_->QueryL1s();
   if (name == "__org.rehome_query-failovers") return control_->QueryFailovers();
   if (name == "__org.rehome_query-recovery-policy") return control_->QueryRecoveryPolicy();
-  if (name == "__org.rehome_switchover") return Done(control_->Switchover());
+  if (name == "__org.rehome_query-verification") return control_->QueryVerification();
   return QmpErrorStatus(kQmpCommandNotFound,
                         absl::StrCat("The command ", ToAbsl(name), " has not been found"));
 }
@@ -253,14 +278,16 @@ Json FailoverStartedEventData(std::string_view cause, int64_t failed_pid) {
 }
 
 Json FailoverCompletedEventData(int64_t new_pid, absl::Duration downtime,
-                                const std::vector<FailoverPhase>& phases) {
+                                const std::vector<FailoverPhase>& phases, absl::Time detected) {
   Json phase_map = Json::object();
   for (const FailoverPhase& phase : phases) {
     phase_map[phase.name] = absl::ToInt64Microseconds(phase.duration);
   }
-  return Json{{"pid", new_pid},
-              {"downtime-us", absl::ToInt64Microseconds(downtime)},
-              {"phases", std::move(phase_map)}};
+  Json data{{"pid", new_pid},
+            {"downtime-us", absl::ToInt64Microseconds(downtime)},
+            {"phases", std::move(phase_map)}};
+  if (detected != absl::InfinitePast()) data["detected-at-us"] = absl::ToUnixMicros(detected);
+  return data;
 }
 
 Json FailoverFailedEventData(std::string_view cause, std::string_view error) {

@@ -49,6 +49,14 @@ enum class RunState {
 std::string_view RunStateName(RunState state);
 
 // What the monitor needs from the VM. All methods thread-safe and non-blocking (see above).
+// __org.rehome_switchover's optional arguments (design diversity): the L1 binary the standby
+// that takes over runs (`binary`), and the one every later standby runs (`standby-binary`;
+// default: `binary`).
+struct SwitchoverArgs {
+  std::string binary;
+  std::string standby_binary;
+};
+
 class VmControl {
  public:
   virtual ~VmControl() = default;
@@ -66,9 +74,14 @@ class VmControl {
   virtual nlohmann::json QueryL1s() const = 0;             // [{"role","pid","uptime-ms"}...]
   virtual nlohmann::json QueryFailovers() const = 0;       // {"count":N,"last":{...}|null}
   virtual nlohmann::json QueryRecoveryPolicy() const = 0;  // an object
-  virtual absl::Status Switchover() = 0;                   // starts a planned switchover
+  // {"mode": "none"|"dual"|"triple", "items": N, "divergences": N, "last": {...}|null}
+  virtual nlohmann::json QueryVerification() const = 0;
+  // Starts a planned switchover; empty binaries keep the L1 binaries as they are.
+  virtual absl::Status Switchover(const SwitchoverArgs& args) = 0;
   // `target` is "active" or "standby", `kind` "kill" or "hang" (already validated).
-  virtual absl::Status InjectFault(std::string_view target, std::string_view kind) = 0;
+  // `after`: the fault applies after that many exits of the target (the wrong-* kinds).
+  virtual absl::Status InjectFault(std::string_view target, std::string_view kind,
+                                   uint32_t after = 0) = 0;
 };
 
 class VmMonitor final : public CommandHandler {
@@ -100,6 +113,10 @@ inline constexpr std::string_view kEventFailoverStarted = "__org.rehome_FAILOVER
 inline constexpr std::string_view kEventFailoverCompleted = "__org.rehome_FAILOVER_COMPLETED";
 inline constexpr std::string_view kEventFailoverFailed = "__org.rehome_FAILOVER_FAILED";
 inline constexpr std::string_view kEventStandbyReady = "__org.rehome_STANDBY_READY";
+// Verified execution: replicas disagreed on an item, and how that was resolved (data: the
+// divergence report, DivergenceJson in vmm/cli/machine_control.h).
+inline constexpr std::string_view kEventDivergence = "__org.rehome_DIVERGENCE";
+inline constexpr std::string_view kEventDivergenceResolved = "__org.rehome_DIVERGENCE_RESOLVED";
 
 // QEMU's ShutdownCause.
 enum class ShutdownCause {
@@ -135,8 +152,11 @@ struct FailoverPhase {
   std::string name;
   absl::Duration duration;
 };
+// `detected`, when given, becomes "detected-at-us": when the failure was detected (wall clock,
+// microseconds since the epoch, as QMP timestamps), for tools that time detection themselves.
 nlohmann::json FailoverCompletedEventData(int64_t new_pid, absl::Duration downtime,
-                                          const std::vector<FailoverPhase>& phases);
+                                          const std::vector<FailoverPhase>& phases,
+                                          absl::Time detected = absl::InfinitePast());
 // __org.rehome_FAILOVER_FAILED: {"cause": ..., "error": desc}.
 nlohmann::json FailoverFailedEventData(std::string_view cause, std::string_view error);
 // __org.rehome_STANDBY_READY: {"pid": N}.

@@ -80,11 +80,14 @@ TEST_F(VmMonitorTest, ActionsCallTheVm) {
   EXPECT_EQ(*Run("system_reset"), Json::object());
   EXPECT_EQ(*Run("system_powerdown"), Json::object());
   EXPECT_EQ(*Run("__org.rehome_switchover"), Json::object());
+  EXPECT_EQ(*Run("__org.rehome_switchover", {{"binary", "/a"}, {"standby-binary", "/b"}}),
+            Json::object());
   EXPECT_EQ(*Run("__org.rehome_inject-fault", {{"target", "standby"}, {"kind", "hang"}}),
             Json::object());
   EXPECT_EQ(vm_->calls(),
             (std::vector<std::string>{"stop", "cont", "system_reset", "system_powerdown",
-                                      "switchover", "inject-fault standby hang"}));
+                                      "switchover", "switchover binary=/a standby-binary=/b",
+                                      "inject-fault standby hang"}));
   EXPECT_EQ((*Run("__org.rehome_query-l1s"))[1]["role"], "standby");
   EXPECT_EQ(*Run("__org.rehome_query-failovers"), (Json{{"count", 0}, {"last", nullptr}}));
   EXPECT_TRUE(Run("__org.rehome_query-recovery-policy")->is_object());
@@ -102,6 +105,10 @@ TEST_F(VmMonitorTest, VmFailuresBecomeGenericErrors) {
 TEST_F(VmMonitorTest, ArgumentErrorsUseQemuWording) {
   EXPECT_EQ(ErrorOf("query-status", {{"x", 1}}).desc, "Parameter 'x' is unexpected");
   EXPECT_EQ(ErrorOf("stop", {{"force", true}}).desc, "Parameter 'force' is unexpected");
+  EXPECT_EQ(ErrorOf("__org.rehome_switchover", {{"binary", 7}}).desc,
+            "Invalid parameter type for 'binary', expected: string");
+  EXPECT_EQ(ErrorOf("__org.rehome_switchover", {{"bin", "/a"}}).desc,
+            "Parameter 'bin' is unexpected");
   const std::string_view fault = "__org.rehome_inject-fault";
   EXPECT_EQ(ErrorOf(fault, Json::object()).desc, "Parameter 'target' is missing");
   EXPECT_EQ(ErrorOf(fault, {{"target", "active"}}).desc, "Parameter 'kind' is missing");
@@ -151,6 +158,9 @@ TEST(VmMonitorEvents, DataHasQemuShapes) {
           13, absl::Microseconds(1500),
           {{"detect", absl::Microseconds(500)}, {"restore", absl::Milliseconds(1)}}),
       (Json{{"pid", 13}, {"downtime-us", 1500}, {"phases", {{"detect", 500}, {"restore", 1000}}}}));
+  EXPECT_EQ(FailoverCompletedEventData(13, absl::Microseconds(1500), {},
+                                       absl::FromUnixMicros(1796186852770425))["detected-at-us"],
+            1796186852770425);
   EXPECT_EQ(FailoverFailedEventData("killed", "no standby"),
             (Json{{"cause", "killed"}, {"error", "no standby"}}));
   EXPECT_EQ(StandbyReadyEventData(14), (Json{{"pid", 14}}));

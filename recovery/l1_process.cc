@@ -5,12 +5,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 
 #include "absl/strings/str_cat.h"
@@ -41,6 +43,25 @@ constexpr absl::Duration kFailoverSpin = absl::Milliseconds(2);
 
 }  // namespace
 
+absl::Status CheckL1Binary(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("L1 binary ", path, ": ", ErrnoToStatus(errno, "stat").message()));
+  }
+  char magic[4] = {};
+  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!S_ISREG(st.st_mode) || access(path.c_str(), X_OK) != 0 || !fd.valid() ||
+      read(fd.get(), magic, sizeof(magic)) != sizeof(magic) ||
+      std::memcmp(magic,
+                  "\x7f"
+                  "ELF",
+                  4) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("L1 binary ", path, ": not an executable file"));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
   ASSIGN_OR_RETURN(ExitChannel channel,
                    ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
@@ -55,7 +76,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   highest_source =
       std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
                 spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
-                spec.console_ring_fd, spec.console_out_fd});
+                spec.console_ring_fd, spec.console_out_fd, spec.effects_fd});
   for (uint32_t i = 0; i < ch.slot_count(); ++i) {
     highest_source = std::max(highest_source, ch.response_eventfd(i));
   }
@@ -109,6 +130,12 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(pass(spec.blk_notify_fd));
     args.push_back("--blk-irq-fd");
     args.push_back(pass(spec.blk_irq_fd));
+  }
+  if (spec.effects_fd >= 0) {  // a replica of verified execution
+    args.push_back("--verify");
+    args.push_back("1");
+    args.push_back("--effects-fd");
+    args.push_back(pass(spec.effects_fd));
   }
   if (spec.oracle.has_value()) {
     args.push_back("--oracle");
@@ -207,8 +234,9 @@ void L1Process::Signal(int signal) {
   PidfdSendSignal(pidfd_.get(), signal);
 }
 
-void L1Process::RequestFault(L1Fault fault) {
-  channel_.header().fault_request.store(static_cast<uint32_t>(fault), std::memory_order_release);
+void L1Process::RequestFault(L1Fault fault, uint32_t after_exits) {
+  channel_.header().fault_request.store(FaultRequest(fault, after_exits),
+                                        std::memory_order_release);
   channel_.SignalRequest();
 }
 

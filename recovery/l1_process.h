@@ -47,7 +47,14 @@ struct L1LaunchSpec {
   int console_out_fd = -1;
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
+  // Verified execution: the replica's effects area (kvm-l0/effects_area.h), owned by the caller;
+  // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
+  int effects_fd = -1;
 };
+
+// OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:
+// a different rehome build); InvalidArgument naming the path and the problem otherwise.
+absl::Status CheckL1Binary(const std::string& path);
 
 class L1Process final {
  public:
@@ -67,8 +74,8 @@ class L1Process final {
   void Fence();
   // Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) without reaping. No-op once fenced.
   void Signal(int signal);
-  // Asks the L1 to inject `fault` into itself.
-  void RequestFault(L1Fault fault);
+  // Asks the L1 to inject `fault` into itself, into the exit after the next `after_exits`.
+  void RequestFault(L1Fault fault, uint32_t after_exits = 0);
   // Whether the process has exited (pidfd readable).
   bool Exited() const;
 

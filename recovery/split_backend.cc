@@ -35,7 +35,8 @@ ExitOutcome::Action ActionOf(uint32_t action) {
 
 absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
     SupervisorConfig config, UniqueFd serial_output,
-    std::function<void(std::string_view)> console_output) {
+    std::function<void(std::string_view)> console_output,
+    std::optional<VerifiedEffectsSink> verified, uint64_t disk_bytes) {
   std::unique_ptr<SplitBackend> backend(new SplitBackend());
   backend->serial_output_ = std::move(serial_output);
   backend->console_output_ = std::move(console_output);
@@ -46,6 +47,16 @@ absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
   for (VcpuBuffers& b : backend->vcpus_) {
     b.request = std::make_unique_for_overwrite<ExitRequest>();
     b.response = std::make_unique_for_overwrite<ExitResponse>();
+  }
+  if (verified.has_value()) {
+    // Every exit through the replicas; their agreed effects (console bytes too) go to the sink.
+    SplitBackend* raw = backend.get();
+    ASSIGN_OR_RETURN(
+        backend->supervisor_,
+        VerifiedSupervisor::Start(std::move(config), std::move(*verified), disk_bytes, [raw] {
+          return raw->next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+        }));
+    return backend;
   }
   if (config.launch.console) {
     // The guest's console output reaches L0 through the transmit ring, not through answers.

@@ -23,6 +23,7 @@
 #include "base/unique_fd.h"
 #include "kvm-l0/console_tx_ring.h"
 #include "recovery/supervisor.h"
+#include "recovery/verified_supervisor.h"
 #include "vmm/bus.h"
 #include "vmm/exit_backend.h"
 #include "vmm/vm_requests.h"
@@ -31,10 +32,13 @@ namespace rehome {
 
 class SplitBackend final : public ExitBackend {
  public:
-  // Starts the supervisor (first L1 active, standbys in the background).
+  // Starts the supervisor (first L1 active, standbys in the background). With a `verified` sink
+  // (config.policy.verify dual or triple), the replicas of verified execution instead: their
+  // agreed effects go to the sink (`disk_bytes`: the image's size), console bytes included.
   static absl::StatusOr<std::unique_ptr<SplitBackend>> Start(
       SupervisorConfig config, UniqueFd serial_output,
-      std::function<void(std::string_view)> console_output = nullptr);
+      std::function<void(std::string_view)> console_output = nullptr,
+      std::optional<VerifiedEffectsSink> verified = std::nullopt, uint64_t disk_bytes = 0);
   // Host input for the virtio console, delivered to the active L1 as a request on the host
   // slot and committed like an exit (exactly once across failovers). Call from one thread.
   absl::Status DeliverConsoleInput(std::string_view bytes);
@@ -45,7 +49,7 @@ class SplitBackend final : public ExitBackend {
   void Shutdown() override;
   void SettleAfterStop() override;
 
-  Supervisor& supervisor() { return *supervisor_; }
+  L1Supervisor& supervisor() { return *supervisor_; }
 
  private:
   SplitBackend() = default;
@@ -56,7 +60,7 @@ class SplitBackend final : public ExitBackend {
   // in *outcome) when the vCPU must not run on: an error, or an action other than continue.
   bool Settle(uint32_t vcpu, ExitOutcome* outcome, bool wait_for_l1);
 
-  std::unique_ptr<Supervisor> supervisor_;
+  std::unique_ptr<L1Supervisor> supervisor_;
   void Emit(const ExitResponse& response);
   // Per vCPU, used only by its thread (and by SettleAfterStop once every vCPU thread stopped):
   // the request and response buffers of its exits (a posted exit's request must stay unchanged

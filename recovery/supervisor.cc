@@ -19,6 +19,7 @@
 #include "base/scoped_realtime.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
+#include "recovery/exit_forwarding.h"
 #include "recovery/proc_stats.h"
 #include "vmm/l1/commit_record.h"
 
@@ -35,43 +36,15 @@ std::string Ms(absl::Duration d) {
   return absl::StrFormat("%.3f ms", absl::ToDoubleMilliseconds(d));
 }
 
-// Copies the used part of a request into the slot (the data buffer is large).
-void PostRequest(ExitSlot& slot, const ExitRequest& request) {
-  ExitRequest& dst = slot.request;
-  dst.seq = request.seq;
-  dst.vcpu = request.vcpu;
-  dst.kind = request.kind;
-  dst.is_write = request.is_write;
-  dst.size = request.size;
-  dst.count = request.count;
-  dst.data_len = std::min(request.data_len, kExitDataMax);
-  dst.addr = request.addr;
-  dst.rip = request.rip;
-  dst.rflags = request.rflags;
-  const int cpu = sched_getcpu();
-  dst.host_cpu = cpu < 0 ? ~0u : static_cast<uint32_t>(cpu);
-  std::memcpy(dst.data, request.data, dst.data_len);
-  slot.request_seq.store(request.seq, std::memory_order_release);
-}
-
-// Copies the used part of a response out of shared memory (the L1 may scribble on it later).
-void CopyResponse(const ExitResponse& src, ExitResponse* dst) {
-  dst->seq = src.seq;
-  dst->action = src.action;
-  dst->exit_status = src.exit_status;
-  dst->data_len = src.data_len;
-  dst->output_len = src.output_len;
-  dst->output_stream = src.output_stream;
-  dst->reason_len = src.reason_len;
-  dst->crc = src.crc;
-  std::memcpy(dst->data, src.data, std::min(dst->data_len, kExitDataMax));
-  std::memcpy(dst->output, src.output, std::min(dst->output_len, kExitOutputMax));
-  std::memcpy(dst->reason, src.reason, std::min(dst->reason_len, kExitReasonMax));
-}
-
 }  // namespace
 
 std::string FailoverReport::ToString() const {
+  if (promoted_pid < 0 && !standby_was_ready && promote == absl::ZeroDuration()) {
+    // Verified execution: a failed replica is fenced; the item that needs a replacement
+    // recruits it (the others' results stand meanwhile).
+    return absl::StrCat("failover #", number, " (", cause, "): replica L1 pid ", failed_pid,
+                        " fenced in ", Ms(fence), "; a replacement joins at the next item");
+  }
   return absl::StrCat("failover #", number, " (", cause, "): L1 pid ", failed_pid, " -> pid ",
                       promoted_pid, standby_was_ready ? " (hot standby)" : " (cold start)", " in ",
                       Ms(total), " [fence ", Ms(fence), ", promote ", Ms(promote), "]");
@@ -88,7 +61,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   s->config_.launch.journal_fd = s->journal_.memfd();
   s->config_.launch.heartbeat_ms = static_cast<uint32_t>(s->config_.policy.heartbeat_period_ms);
   const size_t cpus = static_cast<size_t>(std::max(s->config_.launch.cpus, 0));
-  ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady());
+  ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady(/*first=*/true));
   RETURN_IF_ERROR(first->Promote(1, s->config_.start_timeout));
   {
     absl::MutexLock lock(&s->mu_);
@@ -127,13 +100,16 @@ void Supervisor::Emit(const SupervisorEvent& event) const {
   if (config_.on_event) config_.on_event(event);
 }
 
-absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady() {
+absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady(bool first) {
   uint64_t id;
+  L1LaunchSpec spec;
   {
     absl::MutexLock lock(&mu_);
     id = next_l1_id_++;
+    spec = config_.launch;
+    if (!first && !config_.standby_binary.empty()) spec.binary = config_.standby_binary;
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(config_.launch, id));
+  ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(spec, id));
   L1Ptr l1(std::move(spawned));
   {
     absl::MutexLock lock(&mu_);
@@ -327,9 +303,7 @@ std::string Supervisor::AwaitAnswer(L1Process& l1, const ExitRequest& request,
     if (!answered_while_spinning) channel.SetL0Sleeping(v, false);
   };
   absl::Time give_up = absl::Now() + deadline;
-  int extensions = 0;
-  std::optional<uint64_t> runtime_at_expiry;
-  uint64_t progress_at_expiry = 0;
+  HangWatch watch;
   for (;;) {
     if (answered()) {
       CopyResponse(slot.response, response);
@@ -345,12 +319,13 @@ std::string Supervisor::AwaitAnswer(L1Process& l1, const ExitRequest& request,
     absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) {
       std::string why;
-      if (!LooksHung(l1, &runtime_at_expiry, &progress_at_expiry, &extensions, &why)) {
+      if (!LooksHung(l1, config_.policy.hang_timeout_ms, &watch, &why)) {
         give_up = absl::Now() + deadline;  // starved by the host, not hung: wait another period
         continue;
       }
       return absl::StrCat("hang: no answer to exit ", request.seq, " within ",
-                          config_.policy.hang_timeout_ms * (extensions + 1), " ms (", why, ")");
+                          config_.policy.hang_timeout_ms * (watch.extensions + 1), " ms (", why,
+                          ")");
     }
     pollfd fds[2] = {{channel.response_eventfd(v), POLLIN, 0}, {l1.pidfd(), POLLIN, 0}};
     const int ms = static_cast<int>(std::min<int64_t>(absl::ToInt64Milliseconds(left) + 1, 1000));
@@ -402,6 +377,7 @@ void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
   report.failed_pid = failed->pid();
   failed->Fence();  // first of all: the failed L1 must not write anything any more
   const absl::Time fenced = absl::Now();
+  report.detected = detected;
   report.fence = fenced - detected;
   {
     absl::MutexLock lock(&mu_);

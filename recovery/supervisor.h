@@ -33,65 +33,18 @@
 #include "absl/time/time.h"
 #include "kvm-l0/exit_channel.h"
 #include "recovery/l1_process.h"
+#include "recovery/l1_supervisor.h"
 #include "recovery/policy/recovery_policy.h"
 #include "state-extract/device_journal.h"
 #include "vmm/l1/commit_record.h"
 
 namespace rehome {
 
-struct FailoverReport {
-  uint64_t number = 0;  // 1 for the first failover of this VM
-  std::string cause;    // "crash: ...", "hang: ...", "bad answer: ...", "switchover", ...
-  pid_t failed_pid = -1;
-  pid_t promoted_pid = -1;
-  bool standby_was_ready = false;  // false: a new L1 had to be started while the guest waited
-  absl::Duration fence;            // detection -> failed L1 reaped
-  absl::Duration promote;          // reaped -> new active acknowledged (state restored)
-  absl::Duration total;            // detection -> guest may run on the new active
-  std::string ToString() const;
-};
-
-struct SupervisorEvent {
-  enum class Kind {
-    kL1Failed,
-    kFailoverStarted,
-    kFailoverCompleted,
-    kFailoverFailed,
-    kStandbyReady
-  };
-  Kind kind = Kind::kL1Failed;
-  std::string role;   // "active" / "standby" (kL1Failed)
-  std::string cause;  // kL1Failed, kFailoverStarted, kFailoverFailed
-  pid_t pid = -1;
-  std::optional<FailoverReport> report;  // kFailoverCompleted
-};
-
-struct L1Info {
-  std::string role;  // "active", "standby", "starting"
-  pid_t pid = -1;
-  uint64_t id = 0;
-  absl::Duration uptime;
-};
-
-struct SupervisorConfig {
-  L1LaunchSpec launch;    // journal_fd is filled in by the supervisor
-  RecoveryPolicy policy;  // standbys, heartbeat period, hang timeout, failover limit
-  absl::Duration start_timeout = absl::Seconds(10);  // an L1 must be ready within this
-  std::function<void(const SupervisorEvent&)> on_event;
-  // Whether writes the active L1 accepts as posted (ranges it publishes in its channel header)
-  // are posted: the vCPU runs on while the L1 handles the write (Execute, SettlePosted).
-  bool post_writes = true;
-  // When recovery stops (failover limit, policy none): false = Execute fails at once (the VM
-  // stops); true = Execute waits, the guest stays paused with nothing lost, until an operator
-  // calls ResumeAfterLimit (QMP `cont`) or Shutdown.
-  bool pause_on_limit = false;
-};
-
-class Supervisor final {
+class Supervisor final : public L1Supervisor {
  public:
   // Creates the journal, starts the first L1, promotes it and starts the background threads.
   static absl::StatusOr<std::unique_ptr<Supervisor>> Start(SupervisorConfig config);
-  ~Supervisor();  // Shutdown()
+  ~Supervisor() override;  // Shutdown()
   Supervisor(const Supervisor&) = delete;
   Supervisor& operator=(const Supervisor&) = delete;
 
@@ -104,48 +57,58 @@ class Supervisor final {
   // any retried exit) until SettlePosted collects its answer. `request` must then stay valid
   // and unchanged until that answer is collected. A vCPU settles its pending posted exit before
   // its next Execute (FailedPrecondition otherwise).
-  absl::Status Execute(const ExitRequest& request, ExitResponse* response, bool* posted = nullptr);
+  absl::Status Execute(const ExitRequest& request, ExitResponse* response,
+                       bool* posted = nullptr) override;
   // Collects the answer to `vcpu`'s pending posted exit into `response` (*settled = true), failing
   // over as often as needed; OK with *settled = false when none is pending. Errors as Execute.
   // With `wait_for_l1` false it does not wait for a new active L1 (a failover in progress, or
   // the guest paused at the failover limit): Unavailable then.
   absl::Status SettlePosted(uint32_t vcpu, ExitResponse* response, bool* settled,
-                            bool wait_for_l1 = true);
+                            bool wait_for_l1 = true) override;
 
   // Planned switchover: quiesce, retire the active, promote the standby. With `binary`, first
   // replaces the standby with one running that binary (L1 upgrade under a running guest).
-  absl::StatusOr<FailoverReport> Switchover(std::optional<std::string> binary = std::nullopt);
+  // With `standby_binary`, every standby started after the switchover runs that binary (default:
+  // `binary`, or the current standby binary).
+  absl::StatusOr<FailoverReport> Switchover(
+      std::optional<std::string> binary = std::nullopt,
+      std::optional<std::string> standby_binary = std::nullopt);
 
   // Fault injection: `target` "active" or "standby"; `kind` "kill", "hang", "garbage",
   // "assert", "die-before-commit", "die-after-commit", "fail-answer" (the next exit is answered
   // with a check failure: the VM stops, no failover). InvalidArgument for unknown names,
   // FailedPrecondition when the target does not exist.
-  absl::Status InjectFault(std::string_view target, std::string_view kind);
+  absl::Status InjectFault(std::string_view target, std::string_view kind,
+                           uint32_t after_exits = 0) override;
 
-  std::vector<L1Info> L1s() const;
-  uint64_t failover_count() const;
-  std::optional<FailoverReport> last_failover() const;
-  bool limit_reached() const;
-  uint64_t exits_retried() const;
-  uint64_t exits_answered_from_journal() const;
-  uint64_t exits_posted() const;
+  std::vector<L1Info> L1s() const override;
+  uint64_t failover_count() const override;
+  std::optional<FailoverReport> last_failover() const override;
+  bool limit_reached() const override;
+  uint64_t exits_retried() const override;
+  uint64_t exits_answered_from_journal() const override;
+  uint64_t exits_posted() const override;
   const DeviceJournal& journal() const { return journal_; }
   // The last commit in the journal, read again while a concurrent commit tears the read (up to
   // 100 times); nullopt when nothing is committed yet or every read was torn.
-  std::optional<CommitRecord> LatestCommit() const;
-  const RecoveryPolicy& policy() const { return config_.policy; }
+  std::optional<CommitRecord> LatestCommit() const override;
+  const RecoveryPolicy& policy() const override { return config_.policy; }
 
   // Lets the guest continue after the failover limit stopped it (an operator's `cont`):
   // clears the window and starts a new active.
-  absl::Status ResumeAfterLimit();
+  absl::Status ResumeAfterLimit() override;
   // Wakes blocked Execute calls (Cancelled) and fences every L1. Idempotent.
-  void Shutdown();
+  void Shutdown() override;
 
  private:
   Supervisor(SupervisorConfig config, DeviceJournal journal);
   using L1Ptr = std::shared_ptr<L1Process>;
 
-  absl::StatusOr<L1Ptr> SpawnReady();
+  // Starts an L1 and waits until it is ready: the first one runs launch.binary, later ones the
+  // standby binary.
+  absl::StatusOr<L1Ptr> SpawnReady(bool first = false);
+  // Fences every ready standby (the keeper starts new ones with the current standby binary).
+  void ReplaceStandbys();
   // Replaces the failed active `generation`; no-op when that generation is already replaced.
   void OnActiveFailure(uint64_t generation, const std::string& cause, absl::Time detected);
   // Promotes `next` (or a fresh L1) to `generation`; fills `report`. Holds failover_mu_.
@@ -158,9 +121,6 @@ class Supervisor final {
   // Publishes every pending posted exit on `next` (the new active, before anything else reaches
   // it), in exit order. Answers that the failed L1 committed come back from `next`'s journal.
   void RepostPendingLocked(const L1Ptr& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // At an exit deadline: whether `l1` is hung rather than starved of CPU (see the .cc).
-  bool LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
-                 uint64_t* progress_at_expiry, int* extensions, std::string* why) const;
   void MonitorLoop();
   void StandbyLoop();
   void Emit(const SupervisorEvent& event) const;

@@ -11,17 +11,25 @@
 
 namespace rehome {
 
-absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string> binary) {
+void Supervisor::ReplaceStandbys() {
+  std::deque<L1Ptr> old;
+  {
+    absl::MutexLock lock(&mu_);
+    old.swap(standbys_);
+    cv_.SignalAll();
+  }
+  for (const L1Ptr& l1 : old) l1->Fence();
+}
+
+absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string> binary,
+                                                      std::optional<std::string> standby_binary) {
   if (binary.has_value()) {
     // Replace every standby with one running the new binary, then switch to it.
-    std::deque<L1Ptr> old;
     {
       absl::MutexLock lock(&mu_);
-      config_.launch.binary = *binary;
-      old.swap(standbys_);
-      cv_.SignalAll();
+      config_.standby_binary = *binary;
     }
-    for (const L1Ptr& l1 : old) l1->Fence();
+    ReplaceStandbys();
   }
   absl::MutexLock failover(&failover_mu_);
   const absl::Time start = absl::Now();
@@ -55,6 +63,7 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   retiring->channel().header().quit_request.store(1, std::memory_order_release);
   retiring->channel().SignalRequest();
   retiring->Fence();
+  report.detected = start;
   report.fence = absl::Now() - start;
   absl::Status promoted = PromoteLocked(std::move(next), generation + 1, &report);
   report.total = absl::Now() - start;
@@ -77,12 +86,21 @@ absl::StatusOr<FailoverReport> Supervisor::Switchover(std::optional<std::string>
   } else {
     Emit({SupervisorEvent::Kind::kFailoverCompleted, "active", cause, report.promoted_pid, report});
   }
+  if (promoted.ok() && standby_binary.has_value()) {
+    // The new active runs `binary`; the standbys that follow it run `standby_binary`.
+    {
+      absl::MutexLock relock(&mu_);
+      config_.standby_binary = *standby_binary;
+    }
+    ReplaceStandbys();
+  }
   mu_.Lock();  // re-taken for the MutexLock's destructor
   if (!promoted.ok()) return promoted;
   return report;
 }
 
-absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind) {
+absl::Status Supervisor::InjectFault(std::string_view target, std::string_view kind,
+                                     uint32_t after_exits) {
   L1Ptr l1;
   {
     absl::MutexLock lock(&mu_);
@@ -101,12 +119,14 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
       {"die-before-commit", L1Fault::kDieBeforeCommit},
       {"die-after-commit", L1Fault::kDieAfterCommit},
       {"fail-answer", L1Fault::kFailAnswer},
+      {"wrong-state", L1Fault::kWrongState},
+      {"wrong-read-data", L1Fault::kWrongReadData},
   };
   if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown fault kind '", std::string(kind),
                      "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer)"));
+                     "fail-answer, wrong-state, wrong-read-data)"));
   }
   if (l1 == nullptr) {
     return absl::FailedPreconditionError(
@@ -117,7 +137,7 @@ absl::Status Supervisor::InjectFault(std::string_view target, std::string_view k
   } else if (kind == "hang") {
     l1->Signal(SIGSTOP);
   } else {
-    l1->RequestFault(kFaults.at(kind));
+    l1->RequestFault(kFaults.at(kind), after_exits);
   }
   return absl::OkStatus();
 }

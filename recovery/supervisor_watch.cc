@@ -1,6 +1,6 @@
 // recovery/supervisor_watch.cc: the Supervisor's watchers: the monitor thread (crashes through
 // pidfds, hangs through heartbeats, for the active L1 and every standby), the exit-deadline hang
-// test (LooksHung) and the standby keeper thread.
+// test (recovery/exit_forwarding.h) and the standby keeper thread.
 #include <poll.h>
 #include <signal.h>
 
@@ -10,11 +10,15 @@
 #include "absl/time/clock.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
+#include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
 #include "recovery/supervisor.h"
 
 namespace rehome {
 namespace {
+
+// A busy exit thread without progress for this many hang timeouts is livelocked (LivelockWatch).
+constexpr int kLivelockPeriods = 4;
 
 bool IsStopped(pid_t pid) {
   const std::optional<char> state = ProcessState(pid);
@@ -22,40 +26,6 @@ bool IsStopped(pid_t pid) {
 }
 
 }  // namespace
-
-bool Supervisor::LooksHung(const L1Process& l1, std::optional<uint64_t>* runtime_at_expiry,
-                           uint64_t* progress_at_expiry, int* extensions, std::string* why) const {
-  // An L1 that is stopped, sleeping or dead while an exit waits is hung. One that is runnable
-  // may just not get a CPU on a loaded host, or be doing long legitimate work (verifying a
-  // workload report) that it announces through work_progress: it is hung only if it burns CPU
-  // time without answering or announcing progress, or stays starved or busy too long.
-  constexpr int kMaxStarvedPeriods = 20;
-  constexpr int kMaxBusyPeriods = 200;
-  const std::optional<char> state = ProcessState(l1.pid());
-  if (!state.has_value() || *state != 'R') {
-    *why = absl::StrCat("L1 state ", state.has_value() ? std::string(1, *state) : "gone");
-    return true;
-  }
-  const std::optional<uint64_t> runtime = MainThreadRuntimeNs(l1.pid());
-  const uint64_t progress = l1.work_progress();
-  const bool progressed = *extensions > 0 && progress != *progress_at_expiry;
-  *progress_at_expiry = progress;
-  if (!runtime.has_value() || *extensions >= kMaxBusyPeriods ||
-      (!progressed && *extensions >= kMaxStarvedPeriods)) {
-    *why = "runnable but starved or busy too long";
-    return true;
-  }
-  const uint64_t budget_ns = static_cast<uint64_t>(config_.policy.hang_timeout_ms) * 500000;
-  if (!progressed && runtime_at_expiry->has_value() &&
-      *runtime - **runtime_at_expiry >= budget_ns) {
-    *why = absl::StrCat("busy for ", (*runtime - **runtime_at_expiry) / 1000000,
-                        " ms of CPU without answering");
-    return true;
-  }
-  *runtime_at_expiry = runtime;
-  ++*extensions;
-  return false;
-}
 
 void Supervisor::MonitorLoop() {
   // Real-time for its whole life (it mostly sleeps in poll): a crash it detects must be fenced
@@ -66,7 +36,8 @@ void Supervisor::MonitorLoop() {
     uint64_t value = 0;
     absl::Time changed;
   };
-  std::map<uint64_t, Beat> beats;  // by L1 id
+  std::map<uint64_t, Beat> beats;          // by L1 id
+  std::map<uint64_t, LivelockWatch> busy;  // by L1 id
   const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
   const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
   for (;;) {
@@ -106,6 +77,17 @@ void Supervisor::MonitorLoop() {
         return absl::StrCat("hang: no heartbeat from L1 pid ", l1->pid(), " for ",
                             absl::ToInt64Milliseconds(now - beat.changed), " ms");
       }
+      // Beating, but its exit thread spinning without committing or announcing progress (e.g.
+      // stuck in a device notification, where no exit deadline runs): a livelock.
+      const std::optional<uint64_t> runtime = MainThreadRuntimeNs(l1->pid());
+      if (!runtime.has_value()) return "";
+      const uint64_t marker = l1->work_progress() + (l1 == active ? journal_.commits() : 0);
+      auto [it, added] = busy.try_emplace(l1->id(), kLivelockPeriods * hang);
+      if (std::optional<absl::Duration> stuck = it->second.Sample(now, *runtime, marker)) {
+        return absl::StrCat("hang: L1 pid ", l1->pid(), " busy for ",
+                            absl::ToInt64Milliseconds(*stuck),
+                            " ms without committing or progress (livelock)");
+      }
       return "";
     };
     if (active) {
@@ -130,10 +112,16 @@ void Supervisor::MonitorLoop() {
       Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, s->pid(), std::nullopt});
     }
     // Forget L1s that are gone.
+    auto live = [&](uint64_t id) {
+      bool found = active && active->id() == id;
+      for (const L1Ptr& s : standbys) found = found || s->id() == id;
+      return found;
+    };
     for (auto it = beats.begin(); it != beats.end();) {
-      bool live = active && active->id() == it->first;
-      for (const L1Ptr& s : standbys) live = live || s->id() == it->first;
-      it = live ? std::next(it) : beats.erase(it);
+      it = live(it->first) ? std::next(it) : beats.erase(it);
+    }
+    for (auto it = busy.begin(); it != busy.end();) {
+      it = live(it->first) ? std::next(it) : busy.erase(it);
     }
   }
 }

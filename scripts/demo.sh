@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make demo: what rehome does, in two acts. Exits non-zero if anything is not as it should be.
+# make demo: what rehome does, in four acts. Exits non-zero if anything is not as it should be.
 #  1. The counter workload on 2 vCPUs, every report checked by the host oracle, while (a) the
 #     running guest is moved into a fresh KVM VM every second (pause, capture the complete CPU
 #     state, new VM over the same RAM memfd, restore, resume) and (b) the active hypervisor
@@ -7,6 +7,10 @@
 #     the interrupted exit, and starts a new standby.
 #  2. A VM started from a libvirt domain XML (examples/counter-split.xml) with a QMP monitor; a
 #     QMP client prints the failover events it receives while faults are injected over QMP.
+#  3. I/O through failovers: virtio-blk and echo over virtio-console.
+#  4. Verified execution: an L1 commits a wrong but well-formed state. Without verification the
+#     host-side oracle finds the damage (exit 65); with `--verify triple` the wrong replica is
+#     outvoted, fenced and replaced before anything it computed leaves, and the guest is correct.
 set -euo pipefail
 BUILD=${1:-build}
 REHOME="$BUILD/rehome"
@@ -122,4 +126,63 @@ if [ $status -ne 0 ]; then
   exit 1
 fi
 echo "=== Act 3 passed: every block and every console byte verified across the failovers"
+echo
+
+echo "=== Act 4: verified execution: an L1 that computes a wrong (well-formed) state"
+VCMD="workload=counter seed=42 steps=20000000 report_every=500000"
+echo "+ $REHOME run --kernel $GUEST --cpus 2 --cmdline '$VCMD' --qmp SOCK   (no verification)"
+VSOCK="$WORK/v.sock"
+# verified_run MODE: runs the counter with `--verify MODE`, injects `wrong-state` into one L1
+# (replica-1 when verifying, the active L1 otherwise) a few exits in; prints its exit status.
+verified_run() {
+  local mode=$1 target=active
+  [ "$mode" != none ] && target=replica-1
+  rm -f "$VSOCK"
+  "$REHOME" run --kernel "$GUEST" --cpus 2 --cmdline "$VCMD" --verify "$mode" --qmp "$VSOCK" \
+    --serial-file "$WORK/verify-$mode.txt" 2> "$WORK/verify-$mode.err" &
+  RUN_PID=$!
+  for _ in $(seq 200); do [ -S "$VSOCK" ] && break; sleep 0.05; done
+  "$REHOME" qmp "$VSOCK" > "$WORK/verify-$mode.jsonl" 2>/dev/null &
+  MONITOR_PID=$!
+  for _ in $(seq 200); do
+    "$REHOME" qmp "$VSOCK" __org.rehome_query-l1s 2>/dev/null | grep -q '"standby"' && break
+    sleep 0.05
+  done
+  echo "+ rehome qmp SOCK __org.rehome_inject-fault '{\"target\":\"$target\",\"kind\":\"wrong-state\",\"after\":3}'"
+  "$REHOME" qmp "$VSOCK" __org.rehome_inject-fault \
+    "{\"target\":\"$target\",\"kind\":\"wrong-state\",\"after\":3}" || true
+  if [ "$mode" != none ]; then
+    for _ in $(seq 200); do
+      grep -q DIVERGENCE_RESOLVED "$WORK/verify-$mode.jsonl" && break
+      sleep 0.05
+    done
+    echo "+ rehome qmp SOCK __org.rehome_query-verification"
+    "$REHOME" qmp "$VSOCK" __org.rehome_query-verification || true
+  fi
+  local rc=0
+  wait "$RUN_PID" || rc=$?
+  RUN_PID=""
+  kill "$MONITOR_PID" 2>/dev/null || true
+  wait "$MONITOR_PID" 2>/dev/null || true
+  MONITOR_PID=""
+  tail -n 2 "$WORK/verify-$mode.err"
+  VERIFY_STATUS=$rc
+}
+verified_run none
+if [ "$VERIFY_STATUS" -ne 65 ]; then
+  echo "=== demo FAILED in act 4: without verification the wrong state should be caught by the" \
+    "counter oracle (exit 65), rehome exited $VERIFY_STATUS" >&2
+  exit 1
+fi
+echo "--- without verification nothing in rehome noticed; the host-side oracle did (exit 65)"
+echo "+ $REHOME run --kernel $GUEST --cpus 2 --cmdline '$VCMD' --verify triple --qmp SOCK"
+verified_run triple
+echo "--- events received by the QMP monitor client:"
+grep -E "DIVERGENCE|L1_FAILED" "$WORK/verify-triple.jsonl" || true
+if [ "$VERIFY_STATUS" -ne 0 ] || ! grep -q DIVERGENCE_RESOLVED "$WORK/verify-triple.jsonl"; then
+  echo "=== demo FAILED in act 4: verify triple exited $VERIFY_STATUS" >&2
+  cat "$WORK/verify-triple.err" >&2
+  exit 1
+fi
+echo "=== Act 4 passed: the wrong replica was outvoted and replaced; the guest never noticed"
 echo "=== demo passed"

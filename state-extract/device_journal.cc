@@ -113,6 +113,20 @@ absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
   return absl::OkStatus();
 }
 
+std::optional<std::string> DeviceJournal::FindPayload(uint32_t payload_crc) const {
+  for (uint32_t index = 0; index < 2; ++index) {
+    const uint8_t* buffer = Buffer(index);
+    uint32_t len = 0;
+    std::memcpy(&len, buffer, 4);
+    if (len > capacity_) continue;
+    std::string payload(reinterpret_cast<const char*>(buffer + kBufferHeader), len);
+    const uLong crc = crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(payload.data()),
+                            static_cast<uInt>(payload.size()));
+    if (static_cast<uint32_t>(crc) == payload_crc) return payload;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<std::string> DeviceJournal::ReadCommitted() const {
   const uint64_t commits = header_->commits.load(std::memory_order_acquire);
   if (commits == 0) return absl::NotFoundError("journal: nothing committed yet");

@@ -14,6 +14,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 
@@ -62,6 +63,11 @@ class DeviceJournal final {
   // The committed payload; NotFound when nothing was committed yet; DataLoss when the current
   // buffer fails its checksum.
   absl::StatusOr<std::string> ReadCommitted() const;
+  // Verified execution: the payload, in either buffer, whose zlib crc32 (of the payload alone)
+  // is `payload_crc` — the state the replicas agreed on, found in a replica's journal whatever
+  // it committed since (the previous buffer holds the state before its last commit). The check
+  // is L0's own: nothing the L1 wrote is trusted. nullopt when neither buffer holds it.
+  std::optional<std::string> FindPayload(uint32_t payload_crc) const;
   uint64_t commits() const { return header_->commits.load(std::memory_order_acquire); }
   uint64_t capacity() const { return capacity_; }
   int memfd() const { return memfd_.get(); }

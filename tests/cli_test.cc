@@ -67,6 +67,11 @@ TEST(CliTest, BadInputsGetOneLineErrors) {
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--memory", "99999999"}), 64,
                      "--memory");
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cpus", "0"}), 64, "--cpus");
+  ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--l1-binary", "/no/such/rehome"}), 64,
+                     "L1 binary /no/such/rehome");
+  ExpectOneLineError(
+      Rehome({"run", "--kernel", GuestElf(), "--standby-l1-binary", "/etc/hostname"}), 64,
+      "L1 binary /etc/hostname: not an executable file");
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cpus", "4096"}), 64, "--cpus");
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--cmdline", "steps=x"}), 64, "steps");
   ExpectOneLineError(Rehome({"run", "--kernel", GuestElf(), "--serial-file", "/no/such/dir/x"}), 64,

@@ -39,8 +39,11 @@ class FailoverTest : public ::testing::Test {
     serial_.Reset(memfd_create("serial", MFD_CLOEXEC));
   }
 
-  std::unique_ptr<Machine> Make(const std::string& cmdline, RecoveryPolicy policy = {}) {
+  // `base` may preset fields (e.g. the standby binary); the rest is filled in here.
+  std::unique_ptr<Machine> Make(const std::string& cmdline, RecoveryPolicy policy = {},
+                                MachineConfig* base = nullptr) {
     MachineConfig config;
+    if (base != nullptr) config = std::move(*base);
     config.mode = MachineMode::kSplit;
     config.split.l1_binary = testing::RehomeBinary();
     config.split.policy = policy;
@@ -279,6 +282,33 @@ TEST_F(FailoverTest, PlannedSwitchoverUnderLoadIncludingANewBinary) {
     ExpectProgress(*m, 2);
   }
   EXPECT_EQ(m->supervisor()->exits_retried(), 0u);  // planned: nothing was interrupted
+  m->Stop();
+}
+
+// Design diversity: the first L1 runs one binary, every later one (standbys, and so the L1s that
+// take over) another (here a copy of rehome at another path, as a different build would be).
+TEST_F(FailoverTest, StandbysRunTheirOwnBinaryAndTakeOverWithIt) {
+  const std::string other = absl::StrCat(::testing::TempDir(), "/rehome-standby-build");
+  std::filesystem::copy_file(testing::RehomeBinary(), other,
+                             std::filesystem::copy_options::overwrite_existing);
+  MachineConfig config;
+  config.split.standby_l1_binary = other;
+  auto m = Make("workload=counter seed=29 steps=0 report_every=100000", Generous(), &config);
+  ASSERT_NE(m, nullptr);
+  auto exe = [](pid_t pid) {
+    return std::filesystem::read_symlink(absl::StrCat("/proc/", pid, "/exe")).string();
+  };
+  WaitForStandby(*m);
+  EXPECT_EQ(exe(PidOf(*m, "active")), std::filesystem::canonical(testing::RehomeBinary()));
+  EXPECT_EQ(exe(PidOf(*m, "standby")), std::filesystem::canonical(other));
+  for (int i = 1; i <= 3; ++i) {
+    WaitForStandby(*m);
+    ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
+    WaitForFailovers(*m, i);
+    EXPECT_EQ(exe(PidOf(*m, "active")), std::filesystem::canonical(other));
+    ExpectProgress(*m, 2);
+  }
+  EXPECT_EQ(m->Progress().violations, 0u);
   m->Stop();
 }
 

@@ -678,7 +678,10 @@ TEST(QmpIntegrationTest, RecoveryPolicyComesFromDomainXml) {
                                                                        {"heartbeat-period-ms", 10},
                                                                        {"hang-timeout-ms", 80},
                                                                        {"max-failovers", 5},
-                                                                       {"failover-window-s", 30}}));
+                                                                       {"failover-window-s", 30},
+                                                                       {"l1-binary", ""},
+                                                                       {"standby-l1-binary", ""},
+                                                                       {"verify", "none"}}));
   EXPECT_EQ(Exec(*client, "query-name"), Json({{"name", "counter-split"}}));
   EXPECT_EQ(Exec(*client, "query-uuid"), Json({{"UUID", "3f0c2a8e-6d1b-4c52-9a47-0e5b7d9c1a01"}}));
   EXPECT_EQ(Exec(*client, "query-cpus-fast").size(), 2u);

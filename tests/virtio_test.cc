@@ -143,7 +143,7 @@ TEST_P(VirtioBlkTest, BlkSurvivesL1KillsMidIo) {
   if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "failover needs split mode";
   auto m = Make("workload=blk seed=8 steps=0");  // runs until stopped, verifying as it goes
   ASSERT_NE(m, nullptr);
-  Supervisor& s = *m->supervisor();
+  L1Supervisor& s = *m->supervisor();
   uint64_t kills = 0;
   const char* kinds[] = {"kill", "die-before-commit", "die-after-commit"};
   for (int i = 0; i < 105; ++i) {
@@ -193,7 +193,7 @@ TEST_P(VirtioBlkTest, EchoOverConsoleSocketLosesNoByte) {
   });
   uint64_t kills = 0;
   if (m.supervisor() != nullptr) {
-    Supervisor& s = *m.supervisor();
+    L1Supervisor& s = *m.supervisor();
     for (int i = 0; i < 30 && !m.WaitFor(absl::ZeroDuration()).has_value(); ++i) {
       if (!PollUntil([&] { return s.L1s().size() >= 2; }, absl::Seconds(60))) break;
       const uint64_t handled = m.Progress().exits_handled;

@@ -101,6 +101,7 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
     ASSIGN_OR_RETURN(
         std::unique_ptr<virtio::BlkDevice> blk,
         virtio::BlkDevice::Create(std::move(config.disk), config.disk_read_only, "rehome-disk0"));
+    blk->set_write_capture(config.disk_capture);
     auto irq = config.virtio_irq;
     model->disk_ = std::make_shared<virtio::MmioTransport>(
         std::move(blk), ram,

@@ -25,6 +25,7 @@
 #include "vmm/devices/serial8250.h"
 #include "vmm/exit_dispatcher.h"
 #include "vmm/guest_memory_view.h"
+#include "vmm/virtio/blk_device.h"
 #include "vmm/virtio/mmio_transport.h"
 #include "vmm/vm_requests.h"
 
@@ -48,6 +49,7 @@ struct DeviceModelConfig {
   std::function<void()> progress;               // long work in progress (may be null)
   UniqueFd disk;                                // virtio-blk image (raw); invalid = no disk
   bool disk_read_only = false;
+  virtio::BlkWriteCapture* disk_capture = nullptr;  // verified execution (not owned); else null
   bool console = false;                                      // virtio-console (port 0)
   std::function<void(std::string_view)> console_output;      // bytes the guest sends on it
   std::function<void(uint32_t irq, bool level)> virtio_irq;  // may be null (guest polls)

@@ -15,6 +15,16 @@ class GuestMemoryView {
  public:
   virtual ~GuestMemoryView();
   virtual uint8_t* HostAddress(uint64_t gpa, uint64_t len) const = 0;
+  // Where a device *writes* `len` bytes of guest memory at `gpa` (nullptr outside guest RAM). By
+  // default the guest's memory itself; a verified replica's view (vmm/l1/effect_capture.h)
+  // returns a private buffer holding the current bytes and records the write as an effect that
+  // L0 applies once the replicas agree.
+  virtual uint8_t* WritableAddress(uint64_t gpa, uint64_t len) const {
+    return HostAddress(gpa, len);
+  }
+  // Whether a device may take on another request now: a verified replica bounds the effects of
+  // one work item (the rest waits for the next item); always true by default.
+  virtual bool HasRoomForWork() const { return true; }
 };
 
 // A view over one host buffer that holds guest-physical [base_gpa, base_gpa + memory.size()).

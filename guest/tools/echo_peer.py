@@ -7,13 +7,17 @@ line `REQ <seq> <payload>` with `RSP <seq> <payload reversed>` and exits when th
 A line that is not a well-formed request is answered with `ERR <line>` (so the guest sees a
 mismatch) and reported on stderr. Single-threaded; one connection.
 
-Usage: echo_peer.py SOCKET_PATH [--connect-timeout SECONDS] [--corrupt-seq N]
+Usage: echo_peer.py SOCKET_PATH [--connect-timeout SECONDS] [--corrupt-seq N] [--summary FILE]
 --corrupt-seq N flips one payload byte of the response to request N (a fault-injection aid
 for testing that the guest detects corruption).
+--summary FILE writes, at the end, a JSON object {"answered", "malformed", "in_order",
+"last_seq"}: in_order is true when the request sequence numbers were exactly 1, 2, 3, ...
+(no request lost, repeated or reordered on its way out of the guest).
 Exit: 0 after the peer closed the socket, 1 when the socket could not be connected in time or a
 malformed request was seen, 2 on bad arguments.
 """
 import argparse
+import json
 import socket
 import sys
 import time
@@ -52,6 +56,7 @@ def main():
     parser.add_argument("socket_path")
     parser.add_argument("--connect-timeout", type=float, default=10.0)
     parser.add_argument("--corrupt-seq", type=int, default=-1)
+    parser.add_argument("--summary", default=None)
     args = parser.parse_args()
     sock = connect(args.socket_path, args.connect_timeout)
     if sock is None:
@@ -59,6 +64,8 @@ def main():
     pending = b""
     answered = 0
     malformed = 0
+    last_seq = 0
+    in_order = True
     with sock:
         while True:
             try:
@@ -72,7 +79,11 @@ def main():
             out = []
             for line in lines:
                 response, ok = answer(line, args.corrupt_seq)
-                if not ok:
+                if ok:
+                    seq = int(line.split(b" ", 2)[1])
+                    in_order = in_order and seq == last_seq + 1
+                    last_seq = seq
+                else:
                     malformed += 1
                     print(f"echo_peer: malformed request {line[:80]!r}", file=sys.stderr)
                 out.append(response)
@@ -83,6 +94,10 @@ def main():
                 except (BrokenPipeError, ConnectionResetError):
                     break
     print(f"echo_peer: answered {answered} lines, {malformed} malformed", file=sys.stderr)
+    if args.summary:
+        with open(args.summary, "w") as f:
+            json.dump({"answered": answered, "malformed": malformed, "in_order": in_order,
+                       "last_seq": last_seq}, f)
     return 1 if malformed else 0
 
 

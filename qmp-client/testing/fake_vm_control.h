@@ -58,13 +58,23 @@ class FakeVmControl final : public VmControl {
                                   {{"role", "standby"}, {"pid", 101}, {"uptime-ms", 3}}});
   }
   nlohmann::json QueryFailovers() const override { return {{"count", 0}, {"last", nullptr}}; }
+  nlohmann::json QueryVerification() const override {
+    return {{"mode", "none"}, {"items", 0}, {"divergences", 0}, {"last", nullptr}};
+  }
   nlohmann::json QueryRecoveryPolicy() const override {
     return {{"standby", true}, {"max-failovers", 3}};
   }
-  absl::Status Switchover() override { return Act("switchover", std::nullopt, "", std::nullopt); }
-  absl::Status InjectFault(std::string_view target, std::string_view kind) override {
-    return Act("inject-fault " + std::string(target) + " " + std::string(kind), std::nullopt, "",
-               std::nullopt);
+  absl::Status Switchover(const SwitchoverArgs& args) override {
+    std::string call = "switchover";
+    if (!args.binary.empty()) call += " binary=" + args.binary;
+    if (!args.standby_binary.empty()) call += " standby-binary=" + args.standby_binary;
+    return Act(call, std::nullopt, "", std::nullopt);
+  }
+  absl::Status InjectFault(std::string_view target, std::string_view kind,
+                           uint32_t after = 0) override {
+    return Act("inject-fault " + std::string(target) + " " + std::string(kind) +
+                   (after != 0 ? " after " + std::to_string(after) : ""),
+               std::nullopt, "", std::nullopt);
   }
 
   // ---- test controls ----

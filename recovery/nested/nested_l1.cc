@@ -39,9 +39,9 @@ absl::StatusOr<std::unique_ptr<NestedL1>> NestedL1::Start(NestedL1Config config)
   machine.initrd_path = c.initrd;
   machine.memory_bytes = c.memory_bytes;
   machine.cpus = 1;
-  machine.cmdline =
-      absl::StrCat("console=ttyS0 loglevel=5 panic=-1 mitigations=off rehome.l1=", c.id,
-                   c.extra_cmdline.empty() ? "" : " ", c.extra_cmdline);
+  machine.cmdline = absl::StrCat(
+      "console=ttyS0 loglevel=5 panic=-1 mitigations=off no_timer_check rehome.l1=", c.id,
+      c.extra_cmdline.empty() ? "" : " ", c.extra_cmdline);
   machine.kvm_path = c.kvm_path;
   machine.device_log = [](std::string_view) {};  // a Linux L1 probes PCI and more: noise
   machine.serial_output.Reset(::open(c.console_log.empty() ? "/dev/null" : c.console_log.c_str(),

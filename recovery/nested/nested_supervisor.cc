@@ -252,7 +252,10 @@ bool NestedSupervisor::CheckActive() {
     cause = absl::StrCat("hang: no heartbeat for ", Ms(absl::Now() - heartbeat_seen_));
   }
   if (cause.empty()) return true;
-  return Failover(cause, /*l1_alive=*/false, absl::Now());
+  // An L1 whose VM still runs (a hung, dead or failed agent) may be in the middle of an L2
+  // exit when paused: let it run on between capture attempts, as for a kill. (A heartbeat can
+  // also stall when the host starves the L1 of CPU; the L1 then holds L2 in guest mode.)
+  return Failover(cause, /*l1_alive=*/!a.Ended().has_value(), absl::Now());
 }
 
 bool NestedSupervisor::KeepStandby() {

@@ -32,6 +32,27 @@ std::string_view RecoveryModeName(RecoveryMode mode) {
   return "unknown";
 }
 
+std::string_view VerifyModeName(VerifyMode mode) {
+  switch (mode) {
+    case VerifyMode::kNone:
+      return "none";
+    case VerifyMode::kDual:
+      return "dual";
+    case VerifyMode::kTriple:
+      return "triple";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<VerifyMode> ParseVerifyMode(std::string_view name) {
+  for (VerifyMode mode : {VerifyMode::kNone, VerifyMode::kDual, VerifyMode::kTriple}) {
+    if (name == VerifyModeName(mode)) return mode;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown verification mode \"",
+                                                 absl::string_view(name.data(), name.size()),
+                                                 "\" (expected none, dual or triple)"));
+}
+
 absl::StatusOr<RecoveryMode> ParseRecoveryMode(std::string_view name) {
   for (RecoveryMode mode : {RecoveryMode::kFailover, RecoveryMode::kRestart, RecoveryMode::kNone}) {
     if (name == RecoveryModeName(mode)) return mode;
@@ -69,6 +90,24 @@ absl::Status RecoveryPolicy::Validate() const {
   if (failover_window_s < 1) {
     return PolicyError("limit", "window-s", failover_window_s, "must be at least 1");
   }
+  if (verify != VerifyMode::kNone && mode != RecoveryMode::kFailover) {
+    return absl::InvalidArgumentError(
+        "recovery policy: <rehome:verify mode>: verified execution needs mode=\"failover\"");
+  }
+  if (!nested_l1_kernel.empty() || !nested_l1_initrd.empty()) {
+    if (nested_l1_kernel.empty() || nested_l1_initrd.empty()) {
+      return absl::InvalidArgumentError(
+          "recovery policy: <rehome:nested>: needs both l1-kernel and l1-initrd");
+    }
+    if (nested_l1_memory_mib < 128 || nested_l1_memory_mib > 16384) {
+      return PolicyError("nested", "l1-memory-mib", nested_l1_memory_mib,
+                         "must be between 128 and 16384");
+    }
+    if (verify != VerifyMode::kNone) {
+      return absl::InvalidArgumentError(
+          "recovery policy: <rehome:nested>: nested mode has no verified execution");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -76,7 +115,12 @@ std::string RecoveryPolicy::ToString() const {
   std::string_view name = RecoveryModeName(mode);
   return absl::StrCat("mode=", absl::string_view(name.data(), name.size()), " standbys=", standbys,
                       " heartbeat=", heartbeat_period_ms, "ms hang=", hang_timeout_ms,
-                      "ms limit=", max_failovers, "/", failover_window_s, "s");
+                      "ms limit=", max_failovers, "/", failover_window_s, "s",
+                      l1_binary.empty() ? "" : " l1=", l1_binary,
+                      standby_l1_binary.empty() ? "" : " standby-l1=", standby_l1_binary,
+                      verify == VerifyMode::kNone ? "" : " verify=",
+                      verify == VerifyMode::kNone ? "" : std::string(VerifyModeName(verify)),
+                      nested_l1_kernel.empty() ? "" : " nested-l1=", nested_l1_kernel);
 }
 
 }  // namespace rehome

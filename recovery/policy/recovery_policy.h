@@ -24,6 +24,17 @@ enum class RecoveryMode {
   kNone,      // do nothing: the guest dies with its L1
 };
 
+// Verified execution: every exit executed by one L1 (none), by two that must agree (dual: a
+// disagreement is detected and settled by a third opinion), or by three, the majority winning
+// (triple: one wrong L1 is outvoted and replaced; the guest never stops).
+enum class VerifyMode { kNone, kDual, kTriple };
+std::string_view VerifyModeName(VerifyMode mode);
+absl::StatusOr<VerifyMode> ParseVerifyMode(std::string_view name);
+// The number of replicas executing every exit (1, 2, 3).
+inline int ReplicaCount(VerifyMode mode) {
+  return mode == VerifyMode::kTriple ? 3 : mode == VerifyMode::kDual ? 2 : 1;
+}
+
 // "failover" / "restart" / "none".
 std::string_view RecoveryModeName(RecoveryMode mode);
 // Inverse of RecoveryModeName; anything else is InvalidArgument.
@@ -40,6 +51,19 @@ struct RecoveryPolicy {
   int hang_timeout_ms = 50;      // (heartbeat_period_ms, kMaxHangTimeoutMs]
   int max_failovers = 10;        // >= 1 recoveries ...
   int failover_window_s = 60;    // ... within this many seconds (>= 1)
+  // Design diversity (<rehome:l1 binary standby-binary>, --l1-binary, --standby-l1-binary): the
+  // L1 binary of the first L1 (the initial active) and of every L1 started after it (standbys,
+  // replacements). Empty: the rehome binary itself; standby empty: the same as l1_binary.
+  std::string l1_binary;
+  std::string standby_l1_binary;
+  // Verified execution (<rehome:verify mode>, --verify). Needs mode failover.
+  VerifyMode verify = VerifyMode::kNone;
+  // Nested mode (<rehome:nested l1-kernel l1-initrd l1-memory-mib>, docs/nested.md): each L1 is
+  // a Linux+KVM VM booted from this image. Empty nested_l1_kernel: not nested. Needs both
+  // files, 128..16384 MiB and no verified execution.
+  std::string nested_l1_kernel;
+  std::string nested_l1_initrd;
+  int nested_l1_memory_mib = 320;
 
   // OK, or InvalidArgument naming the offending XML element and attribute, e.g.
   // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.

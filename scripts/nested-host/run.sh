@@ -19,7 +19,7 @@ start=${EPOCHREALTIME/./}
 timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
   -accel tcg -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
   -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" \
-  -append "console=ttyS0 mitigations=off panic=-1 quiet tests=$tests ${NESTED_ENV:-}" </dev/null 2>&1 |
+  -append "console=ttyS0 mitigations=off panic=-1 quiet no_timer_check tests=$tests ${NESTED_ENV:-}" </dev/null 2>&1 |
   while IFS= read -r line; do
     d=$((${EPOCHREALTIME/./} - start))
     printf '%5d.%02d %s\n' $((d / 1000000)) $((d / 10000 % 100)) "${line%$'\r'}"

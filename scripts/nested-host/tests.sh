@@ -50,6 +50,7 @@ t_nested() {  # name fault count steps extra-args...
   timeout -s KILL ${NESTED_LONG_TIMEOUT:-3000} rehome run --mode nested \
     --kernel /share/rehome-guest.elf --l1-kernel /share/vmlinuz --l1-initrd /share/l1.cpio.gz \
     --l1-console-dir /l1-logs/$name --memory 64 --max-failovers 1000 \
+    --l1-hang-timeout-ms ${NESTED_HANG_MS:-8000} \
     --cmdline "workload=counter steps=$steps report_every=$((steps / 200 + 1))" \
     --serial-file /tmp/$name.log "$@" 2>&1 | tee /tmp/$name.err | sed "s/^/  $name live: /"
   rc=$?
@@ -98,7 +99,7 @@ if wanted linux-virtio-acpi; then
 fi
 run nested-boot t_nested nested-boot none 0 ${NESTED_BOOT_STEPS:-2000000}
 run nested-kill t_nested nested-kill kill 3 ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 2000
-run nested-failovers t_nested nested-failovers mixed 20 ${NESTED_LONG_STEPS:-200000000} \
+run nested-failovers t_nested nested-failovers mixed 20 ${NESTED_LONG_STEPS:-320000000} \
   --nested-fault-every-ms 1000
 run nested-register t_nested nested-register register 4 ${NESTED_REGISTER_STEPS:-50000000} \
   --nested-fault-every-ms 1000

@@ -47,7 +47,23 @@ absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
   options->memory_mib = domain->memory_bytes >> 20;
   options->cpus = domain->vcpus;
   options->cmdline = domain->cmdline;
-  options->policy = domain->recovery;
+  // The domain's recovery policy; L1 binaries given on the command line win.
+  RecoveryPolicy policy = domain->recovery;
+  if (!options->policy.l1_binary.empty()) policy.l1_binary = options->policy.l1_binary;
+  if (!options->policy.standby_l1_binary.empty()) {
+    policy.standby_l1_binary = options->policy.standby_l1_binary;
+  }
+  if (options->policy.verify != VerifyMode::kNone) policy.verify = options->policy.verify;
+  options->policy = policy;
+  // <rehome:nested>: nested mode with the domain's L1 image (command-line L1 files win).
+  if (!policy.nested_l1_kernel.empty()) {
+    options->nested = true;
+    options->split = false;
+    NestedOptions& n = options->nested_options;
+    if (n.l1_kernel.empty()) n.l1_kernel = policy.nested_l1_kernel;
+    if (n.l1_initrd.empty()) n.l1_initrd = policy.nested_l1_initrd;
+    n.l1_memory_mib = static_cast<uint64_t>(policy.nested_l1_memory_mib);
+  }
   *domain_name = domain->name;
   *domain_uuid = domain->uuid;
   return absl::OkStatus();

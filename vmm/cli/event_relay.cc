@@ -23,13 +23,20 @@ void EventRelay::Forward(const SupervisorEvent& e) {
       control->Emit(
           kEventFailoverCompleted,
           FailoverCompletedEventData(e.pid, e.report->total,
-                                     {{"fence", e.report->fence}, {"promote", e.report->promote}}));
+                                     {{"fence", e.report->fence}, {"promote", e.report->promote}},
+                                     e.report->detected));
       break;
     case SupervisorEvent::Kind::kFailoverFailed:
       control->Emit(kEventFailoverFailed, FailoverFailedEventData(e.role, e.cause));
       break;
     case SupervisorEvent::Kind::kStandbyReady:
       control->Emit(kEventStandbyReady, StandbyReadyEventData(e.pid));
+      break;
+    case SupervisorEvent::Kind::kDivergence:
+      control->Emit(kEventDivergence, DivergenceJson(*e.divergence));
+      break;
+    case SupervisorEvent::Kind::kDivergenceResolved:
+      control->Emit(kEventDivergenceResolved, DivergenceJson(*e.divergence));
       break;
   }
 }

@@ -169,47 +169,11 @@ absl::Status Machine::SetUpBackend() {
     if (console != nullptr) console->Write(bytes);
   };
   if (config_.mode == MachineMode::kSplit) {
-    SupervisorConfig supervisor;
-    supervisor.launch.binary = config_.split.l1_binary;
-    supervisor.launch.cpus = config_.cpus;
-    supervisor.launch.oracle = config_.oracle;
-    for (const GuestMemory::Region& region : ram_.regions()) {
-      supervisor.launch.ram.push_back({region.gpa, region.size, region.fd});
-    }
-    supervisor.policy = config_.split.policy;
     if (!config_.disk_path.empty()) {
       ASSIGN_OR_RETURN(disk_,
                        OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
-      supervisor.launch.disk_fd = disk_.get();
-      supervisor.launch.disk_read_only = config_.disk_read_only;
-      blk_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      blk_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!blk_notify_.valid() || !blk_irq_.valid()) return LastErrnoStatus("eventfd");
-      supervisor.launch.blk_notify_fd = blk_notify_.get();
-      supervisor.launch.blk_irq_fd = blk_irq_.get();
     }
-    supervisor.on_event = config_.split.on_event;
-    supervisor.pause_on_limit = config_.split.pause_on_limit;
-    supervisor.post_writes = config_.split.post_writes;
-    supervisor.launch.realtime = config_.split.l1_realtime;
-    supervisor.launch.console = console != nullptr;
-    if (console != nullptr) {
-      console_notify_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      console_irq_.Reset(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-      if (!console_notify_.valid() || !console_irq_.valid()) return LastErrnoStatus("eventfd");
-      supervisor.launch.console_notify_fd = console_notify_.get();
-      supervisor.launch.console_irq_fd = console_irq_.get();
-    }
-    ASSIGN_OR_RETURN(std::unique_ptr<SplitBackend> split,
-                     SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
-                                         console_output));
-    supervisor_ = &split->supervisor();
-    if (console != nullptr) {
-      SplitBackend* raw = split.get();
-      console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });
-    }
-    backend_ = std::move(split);
-    return absl::OkStatus();
+    return SetUpSplitBackend(console, console_output);
   }
   DeviceModelConfig devices;
   devices.oracle = config_.oracle;
@@ -257,15 +221,21 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
     RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
         blk_notify_.get(), IoSpace::kMmio, kVirtioMmioBase + virtio::MmioTransport::kRegQueueNotify,
         4, /*datamatch=*/0));
-    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
   }
+  if (blk_irq_.valid())
+    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
+  const uint32_t console_index = blk_irq_.valid() ? 1 : 0;
   if (console_notify_.valid()) {
     // Any queue (receive 0, transmit 1): the L1 processes both on a notification.
-    const uint32_t index = blk_notify_.valid() ? 1 : 0;
-    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(
-        console_notify_.get(), IoSpace::kMmio,
-        kVirtioMmioBase + index * kVirtioMmioStride + virtio::MmioTransport::kRegQueueNotify, 4));
-    RETURN_IF_ERROR(instance->vm.RegisterIrqFd(console_irq_.get(), kVirtioFirstIrq + index));
+    RETURN_IF_ERROR(instance->vm.RegisterIoEventFd(console_notify_.get(), IoSpace::kMmio,
+                                                   kVirtioMmioBase +
+                                                       console_index * kVirtioMmioStride +
+                                                       virtio::MmioTransport::kRegQueueNotify,
+                                                   4));
+  }
+  if (console_irq_.valid()) {
+    RETURN_IF_ERROR(
+        instance->vm.RegisterIrqFd(console_irq_.get(), kVirtioFirstIrq + console_index));
   }
   vcpus_out->clear();
   for (int i = 0; i < config_.cpus; ++i) {

@@ -44,7 +44,8 @@ enum class MachineMode { kMonolithic, kSplit };
 
 // Split mode: how L1 processes are started and supervised.
 struct SplitConfig {
-  std::string l1_binary;  // the rehome executable (run as `rehome __l1`)
+  std::string l1_binary;          // the rehome executable (run as `rehome __l1`)
+  std::string standby_l1_binary;  // L1s after the first (empty: l1_binary); design diversity
   RecoveryPolicy policy;
   std::function<void(const SupervisorEvent&)> on_event;
   bool pause_on_limit = false;  // see SupervisorConfig
@@ -139,7 +140,7 @@ class Machine final {
             absl::Nanoseconds(handling_ns_.load(std::memory_order_relaxed))};
   }
   // Split mode: the L1 supervisor (nullptr in monolithic mode).
-  Supervisor* supervisor() const { return supervisor_; }
+  L1Supervisor* supervisor() const { return supervisor_; }
   int generation() const;
   // Host thread ids of the vCPU threads (0 for a thread not started yet). Any thread.
   std::vector<int64_t> VcpuThreadIds() const;
@@ -166,6 +167,10 @@ class Machine final {
 
   Machine(MachineConfig config, KvmSystem kvm, GuestMemory ram);
   absl::Status SetUpBackend();
+  // Split mode (machine_split.cc): the supervisor (or, with verified execution, the replicas)
+  // and their fds; disk_ is open already when the VM has a disk.
+  absl::Status SetUpSplitBackend(ConsoleSocket* console,
+                                 std::function<void(std::string_view)> console_output);
   // A new VM over `ram_` with `vcpus_out` created (CPUID set), not yet in a VcpuSet.
   absl::StatusOr<std::unique_ptr<VmInstance>> BuildInstance(std::vector<VcpuFd>* vcpus_out);
   ExitVerdict HandleExit(int vcpu_index, KvmExit& exit);
@@ -194,7 +199,7 @@ class Machine final {
   std::unique_ptr<ConsoleSocket> console_socket_;
   std::atomic<uint64_t> exits_timed_{0};  // ExitStats (config_.exit_stats only)
   std::atomic<int64_t> handling_ns_{0};
-  Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
+  L1Supervisor* supervisor_ = nullptr;  // split mode, owned by backend_
 
   // Written by the controller thread under mu_ (Rehome); read by it without the lock, by
   // others (VcpuThreadIds) with it.

@@ -3,6 +3,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/status_macros.h"
+#include "recovery/l1_process.h"
 
 namespace rehome {
 namespace {
@@ -22,6 +24,27 @@ nlohmann::json FailoverReportJson(const FailoverReport& r) {
       {"total-us", Micros(r.total)}};
 }
 
+nlohmann::json DivergenceJson(const DivergenceReport& d) {
+  return nlohmann::json{{"number", d.number},
+                        {"seq", d.seq},
+                        {"item", d.item},
+                        {"replicas", d.replicas},
+                        {"outvoted", d.minority},
+                        {"what", d.what},
+                        {"resolution", d.resolution},
+                        {"detected-at-us", absl::ToUnixMicros(d.detected)}};
+}
+
+nlohmann::json MachineControl::QueryVerification() const {
+  absl::MutexLock lock(&machine_mu_);
+  const L1Supervisor* s = machine_ != nullptr ? machine_->supervisor() : nullptr;
+  const VerificationStatus v = s != nullptr ? s->verification() : VerificationStatus{};
+  return {{"mode", std::string(VerifyModeName(s != nullptr ? v.mode : policy_.verify))},
+          {"items", v.items},
+          {"divergences", v.divergences},
+          {"last", v.last.has_value() ? DivergenceJson(*v.last) : nlohmann::json(nullptr)}};
+}
+
 void MachineControl::Attach(Machine* machine) {
   absl::MutexLock lock(&machine_mu_);
   machine_ = machine;
@@ -37,7 +60,7 @@ RunState MachineControl::State() const {
   {
     absl::MutexLock lock(&machine_mu_);
     if (machine_ != nullptr) {
-      if (const Supervisor* s = machine_->supervisor(); s != nullptr && s->limit_reached()) {
+      if (const L1Supervisor* s = machine_->supervisor(); s != nullptr && s->limit_reached()) {
         return RunState::kInternalError;
       }
     }
@@ -68,7 +91,7 @@ nlohmann::json MachineControl::QueryL1s() const {
   nlohmann::json list = nlohmann::json::array();
   absl::MutexLock lock(&machine_mu_);
   if (machine_ == nullptr) return list;
-  if (const Supervisor* s = machine_->supervisor(); s != nullptr) {
+  if (const L1Supervisor* s = machine_->supervisor(); s != nullptr) {
     for (const L1Info& l1 : s->L1s()) {
       list.push_back({{"role", l1.role},
                       {"pid", l1.pid},
@@ -81,7 +104,7 @@ nlohmann::json MachineControl::QueryL1s() const {
 
 nlohmann::json MachineControl::QueryFailovers() const {
   absl::MutexLock lock(&machine_mu_);
-  const Supervisor* s = machine_ != nullptr ? machine_->supervisor() : nullptr;
+  const L1Supervisor* s = machine_ != nullptr ? machine_->supervisor() : nullptr;
   if (s == nullptr) return {{"count", 0}, {"last", nullptr}, {"mode", "monolithic"}};
   std::optional<FailoverReport> last = s->last_failover();
   return {{"count", s->failover_count()},
@@ -98,24 +121,40 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
           {"heartbeat-period-ms", policy_.heartbeat_period_ms},
           {"hang-timeout-ms", policy_.hang_timeout_ms},
           {"max-failovers", policy_.max_failovers},
-          {"failover-window-s", policy_.failover_window_s}};
+          {"failover-window-s", policy_.failover_window_s},
+          {"l1-binary", policy_.l1_binary},
+          {"standby-l1-binary", policy_.standby_l1_binary},
+          {"verify", std::string(VerifyModeName(policy_.verify))}};
 }
 
-absl::Status MachineControl::Switchover() {
+absl::Status MachineControl::Switchover(const SwitchoverArgs& args) {
+  for (const std::string& binary : {args.binary, args.standby_binary}) {
+    if (!binary.empty()) RETURN_IF_ERROR(CheckL1Binary(binary));
+  }
   absl::MutexLock lock(&machine_mu_);
   if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
   if (machine_->supervisor() == nullptr) {
     return absl::FailedPreconditionError("switchover needs --mode split");
   }
+  {
+    absl::MutexLock queue(&mu_);
+    switchover_ = args;
+  }
   return Post(Request::kSwitchover);
 }
 
-absl::Status MachineControl::InjectFault(std::string_view target, std::string_view kind) {
+SwitchoverArgs MachineControl::TakeSwitchoverArgs() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(switchover_, SwitchoverArgs{});
+}
+
+absl::Status MachineControl::InjectFault(std::string_view target, std::string_view kind,
+                                         uint32_t after) {
   absl::MutexLock lock(&machine_mu_);
   if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
-  Supervisor* s = machine_->supervisor();
+  L1Supervisor* s = machine_->supervisor();
   if (s == nullptr) return absl::FailedPreconditionError("fault injection needs --mode split");
-  return s->InjectFault(target, kind);
+  return s->InjectFault(target, kind, after);
 }
 
 std::vector<MachineControl::Request> MachineControl::TakeRequests() {

@@ -47,12 +47,16 @@ class MachineControl final : public VmControl {
   absl::Status Quit() override { return Post(Request::kQuit); }
   nlohmann::json QueryL1s() const override;
   nlohmann::json QueryFailovers() const override;
+  nlohmann::json QueryVerification() const override;
   nlohmann::json QueryRecoveryPolicy() const override;
-  absl::Status Switchover() override;
-  absl::Status InjectFault(std::string_view target, std::string_view kind) override;
+  absl::Status Switchover(const SwitchoverArgs& args) override;
+  absl::Status InjectFault(std::string_view target, std::string_view kind,
+                           uint32_t after = 0) override;
 
   // The run loop's side.
   std::vector<Request> TakeRequests();
+  // The arguments of the last queued switchover (its kSwitchover request).
+  SwitchoverArgs TakeSwitchoverArgs();
   void SetState(RunState state);
   // Emits QMP events (set once the server exists).
   void SetEmitter(std::function<void(std::string_view, std::optional<nlohmann::json>)> emit);
@@ -72,12 +76,15 @@ class MachineControl final : public VmControl {
   Machine* machine_ ABSL_GUARDED_BY(machine_mu_) = nullptr;
   mutable absl::Mutex mu_;
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
+  SwitchoverArgs switchover_ ABSL_GUARDED_BY(mu_);
   RunState state_ ABSL_GUARDED_BY(mu_) = RunState::kRunning;
   std::function<void(std::string_view, std::optional<nlohmann::json>)> emit_ ABSL_GUARDED_BY(mu_);
 };
 
 // JSON of a failover report for QMP (query and FAILOVER_COMPLETED phases).
 nlohmann::json FailoverReportJson(const FailoverReport& report);
+// JSON of a divergence report (query-verification, DIVERGENCE events).
+nlohmann::json DivergenceJson(const DivergenceReport& report);
 
 }  // namespace rehome
 

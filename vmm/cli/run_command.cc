@@ -16,6 +16,7 @@
 #include "base/errno_status.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
+#include "recovery/l1_process.h"
 #include "vmm/cli/boot_image.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
@@ -50,7 +51,7 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         }
         break;
       case MachineControl::Request::kCont:
-        if (Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
+        if (L1Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
           if (!s->ResumeAfterLimit().ok()) break;
         }
         if (vm.Resume().ok()) {
@@ -67,7 +68,12 @@ ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::
         return ControlOutcome::kReset;
       case MachineControl::Request::kSwitchover:
         if (vm.supervisor() != nullptr) {
-          absl::StatusOr<FailoverReport> report = vm.supervisor()->Switchover();
+          const SwitchoverArgs args = control.TakeSwitchoverArgs();
+          auto given = [](const std::string& s) {
+            return s.empty() ? std::nullopt : std::optional<std::string>(s);
+          };
+          absl::StatusOr<FailoverReport> report =
+              vm.supervisor()->Switchover(given(args.binary), given(args.standby_binary));
           if (report.ok()) {
             err << "rehome: " << report->ToString() << "\n";
           } else {
@@ -122,6 +128,23 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   if (options->on_crash.empty()) options->on_crash = "destroy";
   if (options->on_reboot.empty()) options->on_reboot = "restart";
   if (options->on_poweroff.empty()) options->on_poweroff = "destroy";
+  if (options->policy.verify != VerifyMode::kNone && !options->split) {
+    err << "rehome run: --verify " << VerifyModeName(options->policy.verify)
+        << ": verified execution needs --mode split\n";
+    return kExitUsage;
+  }
+  if (absl::Status valid = options->policy.Validate(); !valid.ok()) {
+    err << "rehome run: " << valid.message() << "\n";
+    return kExitUsage;
+  }
+  for (const std::string* binary :
+       {&options->policy.l1_binary, &options->policy.standby_l1_binary}) {
+    if (binary->empty()) continue;
+    if (absl::Status usable = CheckL1Binary(*binary); !usable.ok()) {
+      err << "rehome run: " << usable.message() << "\n";
+      return kExitUsage;
+    }
+  }
   // The test guest finds its virtio devices and vCPU count on its command line; a Linux
   // kernel finds them in ACPI and gets its command line as given.
   const bool linux_kernel = IsBzImageFile(options->kernel);
@@ -140,6 +163,10 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     return kExitUsage;
   }
   if (options->nested) {
+    if (absl::Status valid = ValidateNestedOptions(options->nested_options); !valid.ok()) {
+      err << "rehome run: " << valid.message() << "\n";  // --mode nested with a --domain
+      return kExitUsage;
+    }
     if (nested_runner == nullptr) {
       err << "rehome run: --mode nested is not built into this binary\n";
       return kExitUsage;
@@ -220,7 +247,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.split.pause_on_limit = !options->qmp_socket.empty();  // an operator can `cont`
     config.split.l1_realtime = options->l1_realtime;
     config.split.post_writes = options->posted_writes;
-    config.split.l1_binary = SelfBinary();
+    config.split.l1_binary =
+        options->policy.l1_binary.empty() ? SelfBinary() : options->policy.l1_binary;
+    config.split.standby_l1_binary = options->policy.standby_l1_binary;
     config.split.policy = options->policy;
     auto err_mu = std::make_shared<absl::Mutex>();
     auto relay = std::make_shared<EventRelay>();
@@ -245,6 +274,13 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
             break;
           case SupervisorEvent::Kind::kStandbyReady:
             err << "rehome: standby L1 pid " << event.pid << " ready\n";
+            break;
+          case SupervisorEvent::Kind::kDivergence:
+            err << "rehome: replicas disagree on item " << event.divergence->seq << " ("
+                << event.divergence->item << "): " << event.divergence->what << "\n";
+            break;
+          case SupervisorEvent::Kind::kDivergenceResolved:
+            err << "rehome: " << event.divergence->ToString() << "\n";
             break;
         }
       }

@@ -40,7 +40,7 @@ int ExitCodeForSetupError(const absl::Status& status) {
 int Finish(const MachineResult& result, const Machine& machine, bool quiet, std::ostream& err) {
   const WorkloadProgress progress = machine.Progress();
   if (const ExitStats stats = machine.exit_stats(); stats.exits != 0) {
-    const Supervisor* supervisor = machine.supervisor();
+    const L1Supervisor* supervisor = machine.supervisor();
     err << absl::StrFormat("rehome: exit stats: %d exits, %.3f us handling per exit, %d posted\n",
                            stats.exits, absl::ToDoubleMicroseconds(stats.handling) / stats.exits,
                            supervisor != nullptr ? supervisor->exits_posted() : 0);
@@ -51,7 +51,7 @@ int Finish(const MachineResult& result, const Machine& machine, bool quiet, std:
                                                           " reports verified, no violations")
                                            : absl::StrCat("; oracle: ", progress.summary);
   }
-  if (const Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
+  if (const L1Supervisor* supervisor = machine.supervisor(); supervisor != nullptr) {
     oracle_note +=
         absl::StrCat("; failovers: ", supervisor->failover_count(), " (",
                      supervisor->exits_retried(), " exits retried, ",

@@ -70,6 +70,13 @@ std::string RunUsage() {
       "                            <on_reboot>, <on_poweroff> unless given here\n"
       "  --console-socket PATH     virtio-console whose host side is a UNIX socket rehome (L0)\n"
       "                            owns: a client stays connected across L1 failovers\n"
+      "  --verify MODE             verified execution: none (default), dual (two L1s execute\n"
+      "                            every exit and must agree; a disagreement is settled by a\n"
+      "                            third) or triple (three L1s, the majority wins)\n"
+      "  --l1-binary PATH          design diversity: the L1 binary of the first (active) L1\n"
+      "                            (default: this rehome); a build of the same version\n"
+      "  --standby-l1-binary PATH  the L1 binary of every L1 started after the first\n"
+      "                            (standbys, replacements; default: --l1-binary)\n"
       "  --kill-active-every-ms MS fault injection: SIGKILL the active L1 every MS ms\n"
       "  --exit-stats              at the end, print the exits handled and the VMM's mean time\n"
       "                            per exit outside KVM_RUN (benchmarks)\n"
@@ -204,6 +211,16 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
             absl::StrCat("--l1-priority: expected realtime or normal, got '", value, "'"));
       }
       options.l1_realtime = value == "realtime";
+    } else if (name == "--verify") {
+      absl::StatusOr<VerifyMode> mode = ParseVerifyMode(value);
+      if (!mode.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat("--verify: ", mode.status().message()));
+      }
+      options.policy.verify = *mode;
+    } else if (name == "--l1-binary") {
+      options.policy.l1_binary = value;
+    } else if (name == "--standby-l1-binary") {
+      options.policy.standby_l1_binary = value;
     } else if (name == "--qmp") {
       options.qmp_socket = value;
     } else if (name == "--domain") {

@@ -25,6 +25,27 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_TRUE(options->exit_stats);
 }
 
+TEST(RunOptionsTest, L1BinariesGoIntoThePolicy) {
+  auto options = ParseRunOptions(
+      {"--kernel", "k.elf", "--l1-binary", "/a/rehome", "--standby-l1-binary=/b/rehome"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->policy.l1_binary, "/a/rehome");
+  EXPECT_EQ(options->policy.standby_l1_binary, "/b/rehome");
+}
+
+TEST(RunOptionsTest, VerifyModeGoesIntoThePolicy) {
+  auto options = ParseRunOptions({"--kernel", "k.elf", "--verify", "triple"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->policy.verify, VerifyMode::kTriple);
+  options = ParseRunOptions({"--kernel", "k.elf", "--verify=dual"});
+  ASSERT_TRUE(options.ok()) << options.status();
+  EXPECT_EQ(options->policy.verify, VerifyMode::kDual);
+  EXPECT_EQ(ParseRunOptions({"--kernel", "k.elf"})->policy.verify, VerifyMode::kNone);
+  auto bad = ParseRunOptions({"--kernel", "k.elf", "--verify", "quad"});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), ::testing::HasSubstr("--verify"));
+}
+
 TEST(RunOptionsTest, DefaultsApply) {
   auto options = ParseRunOptions({"--kernel", "k.elf"});
   ASSERT_TRUE(options.ok()) << options.status();

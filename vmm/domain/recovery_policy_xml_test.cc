@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -55,6 +56,72 @@ TEST(RecoveryPolicyXml, ReadsEveryAttributeAndLibvirtAcceptsIt) {
   EXPECT_EQ(policy->hang_timeout_ms, 400);
   EXPECT_EQ(policy->max_failovers, 7);
   EXPECT_EQ(policy->failover_window_s, 120);
+}
+
+TEST(RecoveryPolicyXml, L1BinariesForDesignDiversity) {
+  absl::StatusOr<RecoveryPolicy> policy = Read(
+      Policy("version='1'", "<rehome:l1 binary='/opt/a/rehome' standby-binary='/opt/b/rehome'/>"),
+      /*validate=*/true);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->l1_binary, "/opt/a/rehome");
+  EXPECT_EQ(policy->standby_l1_binary, "/opt/b/rehome");
+  EXPECT_THAT(policy->ToString(), HasSubstr("l1=/opt/a/rehome standby-l1=/opt/b/rehome"));
+  policy = Read(Policy("version='1'", "<rehome:l1 standby-binary='/opt/b/rehome'/>"));
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->l1_binary, "");
+  ExpectRejected(Policy("version='1'", "<rehome:l1 binary=''/>"),
+                 "<rehome:l1 binary=\"\">: must name a file");
+  ExpectRejected(Policy("version='1'", "<rehome:l1 path='/x'/>"), "unknown attribute");
+}
+
+TEST(RecoveryPolicyXml, VerifiedExecutionMode) {
+  for (const auto& [name, mode] :
+       {std::pair{"none", VerifyMode::kNone}, std::pair{"dual", VerifyMode::kDual},
+        std::pair{"triple", VerifyMode::kTriple}}) {
+    absl::StatusOr<RecoveryPolicy> policy =
+        Read(Policy("version='1'", absl::StrCat("<rehome:verify mode='", name, "'/>")),
+             /*validate=*/true);
+    ASSERT_TRUE(policy.ok()) << policy.status();
+    EXPECT_EQ(policy->verify, mode);
+  }
+  EXPECT_EQ(Read(Policy("version='1'", "<rehome:verify/>"))->verify, VerifyMode::kNone);
+  ExpectRejected(Policy("version='1'", "<rehome:verify mode='quad'/>"),
+                 "<rehome:verify mode=\"quad\">: must be none, dual or triple");
+  ExpectRejected(Policy("version='1'", "<rehome:verify level='2'/>"), "unknown attribute");
+  ExpectRejected(Policy("version='1'", "<rehome:verify mode='dual'/><rehome:verify mode='dual'/>"),
+                 "appears more than once");
+  ExpectRejected(Policy("version='1' mode='restart'", "<rehome:verify mode='triple'/>"),
+                 "verified execution needs mode=\"failover\"");
+}
+
+TEST(RecoveryPolicyXml, NestedMode) {
+  absl::StatusOr<RecoveryPolicy> policy =
+      Read(Policy("version='1'",
+                  "<rehome:nested l1-kernel='/img/vmlinuz' l1-initrd='/img/l1.cpio.gz' "
+                  "l1-memory-mib='512'/>"),
+           /*validate=*/true);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->nested_l1_kernel, "/img/vmlinuz");
+  EXPECT_EQ(policy->nested_l1_initrd, "/img/l1.cpio.gz");
+  EXPECT_EQ(policy->nested_l1_memory_mib, 512);
+  EXPECT_EQ(Read(Policy("version='1'", "<rehome:nested l1-kernel='k' l1-initrd='i'/>"))
+                ->nested_l1_memory_mib,
+            320);
+  EXPECT_TRUE(RecoveryPolicy{}.nested_l1_kernel.empty());
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='k'/>"),
+                 "missing attribute l1-initrd");
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='' l1-initrd='i'/>"),
+                 "<rehome:nested l1-kernel=\"\">: must name a file");
+  ExpectRejected(Policy("version='1'",
+                        "<rehome:nested l1-kernel='k' l1-initrd='i' "
+                        "l1-memory-mib='64'/>"),
+                 "<rehome:nested l1-memory-mib=\"64\">: must be between 128 and 16384");
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='k' l1-initrd='i' vcpus='2'/>"),
+                 "unknown attribute");
+  ExpectRejected(Policy("version='1'",
+                        "<rehome:nested l1-kernel='k' l1-initrd='i'/>"
+                        "<rehome:verify mode='dual'/>"),
+                 "nested mode has no verified execution");
 }
 
 TEST(RecoveryPolicyXml, AbsentPartsTakeDefaults) {

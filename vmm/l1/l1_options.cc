@@ -74,6 +74,10 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       ASSIGN_OR_RETURN(o.blk_notify_fd, ParseFd(v));
     } else if (k == "--blk-irq-fd") {
       ASSIGN_OR_RETURN(o.blk_irq_fd, ParseFd(v));
+    } else if (k == "--verify") {
+      o.verify = v == "1";
+    } else if (k == "--effects-fd") {
+      ASSIGN_OR_RETURN(o.effects_fd, ParseFd(v));
     } else if (k == "--console") {
       o.console = v == "1";
     } else if (k == "--disk-read-only") {
@@ -83,6 +87,9 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
     } else {
       return absl::InvalidArgumentError("unknown L1 option " + k);
     }
+  }
+  if (o.verify && o.effects_fd < 0) {
+    return absl::InvalidArgumentError("--verify 1 needs --effects-fd");
   }
   if (o.channel_fd < 0 || o.journal_fd < 0 || o.ram.empty() ||
       static_cast<int>(o.response_efds.size()) != o.cpus + (o.console ? 1 : 0)) {

@@ -35,6 +35,10 @@ struct L1Options {
   int console_ring_fd = -1;    // the transmit ring (kvm-l0/console_tx_ring.h)
   int console_out_fd = -1;     // eventfd: wakes L0 to drain the ring
   bool console = false;        // virtio-console; its host slot is the last channel slot
+  // Verified execution (a replica): effects are captured into the effects area for L0 to
+  // compare and apply, never applied by this L1 (docs/failover.md, "Verified execution").
+  bool verify = false;
+  int effects_fd = -1;
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

@@ -15,6 +15,7 @@
 #include <sys/eventfd.h>
 #include <sys/resource.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -33,6 +34,8 @@
 #include "state-extract/device_journal.h"
 #include "vmm/device_model.h"
 #include "vmm/l1/commit_record.h"
+#include "vmm/l1/effect_capture.h"
+#include "vmm/l1/l1_faults.h"
 
 namespace rehome {
 namespace {
@@ -40,6 +43,8 @@ namespace {
 // How often a standby rehearses a promotion (Rehearse) while the journal moves on.
 constexpr int64_t kRehearsalNs = 10'000'000;
 constexpr absl::Duration kRehearsalPeriod = absl::Nanoseconds(kRehearsalNs);
+// A replica's effects for one item: past this, devices leave further requests for the next item.
+constexpr uint64_t kItemEffectsBudget = 4u << 20;
 
 class L1Server final {
  public:
@@ -93,7 +98,23 @@ class L1Server final {
       };
     }
     view_ = std::make_unique<RamView>(ram_);
-    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *view_));
+    const GuestMemoryView* device_view = view_.get();
+    if (options_.verify) {
+      // A replica: every effect on the world is captured for L0 (effect_capture.h).
+      ASSIGN_OR_RETURN(EffectsArea area, EffectsArea::Attach(options_.effects_fd));
+      options_.effects_fd = -1;
+      effects_.emplace(std::move(area));
+      capture_ = std::make_unique<EffectCapture>(kItemEffectsBudget);
+      capturing_view_ = std::make_unique<CapturingRamView>(*view_, *capture_);
+      device_view = capturing_view_.get();
+      config.disk_capture = capture_.get();
+      EffectCapture* capture = capture_.get();
+      config.virtio_irq = [capture](uint32_t irq, bool level) {
+        if (level) capture->Irq(irq);
+      };
+      config.console_output = [capture](std::string_view bytes) { capture->ConsoleOut(bytes); };
+    }
+    ASSIGN_OR_RETURN(model_, DeviceModel::Create(std::move(config), *device_view));
     model_->SetDeferredPublication(true);
     return absl::OkStatus();
   }
@@ -218,8 +239,9 @@ class L1Server final {
     // Read before the exchange: an unconditional read-modify-write would take the header line
     // (which L0 reads on every exit: l1_sleeping, l1_cpu) out of L0's cache once per loop.
     if (channel_.header().fault_request.load(std::memory_order_relaxed) == 0) return;
-    const auto fault = static_cast<L1Fault>(
-        channel_.header().fault_request.exchange(0, std::memory_order_acq_rel));
+    const uint32_t request = channel_.header().fault_request.exchange(0, std::memory_order_acq_rel);
+    const auto fault = static_cast<L1Fault>(request & 0xff);
+    fault_skip_ = request >> 8;  // exits to handle before the fault applies
     switch (fault) {
       case L1Fault::kNone:
         return;
@@ -272,9 +294,11 @@ class L1Server final {
     // it consumed but never committed is not lost: process whatever the guest has made
     // available since the committed positions, as if notified.
     console_produced_ = model_->console_tx_bytes();
-    Publish();
-    if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
-    if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
+    if (!options_.verify) {  // a replica's effects are applied by L0, never published here
+      Publish();
+      if (blk_notify_.valid()) HandleDeviceNotification(Device::kDisk);
+      if (console_notify_.valid()) HandleDeviceNotification(Device::kConsole);
+    }
     ExitChannelHeader& h = channel_.header();
     h.l1_state.store(static_cast<uint32_t>(L1State::kActive), std::memory_order_release);
     h.promote_ack.store(generation, std::memory_order_release);
@@ -426,29 +450,31 @@ class L1Server final {
     ExitRequest& req = slot.request;  // L0 does not touch it until we answer
     const uint64_t seq = slot.request_seq.load(std::memory_order_acquire);
     CommittedAnswer answer;
+    L1Fault fault = L1Fault::kNone;
     if (seq == commit_.last_answer[v].seq) {
       // Committed before a failover: answer it again, never redo it.
       answer = commit_.last_answer[v];
+      if (options_.verify) WriteEffects(seq, /*executed=*/false);
     } else {
+      fault = TakeDueFault(req);
+      if (capture_ != nullptr) capture_->Clear();
       answer = Execute(req, seq);
-      if (pending_fault_ == L1Fault::kFailAnswer) {  // a well-formed answer that ends the VM
-        answer.action = ExitResponse::kCheckFailed;
-        answer.data.clear();
-        answer.reason = "injected check failure";
-        pending_fault_ = L1Fault::kNone;
-      }
-      if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      ApplyAnswerFault(fault, &answer);
+      if (fault == L1Fault::kWrongState) CorruptState();
+      if (fault == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      // A replica's completions and interrupts are captured with the item's other effects.
+      if (options_.verify) model_->PublishUsed();
       commit_.last_answer[v] = answer;
       ++exits_handled_;
       Commit();
-      if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
-      Publish();  // the completions and console bytes this exit produced, now committed
+      if (options_.verify) WriteEffects(seq, /*executed=*/true);
+      if (fault == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      if (!options_.verify) Publish();  // the completions and console bytes, now committed
     }
     answer.ToResponse(&slot.response);
-    if (pending_fault_ == L1Fault::kGarbageAnswer) {
+    if (fault == L1Fault::kGarbageAnswer) {
       slot.response.data_len = 0xffffffffu;
       slot.response.crc ^= 0x5a5a5a5a;
-      pending_fault_ = L1Fault::kNone;
     }
     answered_[v] = seq;
     slot.response_seq.store(seq, std::memory_order_release);
@@ -456,49 +482,27 @@ class L1Server final {
   }
 
   CommittedAnswer Execute(const ExitRequest& req, uint64_t seq) {
-    CommittedAnswer answer;
-    answer.seq = seq;
-    if (req.kind == ExitRequest::kConsoleInput) {
-      console_output_.clear();
-      if (req.data_len <= kExitDataMax) {
-        model_->QueueConsoleInput(
-            std::string_view(reinterpret_cast<const char*>(req.data), req.data_len));
-      }
-      answer.output = console_output_.substr(0, kExitOutputMax);
-      answer.output_stream = 1;
-      return answer;
+    return ExecuteExit(*model_, req, seq, output_, console_output_);
+  }
+
+  // The fault armed for the exit `req` now starting (l1_faults.h); it is consumed.
+  L1Fault TakeDueFault(const ExitRequest& req) {
+    return TakeArmedFault(&pending_fault_, &fault_skip_, req);
+  }
+  void CorruptState() { CorruptDeviceState(*model_); }
+
+  // A replica: publishes the effects captured for item `seq` (none when it was answered from the
+  // journal), with the digest of the state just committed, for L0 to compare and apply.
+  void WriteEffects(uint64_t seq, bool executed) {
+    effects_bytes_.clear();
+    uint32_t flags = 0;
+    if (executed) {
+      capture_->EncodeInto(&effects_bytes_);
+      if (!capture_->HasRoom()) flags |= kEffectsMore;  // more queued work: L0 asks again
     }
-    const uint64_t bytes = static_cast<uint64_t>(req.size) * req.count;
-    const bool sane = req.size >= 1 && req.size <= 8 && req.count >= 1 && bytes <= kExitDataMax &&
-                      (!req.is_write || req.data_len == bytes) &&
-                      (req.kind == ExitRequest::kPio || req.kind == ExitRequest::kMmio);
-    if (!sane) {
-      answer.action = ExitResponse::kFatal;
-      answer.reason = "malformed exit request from L0";
-      return answer;
+    if (absl::Status s = effects_->Write(seq, flags, state_crc_, effects_bytes_); !s.ok()) {
+      Die(std::string(s.message()));
     }
-    std::vector<uint8_t> buffer(bytes);
-    if (req.is_write) std::memcpy(buffer.data(), req.data, bytes);
-    KvmExit exit;
-    if (req.kind == ExitRequest::kPio) {
-      exit = PortIoExit{req.is_write != 0, static_cast<uint16_t>(req.addr),
-                        static_cast<uint8_t>(req.size), req.count, std::span<uint8_t>(buffer)};
-    } else {
-      exit = MmioExit{req.is_write != 0, req.addr, std::span<uint8_t>(buffer)};
-    }
-    output_.clear();
-    console_output_.clear();
-    const ExitOutcome outcome = model_->Handle(exit);
-    answer.action = static_cast<uint32_t>(outcome.action);  // same numbering as ExitResponse
-    answer.exit_status = outcome.exit_status;
-    answer.reason = outcome.reason.substr(0, kExitReasonMax);
-    if (!req.is_write) answer.data.assign(reinterpret_cast<const char*>(buffer.data()), bytes);
-    answer.output = output_.substr(0, kExitOutputMax);
-    if (!console_output_.empty()) {  // a transmit-queue notify: no COM1 output in the same exit
-      answer.output = console_output_.substr(0, kExitOutputMax);
-      answer.output_stream = 1;
-    }
-    return answer;
   }
 
   // Commits the state after an exit. commit_ (whose last_answer is the L1's record of its
@@ -513,8 +517,13 @@ class L1Server final {
     }
     commit_.pio_bench_writes = model_->pio_bench_writes();
     model_->SaveStateInto(&commit_.device_state);
+    if (options_.verify) commit_.l1_generation = 0;  // replicas' records must compare equal
     EncodeCommitRecordInto(commit_, &payload_);
     if (absl::Status s = journal_.Commit(payload_); !s.ok()) Die(std::string(s.message()));
+    if (options_.verify) {
+      state_crc_ = static_cast<uint32_t>(
+          crc32(crc32(0L, Z_NULL, 0), payload_.data(), static_cast<uInt>(payload_.size())));
+    }
   }
 
   L1Options options_;
@@ -548,6 +557,14 @@ class L1Server final {
   uint64_t console_produced_ = 0;  // ring position of the next console byte (= tx_bytes)
   bool active_ = false;
   L1Fault pending_fault_ = L1Fault::kNone;
+  uint32_t fault_skip_ = 0;  // exits to handle before pending_fault_ applies
+  // Verified execution (a replica): the capture, the effects area, the encoded effects and the
+  // CRC of the last committed record.
+  std::unique_ptr<EffectCapture> capture_;
+  std::unique_ptr<CapturingRamView> capturing_view_;
+  std::optional<EffectsArea> effects_;
+  std::vector<uint8_t> effects_bytes_;
+  uint32_t state_crc_ = 0;
   std::atomic<bool> hung_{false};
 };
 

@@ -24,6 +24,21 @@ constexpr uint8_t kStateVersion = 1;
 constexpr size_t kConfigSize = 24;  // capacity, size_max, seg_max, geometry, blk_size
 
 // pread/pwrite of exactly `len` bytes; false on an error or end of file.
+bool FullIo(int fd, bool write, uint8_t* p, uint64_t len, uint64_t offset);
+
+// FullIo, or, with a capture (verified execution), a write captured and a read overlaid with the
+// captured writes.
+bool ImageIo(int fd, BlkWriteCapture* capture, bool write, uint8_t* p, uint64_t len,
+             uint64_t offset) {
+  if (capture != nullptr && write) {
+    capture->Write(offset, std::span<const uint8_t>(p, len));
+    return true;
+  }
+  if (!FullIo(fd, write, p, len, offset)) return false;
+  if (capture != nullptr) capture->Overlay(offset, std::span<uint8_t>(p, len));
+  return true;
+}
+
 bool FullIo(int fd, bool write, uint8_t* p, uint64_t len, uint64_t offset) {
   while (len > 0) {
     const ssize_t n = write ? ::pwrite(fd, p, len, static_cast<off_t>(offset))
@@ -94,19 +109,21 @@ void BlkDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
 
 absl::StatusOr<bool> BlkDevice::ProcessQueue(int q, Virtqueue& vq, const GuestMemoryView& mem) {
   bool added = false;
-  while (true) {
+  while (mem.HasRoomForWork()) {
     ASSIGN_OR_RETURN(std::optional<Virtqueue::Chain> chain, vq.Pop(mem));
     if (!chain) return added;
     ASSIGN_OR_RETURN(const uint32_t written, HandleRequest(*chain, mem));
     RETURN_IF_ERROR(vq.PushUsed(mem, chain->head, written));
     added = true;
   }
+  return added;
 }
 
 uint8_t BlkDevice::DoIo(bool write, const Virtqueue::Chain& chain, const GuestMemoryView& mem,
                         uint64_t sector, uint32_t len) {
   const uint64_t nsectors = len / kSectorSize;
   if (sector > capacity_sectors_ || nsectors > capacity_sectors_ - sector) return kStatusIoErr;
+  if (capture_ != nullptr && len > kMaxCapturedRequest) return kStatusIoErr;
   if (write && read_only_) return kStatusIoErr;
   uint64_t file_offset = sector * kSectorSize;
   if (direct_) {
@@ -120,10 +137,10 @@ uint8_t BlkDevice::DoIo(bool write, const Virtqueue::Chain& chain, const GuestMe
     const std::span<uint8_t> data(bounce.get(), len);
     if (write) {
       if (!CopyFromChain(mem, chain, kHeaderSize, data).ok() ||
-          !FullIo(image_.get(), true, data.data(), len, file_offset)) {
+          !ImageIo(image_.get(), capture_, true, data.data(), len, file_offset)) {
         return kStatusIoErr;
       }
-    } else if (!FullIo(image_.get(), false, data.data(), len, file_offset) ||
+    } else if (!ImageIo(image_.get(), capture_, false, data.data(), len, file_offset) ||
                !CopyToChain(mem, chain, 0, data).ok()) {
       return kStatusIoErr;
     }
@@ -134,7 +151,7 @@ uint8_t BlkDevice::DoIo(bool write, const Virtqueue::Chain& chain, const GuestMe
   bool io_ok = true;
   const absl::Status walked = ForEachSegment(
       mem, chain, /*writable=*/!write, write ? kHeaderSize : 0, len, [&](std::span<uint8_t> seg) {
-        if (!FullIo(image_.get(), write, seg.data(), seg.size(), file_offset)) {
+        if (!ImageIo(image_.get(), capture_, write, seg.data(), seg.size(), file_offset)) {
           io_ok = false;
           return absl::DataLossError("image I/O failed");
         }
@@ -194,7 +211,10 @@ absl::StatusOr<uint32_t> BlkDevice::HandleRequest(const Virtqueue::Chain& chain,
     case kTypeFlush:
       if (data_out != 0) return wrong_direction(data_out, "readable");
       if (data_in != 0) return wrong_direction(data_in, "writable");
-      if (!read_only_ && ::fdatasync(image_.get()) != 0) {
+      if (capture_ != nullptr && !read_only_) {
+        capture_->Flush();
+        flushes_.fetch_add(1, std::memory_order_relaxed);
+      } else if (!read_only_ && ::fdatasync(image_.get()) != 0) {
         status = kStatusIoErr;
       } else {
         flushes_.fetch_add(1, std::memory_order_relaxed);

@@ -27,11 +27,26 @@
 
 namespace rehome::virtio {
 
+// Where a verified replica's disk writes and flushes go instead of the image (vmm/l1 captures
+// them as effects that L0 applies once the replicas agree). Reads still come from the image,
+// overlaid with the writes captured since the last agreement.
+class BlkWriteCapture {
+ public:
+  virtual ~BlkWriteCapture() = default;
+  virtual void Write(uint64_t offset, std::span<const uint8_t> data) = 0;
+  virtual void Flush() = 0;
+  // Overlays the captured writes onto `out`, which holds the image's bytes at `offset`.
+  virtual void Overlay(uint64_t offset, std::span<uint8_t> out) const = 0;
+};
+
 class BlkDevice final : public VirtioDevice {
  public:
   static constexpr uint32_t kSectorSize = 512;
   static constexpr size_t kIdLength = 20;
   static constexpr size_t kHeaderSize = 16;  // le32 type, le32 reserved, le64 sector
+  // Verified execution holds a request's data as an effect until the replicas agree: larger
+  // requests complete with VIRTIO_BLK_S_IOERR there.
+  static constexpr uint32_t kMaxCapturedRequest = 1 << 20;
   // Feature bits.
   static constexpr int kFeatureSegMax = 2;
   static constexpr int kFeatureReadOnly = 5;
@@ -78,6 +93,9 @@ class BlkDevice final : public VirtioDevice {
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
   absl::StatusOr<bool> ProcessQueue(int q, Virtqueue& vq, const GuestMemoryView& mem) override;
   void Reset() override {}  // no request outlives ProcessQueue; stats are kept
+  // Null (the default): requests write and flush the image. Otherwise writes and flushes go to
+  // `capture`, and reads see them (verified execution). Not owned; must outlive the device.
+  void set_write_capture(BlkWriteCapture* capture) { capture_ = capture; }
   std::vector<uint8_t> SaveState() const override;
   // InvalidArgument for a bad record or one taken with another capacity or read_only setting.
   absl::Status RestoreState(std::span<const uint8_t> bytes) override;
@@ -91,6 +109,7 @@ class BlkDevice final : public VirtioDevice {
   Stats stats() const;
 
  private:
+  BlkWriteCapture* capture_ = nullptr;
   BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors, bool direct);
   // Executes one request; returns the bytes written into the chain (data + status byte).
   absl::StatusOr<uint32_t> HandleRequest(const Virtqueue::Chain& chain, const GuestMemoryView& mem);

@@ -70,7 +70,7 @@ absl::StatusOr<bool> ConsoleDevice::ProcessQueue(int q, Virtqueue& vq, const Gue
 absl::StatusOr<bool> ConsoleDevice::Receive(Virtqueue& vq, const GuestMemoryView& mem) {
   absl::MutexLock lock(&mu_);
   bool added = false;
-  while (!state_.pending_input.empty()) {
+  while (!state_.pending_input.empty() && mem.HasRoomForWork()) {
     ASSIGN_OR_RETURN(std::optional<Virtqueue::Chain> chain, vq.Pop(mem));
     if (!chain) break;
     if (chain->readable_len != 0) {
@@ -94,7 +94,7 @@ absl::StatusOr<bool> ConsoleDevice::Receive(Virtqueue& vq, const GuestMemoryView
 absl::StatusOr<bool> ConsoleDevice::Transmit(Virtqueue& vq, const GuestMemoryView& mem) {
   bool added = false;
   std::string chunk;
-  while (true) {
+  while (mem.HasRoomForWork()) {
     ASSIGN_OR_RETURN(std::optional<Virtqueue::Chain> chain, vq.Pop(mem));
     if (!chain) return added;
     if (chain->writable_len != 0) {
@@ -119,6 +119,7 @@ absl::StatusOr<bool> ConsoleDevice::Transmit(Virtqueue& vq, const GuestMemoryVie
     RETURN_IF_ERROR(vq.PushUsed(mem, chain->head, 0));
     added = true;
   }
+  return added;
 }
 
 std::vector<uint8_t> ConsoleDevice::SaveState() const {

@@ -37,7 +37,7 @@ std::optional<T> Load(const GuestMemoryView& mem, uint64_t gpa) {
 
 template <typename T>
 bool Store(const GuestMemoryView& mem, uint64_t gpa, T v) {
-  uint8_t* p = mem.HostAddress(gpa, sizeof(T));
+  uint8_t* p = mem.WritableAddress(gpa, sizeof(T));
   if (p == nullptr) return false;
   std::memcpy(p, &v, sizeof(T));
   return true;
@@ -286,7 +286,7 @@ absl::Status ForEachSegment(const GuestMemoryView& mem, const Virtqueue::Chain& 
     if (offset < end) {
       const uint64_t skip = offset - pos;
       const uint64_t n = std::min<uint64_t>(d.len - skip, len);
-      uint8_t* p = mem.HostAddress(d.addr + skip, n);
+      uint8_t* p = writable ? mem.WritableAddress(d.addr + skip, n) : mem.HostAddress(d.addr + skip, n);
       if (p == nullptr) return absl::OutOfRangeError("descriptor buffer is not in guest RAM");
       RETURN_IF_ERROR(fn(std::span<uint8_t>(p, n)));
       offset += n;

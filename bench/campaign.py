@@ -1,0 +1,270 @@
+#!/usr/bin/env python3
+"""bench/campaign.py: fault-injection campaigns against rehome's L1 (docs/fault-injection.md).
+
+One VM per run: `rehome run` with a workload and a QMP monitor; one fault injected into the L1
+chosen by role (or, in monolithic mode, into the vCPU thread that handles exits); each run gets
+exactly one outcome (no effect, detected and recovered, detected and not recovered, silent data
+corruption, hang, L0 failure). Writes runs.csv (as it goes), summary.md (counts, shares with
+Clopper-Pearson 95% intervals, recovery rates) and outcomes.png into --out.
+
+  python3 bench/campaign.py --fault register --workload counter --runs 20
+  python3 bench/campaign.py --fault fail-stop,register,code --workload blk --runs 500 --out DIR
+  python3 bench/campaign.py --fault mutant --workload counter --runs-per-mutant 10
+  python3 bench/campaign.py --replay 17 --out DIR      # run 17 of that campaign again
+
+Fault types: fail-stop, register, code, memory, memory-shared, hang, livelock (rehome-inject),
+mutant (L1 builds with a source mutation, bench/mutants.py), rehome-kill, rehome-hang,
+rehome-garbage, rehome-assert, rehome-die-before-commit, rehome-die-after-commit (rehome's own
+deterministic faults over QMP), none (no fault).
+Exit status: 0 the campaign ran (whatever its outcomes); 2 bad arguments or missing binaries.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import random
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from faultcampaign import outcome, report  # noqa: E402
+from faultcampaign.run import FAULTS, RunConfig, execute  # noqa: E402
+from faultcampaign.workloads import WORKLOADS  # noqa: E402
+
+SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="\n".join(__doc__.splitlines()[1:]))
+    p.add_argument("--fault", help="fault type, or several separated by commas")
+    p.add_argument("--workload", default="counter", choices=sorted(WORKLOADS))
+    p.add_argument("--runs", type=int, default=20, help="runs per fault type")
+    p.add_argument("--mode", default="split", choices=["split", "monolithic"])
+    p.add_argument("--target", default="active", choices=["active", "replica", "standby"],
+                   help="the L1 to inject into, by its role over QMP (with --verify: `active` is "
+                        "replica 0, `replica` the next one)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--rehome-args", default="", help="extra `rehome run` arguments (one string)")
+    p.add_argument("--out", default=None, help="output directory (default bench/out/campaign-*)")
+    p.add_argument("--replay", type=int, default=None, help="re-run run RUN of --out")
+    p.add_argument("--build", default=os.environ.get("REHOME_BUILD", "build"))
+    p.add_argument("--trigger", default="time", choices=["time", "step"],
+                   help="rehome-inject trigger (step: NiLiHype's 0..max-steps instructions)")
+    p.add_argument("--max-steps", type=int, default=20000)
+    p.add_argument("--max-run-us", type=int, default=100)
+    p.add_argument("--no-new-vm-check", action="store_true")
+    p.add_argument("--keep-runs", action="store_true", help="keep every run's directory")
+    p.add_argument("--mutants", default=None, help="mutant build directory (bench/mutants.py)")
+    p.add_argument("--runs-per-mutant", type=int, default=10)
+    p.add_argument("--mutant-standbys", action="store_true",
+                   help="the standbys run the mutant too (default: pristine standbys)")
+    p.add_argument("--max-mutants", type=int, default=0, help="use at most this many mutants")
+    args = p.parse_args(argv)
+    if args.replay is None and not args.fault:
+        p.error("--fault is required (or --replay RUN --out DIR)")
+    if args.fault:
+        for f in args.fault.split(","):
+            if f not in FAULTS:
+                p.error(f"unknown fault type {f!r} (one of {', '.join(FAULTS)})")
+    if args.replay is not None and not args.out:
+        p.error("--replay needs --out DIR of the campaign")
+    return args
+
+
+def check_binaries(build):
+    for rel in ("rehome", "rehome-inject", "guest/rehome-guest.elf",
+                "guest/rehome_guest_counter_oracle"):
+        if not os.path.exists(os.path.join(build, rel)):
+            sys.exit(f"campaign: {os.path.join(build, rel)} is missing (run `make build`, or "
+                     "point --build at a build directory)")
+
+
+def git_describe():
+    try:
+        rev = subprocess.run(["git", "-C", SOURCE_DIR, "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", SOURCE_DIR, "diff", "--quiet", "HEAD"],
+                               timeout=10).returncode != 0
+        return rev + (" + uncommitted changes" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+def load_mutants(args):
+    directory = args.mutants or os.path.join(SOURCE_DIR, "build-mutants")
+    manifest_path = os.path.join(directory, "manifest.json")
+    try:
+        with open(manifest_path) as f:
+            manifest = json.load(f)
+    except (OSError, ValueError):
+        sys.exit(f"campaign: no mutant manifest at {manifest_path} (build them first: "
+                 "python3 bench/mutants.py build)")
+    mutants = [m for m in manifest["mutants"] if m.get("built")]
+    if args.max_mutants:
+        mutants = mutants[:args.max_mutants]
+    if not mutants:
+        sys.exit(f"campaign: {manifest_path} lists no built mutant")
+    return [(m, os.path.join(directory, m["binary"])) for m in mutants]
+
+
+def plan_runs(args):
+    """(fault, run seed, extra rehome args, mutant id) for every run, in order."""
+    plans = []
+    for fault in args.fault.split(","):
+        if fault == "mutant":
+            for mutant, binary in load_mutants(args):
+                extra = ["--l1-binary", binary]
+                if args.mutant_standbys:
+                    extra += ["--standby-l1-binary", binary]
+                for k in range(args.runs_per_mutant):
+                    seed = random.Random(f"{args.seed}:mutant:{mutant['id']}:{k}").getrandbits(63)
+                    plans.append((fault, seed, extra, mutant["id"]))
+            continue
+        for i in range(args.runs):
+            seed = random.Random(f"{args.seed}:{fault}:{i}").getrandbits(63)
+            plans.append((fault, seed, [], ""))
+    return plans
+
+
+class Progress:
+    def __init__(self, total):
+        self.total = total
+        self.start = time.monotonic()
+        self.counts = {}
+        self.last_print = 0.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done, row):
+        self.counts[row["outcome"]] = self.counts.get(row["outcome"], 0) + 1
+        now = time.monotonic()
+        if not self.tty and done != self.total and now - self.last_print < 20 and done % 25:
+            return
+        self.last_print = now
+        per_run = (now - self.start) / done
+        eta = per_run * (self.total - done)
+        mix = ", ".join(f"{o} {self.counts[o]}" for o in list(outcome.OUTCOMES) +
+                        list(outcome.EXCLUDED) if o in self.counts)
+        line = (f"[{done:5d}/{self.total}] {100 * done / self.total:5.1f}%  {per_run:.2f} s/run  "
+                f"eta {int(eta // 60)}m{int(eta % 60):02d}s  | {mix}")
+        print(("\r" + line + "\033[K") if self.tty else line, end="" if self.tty else "\n",
+              file=sys.stderr, flush=True)
+
+
+def run_campaign(args):
+    check_binaries(args.build)
+    workload = WORKLOADS[args.workload](args.build, SOURCE_DIR)
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = args.out or os.path.join(SOURCE_DIR, "bench", "out",
+                                   f"campaign-{args.fault.replace(',', '+')}-{args.workload}-{stamp}")
+    os.makedirs(out, exist_ok=True)
+    meta = {"command": "python3 bench/campaign.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
+            "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "host": f"{os.cpu_count()} cores, {platform.release()}",
+            "git": git_describe(), "seed": args.seed, "args": vars(args),
+            "title": f"{args.fault} faults, {args.workload} workload, {args.mode} mode"}
+    with open(os.path.join(out, "campaign.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+    plans = plan_runs(args)
+    rows = []
+    progress = Progress(len(plans))
+    csv_path = os.path.join(out, "runs.csv")
+    # Runs' files (disk images) live in memory when possible: unlinking a written 32 MiB image on
+    # this host's ext4 (mounted with discard) took seconds, longer than the run itself.
+    scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(prefix="rehome-campaign-", dir=scratch) as work:
+        meta["duration_s"] = calibrate(args, workload, work)
+        with open(os.path.join(out, "campaign.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        for index, (fault, seed, extra, mutant) in enumerate(plans):
+            cfg = make_config(args, workload, fault, extra, work)
+            row = execute(cfg, index, seed)
+            row["mutant"] = mutant
+            row["mutant_pass"] = "mutant standbys" if (mutant and args.mutant_standbys) else ""
+            rows.append(row)
+            report.write_csv(rows, csv_path)  # as it goes: a cut-off campaign keeps its runs
+            progress.update(index + 1, row)
+    if progress.tty:
+        print(file=sys.stderr)
+    summary = report.summary_markdown(rows, meta)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(summary)
+    report.plot(rows, os.path.join(out, "outcomes.png"), meta["title"])
+    print(summary)
+    print(f"\ncampaign: wrote {csv_path}, {os.path.join(out, 'summary.md')}, "
+          f"{os.path.join(out, 'outcomes.png')}")
+    return 0
+
+
+def calibrate(args, workload, work_dir):
+    """Measures the workload's fault-free run on this host, in this mode, with these arguments:
+    injection moments are drawn within it (a faster mode or host would otherwise see faults land
+    after the guest finished). Keeps the workload's nominal duration if the run fails."""
+    cfg = make_config(args, workload, "none", [], work_dir)
+    cfg.new_vm_check = False
+    row = execute(cfg, 99999, 0)
+    if row["outcome"] != outcome.NO_EFFECT:
+        print(f"campaign: calibration run failed ({row['outcome']}: {row['detail']}); using the "
+              f"nominal {workload.duration_s} s", file=sys.stderr)
+        return workload.duration_s
+    workload.duration_s = max(0.1, float(row["wall_s"]))
+    print(f"campaign: a fault-free {args.workload} run takes {workload.duration_s:.2f} s here; "
+          "faults land within it", file=sys.stderr)
+    return workload.duration_s
+
+
+def make_config(args, workload, fault, extra, work_dir):
+    return RunConfig(build_dir=args.build, source_dir=SOURCE_DIR, fault=fault, workload=workload,
+                     mode=args.mode, target=args.target,
+                     rehome_args=shlex.split(args.rehome_args) + extra, trigger=args.trigger,
+                     max_steps=args.max_steps, max_run_us=args.max_run_us,
+                     new_vm_check=not args.no_new_vm_check, work_dir=work_dir,
+                     keep_runs=args.keep_runs)
+
+
+def replay(args):
+    with open(os.path.join(args.out, "campaign.json")) as f:
+        meta = json.load(f)
+    recorded = [r for r in report.read_csv(os.path.join(args.out, "runs.csv"))
+                if int(r["run"]) == args.replay]
+    if not recorded:
+        sys.exit(f"campaign: run {args.replay} is not in {args.out}/runs.csv")
+    old = recorded[0]
+    saved = argparse.Namespace(**meta["args"])
+    saved.build = args.build
+    check_binaries(saved.build)
+    workload = WORKLOADS[old["workload"]](saved.build, SOURCE_DIR)
+    workload.duration_s = meta.get("duration_s", workload.duration_s)  # the same moments
+    extra = []
+    if old.get("mutant"):
+        binary = dict((m["id"], b) for m, b in load_mutants(saved))[old["mutant"]]
+        extra = ["--l1-binary", binary] + (["--standby-l1-binary", binary]
+                                           if saved.mutant_standbys else [])
+    work = os.path.join(args.out, f"replay-{args.replay}")
+    os.makedirs(work, exist_ok=True)
+    cfg = make_config(saved, workload, old["fault"], extra, work)
+    cfg.keep_runs = True
+    row = execute(cfg, int(old["run"]), int(old["seed"]))
+    print(f"run {args.replay}: recorded {old['outcome']!r} ({old.get('detail', '')}); "
+          f"replayed {row['outcome']!r} ({row['detail']})")
+    print(f"  fault parameters (same seed): recorded target {old.get('inj_target')} bit "
+          f"{old.get('inj_bit')}; replayed target {row.get('inj_target')} bit {row.get('inj_bit')}")
+    print(f"  the replayed run's files: {os.path.join(work, 'run-%05d' % int(old['run']))}")
+    return 0
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.replay is not None:
+        return replay(args)
+    return run_campaign(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

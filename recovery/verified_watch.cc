@@ -1,0 +1,319 @@
+// recovery/verified_watch.cc: VerifiedSupervisor's watchers (crashes, hangs and livelocks of
+// idle replicas and standbys; the standby keeper), fencing and stopping, fault injection and the
+// queries.
+#include <poll.h>
+#include <signal.h>
+
+#include <map>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "base/periodic_tick.h"
+#include "base/scoped_realtime.h"
+#include "recovery/livelock_watch.h"
+#include "recovery/proc_stats.h"
+#include "recovery/verified_supervisor.h"
+
+namespace rehome {
+
+void VerifiedSupervisor::Emit(const SupervisorEvent& event) const {
+  if (config_.on_event) config_.on_event(event);
+}
+
+void VerifiedSupervisor::Fence(const Replica& r, const std::string& role, const std::string& cause,
+                               absl::Time detected) {
+  {
+    absl::MutexLock lock(&mu_);
+    // The monitor and an item may both see the same failure (or the monitor the death of a
+    // replica this fences): count and report it once, under the first cause.
+    if (!fenced_ids_.insert(r.l1->id()).second) return;
+    if (fenced_ids_.size() > 64) fenced_ids_.erase(fenced_ids_.begin());
+    retired_.push_back(Replica{nullptr, r.journal, nullptr});
+    if (retired_.size() > kRetiredJournals) retired_.pop_front();
+  }
+  r.l1->Fence();
+  FailoverReport report;
+  report.cause = cause;
+  report.failed_pid = r.l1->pid();
+  report.detected = detected;
+  report.fence = absl::Now() - detected;
+  report.total = report.fence;
+  {
+    absl::MutexLock lock(&mu_);
+    report.number = ++failovers_;
+    last_report_ = report;
+    std::erase_if(members_, [&](const Replica& m) { return m.l1 == r.l1; });
+  }
+  Emit({SupervisorEvent::Kind::kL1Failed, role, cause, r.l1->pid(), std::nullopt, std::nullopt});
+  // The replacement is recruited by the item that needs it (it executes that item, or joins at
+  // the next): the failover of a replica is complete once it is fenced.
+  Emit({SupervisorEvent::Kind::kFailoverCompleted, role, cause, -1, report, std::nullopt});
+}
+
+void VerifiedSupervisor::Stop(const std::string& reason) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stop_reason_ = reason;
+    cv_.SignalAll();
+  }
+  Emit({SupervisorEvent::Kind::kFailoverFailed, "replica", reason, -1, std::nullopt, std::nullopt});
+}
+
+void VerifiedSupervisor::MonitorLoop() {
+  const ScopedRealtime realtime;  // a crash must be fenced at once, not after vCPU time slices
+  struct Watch {
+    uint64_t beat = 0;
+    absl::Time changed;
+    LivelockWatch busy;
+  };
+  std::map<uint64_t, Watch> watches;  // by L1 id
+  const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
+  const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
+  for (;;) {
+    std::vector<Replica> members;
+    std::vector<Replica> standbys;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) return;
+      members = members_;
+      standbys.assign(standbys_.begin(), standbys_.end());
+    }
+    std::vector<pollfd> fds;
+    for (const Replica& r : members) fds.push_back({r.l1->pidfd(), POLLIN, 0});
+    for (const Replica& r : standbys) fds.push_back({r.l1->pidfd(), POLLIN, 0});
+    const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
+    ppoll(fds.data(), fds.size(), &tick, nullptr);
+    const absl::Time now = absl::Now();
+    auto check = [&](const Replica& r) -> std::string {
+      if (r.l1->Exited()) {
+        const std::string note = r.l1->reported_failure();
+        return note.empty() ? absl::StrCat("crash: L1 pid ", r.l1->pid(), " exited")
+                            : absl::StrCat("self-reported failure: ", note);
+      }
+      auto [it, added] = watches.try_emplace(r.l1->id(), Watch{0, now, LivelockWatch(4 * hang)});
+      Watch& w = it->second;
+      const uint64_t beat = r.l1->heartbeat();
+      if (beat != w.beat) {
+        w.beat = beat;
+        w.changed = now;
+      } else if (now - w.changed > hang) {
+        const std::optional<char> state = ProcessState(r.l1->pid());
+        const bool stopped =
+            !state.has_value() || *state == 'T' || *state == 't' || *state == 'Z' || *state == 'X';
+        if (stopped || now - w.changed > 20 * hang) {
+          return absl::StrCat("hang: no heartbeat from L1 pid ", r.l1->pid(), " for ",
+                              absl::ToInt64Milliseconds(now - w.changed), " ms");
+        }
+      }
+      if (const std::optional<uint64_t> runtime = MainThreadRuntimeNs(r.l1->pid())) {
+        const uint64_t marker = r.l1->work_progress() + r.journal->commits();
+        if (std::optional<absl::Duration> stuck = w.busy.Sample(now, *runtime, marker)) {
+          return absl::StrCat("hang: L1 pid ", r.l1->pid(), " busy for ",
+                              absl::ToInt64Milliseconds(*stuck),
+                              " ms without committing or progress (livelock)");
+        }
+      }
+      return "";
+    };
+    for (const Replica& r : members) {
+      // An item in flight detects its replicas' failures itself; this catches idle ones.
+      if (std::string cause = check(r); !cause.empty()) Fence(r, "replica", cause, now);
+    }
+    for (const Replica& r : standbys) {
+      std::string cause = check(r);
+      if (cause.empty()) continue;
+      {
+        absl::MutexLock lock(&mu_);
+        std::erase_if(standbys_, [&](const Replica& s) { return s.l1 == r.l1; });
+        cv_.SignalAll();
+      }
+      r.l1->Fence();
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, r.l1->pid(), std::nullopt,
+            std::nullopt});
+    }
+    for (auto it = watches.begin(); it != watches.end();) {
+      bool live = false;
+      for (const Replica& r : members) live = live || r.l1->id() == it->first;
+      for (const Replica& r : standbys) live = live || r.l1->id() == it->first;
+      it = live ? std::next(it) : watches.erase(it);
+    }
+  }
+}
+
+void VerifiedSupervisor::StandbyLoop() {
+  const size_t wanted = static_cast<size_t>(config_.policy.standbys);
+  for (;;) {
+    {
+      absl::MutexLock lock(&mu_);
+      while (!stopping_ && (stopped_ || standbys_.size() >= wanted)) cv_.Wait(&mu_);
+      if (stopping_) return;
+    }
+    absl::StatusOr<Replica> r = Spawn(/*first=*/false);
+    if (!r.ok()) {
+      Emit({SupervisorEvent::Kind::kL1Failed, "standby", std::string(r.status().message()), -1,
+            std::nullopt, std::nullopt});
+      absl::MutexLock lock(&mu_);
+      const absl::Time until = absl::Now() + absl::Milliseconds(200);
+      while (!stopping_ && !cv_.WaitWithDeadline(&mu_, until)) {
+      }
+      continue;
+    }
+    const pid_t pid = r->l1->pid();
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        r->l1->Fence();
+        return;
+      }
+      standbys_.push_back(std::move(*r));
+      cv_.SignalAll();
+    }
+    Emit({SupervisorEvent::Kind::kStandbyReady, "standby", "", pid, std::nullopt, std::nullopt});
+  }
+}
+
+absl::Status VerifiedSupervisor::SettlePosted(uint32_t, ExitResponse*, bool* settled, bool) {
+  *settled = false;  // nothing is ever posted here
+  return absl::OkStatus();
+}
+
+absl::StatusOr<FailoverReport> VerifiedSupervisor::Switchover(std::optional<std::string>,
+                                                              std::optional<std::string>) {
+  return absl::UnimplementedError(
+      "planned switchover is not available with verified execution (every replica is active)");
+}
+
+absl::Status VerifiedSupervisor::InjectFault(std::string_view target, std::string_view kind,
+                                             uint32_t after_exits) {
+  static const std::map<std::string_view, L1Fault> kFaults = {
+      {"garbage", L1Fault::kGarbageAnswer},
+      {"assert", L1Fault::kAssert},
+      {"die-before-commit", L1Fault::kDieBeforeCommit},
+      {"die-after-commit", L1Fault::kDieAfterCommit},
+      {"fail-answer", L1Fault::kFailAnswer},
+      {"wrong-state", L1Fault::kWrongState},
+      {"wrong-read-data", L1Fault::kWrongReadData},
+  };
+  if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown fault kind '", std::string(kind),
+                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
+                     "fail-answer, wrong-state, wrong-read-data)"));
+  }
+  std::shared_ptr<L1Process> l1;
+  {
+    absl::MutexLock lock(&mu_);
+    size_t index = 0;
+    if (target == "active") {
+      index = 0;
+    } else if (target.rfind("replica-", 0) == 0 &&
+               absl::SimpleAtoi(absl::string_view(target.data() + 8, target.size() - 8), &index)) {
+    } else if (target == "standby") {
+      if (!standbys_.empty()) l1 = standbys_.front().l1;
+      index = SIZE_MAX;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown fault target '", std::string(target),
+                                                     "' (active, replica-N, standby)"));
+    }
+    if (index != SIZE_MAX && index < members_.size()) l1 = members_[index].l1;
+  }
+  if (l1 == nullptr) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("no ", std::string(target), " L1 to inject into"));
+  }
+  if (kind == "kill") {
+    l1->Signal(SIGKILL);
+  } else if (kind == "hang") {
+    l1->Signal(SIGSTOP);
+  } else {
+    l1->RequestFault(kFaults.at(kind), after_exits);
+  }
+  return absl::OkStatus();
+}
+
+std::vector<L1Info> VerifiedSupervisor::L1s() const {
+  absl::MutexLock lock(&mu_);
+  std::vector<L1Info> out;
+  const absl::Time now = absl::Now();
+  for (size_t i = 0; i < members_.size(); ++i) {
+    const L1Process& l1 = *members_[i].l1;
+    out.push_back({i == 0 ? "active" : "replica", l1.pid(), l1.id(), now - l1.started()});
+  }
+  for (const Replica& r : standbys_) {
+    out.push_back({"standby", r.l1->pid(), r.l1->id(), now - r.l1->started()});
+  }
+  return out;
+}
+
+uint64_t VerifiedSupervisor::failover_count() const {
+  absl::MutexLock lock(&mu_);
+  return failovers_;
+}
+
+std::optional<FailoverReport> VerifiedSupervisor::last_failover() const {
+  absl::MutexLock lock(&mu_);
+  return last_report_;
+}
+
+bool VerifiedSupervisor::limit_reached() const {
+  absl::MutexLock lock(&mu_);
+  return stopped_;
+}
+
+uint64_t VerifiedSupervisor::exits_retried() const {
+  absl::MutexLock lock(&mu_);
+  return retried_;
+}
+
+VerificationStatus VerifiedSupervisor::verification() const {
+  absl::MutexLock lock(&mu_);
+  return {config_.policy.verify, items_, divergences_, last_divergence_};
+}
+
+std::optional<CommitRecord> VerifiedSupervisor::LatestCommit() const {
+  std::shared_ptr<DeviceJournal> journal;
+  std::optional<uint32_t> agreed;
+  {
+    absl::MutexLock lock(&mu_);
+    if (members_.empty() || !agreed_crc_.has_value()) return std::nullopt;
+    journal = members_.front().journal;
+    agreed = agreed_crc_;
+  }
+  // The agreed record (not a candidate an item in flight has committed).
+  std::optional<std::string> payload = journal->FindPayload(*agreed);
+  if (!payload.has_value()) return std::nullopt;
+  absl::StatusOr<CommitRecord> record = DecodeCommitRecord(*payload);
+  if (!record.ok()) return std::nullopt;
+  return std::move(*record);
+}
+
+absl::Status VerifiedSupervisor::ResumeAfterLimit() {
+  absl::MutexLock lock(&mu_);
+  stopped_ = false;
+  stop_reason_.clear();
+  cv_.SignalAll();  // the next item recruits the replicas it lacks
+  return absl::OkStatus();
+}
+
+void VerifiedSupervisor::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (stopping_) return;
+    stopping_ = true;
+    cv_.SignalAll();
+  }
+  if (monitor_.joinable()) monitor_.join();
+  if (standby_keeper_.joinable()) standby_keeper_.join();
+  std::vector<Replica> all;
+  {
+    absl::MutexLock lock(&mu_);
+    all = members_;
+    all.insert(all.end(), standbys_.begin(), standbys_.end());
+  }
+  for (const Replica& r : all) r.l1->Fence();
+}
+
+}  // namespace rehome
