@@ -3,14 +3,20 @@
 SHELL := /bin/bash
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+# `make fuzz` runs each fuzz target this long; `make test` runs each for CI_FUZZ_SECONDS.
+FUZZ_SECONDS ?= 60
+CI_FUZZ_SECONDS ?= 5
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 DEB_PACKAGES := cmake ninja-build g++ pkg-config libabsl-dev libboost-dev nlohmann-json3-dev \
   libxml2-dev libxml2-utils libvirt-dev libvirt-clients libgtest-dev libgmock-dev \
   libbenchmark-dev libseccomp-dev zlib1g-dev qemu-system-x86 python3 python3-matplotlib \
-  acpica-tools busybox-static cpio
+  acpica-tools busybox-static cpio clang libclang-rt-14-dev
 
-.PHONY: all deps build build-asan test test-asan test-fast test-nested demo bench clean format tidy
+.PHONY: all deps build build-asan build-tsan fuzz-build fuzz test test-asan test-tsan test-fuzz \
+  test-fast test-nested demo bench clean format tidy
 
 all: build
 
@@ -29,12 +35,47 @@ build-asan: build
 	  -DREHOME_GUEST_ELF=$(abspath $(BUILD))/guest/rehome-guest.elf $(CMAKE_FLAGS)
 	ninja -C $(ASAN_BUILD) -j $(JOBS)
 
-# All tests: the GoogleTest suite and peer tests on the normal build, then the suite again under
-# ASan+UBSan.
-test: build build-asan
+# The ThreadSanitizer build: only the tests labelled tsan (the concurrent parts) and the
+# binaries they run.
+build-tsan: build
+	cmake -S . -B $(TSAN_BUILD) -G Ninja -DREHOME_TSAN=ON \
+	  -DREHOME_GUEST_ELF=$(abspath $(BUILD))/guest/rehome-guest.elf $(CMAKE_FLAGS)
+	ninja -C $(TSAN_BUILD) -j $(JOBS) rehome_tsan_tests
+
+# The libFuzzer targets (tests/fuzz/, clang, ASan+UBSan; docs/fuzzing.md).
+fuzz-build: deps
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DREHOME_FUZZ=ON -DREHOME_BUILD_GUEST=OFF \
+	  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ $(CMAKE_FLAGS)
+	ninja -C $(FUZZ_BUILD) -j $(JOBS) rehome_fuzzers
+
+fuzz: fuzz-build
+	bash scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+# All tests: the GoogleTest suite and peer tests on the normal build, the suite again under
+# ASan+UBSan, the concurrent parts' tests under TSan, and every fuzz target briefly.
+test: build build-asan build-tsan fuzz-build
 	ctest --test-dir $(BUILD) --output-on-failure -j 1
+	$(MAKE) --no-print-directory test-asan test-tsan test-fuzz
+
+test-asan:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --test-dir $(ASAN_BUILD) --output-on-failure -j 1 -LE no-asan
+
+# TSan reports of every process (the tests and the L1s they start) go to files, which must not
+# exist afterwards: an L1's report would otherwise only look like a crash L0 recovers from.
+test-tsan:
+	rm -rf $(TSAN_BUILD)/tsan-reports && mkdir -p $(TSAN_BUILD)/tsan-reports
+	status=0; \
+	TSAN_OPTIONS="log_path=$(abspath $(TSAN_BUILD))/tsan-reports/report second_deadlock_stack=1 \
+	  suppressions=$(abspath scripts/tsan.supp)" \
+	  ctest --test-dir $(TSAN_BUILD) --output-on-failure -j 1 -L tsan || status=$$?; \
+	if ls $(TSAN_BUILD)/tsan-reports/report.* >/dev/null 2>&1; then \
+	  cat $(TSAN_BUILD)/tsan-reports/report.*; echo "make: ThreadSanitizer reported the above"; \
+	  status=1; fi; \
+	exit $$status
+
+test-fuzz:
+	bash scripts/run-fuzzers.sh $(FUZZ_BUILD) $(CI_FUZZ_SECONDS)
 
 test-fast: build
 	ctest --test-dir $(BUILD) --output-on-failure -j 1
@@ -59,4 +100,4 @@ tidy: build
 	git ls-files '*.cc' | grep -v '^guest/' | xargs clang-tidy -p $(BUILD) --quiet
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

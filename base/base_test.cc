@@ -1,11 +1,14 @@
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 
 #include "base/errno_status.h"
 #include "base/mapped_region.h"
 #include "base/periodic_tick.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "gtest/gtest.h"
@@ -19,6 +22,38 @@ TEST(ErrnoStatus, MapsCommonErrnosToFixedCodes) {
   EXPECT_EQ(ErrnoToStatus(EPERM, "ioctl").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(ErrnoToStatus(EIO, "read").code(), absl::StatusCode::kInternal);
   EXPECT_NE(ErrnoToStatus(ENOENT, "open /nope").message().find("open /nope"), std::string::npos);
+}
+
+TEST(RegularFile, RefusesFifoDirectoryAndDevicesWithoutBlocking) {
+  char tmpl[] = "/tmp/rehome-regular-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string fifo = dir + "/fifo";
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  // Nobody writes to the FIFO: a plain open() would block here forever.
+  for (int flags : {O_RDONLY, O_RDWR}) {
+    absl::StatusOr<UniqueFd> opened = OpenRegularFile(fifo, flags, "kernel");
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(opened.status().message(), "kernel '" + fifo + "': is a FIFO, not a regular file");
+  }
+  for (int flags : {O_RDONLY, O_RDWR}) {
+    absl::StatusOr<UniqueFd> opened = OpenRegularFile(dir, flags, "disk image");
+    EXPECT_EQ(opened.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(opened.status().message(),
+              "disk image '" + dir + "': is a directory, not a regular file");
+  }
+  EXPECT_EQ(OpenRegularFile("/dev/null", O_RDWR, "disk image").status().message(),
+            "disk image '/dev/null': is a character device, not a regular file");
+  EXPECT_EQ(OpenRegularFile(dir + "/missing", O_RDONLY, "kernel").status().code(),
+            absl::StatusCode::kNotFound);
+  const std::string file = dir + "/file";
+  UniqueFd(open(file.c_str(), O_CREAT | O_WRONLY, 0600));
+  absl::StatusOr<UniqueFd> opened = OpenRegularFile(file, O_RDWR, "disk image");
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  EXPECT_EQ(fcntl(opened->get(), F_GETFL) & (O_NONBLOCK | O_ACCMODE), O_RDWR);
+  EXPECT_NE(fcntl(opened->get(), F_GETFD) & FD_CLOEXEC, 0);
+  unlink(file.c_str());
+  unlink(fifo.c_str());
+  rmdir(dir.c_str());
 }
 
 TEST(UniqueFd, ClosesOnDestructionAndMoveNullsSource) {

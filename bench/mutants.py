@@ -42,13 +42,13 @@ COMPONENTS = ("base;kvm-l0;state-extract;vmm;vmm/virtio;vmm/domain;recovery;reco
               "qmp-client;vmm/cli")
 
 
-def choose(count, seed):
-    """Up to `count` mutations, spread over operators and files, in a seeded order; then every
-    other candidate (spares for those that do not compile)."""
+def choose(count, seed, source_dir=SOURCE_DIR):
+    """Up to `count` mutations of the sources in `source_dir`, spread over operators and files,
+    in a seeded order; then every other candidate (spares for those that do not compile)."""
     rng = random.Random(seed)
     by_operator = {op: [] for op in OPERATORS}
     for path in TARGET_FILES:
-        full = os.path.join(SOURCE_DIR, path)
+        full = os.path.join(source_dir, path)
         if not os.path.exists(full):
             continue
         with open(full) as f:
@@ -124,7 +124,7 @@ def build(args):
     if pristine.returncode != 0:
         print(pristine.stdout[-2000:] + pristine.stderr[-2000:], file=sys.stderr)
         sys.exit("mutants: the pristine build failed")
-    chosen = choose(args.count, args.seed)
+    chosen = choose(args.count, args.seed, src)  # the copy that is built, not the live tree
     # Mutants of one file one after the other: the file is recompiled once per mutant.
     results, built = [], 0
     started = time.monotonic()

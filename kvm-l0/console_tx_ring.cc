@@ -68,6 +68,14 @@ uint64_t ConsoleTxRing::FreeAt(uint64_t pos) const {
 }
 
 bool ConsoleTxRing::WriteAt(uint64_t pos, std::string_view bytes) {
+  // L0 has taken bytes past `pos` only if an earlier L1 published more than it committed (a
+  // lying L1; an honest one publishes committed bytes only): those positions are gone for good,
+  // so skip them instead of waiting for space that can never come free.
+  if (const uint64_t taken = consumed(); pos < taken) {
+    const uint64_t skip = std::min<uint64_t>(taken - pos, bytes.size());
+    bytes.remove_prefix(skip);
+    pos += skip;
+  }
   if (bytes.size() > FreeAt(pos)) return false;
   size_t done = 0;
   while (done < bytes.size()) {
@@ -89,7 +97,10 @@ void ConsoleTxRing::Publish(uint64_t pos) {
 }
 
 absl::StatusOr<std::string> ConsoleTxRing::Take() {
-  const uint64_t consumed_pos = consumed();
+  // L0's own count, never the shared one (an L1 may have scribbled on it); the shared one is
+  // rewritten from it on every call, for the writer's free-space test.
+  const uint64_t consumed_pos = taken_.load(std::memory_order_relaxed);
+  header()->consumed.store(consumed_pos, std::memory_order_release);
   const uint64_t published_pos = published();
   if (published_pos < consumed_pos || published_pos - consumed_pos > kConsoleTxRingCapacity) {
     // Forget the impossible position (a later valid Publish moves on from `consumed`).
@@ -106,8 +117,22 @@ absl::StatusOr<std::string> ConsoleTxRing::Take() {
     std::memcpy(out.data() + done, data() + at, n);
     done += n;
   }
+  taken_.store(published_pos, std::memory_order_relaxed);
   header()->consumed.store(published_pos, std::memory_order_release);
   return out;
+}
+
+}  // namespace rehome
+
+namespace rehome {
+
+void ConsoleTxRing::RepairShared() {
+  const uint64_t taken = taken_.load(std::memory_order_relaxed);
+  header()->consumed.store(taken, std::memory_order_release);
+  uint64_t published_pos = published();
+  if (published_pos < taken || published_pos - taken > kConsoleTxRingCapacity) {
+    header()->published.compare_exchange_strong(published_pos, taken, std::memory_order_acq_rel);
+  }
 }
 
 }  // namespace rehome

@@ -38,8 +38,16 @@ static_assert(sizeof(ConsoleTxRingHeader) <= kConsoleTxRingDataOffset);
 class ConsoleTxRing final {
  public:
   ConsoleTxRing() = default;
-  ConsoleTxRing(ConsoleTxRing&&) = default;
-  ConsoleTxRing& operator=(ConsoleTxRing&&) = default;
+  ConsoleTxRing(ConsoleTxRing&& other) noexcept
+      : memfd_(std::move(other.memfd_)),
+        mapping_(std::move(other.mapping_)),
+        taken_(other.taken_.load()) {}
+  ConsoleTxRing& operator=(ConsoleTxRing&& other) noexcept {
+    memfd_ = std::move(other.memfd_);
+    mapping_ = std::move(other.mapping_);
+    taken_.store(other.taken_.load());
+    return *this;
+  }
 
   // L0: a new ring in a sealed-size memfd, both positions 0.
   static absl::StatusOr<ConsoleTxRing> Create();
@@ -51,7 +59,8 @@ class ConsoleTxRing final {
 
   // ---- the L1 side ----
   // Copies `bytes` to absolute positions [pos, pos + size). False (nothing written) when that
-  // would overwrite bytes L0 has not consumed yet.
+  // would overwrite bytes L0 has not consumed yet. Bytes at positions L0 has already consumed
+  // (possible only after a lying L1 published past its commit) are skipped.
   bool WriteAt(uint64_t pos, std::string_view bytes);
   // Bytes free for a write at `pos` (capacity - (pos - consumed)).
   uint64_t FreeAt(uint64_t pos) const;
@@ -65,8 +74,15 @@ class ConsoleTxRing final {
   // `consumed`, so a later valid Publish is taken again.
   absl::StatusOr<std::string> Take();
 
+  // L0, before another L1 becomes the writer (any thread): undoes what an earlier, possibly
+  // hostile, writer may have left: `consumed` is rewritten from L0's own count (a value far
+  // ahead would make the next writer skip its bytes), an impossible `published` is reset to it.
+  void RepairShared();
+
   uint64_t published() const { return header()->published.load(std::memory_order_acquire); }
   uint64_t consumed() const { return header()->consumed.load(std::memory_order_acquire); }
+  // For tests of hostile writers: the shared header.
+  ConsoleTxRingHeader* RawHeader() const { return header(); }
 
  private:
   ConsoleTxRingHeader* header() const {
@@ -76,6 +92,9 @@ class ConsoleTxRing final {
 
   UniqueFd memfd_;
   MappedRegion mapping_;
+  // L0: bytes taken so far (the truth behind the shared `consumed`). Written by Take (the drain
+  // thread), read by RepairShared (a failover thread).
+  std::atomic<uint64_t> taken_{0};
 };
 
 }  // namespace rehome

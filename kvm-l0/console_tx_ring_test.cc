@@ -79,6 +79,36 @@ TEST(ConsoleTxRing, ImpossiblePositionsAreRejectedAndTakeNothing) {
   EXPECT_EQ(*p.l0.Take(), "ok");
 }
 
+// L0 keeps its own count of what it took: a scribbled `consumed` neither makes it re-read nor
+// skip bytes, and RepairShared puts the shared positions back before the next writer starts.
+TEST(ConsoleTxRing, ScribbledPositionsAreRepairedFromL0sOwnCount) {
+  Pair p = MakePair();
+  ASSERT_TRUE(p.l1.WriteAt(0, "abc"));
+  p.l1.Publish(3);
+  EXPECT_EQ(*p.l0.Take(), "abc");
+  p.l1.RawHeader()->consumed.store(~0ull / 2);  // a hostile L1, far ahead
+  p.l1.RawHeader()->published.store(~0ull);
+  p.l0.RepairShared();
+  EXPECT_EQ(p.l0.consumed(), 3u);
+  EXPECT_EQ(p.l0.published(), 3u);
+  ASSERT_TRUE(p.l1.WriteAt(3, "def"));
+  p.l1.Publish(6);
+  p.l1.RawHeader()->consumed.store(0);  // behind: Take does not read "abc" again
+  EXPECT_EQ(*p.l0.Take(), "def");
+}
+
+// A successor whose committed position is behind what L0 took (an earlier L1 published bytes it
+// had not committed) skips those positions instead of waiting for space forever.
+TEST(ConsoleTxRing, WriterSkipsPositionsL0AlreadyTook) {
+  Pair p = MakePair();
+  ASSERT_TRUE(p.l1.WriteAt(0, "liar"));
+  p.l1.Publish(4);
+  EXPECT_EQ(*p.l0.Take(), "liar");
+  ASSERT_TRUE(p.l1.WriteAt(2, "xyz"));  // the successor, from its commit at 2
+  p.l1.Publish(5);
+  EXPECT_EQ(*p.l0.Take(), "z");
+}
+
 TEST(ConsoleTxRing, AttachChecksTheRing) {
   const int fd = memfd_create("not-a-ring", MFD_CLOEXEC);
   ASSERT_GE(fd, 0);

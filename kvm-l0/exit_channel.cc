@@ -1,6 +1,8 @@
 // kvm-l0/exit_channel.cc: ExitChannel.
 #include "kvm-l0/exit_channel.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,6 +13,7 @@
 #include <cstddef>
 #include <cstring>
 #include <new>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
@@ -134,11 +137,15 @@ absl::StatusOr<ExitChannel> ExitChannel::Create(uint32_t slots) {
   }
   ExitChannel channel;
   channel.slot_count_ = slots;
-  channel.memfd_.Reset(memfd_create("rehome-exit-channel", MFD_CLOEXEC));
+  channel.memfd_.Reset(memfd_create("rehome-exit-channel", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!channel.memfd_.valid()) return LastErrnoStatus("memfd_create exit channel");
   const size_t size = SizeFor(slots);
   if (ftruncate(channel.memfd_.get(), static_cast<off_t>(size)) != 0) {
     return LastErrnoStatus("ftruncate exit channel");
+  }
+  // The L1 holds this fd: it must not shrink the memfd under L0's mapping (SIGBUS in L0).
+  if (fcntl(channel.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return LastErrnoStatus("sealing exit channel");
   }
   ASSIGN_OR_RETURN(channel.request_efd_, NewEventFd());
   ASSIGN_OR_RETURN(channel.ack_efd_, NewEventFd());
@@ -196,7 +203,21 @@ void ExitChannel::WakeL1IfSleeping() const {
 }
 
 void ExitChannel::WakeL1IfSeenSleeping() const {
-  if (header_->l1_sleeping.load(std::memory_order_relaxed) != 0) SignalRequest();
+  const uint32_t state = header_->l1_sleeping.load(std::memory_order_relaxed);
+  if (state == kL1Awake) return;
+  if (state == kL1AsleepRaiseMe && l1_thread_ > 0) {
+    const sched_param fifo{.sched_priority = 1};
+    (void)sched_setscheduler(l1_thread_, SCHED_FIFO, &fifo);  // before the wake-up it speeds
+  }
+  SignalRequest();
+}
+
+void ExitChannel::WakeL1ForControl() const {
+  if (header_->l1_sleeping.load(std::memory_order_relaxed) == kL1AsleepRaiseMe && l1_thread_ > 0) {
+    const sched_param fifo{.sched_priority = 1};
+    (void)sched_setscheduler(l1_thread_, SCHED_FIFO, &fifo);
+  }
+  SignalRequest();
 }
 
 void ExitChannel::WakeL0IfSleeping(uint32_t slot) const {
@@ -204,8 +225,8 @@ void ExitChannel::WakeL0IfSleeping(uint32_t slot) const {
   if (slots_[slot].l0_sleeping.load(std::memory_order_relaxed) != 0) SignalResponse(slot);
 }
 
-void ExitChannel::SetL1Sleeping(bool sleeping) const {
-  header_->l1_sleeping.store(sleeping ? 1 : 0, std::memory_order_relaxed);
+void ExitChannel::SetL1Sleeping(uint32_t state) const {
+  header_->l1_sleeping.store(state, std::memory_order_relaxed);
   std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
@@ -222,7 +243,40 @@ void ExitChannel::Drain(int eventfd) {
 std::string ExitChannel::ReportedFailure() const {
   const uint32_t len = header_->failure_len.load(std::memory_order_acquire);
   if (len == 0) return "";
-  return std::string(header_->failure, std::min<uint32_t>(len, kExitReasonMax));
+  char copy[kExitReasonMax];  // read the L1's bytes once
+  const uint32_t n = std::min<uint32_t>(len, kExitReasonMax);
+  std::memcpy(copy, header_->failure, n);
+  return PrintableL1Text(std::string_view(copy, n));
+}
+
+std::string PrintableL1Text(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c < 0x20 || c > 0x7e) c = '?';
+  }
+  return out;
+}
+
+std::string SandboxLayerNames(uint32_t layers) {
+  static constexpr std::pair<uint32_t, const char*> kNames[] = {
+      {kLayerSeccomp, "seccomp"},
+      {kLayerNoNewPrivs, "no_new_privs"},
+      {kLayerNoCapabilities, "capabilities dropped"},
+      {kLayerUnprivilegedId, "unprivileged uid/gid"},
+      {kLayerUserNamespace, "user namespace"},
+      {kLayerMountNamespace, "mount namespace"},
+      {kLayerEmptyRoot, "empty root"},
+      {kLayerPidNamespace, "pid namespace"},
+      {kLayerNetNamespace, "net namespace"},
+      {kLayerIpcNamespace, "ipc namespace"},
+      {kLayerUtsNamespace, "uts namespace"},
+      {kLayerRlimits, "rlimits"},
+  };
+  std::string out;
+  for (const auto& [bit, name] : kNames) {
+    if ((layers & bit) != 0) absl::StrAppend(&out, out.empty() ? "" : ", ", name);
+  }
+  return out.empty() ? "none" : out;
 }
 
 }  // namespace rehome

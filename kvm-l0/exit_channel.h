@@ -17,10 +17,13 @@
 #ifndef REHOME_KVM_L0_EXIT_CHANNEL_H_
 #define REHOME_KVM_L0_EXIT_CHANNEL_H_
 
+#include <sys/types.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -30,13 +33,20 @@
 namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
-// 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges.
-inline constexpr uint32_t kExitChannelVersion = 5;
+// 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges; 6: sandbox_layers.
+inline constexpr uint32_t kExitChannelVersion = 6;
 inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
 inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
 inline constexpr uint32_t kExitReasonMax = 240;
 inline constexpr uint32_t kMaxChannelSlots = 256;
 inline constexpr uint32_t kMaxPostedRanges = 8;
+
+// ExitChannelHeader::l1_sleeping: the L1's exit thread spins (awake), may block in poll
+// (asleep), or may block and asks L0 to make it SCHED_FIFO before waking it (a confined L1
+// cannot raise its own priority: vmm/l1/l1_scheduling.h).
+inline constexpr uint32_t kL1Awake = 0;
+inline constexpr uint32_t kL1Asleep = 1;
+inline constexpr uint32_t kL1AsleepRaiseMe = 2;
 
 // An L1's lifecycle as it reports it in the header.
 enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFailed = 3 };
@@ -126,14 +136,45 @@ struct alignas(64) ExitChannelHeader {
   std::atomic<uint64_t> promote_ack;      // L1: "active as generation N" (state restored)
   std::atomic<uint64_t> quit_request;     // L0: planned retirement (non-zero: exit cleanly)
   std::atomic<uint32_t> fault_request;    // L0: fault injection for tests (L1Fault)
-  std::atomic<uint32_t> l1_sleeping;      // L1: 1 while its exit thread may block in poll
+  std::atomic<uint32_t> l1_sleeping;      // L1: kL1Asleep* while its exit thread may block
   std::atomic<uint32_t> l1_cpu;           // L1: host CPU its exit thread last ran on, +1 (0: ?)
   // L1, before it reports kStandby: the ranges whose writes it accepts as posted. L0 reads them
   // when it promotes the L1 (and validates them: see ReadPostedRanges).
   std::atomic<uint32_t> posted_range_count;  // written after the ranges (release)
-  uint32_t reserved;
+  // L1, before it reports kStandby: the L1SandboxLayer bits it applied to itself (a report,
+  // not a proof: L0 uses it for the strict policy and for queries only).
+  std::atomic<uint32_t> sandbox_layers;
   PostedRange posted_ranges[kMaxPostedRanges];
 };
+
+// How a failure note written by an L1's SIGSYS handler begins ("seccomp: system call #41 is not
+// allowed"): L0 resolves the number to the call's name.
+inline constexpr std::string_view kSeccompNotePrefix = "seccomp: system call #";
+
+// The confinement layers of an L1 (docs/security.md), as bits of
+// ExitChannelHeader::sandbox_layers.
+enum L1SandboxLayer : uint32_t {
+  kLayerSeccomp = 1u << 0,         // seccomp-bpf allow-list (vmm/l1/l1_seccomp.cc)
+  kLayerNoNewPrivs = 1u << 1,      // PR_SET_NO_NEW_PRIVS
+  kLayerNoCapabilities = 1u << 2,  // every capability set empty, the bounding set too
+  kLayerUnprivilegedId = 1u << 3,  // a non-root uid/gid (when rehome runs as root)
+  kLayerUserNamespace = 1u << 4,   // not the host's user namespace
+  kLayerMountNamespace = 1u << 5,  // not the host's mount namespace
+  kLayerEmptyRoot = 1u << 6,       // the root directory is an empty, read-only directory
+  kLayerPidNamespace = 1u << 7,    // its own pid namespace (it is pid 1 there)
+  kLayerNetNamespace = 1u << 8,    // a network namespace without interfaces (lo down)
+  kLayerIpcNamespace = 1u << 9,    // not the host's IPC namespace
+  kLayerUtsNamespace = 1u << 10,   // not the host's UTS namespace
+  kLayerRlimits = 1u << 11,        // RLIMIT_NOFILE, RLIMIT_CORE 0, RLIMIT_NPROC
+};
+inline constexpr uint32_t kAllSandboxLayers = (1u << 12) - 1;
+// "seccomp, no_new_privs, ..." for the bits set in `layers` ("none" when empty).
+std::string SandboxLayerNames(uint32_t layers);
+
+// What an L1 wrote for a human (its failure note, an answer's reason) as one printable ASCII
+// line: every byte outside 0x20..0x7e becomes '?'. The text is the L1's, so it is untrusted:
+// it must not break a log line, a terminal or a JSON encoder (which refuses invalid UTF-8).
+std::string PrintableL1Text(std::string_view text);
 
 // The posted-write ranges an L1 published in `header`, validated: none (an empty vector) unless
 // the count is at most kMaxPostedRanges and every range has a known space, a non-zero length and
@@ -158,6 +199,30 @@ enum class L1Fault : uint32_t {
   // read exit is answered with wrong data.
   kWrongState = 7,
   kWrongReadData = 8,
+  // 9..15: reserved.
+  // Sandbox probes (tests only; docs/security.md): the L1 tries something its sandbox must stop,
+  // then writes the outcome as its failure note and exits, unless seccomp stopped it first
+  // (vmm/l1/l1_fault_probes.cc).
+  kTryOpenKvm = 16,         // open /dev/kvm
+  kTryOpenHostFile = 17,    // open /etc/passwd
+  kTrySocket = 18,          // create a socket
+  kTryPtraceL0 = 19,        // ptrace L0
+  kTrySignalL0 = 20,        // send L0 a signal
+  kTryExec = 21,            // execve /bin/sh
+  kTryWriteL0Memory = 22,   // process_vm_writev into L0
+  kTryExecMemory = 23,      // map memory writable and executable
+  kTryFork = 24,            // start a process
+  kTryRaisePrivilege = 25,  // setuid(0), then regain a capability
+  // Adversarial L1 (tests only): the L1 writes hostile values into a shared structure that L0
+  // reads, keeps them there for a while, then exits; L0 must survive and fail over.
+  kScribbleHeader = 32,           // every header field L0 reads
+  kScribbleResponseLengths = 33,  // next answer: lengths past their maxima (valid CRC)
+  kScribbleResponseData = 34,     // next answer: data_len that does not match the exit
+  kScribbleResponseSeq = 35,      // next answer: another exit's seq
+  kScribbleResponseAction = 36,   // next answer: unknown action and output stream
+  kScribbleJournal = 37,          // journal header and buffer fields (restored before exiting)
+  kScribbleConsoleRing = 38,      // console ring positions
+  kScribblePostedRanges = 39,     // invalid posted-write ranges, read at the next promotion
 };
 // A fault request (ExitChannelHeader::fault_request) is the L1Fault in bits 0-7 and, in bits
 // 8-31, how many exits the L1 handles before the fault applies to the next one ("at a chosen
@@ -194,19 +259,26 @@ class ExitChannel final {
   void SignalAck() const;
   static void Drain(int eventfd);
 
-  // L0, after publishing a request: signals the request eventfd only if the L1 said it sleeps.
+  // L0, after publishing a request: signals the request eventfd only if the L1 said it sleeps
+  // (first making it SCHED_FIFO if it asked: set_l1_thread).
   void WakeL1IfSleeping() const;
   // The same without the fence, for a request nobody waits for (a posted write): cheaper by a
   // cross-core round trip (the fence waits for the request's store to reach the L1's CPU), but
   // it can miss an L1 that is just going to sleep. Whoever later needs the answer must then
   // call WakeL1IfSleeping before waiting for it.
   void WakeL1IfSeenSleeping() const;
+  // L0, after posting a control request (promote, fault, quit): signals the request eventfd
+  // (first making the L1 SCHED_FIFO if it asked).
+  void WakeL1ForControl() const;
+  // L0: the L1 thread (host tid of its exit thread) that WakeL1* make SCHED_FIFO when the L1
+  // asks (kL1AsleepRaiseMe); 0: never. The tid is L0's own record, never read from the channel.
+  void set_l1_thread(pid_t tid) { l1_thread_ = tid; }
   // L1, after publishing slot `slot`'s response: signals its eventfd only if L0 said it sleeps.
   void WakeL0IfSleeping(uint32_t slot) const;
   // The sleeping side's half: store the flag, then a full fence, so that the caller's re-check
   // of the sequence numbers that follows cannot miss what the other side published before it
-  // read the flag. Clear it (`false`) after waking up.
-  void SetL1Sleeping(bool sleeping) const;
+  // read the flag. Clear it (kL1Awake / `false`) after waking up.
+  void SetL1Sleeping(uint32_t state) const;
   void SetL0Sleeping(uint32_t slot, bool sleeping) const;
 
   int memfd() const { return memfd_.get(); }
@@ -229,6 +301,7 @@ class ExitChannel final {
   ExitChannelHeader* header_ = nullptr;
   ExitSlot* slots_ = nullptr;
   uint32_t slot_count_ = 0;
+  pid_t l1_thread_ = 0;  // L0 side: see set_l1_thread
 };
 
 }  // namespace rehome

@@ -53,6 +53,30 @@ TEST(ExitChannelTest, AttachRefusesAMismatchedSlotCount) {
   EXPECT_FALSE(peer.ok());
 }
 
+TEST(ExitChannelTest, MemfdIsSealedAgainstResizing) {
+  auto channel = ExitChannel::Create(2);
+  ASSERT_TRUE(channel.ok());
+  EXPECT_NE(ftruncate(channel->memfd(), 4096), 0);  // an L1 shrinking it would SIGBUS L0
+  EXPECT_EQ(errno, EPERM);
+}
+
+// The failure note is the L1's: bounded, and made one printable line whatever it holds.
+TEST(ExitChannelTest, ReportedFailureIsBoundedAndPrintable) {
+  auto channel = ExitChannel::Create(1);
+  ASSERT_TRUE(channel.ok());
+  ExitChannelHeader& h = channel->header();
+  EXPECT_EQ(channel->ReportedFailure(), "");
+  std::memset(h.failure, '\n', sizeof(h.failure));
+  std::memcpy(h.failure, "oops \xff\x1b[2J", 10);
+  h.failure_len.store(0xffffffffu);
+  const std::string note = channel->ReportedFailure();
+  EXPECT_EQ(note.size(), kExitReasonMax);
+  EXPECT_EQ(note.substr(0, 12), "oops ??[2J??");
+  EXPECT_EQ(PrintableL1Text("ok \t\x7f"), "ok ??");
+  EXPECT_EQ(SandboxLayerNames(0), "none");
+  EXPECT_EQ(SandboxLayerNames(kLayerSeccomp | kLayerPidNamespace), "seccomp, pid namespace");
+}
+
 TEST(ExitChannelTest, ValidResponsesPass) {
   auto request = std::make_unique<ExitRequest>();
   request->seq = 7;

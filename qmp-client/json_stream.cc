@@ -282,6 +282,10 @@ void JsonStreamFramer::EmitToken(JsonTokenType type, Out* out) {
     LimitError("JSON nesting depth limit exceeded", out);
     return;
   }
+  if (tokens_.size() >= options_.max_tokens) {
+    LimitError("JSON token count limit exceeded", out);
+    return;
+  }
   value_bytes_ += text.size();
   tokens_.push_back(JsonToken{type, std::move(text)});
   if (open) return;

@@ -11,9 +11,10 @@
 // Resynchronisation: a lexical error is reported at once, the partial value is dropped and input
 // is skipped up to the next structural character ([]{}:,), control character other than TAB, or
 // the bytes 0xFE/0xFF (clients send 0xFF to force a known state). A limit error (value larger
-// than max_value_bytes, nesting deeper than max_depth) is reported once and the rest of that value
-// is discarded without buffering until its brackets balance. Memory use is bounded by
-// max_value_bytes plus a small constant.
+// than max_value_bytes, more than max_tokens tokens, nesting deeper than max_depth; QEMU's limits
+// by default) is reported once and the rest of that value is discarded without buffering until
+// its brackets balance (QEMU 7.2 instead restarts its bracket count and reports the tail as
+// further errors). Memory use is bounded by max_value_bytes plus a per-token constant.
 //
 // Thread-safety: none; one owner feeds it.
 #ifndef REHOME_QMP_CLIENT_JSON_STREAM_H_
@@ -48,11 +49,18 @@ struct JsonToken {
   std::string text;  // strings are normalised to RFC 8259 double-quoted form
 };
 
+// QEMU's limits (qobject/json-streamer.c: MAX_TOKEN_SIZE, MAX_TOKEN_COUNT, MAX_NESTING).
+inline constexpr std::size_t kQmpMaxValueBytes = std::size_t{64} << 20;
+inline constexpr std::size_t kQmpMaxTokens = std::size_t{2} << 20;
+inline constexpr int kQmpMaxDepth = 1024;
+
 struct JsonStreamOptions {
   // Largest accepted top-level value, counting token bytes (whitespace excluded).
-  std::size_t max_value_bytes = 1 << 20;
+  std::size_t max_value_bytes = kQmpMaxValueBytes;
   // Deepest accepted nesting of objects and arrays together.
-  int max_depth = 64;
+  int max_depth = kQmpMaxDepth;
+  // Most tokens in one top-level value.
+  std::size_t max_tokens = kQmpMaxTokens;
 };
 
 class JsonStreamFramer final {

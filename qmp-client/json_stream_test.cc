@@ -147,6 +147,25 @@ TEST(JsonStream, SizeLimitBoundsBufferingAndResynchronises) {
   EXPECT_EQ(FeedAll(fits, options), (std::vector<std::string>{fits}));
 }
 
+TEST(JsonStream, TokenCountLimitReportsOnceAndResynchronises) {
+  JsonStreamOptions options;
+  options.max_tokens = 5;
+  EXPECT_EQ(FeedAll("[1,2]", options), (std::vector<std::string>{"[1,2]"}));
+  EXPECT_EQ(FeedAll("[1,2,3,[4]] {}", options),
+            (std::vector<std::string>{"ERR: JSON token count limit exceeded", "{}"}));
+}
+
+TEST(JsonStream, DefaultsAreQemuLimits) {
+  const JsonStreamOptions options;
+  EXPECT_EQ(options.max_value_bytes, std::size_t{64} << 20);
+  EXPECT_EQ(options.max_tokens, std::size_t{2} << 20);
+  EXPECT_EQ(options.max_depth, 1024);
+  std::string deep = std::string(1024, '[') + std::string(1024, ']');
+  EXPECT_EQ(FeedAll(deep), (std::vector<std::string>{deep}));
+  deep = "[" + deep + "]";
+  EXPECT_EQ(FeedAll(deep), (std::vector<std::string>{"ERR: JSON nesting depth limit exceeded"}));
+}
+
 TEST(JsonStream, ResetDropsPartialValue) {
   JsonStreamFramer framer;
   EXPECT_TRUE(framer.Feed("{\"a\":[1,").empty());

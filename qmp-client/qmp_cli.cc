@@ -36,8 +36,9 @@ constexpr std::string_view kUsage =
     "  --timeout=SECONDS  connect and reply timeout (default 10)\n"
     "  --pretty           indent the printed JSON\n"
     "  -h, --help         show this help\n"
-    "Exit status: 0 ok, 1 connection failure or timeout, 2 usage error or bad JSON-ARGS,\n"
-    "3 the command failed (the error reply is printed).\n";
+    "Exit status: 0 ok, 1 connection failure or timeout, 2 usage error (bad JSON-ARGS, a\n"
+    "SOCKET path too long for a UNIX socket), 3 the command failed (the error reply is printed,\n"
+    "also when the server could not read the request and its error carries no id).\n";
 
 struct CliArgs {
   bool help = false;
@@ -71,6 +72,12 @@ std::string ParseArgs(int argc, char** argv, CliArgs* args) {
   if (args->operands.empty()) return "missing SOCKET";
   if (args->operands.size() > 3) return "too many arguments";
   return "";
+}
+
+// A client-side failure's exit code: bad input (a socket path too long, arguments too deep) is a
+// usage error, anything else a connection failure.
+int ExitCodeFor(const absl::Status& status) {
+  return absl::IsInvalidArgument(status) ? kExitUsage : kExitConnection;
 }
 
 std::string Dump(const Json& json, bool pretty) {
@@ -108,7 +115,7 @@ int MonitorEvents(const std::string& socket, const QmpClientOptions& options, bo
   absl::StatusOr<std::unique_ptr<QmpClient>> client = QmpClient::Connect(socket, options);
   if (!client.ok()) {
     err << "rehome qmp: " << client.status().message() << "\n";
-    return kExitConnection;
+    return ExitCodeFor(client.status());
   }
   err << "rehome qmp: connected to " << socket << ", printing events until SIGINT/SIGTERM"
       << std::endl;
@@ -126,6 +133,25 @@ int MonitorEvents(const std::string& socket, const QmpClientOptions& options, bo
 
 }  // namespace
 
+absl::StatusOr<Json> ParseQmpCliArguments(std::string_view text) {
+  Json parsed = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (!parsed.is_object()) {
+    std::string shown(text.substr(0, 80));
+    if (text.size() > shown.size()) shown += "...";
+    for (char& c : shown) {
+      if (static_cast<unsigned char>(c) < 0x20) c = ' ';  // one line
+    }
+    return absl::InvalidArgumentError(
+        absl::StrCat("JSON-ARGS must be a JSON object, got: ", ToAbsl(shown)));
+  }
+  if (const int depth = JsonNestingDepth(parsed); depth >= kQmpMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("JSON-ARGS is nested ", depth, " levels deep; a QMP request holds at most ",
+                     kQmpMaxDepth, " levels, the request object included"));
+  }
+  return parsed;
+}
+
 int RunQmpCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   CliArgs args;
   if (std::string error = ParseArgs(argc, argv, &args); !error.empty()) {
@@ -138,12 +164,12 @@ int RunQmpCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   }
   std::optional<Json> command_args;
   if (args.operands.size() == 3) {
-    Json parsed = Json::parse(args.operands[2], nullptr, /*allow_exceptions=*/false);
-    if (!parsed.is_object()) {
-      err << "rehome qmp: JSON-ARGS must be a JSON object, got: " << args.operands[2] << "\n";
+    absl::StatusOr<Json> parsed = ParseQmpCliArguments(args.operands[2]);
+    if (!parsed.ok()) {
+      err << "rehome qmp: " << parsed.status().message() << "\n";
       return kExitUsage;
     }
-    command_args = std::move(parsed);
+    command_args = std::move(*parsed);
   }
   const absl::Duration timeout = absl::Seconds(args.timeout_s);
   QmpClientOptions options;
@@ -154,13 +180,13 @@ int RunQmpCli(int argc, char** argv, std::ostream& out, std::ostream& err) {
   absl::StatusOr<std::unique_ptr<QmpClient>> client = QmpClient::Connect(args.operands[0], options);
   if (!client.ok()) {
     err << "rehome qmp: " << client.status().message() << "\n";
-    return kExitConnection;
+    return ExitCodeFor(client.status());
   }
   absl::StatusOr<QmpResponse> reply =
       (*client)->ExecuteRaw(args.operands[1], std::move(command_args), timeout);
   if (!reply.ok()) {
     err << "rehome qmp: " << reply.status().message() << "\n";
-    return kExitConnection;
+    return ExitCodeFor(reply.status());
   }
   reply->id.reset();  // the id is the client's bookkeeping, not part of the answer
   out << Dump(QmpResponseToJson(*reply), args.pretty) << std::endl;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,7 +17,10 @@
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
 #include "qmp-client/qmp_client.h"
+#include "qmp-client/qmp_server.h"
+#include "qmp-client/testing/fake_vm_control.h"
 #include "qmp-client/testing/qemu_process.h"
+#include "qmp-client/vm_monitor.h"
 
 extern char** environ;
 
@@ -62,6 +66,66 @@ TEST(QmpCli, UsageErrorsExitTwoWithOneLine) {
   EXPECT_NE(r.err.find("JSON-ARGS"), std::string::npos);
   r = RunCli({"/nonexistent.sock", "query-status", "[1]"});
   EXPECT_EQ(r.code, 2);
+}
+
+TEST(QmpCli, SocketPathTooLongForUnixSocketIsAUsageError) {
+  const std::string path = "/tmp/" + std::string(200, 'x') + ".sock";
+  CliResult r = RunCli({path, "query-status"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+  EXPECT_NE(r.err.find("at most 107"), std::string::npos) << r.err;
+  r = RunCli({path});  // event monitor mode
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(Lines(r.err), 1) << r.err;
+}
+
+// {"x": [[...]]}: an object holding `levels` - 1 nested arrays.
+std::string NestedArguments(int levels) {
+  return R"({"x":)" + std::string(levels - 1, '[') + std::string(levels - 1, ']') + "}";
+}
+
+TEST(QmpCli, ArgumentsNestedDeeperThanQmpAllowsAreRefusedWithoutCrashing) {
+  CliResult r = RunCli({"/nonexistent.sock", "query-status", NestedArguments(60000)});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(Lines(r.err), 1);
+  EXPECT_NE(r.err.find("nested 60000 levels"), std::string::npos) << r.err;
+  r = RunCli({"/nonexistent.sock", "query-status", NestedArguments(1024)});
+  EXPECT_EQ(r.code, 2);
+  r = RunCli({"/nonexistent.sock", "query-status", NestedArguments(1023)});
+  EXPECT_EQ(r.code, 1) << r.err;  // accepted; then the connection fails
+}
+
+TEST(QmpCli, ErrorWithoutIdFromRehomeServerEndsTheCommand) {
+  char tmpl[] = "/tmp/rehome-qmpcli-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  QmpServerOptions options;
+  options.session.framing.max_depth = 8;  // so that a small request is past the server's limit
+  auto server = QmpServer::Start(
+      dir + "/qmp.sock", std::make_shared<VmMonitor>(std::make_shared<testing::FakeVmControl>()),
+      options);
+  ASSERT_TRUE(server.ok()) << server.status();
+  // The server cannot read the request and answers without an id: that is the command's answer
+  // (exit 3), not a time-out (exit 1).
+  CliResult r = RunCli({"--timeout=60", (*server)->path(), "query-status", NestedArguments(10)});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["error"]["desc"], "JSON nesting depth limit exceeded");
+  // The connection stays usable: the next command is answered normally.
+  r = RunCli({(*server)->path(), "query-status"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  (*server)->Stop();
+  rmdir(dir.c_str());
+}
+
+// 1024 levels, the request object included, is within QEMU's limit: an ordinary error. (An id-less
+// error from QEMU itself needs a request past its limits, which the CLI refuses to send or
+// which QEMU takes minutes to read: it reads its monitor socket one byte per main-loop turn.)
+TEST(QmpCli, ArgumentsAtTheQmpDepthLimitReachQemu) {
+  if (testing::FindQemu().empty()) GTEST_SKIP() << "qemu-system-x86_64 is not installed";
+  auto qemu = testing::QemuProcess::Start();
+  ASSERT_TRUE(qemu.ok()) << qemu.status();
+  CliResult r = RunCli({(*qemu)->socket(), "query-status", NestedArguments(1023)});
+  EXPECT_EQ(r.code, 3) << r.err;
+  EXPECT_EQ(Json::parse(r.out)["error"]["desc"], "Parameter 'x' is unexpected");
 }
 
 TEST(QmpCli, ConnectionFailureExitsOne) {

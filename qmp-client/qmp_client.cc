@@ -4,6 +4,9 @@
 // (greeting, pending replies, event queue, connection status).
 #include "qmp-client/qmp_client.h"
 
+#include <sys/un.h>
+
+#include <algorithm>
 #include <array>
 #include <deque>
 #include <map>
@@ -63,10 +66,17 @@ struct QmpClient::Impl {
       return;
     }
     if (auto* response = std::get_if<QmpResponse>(&*parsed)) {
-      if (!response->id || !response->id->is_number_integer()) return;  // not one of ours
       absl::MutexLock lock(&mu);
-      auto it = pending.find(response->id->get<int64_t>());
-      if (it == pending.end()) return;  // timed out already
+      auto it = pending.end();
+      if (!response->id.has_value() && !response->ok()) {
+        // The server could not read a request (JSON-level errors carry no id). It answers one
+        // connection's requests in order, so this answers the oldest one still waiting.
+        it = std::find_if(pending.begin(), pending.end(),
+                          [](const auto& entry) { return !entry.second.has_value(); });
+      } else if (response->id.has_value() && response->id->is_number_integer()) {
+        it = pending.find(response->id->get<int64_t>());
+      }
+      if (it == pending.end() || it->second.has_value()) return;  // not ours, or timed out
       it->second = std::move(*response);
       cv.SignalAll();
       return;
@@ -157,6 +167,11 @@ QmpClient::~QmpClient() { Close(); }
 absl::StatusOr<std::unique_ptr<QmpClient>> QmpClient::Connect(std::string_view socket_path,
                                                               QmpClientOptions options) {
   const absl::Time deadline = absl::Now() + options.connect_timeout;
+  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "QMP socket path ", ToAbsl(socket_path), " is ", socket_path.size(),
+        " bytes long; a UNIX socket path has at most ", sizeof(sockaddr_un::sun_path) - 1));
+  }
   const bool negotiate = options.negotiate;
   const std::vector<std::string> enable = options.enable;
   auto client = std::unique_ptr<QmpClient>(new QmpClient(std::make_unique<Impl>(options)));
@@ -206,6 +221,12 @@ const QmpGreeting& QmpClient::greeting() const {
 absl::StatusOr<QmpResponse> QmpClient::ExecuteRaw(std::string_view name, std::optional<Json> args,
                                                   absl::Duration timeout, bool oob) {
   const absl::Time deadline = absl::Now() + timeout;
+  if (args.has_value() && JsonNestingDepth(*args) >= kQmpMaxDepth) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("arguments of '", ToAbsl(name), "' are nested ", JsonNestingDepth(*args),
+                     " levels deep; a QMP request holds at most ", kQmpMaxDepth,
+                     " levels, the request object included"));
+  }
   QmpCommand command{std::string(name), oob, std::move(args), std::nullopt};
   int64_t id;
   {

@@ -6,8 +6,12 @@
 // have commands in flight at once. Events go to the callback (if set) and to a bounded queue
 // read by WaitEvent() (oldest dropped when full). Errors: connect failure or peer closed ->
 // Unavailable; no reply/greeting/event in time -> DeadlineExceeded (a late reply is discarded);
-// malformed server output -> InvalidArgument (connect only; later garbage is skipped); a QMP
-// error reply -> the status from QmpErrorStatus() (class kept as payload, desc as message).
+// malformed server output -> InvalidArgument (connect only; later garbage is skipped); a socket
+// path longer than a UNIX socket address holds, or arguments nested deeper than a QMP request
+// may be (kQmpMaxDepth) -> InvalidArgument; a QMP error reply -> the status from
+// QmpErrorStatus() (class kept as payload, desc as message). An error reply without an id (the
+// server could not read a request: QEMU sends JSON-level errors so) answers the oldest request
+// still waiting, since a server answers one connection's requests in order.
 // An io_context runs on a private thread for the client's lifetime.
 //
 // Thread-safety: all public methods are thread-safe, except that Close()/the destructor must not
@@ -40,8 +44,8 @@ struct QmpClientOptions {
   // Capabilities to enable during negotiation (e.g. {"oob"}).
   std::vector<std::string> enable;
   std::size_t max_queued_events = 1024;
-  // Server output limits (query-qmp-schema replies are large).
-  JsonStreamOptions framing = {.max_value_bytes = 64 << 20, .max_depth = 1024};
+  // Server output limits: QEMU's (query-qmp-schema replies are large).
+  JsonStreamOptions framing;
 };
 
 class QmpClient final {

@@ -3,7 +3,9 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
@@ -205,6 +207,19 @@ absl::StatusOr<QmpCommand> ParseQmpCommand(const Json& request, bool allow_oob) 
   }
   if (!has_exec_key) return absl::InvalidArgumentError("QMP input lacks member 'execute'");
   return command;
+}
+
+int JsonNestingDepth(const Json& value) {
+  int deepest = 0;
+  std::vector<std::pair<const Json*, int>> stack = {{&value, 0}};
+  while (!stack.empty()) {
+    const auto [json, depth] = stack.back();
+    stack.pop_back();
+    if (!json->is_structured()) continue;
+    deepest = std::max(deepest, depth + 1);
+    for (const Json& child : *json) stack.emplace_back(&child, depth + 1);
+  }
+  return deepest;
 }
 
 absl::Status QmpErrorStatus(std::string_view error_class, std::string_view desc) {

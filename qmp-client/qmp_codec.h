@@ -108,6 +108,11 @@ absl::StatusOr<QmpServerMessage> ParseQmpServerMessage(const nlohmann::json& mes
 // QEMU's desc ("QMP input must be a JSON object", "QMP input lacks member 'execute'", ...).
 absl::StatusOr<QmpCommand> ParseQmpCommand(const nlohmann::json& request, bool allow_oob);
 
+// Nesting depth of objects and arrays in `value` (a scalar is 0, {} and [] are 1); iterative, so
+// safe on any value nlohmann can hold. QMP servers refuse requests nested deeper than
+// kQmpMaxDepth (json_stream.h), and encoding a very deep value would exhaust the stack.
+int JsonNestingDepth(const nlohmann::json& value);
+
 // ---- Errors as absl::Status ----
 // Builds a status that carries a QMP error class; QmpSession replies with that class and the
 // status message as desc. Code: NotFound for CommandNotFound/DeviceNotFound, FailedPrecondition

@@ -202,7 +202,8 @@ struct QmpServer::Impl {
   void Flush(const std::shared_ptr<Client>& client) {
     if (client->closed) return;
     for (std::string& message : client->session.TakeOutput()) {
-      if (client->pending_bytes + message.size() > options.max_output_bytes) {
+      if (client->pending_bytes != 0 &&
+          client->pending_bytes + message.size() > options.max_output_bytes) {
         Close(client, absl::StrCat("dropping client ", client->id, ": more than ",
                                    options.max_output_bytes, " bytes of output unread"));
         return;

@@ -51,6 +51,9 @@ struct QmpServerOptions {
   // Greeting version/capabilities, framing limits, event clock. Defaults to RehomeQmpVersion().
   QmpSessionOptions session = {.version = RehomeQmpVersion()};
   std::size_t max_clients = 32;
+  // Unsent output per client past which a client that does not read is dropped. One message
+  // alone may be larger (a reply echoing an id as large as a request may be) when nothing else
+  // is unsent.
   std::size_t max_output_bytes = 1 << 20;
   absl::Duration stop_flush_timeout = absl::Seconds(1);
   // Receives one line per notable connection event (drops, refusals). Default: stderr.

@@ -288,21 +288,60 @@ TEST_F(ServerFixture, GarbageAndHugeInputGetErrorsNotCrashes) {
   for (std::size_t i = 0; i + 1 < values->size(); ++i) {
     EXPECT_EQ((*values)[i]["error"]["class"], "GenericError") << (*values)[i];
   }
-  // 3 MiB string: past the 1 MiB framing bound.
-  std::string huge =
-      R"({"execute":"query-name","arguments":{"x":")" + std::string(3 << 20, 'a') + R"("}})";
-  ASSERT_TRUE(peer.Send(huge).ok());
-  ASSERT_TRUE(peer.Send(R"({"execute":"query-name","id":"after-huge"})").ok());
-  values = ReadReply(peer, "after-huge");
-  ASSERT_TRUE(values.ok()) << values.status();
-  ASSERT_EQ(values->size(), 2u) << Json(*values);
-  EXPECT_EQ((*values)[0]["error"]["desc"], "JSON token size limit exceeded");
-  // Deep nesting.
-  ASSERT_TRUE(peer.Send(std::string(1000, '[') + std::string(1000, ']')).ok());
-  ASSERT_TRUE(peer.Send(R"({"execute":"query-name","id":"after-deep"})").ok());
-  values = ReadReply(peer, "after-deep");
-  ASSERT_TRUE(values.ok()) << values.status();
-  EXPECT_EQ((*values)[0]["error"]["desc"], "JSON nesting depth limit exceeded");
+  // Past QEMU's limits (64 MiB of tokens, 1024 levels, 2^21 tokens): one id-less error each, and
+  // the value is not buffered.
+  std::string many = "[";
+  for (int i = 0; i < (1 << 21); ++i) many += "1,";
+  many += "1]";
+  const std::vector<std::pair<std::string, std::string>> past_limits = {
+      {R"({"execute":"query-name","arguments":{"x":")" + std::string(std::size_t{65} << 20, 'a') +
+           R"("}})",
+       "JSON token size limit exceeded"},
+      {std::string(1025, '[') + std::string(1025, ']'), "JSON nesting depth limit exceeded"},
+      {many, "JSON token count limit exceeded"},
+  };
+  for (const auto& [request, desc] : past_limits) {
+    ASSERT_TRUE(peer.Send(request + R"({"execute":"query-name","id":"after"})").ok());
+    values = ReadReply(peer, "after");
+    ASSERT_TRUE(values.ok()) << values.status();
+    ASSERT_EQ(values->size(), 2u) << Json(*values);
+    EXPECT_EQ((*values)[0]["error"]["desc"], desc);
+    EXPECT_FALSE((*values)[0].contains("id"));
+  }
+}
+
+TEST_F(ServerFixture, LargeAndDeepRequestsWithinQemuLimitsAreAnsweredWithTheirId) {
+  StartServer();
+  RawQmpPeer peer = NegotiatedPeer();
+  const std::string big_id(2 << 20, 'i');
+  struct Case {
+    std::string request;
+    Json id;
+    Json reply;  // "error" desc, or null for a success
+  };
+  const std::vector<Case> cases = {
+      // 3 MiB of arguments.
+      {R"({"execute":"query-name","arguments":{"x":")" + std::string(3 << 20, 'a') +
+           R"("},"id":"big"})",
+       "big", "Parameter 'x' is unexpected"},
+      // {"execute":..., "arguments": {"x": [[...]]}}: 2 objects + 1022 arrays.
+      {R"({"execute":"query-name","arguments":{"x":)" + std::string(1022, '[') +
+           std::string(1022, ']') + R"(},"id":"deep"})",
+       "deep", "Parameter 'x' is unexpected"},
+      // A reply echoing an id larger than the output bound still goes out (one message alone).
+      {R"({"execute":"query-name","id":")" + big_id + R"("})", big_id, nullptr},
+  };
+  for (const Case& c : cases) {
+    ASSERT_TRUE(peer.Send(c.request).ok());
+    auto values = ReadReply(peer, c.id);
+    ASSERT_TRUE(values.ok()) << values.status();
+    ASSERT_EQ(values->size(), 1u);
+    if (c.reply.is_null()) {
+      EXPECT_TRUE((*values)[0].contains("return"));
+    } else {
+      EXPECT_EQ((*values)[0]["error"]["desc"], c.reply);
+    }
+  }
 }
 
 TEST_F(ServerFixture, DisconnectsAndHalfOpenConnectionsAreClean) {

@@ -32,6 +32,7 @@ constexpr std::string_view kCommands[] = {
     "__org.rehome_query-l1s",
     "__org.rehome_query-failovers",
     "__org.rehome_query-recovery-policy",
+    "__org.rehome_query-unsupported-devices",
     "__org.rehome_query-verification",
     "__org.rehome_switchover",
     "__org.rehome_inject-fault",
@@ -242,6 +243,7 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
   if (name == "__org.rehome_query-l1s") return control_->QueryL1s();
   if (name == "__org.rehome_query-failovers") return control_->QueryFailovers();
   if (name == "__org.rehome_query-recovery-policy") return control_->QueryRecoveryPolicy();
+  if (name == "__org.rehome_query-unsupported-devices") return control_->QueryUnsupportedDevices();
   if (name == "__org.rehome_query-verification") return control_->QueryVerification();
   return QmpErrorStatus(kQmpCommandNotFound,
                         absl::StrCat("The command ", ToAbsl(name), " has not been found"));

@@ -74,6 +74,10 @@ class VmControl {
   virtual nlohmann::json QueryL1s() const = 0;             // [{"role","pid","uptime-ms"}...]
   virtual nlohmann::json QueryFailovers() const = 0;       // {"count":N,"last":{...}|null}
   virtual nlohmann::json QueryRecoveryPolicy() const = 0;  // an object
+  // Devices the VM definition asks for that rehome does not emulate (the guest does not see
+  // them): [{"element": "graphics", "type": "vnc"}, {"element": "memballoon", "model":
+  // "virtio"}, ...] ("type"/"model" as the element has it); [] when none.
+  virtual nlohmann::json QueryUnsupportedDevices() const { return nlohmann::json::array(); }
   // {"mode": "none"|"dual"|"triple", "items": N, "divergences": N, "last": {...}|null}
   virtual nlohmann::json QueryVerification() const = 0;
   // Starts a planned switchover; empty binaries keep the L1 binaries as they are.

@@ -91,6 +91,7 @@ TEST_F(VmMonitorTest, ActionsCallTheVm) {
   EXPECT_EQ((*Run("__org.rehome_query-l1s"))[1]["role"], "standby");
   EXPECT_EQ(*Run("__org.rehome_query-failovers"), (Json{{"count", 0}, {"last", nullptr}}));
   EXPECT_TRUE(Run("__org.rehome_query-recovery-policy")->is_object());
+  EXPECT_EQ(*Run("__org.rehome_query-unsupported-devices"), Json::array());  // the default
 }
 
 TEST_F(VmMonitorTest, VmFailuresBecomeGenericErrors) {

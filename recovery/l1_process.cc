@@ -1,10 +1,13 @@
 // recovery/l1_process.cc: L1Process.
 #include "recovery/l1_process.h"
 
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
+#include <seccomp.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -12,17 +15,20 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "base/errno_status.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
-
-extern char** environ;
+#include "recovery/l1_confinement.h"
+#include "recovery/l1_spawn.h"
 
 namespace rehome {
 namespace {
@@ -30,7 +36,6 @@ namespace {
 constexpr int kFirstChildFd = 100;
 
 // glibc 2.36's <sys/pidfd.h> lacks C linkage for C++; the system calls are stable ABI.
-int PidfdOpen(pid_t pid) { return static_cast<int>(syscall(SYS_pidfd_open, pid, 0)); }
 int PidfdSendSignal(int pidfd, int signal) {
   return static_cast<int>(syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
 }
@@ -40,6 +45,67 @@ int PidfdSendSignal(int pidfd, int signal) {
 // (normal-priority) thread on a core busy with vCPUs, which is what made the slow tail of
 // failover latency; spinning for that long costs CPU only during a failover.
 constexpr absl::Duration kFailoverSpin = absl::Milliseconds(2);
+
+// Whether clone(CLONE_NEWPID) failed on this host, and why (asked once per process).
+absl::Mutex pid_namespace_mu(absl::kConstInit);
+std::string* pid_namespace_error ABSL_GUARDED_BY(pid_namespace_mu) = nullptr;
+
+bool PidNamespaceRefused() {
+  absl::MutexLock lock(&pid_namespace_mu);
+  return pid_namespace_error != nullptr;
+}
+
+void NotePidNamespaceRefused(std::string why) {
+  absl::MutexLock lock(&pid_namespace_mu);
+  if (pid_namespace_error == nullptr) pid_namespace_error = new std::string(std::move(why));
+}
+
+// One line per process and set of missing layers (standbys start often).
+void ReportMissingLayers(uint32_t missing) {
+  static absl::Mutex mu(absl::kConstInit);
+  static std::vector<uint32_t>* reported = new std::vector<uint32_t>();
+  std::string reasons;
+  {
+    absl::MutexLock lock(&mu);
+    if (std::find(reported->begin(), reported->end(), missing) != reported->end()) return;
+    reported->push_back(missing);
+  }
+  const L1Confinement& host = HostL1Confinement();
+  if (!host.namespaces_error.empty()) {
+    absl::StrAppend(&reasons, "; namespaces: ", host.namespaces_error);
+  }
+  if (!host.empty_root_error.empty()) {
+    absl::StrAppend(&reasons, "; empty root: ", host.empty_root_error);
+  }
+  {
+    absl::MutexLock lock(&pid_namespace_mu);
+    if (pid_namespace_error != nullptr) {
+      absl::StrAppend(&reasons, "; pid namespace: ", *pid_namespace_error);
+    }
+  }
+  std::fprintf(stderr,
+               "rehome: L1 sandbox (best-effort): not applied: %s%s (--l1-sandbox strict "
+               "names the first that fails)\n",
+               SandboxLayerNames(missing).c_str(), reasons.c_str());
+}
+
+// "seccomp: system call #41 is not allowed" (what an L1's SIGSYS handler can write) becomes
+// "seccomp: system call socket (#41) is not allowed".
+std::string NameDeniedSyscall(const std::string& note) {
+  if (note.rfind(kSeccompNotePrefix, 0) != 0) return note;
+  const size_t digits_at = kSeccompNotePrefix.size();
+  size_t end = digits_at;
+  while (end < note.size() && end < digits_at + 9 && note[end] >= '0' && note[end] <= '9') ++end;
+  int nr = -1;
+  if (end == digits_at || !absl::SimpleAtoi(note.substr(digits_at, end - digits_at), &nr)) {
+    return note;
+  }
+  char* name = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+  if (name == nullptr) return note;
+  std::string out = absl::StrCat("seccomp: system call ", name, " (#", nr, ")", note.substr(end));
+  free(name);
+  return out;
+}
 
 }  // namespace
 
@@ -63,28 +129,43 @@ absl::Status CheckL1Binary(const std::string& path) {
 }
 
 absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& spec, uint64_t id) {
+  const bool sandboxed = spec.sandbox != L1SandboxLevel::kOff;
+  const bool strict = spec.sandbox == L1SandboxLevel::kStrict;
+  static const L1Confinement kNone;
+  const L1Confinement& host = sandboxed ? HostL1Confinement() : kNone;
+  const int lifeline = L1Lifeline();
+  if (strict && host.namespace_fds.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--l1-sandbox strict: this host gives L1s no namespaces: ", host.namespaces_error));
+  }
   ASSIGN_OR_RETURN(ExitChannel channel,
                    ExitChannel::Create(static_cast<uint32_t>(spec.cpus + (spec.console ? 1 : 0))));
-  std::unique_ptr<L1Process> l1(new L1Process(id, std::move(channel)));
+  std::unique_ptr<L1Process> l1(new L1Process(id, std::move(channel), spec.sandbox));
   ExitChannel& ch = l1->channel_;
 
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
   // Targets start above every source fd, so no dup2 overwrites a source still to be passed.
-  int highest_source = spec.journal_fd;
-  for (const GuestMemory::RegionDesc& d : spec.ram) highest_source = std::max(highest_source, d.fd);
-  highest_source =
-      std::max({highest_source, ch.memfd(), ch.request_eventfd(), ch.ack_eventfd(), spec.disk_fd,
-                spec.blk_notify_fd, spec.blk_irq_fd, spec.console_notify_fd, spec.console_irq_fd,
-                spec.console_ring_fd, spec.console_out_fd, spec.effects_fd});
-  for (uint32_t i = 0; i < ch.slot_count(); ++i) {
-    highest_source = std::max(highest_source, ch.response_eventfd(i));
-  }
-  int next_fd = std::max(kFirstChildFd, highest_source + 1);
+  std::vector<int> sources = {spec.journal_fd,
+                              ch.memfd(),
+                              ch.request_eventfd(),
+                              ch.ack_eventfd(),
+                              spec.disk_fd,
+                              spec.blk_notify_fd,
+                              spec.blk_irq_fd,
+                              spec.console_notify_fd,
+                              spec.console_irq_fd,
+                              spec.console_ring_fd,
+                              spec.console_out_fd,
+                              spec.effects_fd,
+                              lifeline};
+  for (const GuestMemory::RegionDesc& d : spec.ram) sources.push_back(d.fd);
+  for (uint32_t i = 0; i < ch.slot_count(); ++i) sources.push_back(ch.response_eventfd(i));
+  for (const UniqueFd& fd : host.namespace_fds) sources.push_back(fd.get());
+  SpawnRequest request;
+  request.binary = spec.binary;
+  int next_fd = std::max(kFirstChildFd, *std::max_element(sources.begin(), sources.end()) + 1);
   auto pass = [&](int fd) {
-    const int target = next_fd++;
-    posix_spawn_file_actions_adddup2(&actions, fd, target);
-    return absl::StrCat(target);
+    request.fds.push_back({fd, next_fd});
+    return absl::StrCat(next_fd++);
   };
   std::vector<std::string> ram;
   for (const GuestMemory::RegionDesc& d : spec.ram) {
@@ -92,17 +173,22 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   }
   std::vector<std::string> responses;
   for (uint32_t i = 0; i < ch.slot_count(); ++i) responses.push_back(pass(ch.response_eventfd(i)));
-  std::vector<std::string> args = {spec.binary,       "__l1",
-                                   "--cpus",          absl::StrCat(spec.cpus),
-                                   "--ram",           absl::StrJoin(ram, ","),
-                                   "--channel-fd",    pass(ch.memfd()),
-                                   "--request-efd",   pass(ch.request_eventfd()),
-                                   "--ack-efd",       pass(ch.ack_eventfd()),
-                                   "--response-efds", absl::StrJoin(responses, ","),
-                                   "--journal-fd",    pass(spec.journal_fd),
-                                   "--heartbeat-ms",  absl::StrCat(spec.heartbeat_ms),
-                                   "--realtime",      spec.realtime ? "1" : "0",
-                                   "--parent-pid",    absl::StrCat(getpid())};
+  std::vector<std::string>& args = request.argv;
+  args = {spec.binary,       "__l1",
+          "--cpus",          absl::StrCat(spec.cpus),
+          "--ram",           absl::StrJoin(ram, ","),
+          "--channel-fd",    pass(ch.memfd()),
+          "--request-efd",   pass(ch.request_eventfd()),
+          "--ack-efd",       pass(ch.ack_eventfd()),
+          "--response-efds", absl::StrJoin(responses, ","),
+          "--journal-fd",    pass(spec.journal_fd),
+          "--heartbeat-ms",  absl::StrCat(spec.heartbeat_ms),
+          "--realtime",      spec.realtime ? "1" : "0",
+          "--parent-pid",    absl::StrCat(getpid())};
+  if (lifeline >= 0) {
+    args.push_back("--lifeline-fd");
+    args.push_back(pass(lifeline));
+  }
   if (spec.console) {
     args.push_back("--console");
     args.push_back("1");
@@ -142,22 +228,42 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
     args.push_back(
         absl::StrCat(spec.oracle->seed, ":", spec.oracle->steps, ":", spec.oracle->report_every));
   }
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  std::vector<char*> argv;
-  for (std::string& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const int rc =
-      posix_spawn(&l1->pid_, spec.binary.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (rc != 0) return ErrnoToStatus(rc, absl::StrCat("starting L1 ", spec.binary));
-  l1->started_ = absl::Now();
-  l1->pidfd_.Reset(PidfdOpen(l1->pid_));
-  if (!l1->pidfd_.valid()) {
-    const absl::Status status = LastErrnoStatus("pidfd_open");
-    kill(l1->pid_, SIGKILL);
-    waitpid(l1->pid_, nullptr, 0);
-    return status;
+  if (sandboxed) {
+    args.push_back("--sandbox");
+    args.push_back(std::string(L1SandboxLevelName(spec.sandbox)));
+    if (!host.namespace_fds.empty()) {
+      std::vector<std::string> ns;
+      for (const UniqueFd& fd : host.namespace_fds) ns.push_back(pass(fd.get()));
+      args.push_back("--sandbox-ns-fds");
+      args.push_back(absl::StrJoin(ns, ","));
+    } else if (!host.empty_root.empty()) {
+      args.push_back("--sandbox-root");
+      args.push_back(host.empty_root);
+    }
+    if (host.per_l1_ids) {
+      args.push_back("--sandbox-id-base");
+      args.push_back(absl::StrCat(kL1IdBase));
+    }
   }
+  // Its own pid namespace, unless the host refused one before (asked once per process).
+  request.new_pid_namespace = sandboxed && !PidNamespaceRefused();
+  absl::StatusOr<SpawnedChild> child = SpawnChild(request);
+  if (!child.ok() && request.new_pid_namespace && !absl::IsNotFound(child.status())) {
+    if (strict) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "--l1-sandbox strict: no pid namespace for the L1: ", child.status().message()));
+    }
+    NotePidNamespaceRefused(std::string(child.status().message()));
+    request.new_pid_namespace = false;
+    child = SpawnChild(request);
+  }
+  if (!child.ok()) return child.status();
+  l1->pid_ = child->pid;
+  l1->pidfd_ = std::move(child->pidfd);
+  l1->realtime_ = spec.realtime;
+  // A confined L1 cannot raise its own priority: L0 does, when it wakes it (l1_scheduling.h).
+  if (sandboxed) l1->channel_.set_l1_thread(l1->pid_);
+  l1->started_ = absl::Now();
   return l1;
 }
 
@@ -169,7 +275,9 @@ absl::Status L1Process::WaitFor(const std::function<bool()>& done, absl::Duratio
   for (;;) {
     if (done()) return absl::OkStatus();
     if (Exited()) {
-      return absl::UnavailableError(absl::StrCat("L1 pid ", pid_, " died while ", what));
+      const std::string note = reported_failure();
+      return absl::UnavailableError(
+          absl::StrCat("L1 pid ", pid_, " died while ", what, note.empty() ? "" : ": ", note));
     }
     const absl::Duration left = deadline - absl::Now();
     if (left <= absl::ZeroDuration()) {
@@ -182,12 +290,53 @@ absl::Status L1Process::WaitFor(const std::function<bool()>& done, absl::Duratio
 }
 
 absl::Status L1Process::WaitReady(absl::Duration timeout) {
-  return WaitFor([this] { return state() == L1State::kStandby; }, timeout, "starting");
+  RETURN_IF_ERROR(WaitFor([this] { return state() == L1State::kStandby; }, timeout, "starting"));
+  if (sandbox_ == L1SandboxLevel::kOff) return absl::OkStatus();
+  GiveSchedulingToThreads();
+  const uint32_t missing = kAllSandboxLayers & ~sandbox_layers();
+  if (missing == 0) return absl::OkStatus();
+  if (sandbox_ == L1SandboxLevel::kStrict) {
+    return absl::FailedPreconditionError(absl::StrCat("--l1-sandbox strict: L1 pid ", pid_,
+                                                      " reports no ", SandboxLayerNames(missing)));
+  }
+  ReportMissingLayers(missing);
+  return absl::OkStatus();
+}
+
+void L1Process::GiveSchedulingToThreads() {
+  // What the L1 did for itself before it was confined (l1_scheduling.h): nice -10 for every
+  // thread, then SCHED_FIFO 1 (the nice value stays for when it drops to SCHED_OTHER).
+  const std::string dir = absl::StrCat("/proc/", pid_, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return;
+  const sched_param fifo{.sched_priority = 1};
+  while (const dirent* e = readdir(tasks)) {
+    pid_t tid = 0;
+    if (!absl::SimpleAtoi(e->d_name, &tid) || tid <= 0) continue;
+    (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), -10);
+    if (realtime_) (void)sched_setscheduler(tid, SCHED_FIFO, &fifo);
+  }
+  closedir(tasks);
+}
+
+std::string L1Process::reported_failure() const {
+  return NameDeniedSyscall(channel_.ReportedFailure());
+}
+
+std::string L1Process::ExitDescription() const {
+  siginfo_t info{};
+  if (waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, WEXITED | WNOHANG | WNOWAIT) != 0 ||
+      info.si_pid == 0) {
+    return "exited";
+  }
+  if (info.si_code == CLD_EXITED) return absl::StrCat("exited with status ", info.si_status);
+  const char* name = strsignal(info.si_status);
+  return absl::StrCat("killed by signal ", info.si_status, " (", name != nullptr ? name : "?", ")");
 }
 
 absl::Status L1Process::Promote(uint64_t generation, absl::Duration timeout) {
   channel_.header().promote_request.store(generation, std::memory_order_release);
-  channel_.SignalRequest();
+  channel_.WakeL1ForControl();
   if (SpinUntil(
           [this, generation] {
             return channel_.header().promote_ack.load(std::memory_order_acquire) == generation;

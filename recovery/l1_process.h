@@ -1,7 +1,9 @@
 // recovery/l1_process.h: one L1 hypervisor process as L0 sees it: spawned from the rehome binary
 // in its internal `__l1` role with exactly the fds it needs (guest RAM memfds, its own exit
-// channel, the commit journal), watched through a pidfd, and fenced with SIGKILL + reap. Once
-// Fence() returns, the process is gone: it can no longer write guest memory or the journal.
+// channel, the commit journal), confined as the recovery policy's l1-sandbox level asks (its own
+// pid namespace from the spawn, the rest applied by the L1 itself: vmm/l1/l1_sandbox.h, docs/
+// security.md), watched through a pidfd, and fenced with SIGKILL + reap. Once Fence() returns,
+// the process is gone: it can no longer write guest memory or the journal.
 // Move-only owner (held by shared_ptr in the Supervisor); the destructor fences.
 // Thread-safety: Fence/Signal/Exited/HeartbeatValue/state are safe from any thread.
 #ifndef REHOME_RECOVERY_L1_PROCESS_H_
@@ -22,6 +24,7 @@
 #include "base/unique_fd.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
+#include "recovery/policy/recovery_policy.h"
 #include "vmm/counter_oracle.h"
 
 namespace rehome {
@@ -47,6 +50,7 @@ struct L1LaunchSpec {
   int console_out_fd = -1;
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
+  L1SandboxLevel sandbox = L1SandboxLevel::kBestEffort;
   // Verified execution: the replica's effects area (kvm-l0/effects_area.h), owned by the caller;
   // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
   int effects_fd = -1;
@@ -65,7 +69,9 @@ class L1Process final {
   L1Process(const L1Process&) = delete;
   L1Process& operator=(const L1Process&) = delete;
 
-  // Waits until the L1 reports kStandby. DeadlineExceeded / Unavailable (it died).
+  // Waits until the L1 reports kStandby. DeadlineExceeded / Unavailable (it died, with its note).
+  // Then checks the confinement it reports: strict, FailedPrecondition unless complete;
+  // best-effort, one line on stderr per process naming what is not applied.
   absl::Status WaitReady(absl::Duration timeout);
   // Asks a ready L1 to restore the journal and become active as `generation`, and waits for its
   // acknowledgement.
@@ -91,17 +97,29 @@ class L1Process final {
   uint64_t work_progress() const {
     return channel_.header().work_progress.load(std::memory_order_relaxed);
   }
-  std::string reported_failure() const { return channel_.ReportedFailure(); }
+  // The L1's own failure note, printable; a seccomp note names the system call.
+  std::string reported_failure() const;
+  // The L1SandboxLayer bits it reported at start (0 until ready, or with the sandbox off).
+  uint32_t sandbox_layers() const {
+    return channel_.header().sandbox_layers.load(std::memory_order_acquire);
+  }
+  // How it ended, once Exited(): "exited with status N" or "killed by signal N (name)".
+  std::string ExitDescription() const;
 
  private:
-  L1Process(uint64_t id, ExitChannel channel) : id_(id), channel_(std::move(channel)) {}
+  L1Process(uint64_t id, ExitChannel channel, L1SandboxLevel sandbox)
+      : id_(id), channel_(std::move(channel)), sandbox_(sandbox) {}
+  // Sandboxed L1: nice -10 and (realtime) SCHED_FIFO for each of its threads.
+  void GiveSchedulingToThreads();
   // Polls the ack eventfd and the pidfd until `done` holds or `timeout` passes.
   absl::Status WaitFor(const std::function<bool()>& done, absl::Duration timeout, const char* what);
 
   const uint64_t id_;
   ExitChannel channel_;
+  const L1SandboxLevel sandbox_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
+  bool realtime_ = true;  // L1LaunchSpec::realtime
   absl::Time started_;
   absl::Mutex mu_;
   bool fenced_ ABSL_GUARDED_BY(mu_) = false;

@@ -88,6 +88,9 @@ struct SupervisorConfig {
   // Whether writes the active L1 accepts as posted (ranges it publishes in its channel header)
   // are posted: the vCPU runs on while the L1 handles the write (Execute, SettlePosted).
   bool post_writes = true;
+  // Called before an L1 is promoted (failover, switchover), with no L1 writing shared memory:
+  // L0 repairs what the previous active may have scribbled on (the console ring's positions).
+  std::function<void()> before_promote;
   // When recovery stops (failover limit, policy none): false = Execute fails at once (the VM
   // stops); true = Execute waits, the guest stays paused with nothing lost, until an operator
   // calls ResumeAfterLimit (QMP `cont`) or Shutdown.

@@ -69,6 +69,7 @@ absl::StatusOr<std::unique_ptr<SplitBackend>> SplitBackend::Start(
     config.launch.console_ring_fd = backend->console_ring_.memfd();
     config.launch.console_out_fd = backend->console_out_.get();
     SplitBackend* raw = backend.get();
+    config.before_promote = [raw] { raw->console_ring_.RepairShared(); };
     backend->drain_thread_ = std::thread([raw] { raw->DrainConsole(); });
   }
   ASSIGN_OR_RETURN(backend->supervisor_, Supervisor::Start(std::move(config)));
@@ -164,10 +165,13 @@ ExitOutcome SplitBackend::Forward(int vcpu, bool is_pio, bool is_write, uint64_t
     buffers.posted_pending = true;
     return ExitOutcome{ExitOutcome::kContinue, 0, ""};
   }
-  if (!is_write) std::memcpy(data.data(), response->data, data.size());
+  // (Validated: a kContinue answer to a read carries exactly data.size() bytes.)
+  if (!is_write && response->action == ExitResponse::kContinue) {
+    std::memcpy(data.data(), response->data, data.size());
+  }
   Emit(*response);
   return ExitOutcome{ActionOf(response->action), response->exit_status,
-                     std::string(response->reason, response->reason_len)};
+                     PrintableL1Text(std::string_view(response->reason, response->reason_len))};
 }
 
 bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome, bool wait_for_l1) {
@@ -187,7 +191,8 @@ bool SplitBackend::Settle(uint32_t vcpu, ExitOutcome* outcome, bool wait_for_l1)
   if (response.action == ExitResponse::kContinue) return true;
   *outcome = ExitOutcome{
       ActionOf(response.action), response.exit_status,
-      absl::StrCat(std::string(response.reason, response.reason_len), " (posted write)")};
+      absl::StrCat(PrintableL1Text(std::string_view(response.reason, response.reason_len)),
+                   " (posted write)")};
   return false;
 }
 

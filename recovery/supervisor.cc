@@ -60,6 +60,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   std::unique_ptr<Supervisor> s(new Supervisor(std::move(config), std::move(journal)));
   s->config_.launch.journal_fd = s->journal_.memfd();
   s->config_.launch.heartbeat_ms = static_cast<uint32_t>(s->config_.policy.heartbeat_period_ms);
+  s->config_.launch.sandbox = s->config_.policy.l1_sandbox;
   const size_t cpus = static_cast<size_t>(std::max(s->config_.launch.cpus, 0));
   ASSIGN_OR_RETURN(L1Ptr first, s->SpawnReady(/*first=*/true));
   RETURN_IF_ERROR(first->Promote(1, s->config_.start_timeout));
@@ -313,7 +314,7 @@ std::string Supervisor::AwaitAnswer(L1Process& l1, const ExitRequest& request,
     }
     if (l1.Exited()) {
       const std::string note = l1.reported_failure();
-      return note.empty() ? absl::StrCat("crash: L1 pid ", l1.pid(), " exited")
+      return note.empty() ? absl::StrCat("crash: L1 pid ", l1.pid(), " ", l1.ExitDescription())
                           : absl::StrCat("self-reported failure: ", note);
     }
     absl::Duration left = give_up - absl::Now();
@@ -447,6 +448,7 @@ absl::Status Supervisor::PromoteLocked(L1Ptr next, uint64_t generation, Failover
       if (!fresh.ok()) continue;
       next = std::move(*fresh);
     }
+    if (config_.before_promote) config_.before_promote();
     absl::Status status = next->Promote(generation, config_.start_timeout);
     if (status.ok()) {
       report->promoted_pid = next->pid();

@@ -76,7 +76,9 @@ class Supervisor final : public L1Supervisor {
 
   // Fault injection: `target` "active" or "standby"; `kind` "kill", "hang", "garbage",
   // "assert", "die-before-commit", "die-after-commit", "fail-answer" (the next exit is answered
-  // with a check failure: the VM stops, no failover). InvalidArgument for unknown names,
+  // with a check failure: the VM stops, no failover), and the tests' kinds "try-*" (the L1 tries
+  // what its sandbox must stop) and "scribble-*" (the L1 writes hostile values into shared
+  // memory L0 reads): vmm/l1/l1_fault_probes.h. InvalidArgument for unknown names,
   // FailedPrecondition when the target does not exist.
   absl::Status InjectFault(std::string_view target, std::string_view kind,
                            uint32_t after_exits = 0) override;

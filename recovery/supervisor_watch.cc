@@ -62,7 +62,7 @@ void Supervisor::MonitorLoop() {
     auto check = [&](const L1Ptr& l1) -> std::string {
       if (l1->Exited()) {
         const std::string note = l1->reported_failure();
-        return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " exited")
+        return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " ", l1->ExitDescription())
                             : absl::StrCat("self-reported failure: ", note);
       }
       Beat& beat = beats[l1->id()];

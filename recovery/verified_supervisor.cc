@@ -1,6 +1,7 @@
 // recovery/verified_supervisor.cc: VerifiedSupervisor: start, items, agreement.
 #include "recovery/verified_supervisor.h"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/eventfd.h>
 
@@ -12,6 +13,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/errno_status.h"
 #include "base/status_macros.h"
 #include "recovery/effects_apply.h"
 #include "recovery/exit_forwarding.h"
@@ -50,8 +52,19 @@ absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
     return absl::InvalidArgumentError("verified execution needs verify=dual or triple");
   }
   config.launch.heartbeat_ms = static_cast<uint32_t>(config.policy.heartbeat_period_ms);
+  config.launch.sandbox = config.policy.l1_sandbox;  // replicas are confined as any L1
+  // Replicas read the disk image but never write it (their writes are effects L0 applies once
+  // agreed): they get a read-only descriptor of it, so that a stray write cannot bypass the vote.
+  UniqueFd read_only_disk;
+  if (config.launch.disk_fd >= 0) {
+    read_only_disk.Reset(
+        open(absl::StrCat("/proc/self/fd/", config.launch.disk_fd).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!read_only_disk.valid()) return LastErrnoStatus("reopening the disk image read-only");
+    config.launch.disk_fd = read_only_disk.get();
+  }
   std::unique_ptr<VerifiedSupervisor> s(
       new VerifiedSupervisor(std::move(config), std::move(sink), disk_bytes, std::move(next_seq)));
+  s->read_only_disk_ = std::move(read_only_disk);
   for (size_t i = 0; i < s->replicas_wanted_; ++i) {
     ASSIGN_OR_RETURN(Replica r, s->Spawn(/*first=*/i == 0));
     RETURN_IF_ERROR(s->Enroll(r, std::nullopt, {}));

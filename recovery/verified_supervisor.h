@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/synchronization/mutex.h"
+#include "base/unique_fd.h"
 #include "kvm-l0/effects_area.h"
 #include "recovery/l1_process.h"
 #include "recovery/l1_supervisor.h"
@@ -109,6 +110,7 @@ class VerifiedSupervisor final : public L1Supervisor {
   const std::function<uint64_t()> next_seq_;
   const size_t replicas_wanted_;
   const uint64_t journal_capacity_;
+  UniqueFd read_only_disk_;  // the replicas' descriptor of the disk image (launch.disk_fd)
 
   absl::Mutex item_mu_;  // one item at a time; before mu_
   mutable absl::Mutex mu_;

@@ -11,6 +11,8 @@
 #include "absl/time/clock.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
+#include "base/status_macros.h"
+#include "recovery/l1_fault_names.h"
 #include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
 #include "recovery/verified_supervisor.h"
@@ -188,21 +190,7 @@ absl::StatusOr<FailoverReport> VerifiedSupervisor::Switchover(std::optional<std:
 
 absl::Status VerifiedSupervisor::InjectFault(std::string_view target, std::string_view kind,
                                              uint32_t after_exits) {
-  static const std::map<std::string_view, L1Fault> kFaults = {
-      {"garbage", L1Fault::kGarbageAnswer},
-      {"assert", L1Fault::kAssert},
-      {"die-before-commit", L1Fault::kDieBeforeCommit},
-      {"die-after-commit", L1Fault::kDieAfterCommit},
-      {"fail-answer", L1Fault::kFailAnswer},
-      {"wrong-state", L1Fault::kWrongState},
-      {"wrong-read-data", L1Fault::kWrongReadData},
-  };
-  if (kind != "kill" && kind != "hang" && kFaults.find(kind) == kFaults.end()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("unknown fault kind '", std::string(kind),
-                     "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer, wrong-state, wrong-read-data)"));
-  }
+  ASSIGN_OR_RETURN(const std::optional<L1Fault> fault, L1FaultNamed(kind));
   std::shared_ptr<L1Process> l1;
   {
     absl::MutexLock lock(&mu_);
@@ -229,7 +217,7 @@ absl::Status VerifiedSupervisor::InjectFault(std::string_view target, std::strin
   } else if (kind == "hang") {
     l1->Signal(SIGSTOP);
   } else {
-    l1->RequestFault(kFaults.at(kind), after_exits);
+    l1->RequestFault(*fault, after_exits);
   }
   return absl::OkStatus();
 }

@@ -1,6 +1,7 @@
 // state-extract/device_journal.cc: DeviceJournal.
 #include "state-extract/device_journal.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,7 +22,9 @@ constexpr size_t kBufferHeader = 16;  // length u32, crc u32, commit number u64
 uint32_t Crc(uint64_t commit, const uint8_t* payload, uint32_t len) {
   uLong crc = crc32(0, nullptr, 0);
   crc = crc32(crc, reinterpret_cast<const Bytef*>(&commit), sizeof(commit));
-  crc = crc32(crc, payload, len);
+  // zlib's crc32() with a null buffer restarts the CRC: an empty payload (a null span) would
+  // get a different CRC from the one its reader computes.
+  if (len != 0) crc = crc32(crc, payload, len);
   return static_cast<uint32_t>(crc);
 }
 
@@ -40,11 +43,15 @@ absl::StatusOr<DeviceJournal> DeviceJournal::Create(uint64_t capacity) {
     return absl::InvalidArgumentError(absl::StrCat("journal capacity ", capacity));
   }
   DeviceJournal journal;
-  journal.memfd_.Reset(memfd_create("rehome-journal", MFD_CLOEXEC));
+  journal.memfd_.Reset(memfd_create("rehome-journal", MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (!journal.memfd_.valid()) return LastErrnoStatus("memfd_create journal");
   const size_t size = sizeof(Header) + 2 * (kBufferHeader + capacity);
   if (ftruncate(journal.memfd_.get(), static_cast<off_t>(size)) != 0) {
     return LastErrnoStatus("ftruncate journal");
+  }
+  // Every L1 holds this fd: none may shrink it under L0's mapping (SIGBUS in L0) or grow it.
+  if (fcntl(journal.memfd_.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) {
+    return LastErrnoStatus("sealing journal");
   }
   // Populated: a failover reads it, and a page fault costs tens of microseconds on some hosts.
   ASSIGN_OR_RETURN(journal.mapping_,
@@ -99,7 +106,8 @@ absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
     return absl::ResourceExhaustedError(
         absl::StrCat("journal: commit of ", payload.size(), " bytes exceeds capacity ", capacity_));
   }
-  const uint32_t next = 1 - header_->current.load(std::memory_order_relaxed);
+  // The header is writable by every L1: a forged index must not send this write elsewhere.
+  const uint32_t next = header_->current.load(std::memory_order_relaxed) == 0 ? 1 : 0;
   const uint64_t commit = header_->commits.load(std::memory_order_relaxed) + 1;
   uint8_t* buffer = Buffer(next);
   const uint32_t len = static_cast<uint32_t>(payload.size());
@@ -107,7 +115,7 @@ absl::Status DeviceJournal::Commit(std::span<const uint8_t> payload) {
   std::memcpy(buffer, &len, 4);
   std::memcpy(buffer + 4, &crc, 4);
   std::memcpy(buffer + 8, &commit, 8);
-  std::memcpy(buffer + kBufferHeader, payload.data(), len);
+  if (len != 0) std::memcpy(buffer + kBufferHeader, payload.data(), len);
   header_->current.store(next, std::memory_order_release);
   header_->commits.store(commit, std::memory_order_release);
   return absl::OkStatus();
@@ -128,6 +136,10 @@ std::optional<std::string> DeviceJournal::FindPayload(uint32_t payload_crc) cons
 }
 
 absl::StatusOr<std::string> DeviceJournal::ReadCommitted() const {
+  // An L1 may write the journal while this reads it (the active L1 commits; a hostile one
+  // scribbles): every field is read once, the length is bounded by this side's own capacity,
+  // and the checksum is computed over the private copy that is returned, never over the shared
+  // bytes a second time.
   const uint64_t commits = header_->commits.load(std::memory_order_acquire);
   if (commits == 0) return absl::NotFoundError("journal: nothing committed yet");
   const uint32_t current = header_->current.load(std::memory_order_acquire);
@@ -139,10 +151,11 @@ absl::StatusOr<std::string> DeviceJournal::ReadCommitted() const {
   std::memcpy(&crc, buffer + 4, 4);
   std::memcpy(&commit, buffer + 8, 8);
   if (len > capacity_) return absl::DataLossError("journal: bad payload length");
-  if (Crc(commit, buffer + kBufferHeader, len) != crc) {
+  std::string payload(reinterpret_cast<const char*>(buffer + kBufferHeader), len);
+  if (Crc(commit, reinterpret_cast<const uint8_t*>(payload.data()), len) != crc) {
     return absl::DataLossError(absl::StrCat("journal: commit ", commit, " fails its checksum"));
   }
-  return std::string(reinterpret_cast<const char*>(buffer + kBufferHeader), len);
+  return payload;
 }
 
 }  // namespace rehome

@@ -72,8 +72,10 @@ class DeviceJournal final {
   uint64_t capacity() const { return capacity_; }
   int memfd() const { return memfd_.get(); }
 
-  // For tests of torn writes: the bytes of buffer `index` (0 or 1), header included.
+  // For tests of torn writes and hostile writers: the bytes of buffer `index` (0 or 1), header
+  // included, and the shared header itself.
   std::span<uint8_t> RawBuffer(int index) const;
+  Header& RawHeader() const { return *header_; }
 
  private:
   DeviceJournal() = default;

@@ -5,6 +5,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -58,6 +60,39 @@ TEST(DeviceJournalTest, CorruptedCurrentBufferIsDataLoss) {
   EXPECT_TRUE(absl::IsDataLoss(journal->ReadCommitted().status()));
 }
 
+// Found by journal_fuzz (corpus crash-empty-commit): an empty payload was copied from a null
+// pointer (undefined behaviour), and its CRC was zlib's restart value (crc32 of a null buffer),
+// so an empty commit always read back as DataLoss.
+TEST(DeviceJournalTest, EmptyCommitIsAValidCommit) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit({}).ok());
+  absl::StatusOr<std::string> read = journal->ReadCommitted();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "");
+}
+
+// The header is shared with every L1: a forged current-buffer index (found while fuzzing the
+// journal) must neither make a reader look outside the buffers nor make the next writer write
+// outside them.
+TEST(DeviceJournalTest, ForgedCurrentIndexIsDataLossAndTheNextCommitStaysInside) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit(Bytes("first")).ok());
+  const size_t size = static_cast<size_t>(lseek(journal->memfd(), 0, SEEK_END));
+  void* shared = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, journal->memfd(), 0);
+  ASSERT_NE(shared, MAP_FAILED);
+  auto* header = static_cast<DeviceJournal::Header*>(shared);
+  header->current.store(7);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
+  ASSERT_TRUE(journal->Commit(Bytes("second")).ok());
+  EXPECT_EQ(header->current.load(), 0u);
+  absl::StatusOr<std::string> read = journal->ReadCommitted();
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, "second");
+  munmap(shared, size);
+}
+
 TEST(DeviceJournalTest, OversizedCommitIsRefusedAndChangesNothing) {
   auto journal = DeviceJournal::Create(8);
   ASSERT_TRUE(journal.ok());
@@ -86,6 +121,31 @@ TEST(DeviceJournalTest, AttachAtFindsAJournalInsideALargerFile) {
   EXPECT_FALSE(DeviceJournal::AttachAt(dup(big), 2 * region, region / 2).ok());
   EXPECT_FALSE(DeviceJournal::AttachAt(dup(big), 0, region).ok());  // zeros: no magic
   close(big);
+}
+
+// Every L1 holds the journal's fd: none may shrink it under L0's mapping (SIGBUS) or grow it.
+TEST(DeviceJournalTest, MemfdIsSealedAgainstResizing) {
+  auto journal = DeviceJournal::Create(4096);
+  ASSERT_TRUE(journal.ok());
+  EXPECT_NE(ftruncate(journal->memfd(), 64), 0);
+  EXPECT_EQ(errno, EPERM);
+  EXPECT_NE(ftruncate(journal->memfd(), 1 << 20), 0);
+}
+
+// Hostile header and buffer values read as errors, never past the reader's own capacity.
+TEST(DeviceJournalTest, HostileFieldsAreDataLoss) {
+  auto journal = DeviceJournal::Create(1024);
+  ASSERT_TRUE(journal.ok());
+  ASSERT_TRUE(journal->Commit(Bytes("state")).ok());
+  DeviceJournal::Header& header = journal->RawHeader();
+  header.capacity = ~0ull;  // the reader uses its own copy
+  const uint32_t current = header.current.load();
+  header.current.store(2);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
+  header.current.store(current);
+  const uint32_t huge = 1025;
+  std::memcpy(journal->RawBuffer(static_cast<int>(current)).data(), &huge, 4);
+  EXPECT_EQ(journal->ReadCommitted().status().code(), absl::StatusCode::kDataLoss);
 }
 
 TEST(DeviceJournalTest, AttachRefusesForeignFiles) {

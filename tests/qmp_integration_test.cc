@@ -34,6 +34,8 @@
 #include "gtest/gtest.h"
 #include "qmp-client/qmp_client.h"
 #include "qmp-client/testing/qemu_process.h"
+#include "tests/qmp_test_helpers.h"
+#include "tests/rehome_child.h"
 #include "tests/subprocess.h"
 
 extern char** environ;
@@ -44,181 +46,33 @@ namespace {
 using Json = nlohmann::json;
 using ::testing::HasSubstr;
 
-constexpr absl::Duration kStartTimeout = absl::Seconds(60);
-constexpr absl::Duration kReplyTimeout = absl::Seconds(30);
-constexpr absl::Duration kEventTimeout = absl::Seconds(60);
-constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
-constexpr char kFailoverCompleted[] = "__org.rehome_FAILOVER_COMPLETED";
-
-bool HaveKvm() { return access("/dev/kvm", R_OK | W_OK) == 0; }
-
-// A fresh directory under /tmp (short enough for sun_path), removed with its contents.
-class ScratchDir final {
- public:
-  ScratchDir() {
-    char name[] = "/tmp/rehome-qmpi-XXXXXX";
-    if (mkdtemp(name) != nullptr) path_ = name;
-  }
-  ~ScratchDir() {
-    std::error_code ignored;
-    if (!path_.empty()) std::filesystem::remove_all(path_, ignored);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
-
-// The rehome binary as a child: stdin /dev/null, stdout (guest serial) and stderr into files.
-class RehomeChild final {
- public:
-  static absl::StatusOr<std::unique_ptr<RehomeChild>> Start(std::vector<std::string> args,
-                                                            const std::string& dir) {
-    args.insert(args.begin(), testing::RehomeBinary());
-    std::vector<char*> argv;
-    for (std::string& arg : args) argv.push_back(arg.data());
-    argv.push_back(nullptr);
-    auto child = std::unique_ptr<RehomeChild>(new RehomeChild(dir + "/stderr.log"));
-    const std::string serial = dir + "/serial.log";
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_addopen(&actions, 1, serial.c_str(), O_WRONLY | O_CREAT, 0644);
-    posix_spawn_file_actions_addopen(&actions, 2, child->stderr_path_.c_str(), O_WRONLY | O_CREAT,
-                                     0644);
-    const int rc = posix_spawn(&child->pid_, argv[0], &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-      child->pid_ = -1;
-      return ErrnoToStatus(rc, absl::StrCat("posix_spawn ", args[0]));
-    }
-    child->pidfd_ = UniqueFd(static_cast<int>(syscall(SYS_pidfd_open, child->pid_, 0)));
-    if (!child->pidfd_.valid()) return LastErrnoStatus("pidfd_open");
-    return child;
-  }
-  ~RehomeChild() {
-    if (pid_ > 0 && !exit_code_.has_value()) {
-      kill(pid_, SIGKILL);
-      int status;
-      while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-      }
-    }
-  }
-  RehomeChild(const RehomeChild&) = delete;
-  RehomeChild& operator=(const RehomeChild&) = delete;
-
-  pid_t pid() const { return pid_; }
-
-  // The exit code (128 + signal when killed) once the child has exited within `timeout`.
-  absl::StatusOr<int> WaitExit(absl::Duration timeout) {
-    if (exit_code_.has_value()) return *exit_code_;
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      pollfd pfd{pidfd_.get(), POLLIN, 0};
-      const int64_t left = std::max<int64_t>(0, absl::ToInt64Milliseconds(deadline - absl::Now()));
-      const int ready = poll(&pfd, 1, static_cast<int>(left));
-      if (ready > 0) break;
-      if (ready < 0 && errno != EINTR) return LastErrnoStatus("poll pidfd");
-      if (ready == 0) return absl::DeadlineExceededError("rehome is still running");
-    }
-    int status = 0;
-    while (waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
-    }
-    exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    return *exit_code_;
-  }
-
-  // Polls until `socket` accepts a connection; fails early when the child exits.
-  absl::Status WaitForSocket(const std::string& socket, absl::Duration timeout) {
-    const absl::Time deadline = absl::Now() + timeout;
-    for (;;) {
-      if (testing::ConnectUnix(socket).ok()) return absl::OkStatus();
-      // The poll interval is spent waiting for the child's exit.
-      if (absl::StatusOr<int> code = WaitExit(kPollInterval); code.ok()) {
-        return absl::UnavailableError(
-            absl::StrCat("rehome exited with status ", *code, " before serving QMP: ", Stderr()));
-      }
-      if (absl::Now() > deadline) {
-        return absl::DeadlineExceededError(absl::StrCat("no QMP socket at ", socket));
-      }
-    }
-  }
-
-  std::string Stderr() const {
-    std::ifstream in(stderr_path_);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-  }
-
- private:
-  explicit RehomeChild(std::string stderr_path) : stderr_path_(std::move(stderr_path)) {}
-
-  pid_t pid_ = -1;
-  UniqueFd pidfd_;
-  std::optional<int> exit_code_;
-  const std::string stderr_path_;
-};
-
-// One `rehome run ... --qmp DIR/qmp.sock` (members die in reverse: the child before its dir).
-struct RunningVm {
-  ScratchDir dir;
-  std::string socket;
-  std::unique_ptr<RehomeChild> child;
-};
-
-absl::StatusOr<std::unique_ptr<RunningVm>> StartVm(std::vector<std::string> args) {
-  auto vm = std::make_unique<RunningVm>();
-  if (vm->dir.path().empty()) return absl::InternalError("mkdtemp failed");
-  vm->socket = vm->dir.path() + "/qmp.sock";
-  args.insert(args.begin(), "run");
-  args.insert(args.end(), {"--qmp", vm->socket});
-  ASSIGN_OR_RETURN(vm->child, RehomeChild::Start(std::move(args), vm->dir.path()));
-  RETURN_IF_ERROR(vm->child->WaitForSocket(vm->socket, kStartTimeout));
-  return vm;
-}
-
-// The counter workload on 2 vCPUs, split L1s. On a loaded 2-core host the supervisor may declare
-// spurious L1 hangs (see the report); a high limit keeps those from stopping the guest mid-test.
-std::vector<std::string> KernelArgs() {
-  return {"--kernel",        testing::GuestElf(),
-          "--cpus",          "2",
-          "--cmdline",       "workload=counter steps=0 report_every=5000000",
-          "--max-failovers", "1000"};
-}
-
-// examples/counter-split.xml with its kernel path replaced by the built guest and, when
-// `recovery` is not empty, its <rehome:recovery> element replaced by `recovery`.
-std::string CounterXml(const std::string& recovery = "") {
-  std::ifstream in(std::string(REHOME_SOURCE_DIR_PATH) + "/examples/counter-split.xml");
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string xml = text.str();
-  auto replace = [&xml](const std::string& open, const std::string& close, const std::string& by) {
-    const size_t begin = xml.find(open);
-    const size_t end = xml.find(close, begin);
-    if (begin == std::string::npos || end == std::string::npos) return;
-    xml.replace(begin, end + close.size() - begin, by);
-  };
-  replace("<kernel>", "</kernel>", absl::StrCat("<kernel>", testing::GuestElf(), "</kernel>"));
-  if (!recovery.empty()) replace("<rehome:recovery", "</rehome:recovery>", recovery);
-  return xml;
-}
-
-std::string Recovery(const std::string& hang_timeout_ms) {
-  return absl::StrCat(
-      R"(<rehome:recovery xmlns:rehome="https://rehome.dev/xmlns/domain/1.0" version="1" )"
-      R"(mode="failover" standbys="2"><rehome:heartbeat period-ms="10"/>)"
-      R"(<rehome:hang timeout-ms=")",
-      hang_timeout_ms, R"("/><rehome:limit failovers="5" window-s="30"/></rehome:recovery>)");
-}
-
-std::string WriteFile(const std::string& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path;
-}
+using testing::Completions;
+using testing::Connect;
+using testing::CounterXml;
+using testing::Error;
+using testing::ErrorOf;
+using testing::EventLog;
+using testing::Exchange;
+using testing::Exec;
+using testing::HasStandby;
+using testing::HaveKvm;
+using testing::KernelArgs;
+using testing::kEventTimeout;
+using testing::kFailoverCompleted;
+using testing::kPollInterval;
+using testing::kReplyTimeout;
+using testing::kStartTimeout;
+using testing::PidsWithRole;
+using testing::PollL1s;
+using testing::RawConnect;
+using testing::Recovery;
+using testing::RehomeChild;
+using testing::RunningVm;
+using testing::ScratchDir;
+using testing::StartVm;
+using testing::StatusOf;
+using testing::WaitEventNamed;
+using testing::WriteFile;
 
 // The shape of a value: objects keep their keys, arrays the shape of their first element,
 // scalars become their type name (all integers are "integer").
@@ -237,143 +91,6 @@ Json Shape(const Json& value) {
     default:
       return value.type_name();
   }
-}
-
-std::unique_ptr<QmpClient> Connect(const std::string& socket, bool negotiate = true) {
-  QmpClientOptions options;
-  options.connect_timeout = kReplyTimeout;
-  options.negotiate = negotiate;
-  absl::StatusOr<std::unique_ptr<QmpClient>> client = QmpClient::Connect(socket, options);
-  EXPECT_TRUE(client.ok()) << client.status();
-  return client.ok() ? std::move(*client) : nullptr;
-}
-
-// Raw peer, past the greeting (returned in `greeting` when asked).
-std::optional<testing::RawQmpPeer> RawConnect(const std::string& socket, Json* greeting = nullptr) {
-  absl::StatusOr<testing::RawQmpPeer> peer = testing::RawQmpPeer::Connect(socket);
-  EXPECT_TRUE(peer.ok()) << peer.status();
-  if (!peer.ok()) return std::nullopt;
-  auto values =
-      peer->ReadUntil([](const std::vector<Json>& v) { return !v.empty(); }, kReplyTimeout);
-  EXPECT_TRUE(values.ok()) << values.status();
-  if (!values.ok()) return std::nullopt;
-  if (greeting != nullptr) *greeting = (*values)[0];
-  return std::move(*peer);
-}
-
-// Sends `bytes` followed by a query-name with id "sync"; returns every non-event value that came
-// back before the sync reply (events are skipped: rehome may fail over at any time).
-std::vector<Json> Exchange(testing::RawQmpPeer& peer, const std::string& bytes) {
-  EXPECT_TRUE(peer.Send(bytes + "\r\n{\"execute\":\"query-name\",\"id\":\"sync\"}\r\n").ok());
-  auto values = peer.ReadUntil(
-      [](const std::vector<Json>& v) {
-        return std::any_of(v.begin(), v.end(), [](const Json& value) {
-          return !value.contains("event") && value.value("id", Json()) == "sync";
-        });
-      },
-      kReplyTimeout);
-  EXPECT_TRUE(values.ok()) << values.status();
-  std::vector<Json> replies;
-  if (!values.ok()) return replies;
-  for (const Json& value : *values) {
-    if (!value.contains("event") && value.value("id", Json()) != "sync") replies.push_back(value);
-  }
-  return replies;
-}
-
-// Events seen by one client, in arrival order.
-class EventLog final {
- public:
-  void Attach(QmpClient& client) {
-    client.SetEventCallback([this](const QmpEvent& event) {
-      absl::MutexLock lock(&mu_);
-      events_.push_back(event);
-    });
-  }
-  template <typename Pred>
-  bool Await(Pred pred, absl::Duration timeout) {
-    absl::MutexLock lock(&mu_);
-    auto done = [&]() { return pred(events_); };
-    return mu_.AwaitWithTimeout(absl::Condition(&done), timeout);
-  }
-  std::vector<QmpEvent> Snapshot() const {
-    absl::MutexLock lock(&mu_);
-    return events_;
-  }
-
- private:
-  mutable absl::Mutex mu_;
-  std::vector<QmpEvent> events_ ABSL_GUARDED_BY(mu_);
-};
-
-// FAILOVER_COMPLETED events stamped at or after `since`, as (new pid, downtime) pairs.
-std::vector<Json> Completions(const std::vector<QmpEvent>& events, absl::Time since) {
-  std::vector<Json> out;
-  for (const QmpEvent& e : events) {
-    const absl::Time stamp =
-        absl::FromUnixMicros(e.timestamp.seconds * 1000000 + e.timestamp.microseconds);
-    if (e.name == kFailoverCompleted && stamp >= since) {
-      out.push_back({e.data->at("pid"), e.data->at("downtime-us")});
-    }
-  }
-  return out;
-}
-
-absl::StatusOr<QmpEvent> WaitEventNamed(QmpClient& client, std::string_view name) {
-  const absl::Time deadline = absl::Now() + kEventTimeout;
-  for (;;) {
-    ASSIGN_OR_RETURN(QmpEvent event, client.WaitEvent(deadline - absl::Now()));
-    if (event.name == name) return event;
-  }
-}
-
-std::vector<int64_t> PidsWithRole(const Json& l1s, std::string_view role) {
-  std::vector<int64_t> pids;
-  if (!l1s.is_array()) return pids;
-  for (const Json& l1 : l1s) {
-    if (l1.value("role", "") == role) pids.push_back(l1.value("pid", int64_t{-1}));
-  }
-  return pids;
-}
-
-// Polls query-l1s until `want(reply)` holds or the deadline passes; returns the last reply.
-template <typename Want>
-Json PollL1s(QmpClient& client, Want want) {
-  const absl::Time deadline = absl::Now() + kEventTimeout;
-  Json last;
-  for (;;) {
-    absl::StatusOr<Json> l1s = client.Execute("__org.rehome_query-l1s");
-    if (l1s.ok()) last = *l1s;
-    if ((l1s.ok() && want(last)) || absl::Now() > deadline) return last;
-    absl::SleepFor(kPollInterval);  // poll interval, bounded by the deadline
-  }
-}
-
-bool HasStandby(const Json& l1s) {
-  return PidsWithRole(l1s, "active").size() == 1 && !PidsWithRole(l1s, "standby").empty();
-}
-
-std::string StatusOf(QmpClient& client) {
-  absl::StatusOr<Json> status = client.Execute("query-status");
-  return status.ok() ? status->value("status", "?") : std::string(status.status().message());
-}
-
-Json Exec(QmpClient& client, std::string_view name, std::optional<Json> args = std::nullopt) {
-  absl::StatusOr<Json> result = client.Execute(name, std::move(args), kReplyTimeout);
-  EXPECT_TRUE(result.ok()) << name << ": " << result.status();
-  return result.ok() ? *result : Json();
-}
-
-// The error of a command expected to fail, as {"class": ..., "desc": ...}.
-Json ErrorOf(QmpClient& client, std::string_view name, std::optional<Json> args = std::nullopt) {
-  absl::StatusOr<QmpResponse> reply = client.ExecuteRaw(name, std::move(args), kReplyTimeout);
-  EXPECT_TRUE(reply.ok()) << name << ": " << reply.status();
-  if (!reply.ok() || !reply->error.has_value()) return Json();
-  return Json{{"class", reply->error->error_class}, {"desc", reply->error->desc}};
-}
-
-Json Error(std::string_view error_class, std::string_view desc) {
-  return Json{{"class", std::string(error_class)}, {"desc", std::string(desc)}};
 }
 
 TEST(QmpIntegrationTest, ConformsToQmpBasics) {
@@ -681,6 +398,7 @@ TEST(QmpIntegrationTest, RecoveryPolicyComesFromDomainXml) {
                                                                        {"failover-window-s", 30},
                                                                        {"l1-binary", ""},
                                                                        {"standby-l1-binary", ""},
+                                                                       {"l1-sandbox", "off"},
                                                                        {"verify", "none"}}));
   EXPECT_EQ(Exec(*client, "query-name"), Json({{"name", "counter-split"}}));
   EXPECT_EQ(Exec(*client, "query-uuid"), Json({{"UUID", "3f0c2a8e-6d1b-4c52-9a47-0e5b7d9c1a01"}}));

@@ -4,14 +4,18 @@
 // clean, while the same fault corrupts an unverified guest; nothing unverified reaches the disk
 // image or the console client (checked from outside); kills, hangs and garbage answers are
 // failures of the replica, never of L0; a long fault-free run has no divergence.
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <climits>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -43,6 +47,7 @@ class VerifiedTest : public ::testing::Test {
     config.split.policy.verify = mode;
     config.split.policy.max_failovers = 100000;
     config.split.policy.hang_timeout_ms = 200;  // generous on a loaded 2-core CI machine
+    config.split.standby_l1_binary = standby_binary_;
     config.kernel_path = testing::GuestElf();
     config.cpus = cpus;
     config.disk_path = disk;
@@ -60,6 +65,8 @@ class VerifiedTest : public ::testing::Test {
     EXPECT_TRUE((*machine)->Start().ok());
     return std::move(*machine);
   }
+
+  std::string standby_binary_;  // every replica but the first runs it (design diversity)
 
   std::string Console() {
     std::string out(1 << 20, '\0');
@@ -93,6 +100,28 @@ TEST_F(VerifiedTest, LongFaultFreeRunsHaveNoDivergence) {
     EXPECT_EQ(m->supervisor()->failover_count(), 0u);
     EXPECT_EQ(m->Progress().verified_reports, 1200u);
   }
+}
+
+// Design diversity: replicas of another build (here a copy at another path, a separate
+// executable) agree with the first one: they compare state and effects, not binary bytes.
+TEST_F(VerifiedTest, ReplicasOfAnotherBuildAgreeAndOutvoteAWrongOne) {
+  standby_binary_ = absl::StrCat(::testing::TempDir(), "/rehome-replica-build");
+  std::filesystem::copy_file(testing::RehomeBinary(), standby_binary_,
+                             std::filesystem::copy_options::overwrite_existing);
+  auto m = Make(VerifyMode::kTriple, kCounter);
+  ASSERT_NE(m, nullptr);
+  int others = 0;
+  for (const L1Info& l1 : m->supervisor()->L1s()) {
+    const std::string exe =
+        std::filesystem::read_symlink(absl::StrCat("/proc/", l1.pid, "/exe")).string();
+    if (exe == std::filesystem::canonical(standby_binary_).string()) ++others;
+  }
+  EXPECT_GE(others, 2);  // replicas 1 and 2 (and the standby)
+  const MachineResult result = InjectAndFinish(*m, "wrong-state", 5);
+  ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+  EXPECT_EQ(result.exit_status, 0);
+  EXPECT_EQ(m->supervisor()->verification().divergences, 1u);
+  EXPECT_EQ(m->Progress().violations, 0u);
 }
 
 TEST_F(VerifiedTest, WrongStateCorruptsAnUnverifiedGuest) {
@@ -208,6 +237,61 @@ TEST_F(VerifiedTest, CrashesHangsAndGarbageAreReplicaFailuresInEveryMode) {
     EXPECT_EQ(s.verification().divergences, 0u);
     m->Stop();
   }
+}
+
+// A replica changes nothing outside itself even by accident: its guest RAM mappings are
+// read-only (a stray store faults and fails that replica) and its disk descriptor is O_RDONLY.
+TEST_F(VerifiedTest, ReplicasMapGuestRamAndTheDiskReadOnly) {
+  std::string image = absl::StrCat(::testing::TempDir(), "/verified-ro.img");
+  {
+    std::ofstream(image, std::ios::trunc).close();
+    ASSERT_EQ(truncate(image.c_str(), 32 << 20), 0);
+    char resolved[PATH_MAX];
+    ASSERT_NE(realpath(image.c_str(), resolved), nullptr);
+    image = resolved;  // as /proc/PID/fd shows it
+  }
+  auto m = Make(VerifyMode::kDual, "workload=blk seed=3 steps=0", 1, image);
+  ASSERT_NE(m, nullptr);
+  std::vector<pid_t> replicas;
+  ASSERT_TRUE(PollUntil(
+      [&] {
+        replicas.clear();
+        for (const L1Info& l1 : m->supervisor()->L1s()) {
+          if (l1.role != "standby") replicas.push_back(l1.pid);
+        }
+        return replicas.size() == 2;
+      },
+      absl::Seconds(30)));
+  for (pid_t pid : replicas) {
+    SCOPED_TRACE(absl::StrCat("replica pid ", pid));
+    std::ifstream maps(absl::StrCat("/proc/", pid, "/maps"));
+    std::string line;
+    int ram_mappings = 0;
+    while (std::getline(maps, line)) {
+      if (line.find("rehome-ram-") == std::string::npos) continue;
+      ++ram_mappings;
+      std::istringstream fields(line);
+      std::string range, perms;
+      fields >> range >> perms;
+      EXPECT_EQ(perms, "r--s") << line;
+    }
+    EXPECT_GE(ram_mappings, 1);
+    int disk_fds = 0;
+    for (int fd = 0; fd < 1024; ++fd) {
+      char target[4096];
+      const std::string link = absl::StrCat("/proc/", pid, "/fd/", fd);
+      const ssize_t n = readlink(link.c_str(), target, sizeof(target) - 1);
+      if (n <= 0 || std::string(target, n) != image) continue;
+      ++disk_fds;
+      std::ifstream info(absl::StrCat("/proc/", pid, "/fdinfo/", fd));
+      std::string key, flags;
+      while (info >> key >> flags && key != "flags:") {
+      }
+      EXPECT_EQ(std::stoul(flags, nullptr, 8) & O_ACCMODE, static_cast<unsigned long>(O_RDONLY));
+    }
+    EXPECT_EQ(disk_fds, 1);
+  }
+  m->Stop();
 }
 
 TEST_F(VerifiedTest, CliRefusesVerificationWithoutSplitMode) {

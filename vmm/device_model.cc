@@ -98,10 +98,9 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
                                  std::make_shared<CounterReportPort>(ram, model->oracle_)));
   }
   if (config.disk.valid()) {
-    ASSIGN_OR_RETURN(
-        std::unique_ptr<virtio::BlkDevice> blk,
-        virtio::BlkDevice::Create(std::move(config.disk), config.disk_read_only, "rehome-disk0"));
-    blk->set_write_capture(config.disk_capture);
+    ASSIGN_OR_RETURN(std::unique_ptr<virtio::BlkDevice> blk,
+                     virtio::BlkDevice::Create(std::move(config.disk), config.disk_read_only,
+                                               "rehome-disk0", config.disk_capture));
     auto irq = config.virtio_irq;
     model->disk_ = std::make_shared<virtio::MmioTransport>(
         std::move(blk), ram,

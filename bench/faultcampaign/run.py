@@ -75,8 +75,15 @@ def _connect(sock, proc):
 def _find_target(qmp, cfg, rehome_pid):
     """(pid, tid) of the process/thread to inject into, found by role over QMP."""
     if cfg.mode == "monolithic":
-        cpus = qmp.execute("query-cpus-fast")
-        return rehome_pid, cpus[0]["thread-id"]
+        # The vCPU thread's id is 0 until the thread runs: wait for it (bounded).
+        tid = {}
+
+        def vcpu_running():
+            tid["tid"] = qmp.execute("query-cpus-fast")[0]["thread-id"]
+            return tid["tid"] != 0
+        if not _wait_for(vcpu_running, 5.0, 0.005):
+            raise RuntimeError("vCPU 0 reported no thread id over QMP")
+        return rehome_pid, tid["tid"]
     found = {}
 
     def look():
@@ -202,8 +209,10 @@ def execute(cfg, index, seed):
         obs.host_problems = wl.verify(run_dir, serial, obs.stderr)
     row.update(_observation_columns(obs, record))
     row["outcome"], row["detail"], row["wrong_data"] = outcome.classify(obs)
+    if injector is not None and injector.returncode in (1, 2) and record is None:
+        harness_failed = True  # rehome-inject failed (an error or usage), not the target
     if harness_failed:
-        row["outcome"], row["detail"] = outcome.HARNESS_ERROR, row["harness_note"]
+        row["outcome"], row["detail"] = outcome.HARNESS_ERROR, row.get("harness_note", "")
     if not cfg.keep_runs:
         shutil.rmtree(run_dir, ignore_errors=True)
     return row
@@ -241,7 +250,8 @@ def _finish_injector(injector, run_dir, row):
     try:
         with open(os.path.join(run_dir, "injector.json")) as f:
             text = f.read().strip()
-        return json.loads(text) if text else None
+        if text:
+            return json.loads(text)
     except (OSError, ValueError):
         pass
     try:

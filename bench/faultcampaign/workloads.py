@@ -80,7 +80,10 @@ class Counter(Workload):
                 got = [l for l in serial.splitlines() if f"vcpu={vcpu} step=" in l]
                 problems.append(f"vcpu {vcpu} digest: got {got[-1] if got else 'none'}")
         expected_reports = self.cpus * (self.steps // self.report_every)
-        m = re.search(r"oracle: (\d+) reports verified, no violations", stderr)
+        # split: "oracle: 320 reports verified, no violations"; monolithic: "oracle: counter: 2
+        # vCPUs, 320 reports verified, steps ..., complete, no violations".
+        m = re.search(r"oracle: (?:counter: \d+ vCPUs, )?(\d+) reports verified\b.*no violations",
+                      stderr)
         if m is None:
             problems.append("no oracle summary from rehome")
         elif int(m.group(1)) != expected_reports:

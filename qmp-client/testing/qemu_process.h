@@ -89,7 +89,7 @@ class RawQmpPeer final {
   absl::Status ReadSome(std::vector<nlohmann::json>* values, absl::Time deadline);
 
   UniqueFd fd_;
-  JsonStreamFramer framer_{JsonStreamOptions{64 << 20, 1024}};
+  JsonStreamFramer framer_;  // QEMU's own limits
   std::string raw_;
 };
 

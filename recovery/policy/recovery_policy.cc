@@ -62,6 +62,28 @@ absl::StatusOr<RecoveryMode> ParseRecoveryMode(std::string_view name) {
                                                  "\" (expected failover, restart or none)"));
 }
 
+std::string_view L1SandboxLevelName(L1SandboxLevel level) {
+  switch (level) {
+    case L1SandboxLevel::kStrict:
+      return "strict";
+    case L1SandboxLevel::kBestEffort:
+      return "best-effort";
+    case L1SandboxLevel::kOff:
+      return "off";
+  }
+  return "unknown";
+}
+
+absl::StatusOr<L1SandboxLevel> ParseL1SandboxLevel(std::string_view name) {
+  for (L1SandboxLevel level :
+       {L1SandboxLevel::kStrict, L1SandboxLevel::kBestEffort, L1SandboxLevel::kOff}) {
+    if (name == L1SandboxLevelName(level)) return level;
+  }
+  return absl::InvalidArgumentError(absl::StrCat("unknown L1 sandbox level \"",
+                                                 absl::string_view(name.data(), name.size()),
+                                                 "\" (expected strict, best-effort or off)"));
+}
+
 absl::Status RecoveryPolicy::Validate() const {
   if (mode != RecoveryMode::kFailover && mode != RecoveryMode::kRestart &&
       mode != RecoveryMode::kNone) {
@@ -90,6 +112,10 @@ absl::Status RecoveryPolicy::Validate() const {
   if (failover_window_s < 1) {
     return PolicyError("limit", "window-s", failover_window_s, "must be at least 1");
   }
+  if (l1_sandbox != L1SandboxLevel::kStrict && l1_sandbox != L1SandboxLevel::kBestEffort &&
+      l1_sandbox != L1SandboxLevel::kOff) {
+    return absl::InvalidArgumentError("recovery policy: <rehome:sandbox level>: unknown level");
+  }
   if (verify != VerifyMode::kNone && mode != RecoveryMode::kFailover) {
     return absl::InvalidArgumentError(
         "recovery policy: <rehome:verify mode>: verified execution needs mode=\"failover\"");
@@ -113,9 +139,11 @@ absl::Status RecoveryPolicy::Validate() const {
 
 std::string RecoveryPolicy::ToString() const {
   std::string_view name = RecoveryModeName(mode);
+  std::string_view sandbox = L1SandboxLevelName(l1_sandbox);
   return absl::StrCat("mode=", absl::string_view(name.data(), name.size()), " standbys=", standbys,
                       " heartbeat=", heartbeat_period_ms, "ms hang=", hang_timeout_ms,
-                      "ms limit=", max_failovers, "/", failover_window_s, "s",
+                      "ms limit=", max_failovers, "/", failover_window_s,
+                      "s l1-sandbox=", absl::string_view(sandbox.data(), sandbox.size()),
                       l1_binary.empty() ? "" : " l1=", l1_binary,
                       standby_l1_binary.empty() ? "" : " standby-l1=", standby_l1_binary,
                       verify == VerifyMode::kNone ? "" : " verify=",

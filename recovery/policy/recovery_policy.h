@@ -40,6 +40,18 @@ std::string_view RecoveryModeName(RecoveryMode mode);
 // Inverse of RecoveryModeName; anything else is InvalidArgument.
 absl::StatusOr<RecoveryMode> ParseRecoveryMode(std::string_view name);
 
+// How every L1 process is confined (docs/security.md).
+enum class L1SandboxLevel {
+  kStrict,      // every layer, or the L1 does not start
+  kBestEffort,  // every layer the host allows; one line names what is not applied
+  kOff,         // none: the L1 runs with rehome's privileges (for comparisons and debugging)
+};
+
+// "strict" / "best-effort" / "off".
+std::string_view L1SandboxLevelName(L1SandboxLevel level);
+// Inverse of L1SandboxLevelName; anything else is InvalidArgument.
+absl::StatusOr<L1SandboxLevel> ParseL1SandboxLevel(std::string_view name);
+
 struct RecoveryPolicy {
   static constexpr int kMaxStandbys = 4;
   static constexpr int kMaxHeartbeatPeriodMs = 10000;
@@ -56,6 +68,7 @@ struct RecoveryPolicy {
   // replacements). Empty: the rehome binary itself; standby empty: the same as l1_binary.
   std::string l1_binary;
   std::string standby_l1_binary;
+  L1SandboxLevel l1_sandbox = L1SandboxLevel::kBestEffort;
   // Verified execution (<rehome:verify mode>, --verify). Needs mode failover.
   VerifyMode verify = VerifyMode::kNone;
   // Nested mode (<rehome:nested l1-kernel l1-initrd l1-memory-mib>, docs/nested.md): each L1 is
@@ -69,7 +82,8 @@ struct RecoveryPolicy {
   // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.
   absl::Status Validate() const;
 
-  // One line, e.g. "mode=failover standbys=1 heartbeat=10ms hang=50ms limit=10/60s".
+  // One line, e.g.
+  // "mode=failover standbys=1 heartbeat=10ms hang=50ms limit=10/60s l1-sandbox=best-effort".
   std::string ToString() const;
 
   friend bool operator==(const RecoveryPolicy&, const RecoveryPolicy&) = default;

@@ -18,7 +18,10 @@ TEST(RecoveryPolicy, DefaultsAreValidFailoverWithOneStandby) {
   EXPECT_EQ(policy.hang_timeout_ms, 50);
   EXPECT_EQ(policy.max_failovers, 10);
   EXPECT_EQ(policy.failover_window_s, 60);
-  EXPECT_EQ(policy.ToString(), "mode=failover standbys=1 heartbeat=10ms hang=50ms limit=10/60s");
+  EXPECT_EQ(policy.l1_sandbox, L1SandboxLevel::kBestEffort);
+  EXPECT_EQ(policy.ToString(),
+            "mode=failover standbys=1 heartbeat=10ms hang=50ms limit=10/60s "
+            "l1-sandbox=best-effort");
 }
 
 TEST(RecoveryPolicy, ModeNamesRoundTrip) {
@@ -30,6 +33,18 @@ TEST(RecoveryPolicy, ModeNamesRoundTrip) {
   auto bad = ParseRecoveryMode("Failover");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("\"Failover\""));
+}
+
+TEST(RecoveryPolicy, SandboxLevelNamesRoundTrip) {
+  for (L1SandboxLevel level :
+       {L1SandboxLevel::kStrict, L1SandboxLevel::kBestEffort, L1SandboxLevel::kOff}) {
+    auto parsed = ParseL1SandboxLevel(L1SandboxLevelName(level));
+    ASSERT_TRUE(parsed.ok());
+    EXPECT_EQ(*parsed, level);
+  }
+  auto bad = ParseL1SandboxLevel("besteffort");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("expected strict, best-effort or off"));
 }
 
 // Applies `mutate` to a default policy and expects InvalidArgument containing `expected`.
@@ -77,7 +92,9 @@ TEST(RecoveryPolicy, AcceptsBoundaryValues) {
   policy.heartbeat_period_ms = 10000;
   policy.hang_timeout_ms = 60000;
   EXPECT_TRUE(policy.Validate().ok());
-  EXPECT_EQ(policy.ToString(), "mode=none standbys=4 heartbeat=10000ms hang=60000ms limit=1/1s");
+  policy.l1_sandbox = L1SandboxLevel::kStrict;
+  EXPECT_EQ(policy.ToString(),
+            "mode=none standbys=4 heartbeat=10000ms hang=60000ms limit=1/1s l1-sandbox=strict");
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
 #include "vmm/acpi/acpi_tables.h"
@@ -17,8 +18,10 @@
 namespace rehome {
 
 bool IsBzImageFile(const std::string& path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return false;
+  // Never blocks: a FIFO or device is no bzImage (the loader then names what it is).
+  absl::StatusOr<UniqueFd> opened = OpenRegularFile(path, O_RDONLY, "kernel");
+  if (!opened.ok()) return false;
+  const UniqueFd& fd = *opened;
   std::array<uint8_t, 0x210> head{};
   size_t done = 0;
   while (done < head.size()) {
@@ -44,15 +47,11 @@ absl::StatusOr<BootImage> LoadBootImage(const BootImageConfig& config,
     return image;
   }
   image.is_linux = true;
-  ASSIGN_OR_RETURN(
-      std::vector<uint8_t> kernel,
-      ReadFileBytes(config.kernel_path, absl::StrCat("kernel '", config.kernel_path, "'"),
-                    kMaxKernelFileBytes));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> kernel,
+                   ReadFileBytes(config.kernel_path, "kernel", kMaxKernelFileBytes));
   std::vector<uint8_t> initrd;
   if (!config.initrd_path.empty()) {
-    ASSIGN_OR_RETURN(
-        initrd, ReadFileBytes(config.initrd_path, absl::StrCat("initrd '", config.initrd_path, "'"),
-                              kMaxInitrdFileBytes));
+    ASSIGN_OR_RETURN(initrd, ReadFileBytes(config.initrd_path, "initrd", kMaxInitrdFileBytes));
   }
   AcpiConfig acpi;
   acpi.cpus = config.cpus;

@@ -2,13 +2,34 @@
 #include "vmm/cli/domain_options.h"
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "base/status_macros.h"
 #include "vmm/domain/domain_xml.h"
 
 namespace rehome {
 
-absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
-                             std::string* domain_uuid) {
+static_assert(DomainConfig::kMaxVcpus == kMaxCpus, "<vcpu> and --cpus have the same range");
+
+std::string DomainFacts::Warning(const std::string& file) const {
+  if (unsupported_devices.empty()) return "";
+  std::vector<std::string> described;
+  for (const UnsupportedDevice& d : unsupported_devices) described.push_back(d.Describe());
+  return absl::StrCat("rehome: warning: ", file, ": rehome does not emulate ",
+                      absl::StrJoin(described, ", "), "; the guest will not see ",
+                      described.size() == 1 ? "it" : "them");
+}
+
+nlohmann::json DomainFacts::UnsupportedDevicesJson() const {
+  nlohmann::json list = nlohmann::json::array();
+  for (const UnsupportedDevice& d : unsupported_devices) {
+    nlohmann::json entry = {{"element", d.element}};
+    if (!d.type.empty()) entry[d.attribute] = d.type;
+    list.push_back(std::move(entry));
+  }
+  return list;
+}
+
+absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options) {
   ASSIGN_OR_RETURN(DomainConfig domain_config, ParseDomainXmlFromFile(options->domain_file));
   const DomainConfig* domain = &domain_config;
   if (domain->disks.size() > 1) {
@@ -64,9 +85,7 @@ absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
     if (n.l1_initrd.empty()) n.l1_initrd = policy.nested_l1_initrd;
     n.l1_memory_mib = static_cast<uint64_t>(policy.nested_l1_memory_mib);
   }
-  *domain_name = domain->name;
-  *domain_uuid = domain->uuid;
-  return absl::OkStatus();
+  return DomainFacts{domain->name, domain->uuid, domain->unsupported_devices};
 }
 
 }  // namespace rehome

@@ -8,16 +8,31 @@
 #define REHOME_VMM_CLI_DOMAIN_OPTIONS_H_
 
 #include <string>
+#include <vector>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "nlohmann/json.hpp"
 #include "vmm/cli/run_options.h"
+#include "vmm/domain/domain_xml.h"
 
 namespace rehome {
 
-// Reads options->domain_file into *options; fills the domain's name and UUID (for QMP).
-// InvalidArgument / NotFound with a one-line message naming the file or the element.
-absl::Status ApplyDomainFile(RunOptions* options, std::string* domain_name,
-                             std::string* domain_uuid);
+// What `rehome run` keeps of the domain besides the options: its identity (for QMP) and the
+// devices it asks for that rehome does not emulate (warned about on stderr, listed over QMP).
+struct DomainFacts {
+  std::string name;
+  std::string uuid;
+  std::vector<UnsupportedDevice> unsupported_devices;
+
+  // One line for stderr ("" when every device is emulated).
+  std::string Warning(const std::string& file) const;
+  // For QMP's __org.rehome_query-unsupported-devices: [{"element": ..., "type": ...}, ...].
+  nlohmann::json UnsupportedDevicesJson() const;
+};
+
+// Reads options->domain_file into *options. InvalidArgument / NotFound with a one-line message
+// naming the file or the element.
+absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options);
 
 }  // namespace rehome
 

@@ -3,6 +3,7 @@
 
 #include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -12,11 +13,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "guest/abi/rehome_abi.h"
 #include "kvm-l0/vm_state_io.h"
 #include "recovery/split_backend.h"
 #include "state-extract/state_codec.h"
+#include "vmm/virtio/blk_device.h"
 
 namespace rehome {
 namespace {
@@ -54,18 +57,38 @@ MachineResult::Kind KindOf(ExitOutcome::Action action) {
   return MachineResult::Kind::kFatal;
 }
 
-absl::StatusOr<UniqueFd> OpenDisk(const std::string& path, bool read_only, bool direct) {
-  UniqueFd fd(
-      open(path.c_str(), (read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC | (direct ? O_DIRECT : 0)));
-  if (!fd.valid() && direct && errno == EINVAL) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("--disk ", path,
-                     ": its file system does not support O_DIRECT (e.g. tmpfs); drop "
-                     "--disk-direct / cache='none'"));
+}  // namespace
+
+absl::StatusOr<UniqueFd> OpenDiskImage(const std::string& path, bool read_only, bool direct) {
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path, read_only ? O_RDONLY : O_RDWR, "disk image"));
+  struct stat st {};
+  if (fstat(fd.get(), &st) != 0) return LastErrnoStatus(absl::StrCat("disk image '", path, "'"));
+  constexpr uint32_t kSector = virtio::BlkDevice::kSectorSize;
+  if (st.st_size == 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "disk image '", path, "': is empty; a disk needs at least one ", kSector, "-byte sector"));
   }
-  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("--disk ", path));
+  if (st.st_size % kSector != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("disk image '", path, "': its ", st.st_size,
+                                                   " bytes are not a whole number of ", kSector,
+                                                   "-byte sectors"));
+  }
+  if (direct) {
+    const int flags = fcntl(fd.get(), F_GETFL);
+    if (flags < 0 || fcntl(fd.get(), F_SETFL, flags | O_DIRECT) != 0) {
+      if (errno == EINVAL) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("disk image '", path,
+                         "': its file system does not support O_DIRECT (e.g. tmpfs); drop "
+                         "--disk-direct / cache='none'"));
+      }
+      return LastErrnoStatus(absl::StrCat("disk image '", path, "': O_DIRECT"));
+    }
+  }
   return fd;
 }
+
+namespace {
 
 void WriteAll(int fd, std::string_view bytes) {
   while (!bytes.empty()) {
@@ -170,8 +193,8 @@ absl::Status Machine::SetUpBackend() {
   };
   if (config_.mode == MachineMode::kSplit) {
     if (!config_.disk_path.empty()) {
-      ASSIGN_OR_RETURN(disk_,
-                       OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
+      ASSIGN_OR_RETURN(
+          disk_, OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     }
     return SetUpSplitBackend(console, console_output);
   }
@@ -190,7 +213,7 @@ absl::Status Machine::SetUpBackend() {
   };
   if (!config_.disk_path.empty()) {
     ASSIGN_OR_RETURN(devices.disk,
-                     OpenDisk(config_.disk_path, config_.disk_read_only, config_.disk_direct));
+                     OpenDiskImage(config_.disk_path, config_.disk_read_only, config_.disk_direct));
     devices.disk_read_only = config_.disk_read_only;
   }
   ASSIGN_OR_RETURN(std::unique_ptr<DeviceModel> model,

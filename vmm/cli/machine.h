@@ -56,6 +56,12 @@ struct SplitConfig {
   bool post_writes = true;  // see SupervisorConfig
 };
 
+// Opens the raw disk image `path` for virtio-blk, refusing (InvalidArgument, one line naming
+// the file) anything but a regular file of a positive multiple of 512 bytes, without ever
+// blocking (a FIFO is refused, not waited on); `direct`: O_DIRECT. L0 checks the image so before
+// any L1 starts.
+absl::StatusOr<UniqueFd> OpenDiskImage(const std::string& path, bool read_only, bool direct);
+
 struct MachineConfig {
   MachineMode mode = MachineMode::kMonolithic;
   SplitConfig split;        // kSplit only

@@ -124,6 +124,7 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
           {"failover-window-s", policy_.failover_window_s},
           {"l1-binary", policy_.l1_binary},
           {"standby-l1-binary", policy_.standby_l1_binary},
+          {"l1-sandbox", std::string(L1SandboxLevelName(policy_.l1_sandbox))},
           {"verify", std::string(VerifyModeName(policy_.verify))}};
 }
 

@@ -25,12 +25,15 @@ class MachineControl final : public VmControl {
  public:
   enum class Request { kStop, kCont, kQuit, kReset, kSwitchover };
 
-  MachineControl(int cpus, bool split, std::string name, std::string uuid, RecoveryPolicy policy)
+  // `unsupported_devices`: what QueryUnsupportedDevices() answers (a JSON array).
+  MachineControl(int cpus, bool split, std::string name, std::string uuid, RecoveryPolicy policy,
+                 nlohmann::json unsupported_devices = nlohmann::json::array())
       : cpus_(cpus),
         split_(split),
         name_(std::move(name)),
         uuid_(std::move(uuid)),
-        policy_(policy) {}
+        policy_(policy),
+        unsupported_devices_(std::move(unsupported_devices)) {}
   // Sets the machine queries and commands act on (nullptr between boots). The caller keeps it
   // alive until it attaches another one or nullptr.
   void Attach(Machine* machine);
@@ -49,6 +52,7 @@ class MachineControl final : public VmControl {
   nlohmann::json QueryFailovers() const override;
   nlohmann::json QueryVerification() const override;
   nlohmann::json QueryRecoveryPolicy() const override;
+  nlohmann::json QueryUnsupportedDevices() const override { return unsupported_devices_; }
   absl::Status Switchover(const SwitchoverArgs& args) override;
   absl::Status InjectFault(std::string_view target, std::string_view kind,
                            uint32_t after = 0) override;
@@ -70,6 +74,7 @@ class MachineControl final : public VmControl {
   const std::string name_;
   const std::string uuid_;
   const RecoveryPolicy policy_;
+  const nlohmann::json unsupported_devices_;
   // Held while a query or command uses the machine, and by Attach(): the machine cannot go away
   // under a QMP handler. Never taken while holding mu_.
   mutable absl::Mutex machine_mu_;

@@ -14,13 +14,16 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
 #include "recovery/l1_process.h"
 #include "vmm/cli/boot_image.h"
+#include "vmm/cli/control_requests.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
 #include "vmm/cli/guest_cmdline.h"
+#include "vmm/cli/host_signals.h"
 #include "vmm/cli/input_pump.h"
 #include "vmm/cli/machine.h"
 #include "vmm/cli/machine_control.h"
@@ -35,59 +38,6 @@ struct BootEnd {
   bool reboot = false;
   int exit_code = 0;
 };
-
-enum class ControlOutcome { kNone, kQuit, kReset };
-
-// Applies queued QMP requests; quit and system_reset end this boot (the caller acts on them).
-ControlOutcome HandleControlRequests(Machine& vm, MachineControl& control, std::ostream& err) {
-  for (MachineControl::Request request : control.TakeRequests()) {
-    switch (request) {
-      case MachineControl::Request::kStop:
-        if (absl::Status paused = vm.Pause(absl::Seconds(5)); paused.ok()) {
-          control.SetState(RunState::kPaused);
-          control.Emit(kEventStop);
-        } else {
-          err << "rehome: stop failed: " << paused.message() << "\n";
-        }
-        break;
-      case MachineControl::Request::kCont:
-        if (L1Supervisor* s = vm.supervisor(); s != nullptr && s->limit_reached()) {
-          if (!s->ResumeAfterLimit().ok()) break;
-        }
-        if (vm.Resume().ok()) {
-          control.SetState(RunState::kRunning);
-          control.Emit(kEventResume);
-        }
-        break;
-      case MachineControl::Request::kQuit:
-        control.SetState(RunState::kShutdown);
-        control.Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostQmpQuit));
-        err << "rehome: quit requested over QMP\n";
-        return ControlOutcome::kQuit;
-      case MachineControl::Request::kReset:
-        return ControlOutcome::kReset;
-      case MachineControl::Request::kSwitchover:
-        if (vm.supervisor() != nullptr) {
-          const SwitchoverArgs args = control.TakeSwitchoverArgs();
-          auto given = [](const std::string& s) {
-            return s.empty() ? std::nullopt : std::optional<std::string>(s);
-          };
-          absl::StatusOr<FailoverReport> report =
-              vm.supervisor()->Switchover(given(args.binary), given(args.standby_binary));
-          if (report.ok()) {
-            err << "rehome: " << report->ToString() << "\n";
-          } else {
-            err << "rehome: switchover failed: " << report.status().message() << "\n";
-            control.Emit(
-                kEventFailoverFailed,
-                FailoverFailedEventData("switchover", std::string(report.status().message())));
-          }
-        }
-        break;
-    }
-  }
-  return ControlOutcome::kNone;
-}
 
 std::string SelfBinary() {
   char path[4096];
@@ -116,11 +66,30 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     err << "rehome run: " << options.status().message() << "\n";
     return kExitUsage;
   }
-  std::string domain_name, domain_uuid;
+  DomainFacts domain;
   if (!options->domain_file.empty()) {
-    if (absl::Status applied = ApplyDomainFile(&*options, &domain_name, &domain_uuid);
-        !applied.ok()) {
-      err << "rehome run: " << applied.message() << "\n";
+    absl::StatusOr<DomainFacts> applied = ApplyDomainFile(&*options);
+    if (!applied.ok()) {
+      err << "rehome run: " << applied.status().message() << "\n";
+      return kExitUsage;
+    }
+    domain = std::move(*applied);
+    if (const std::string warning = domain.Warning(options->domain_file); !warning.empty()) {
+      err << warning << "\n";
+    }
+  }
+  // Files are checked here, before anything starts, so that a bad one is a usage error naming it
+  // (the loader and the machine check them again when they use them).
+  if (absl::StatusOr<UniqueFd> kernel = OpenRegularFile(options->kernel, O_RDONLY, "kernel");
+      !kernel.ok()) {
+    err << "rehome run: " << kernel.status().message() << "\n";
+    return kExitUsage;
+  }
+  if (!options->disk.empty()) {
+    absl::StatusOr<UniqueFd> disk =
+        OpenDiskImage(options->disk, options->disk_read_only, options->disk_direct);
+    if (!disk.ok()) {
+      err << "rehome run: " << disk.status().message() << "\n";
       return kExitUsage;
     }
   }
@@ -173,13 +142,15 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     }
     return nested_runner(*options, *cmdline, err);
   }
+  const HostSignals signals;  // SIGTERM, SIGINT, SIGHUP: a clean stop (host_signals.h)
   // The QMP monitor lives across boots of the guest (a reset or an on_*=restart builds a new
   // Machine; the monitor's clients stay connected and see RESET).
   std::shared_ptr<MachineControl> control;
   std::unique_ptr<QmpServer> qmp;
   if (!options->qmp_socket.empty()) {
-    control = std::make_shared<MachineControl>(options->cpus, options->split, domain_name,
-                                               domain_uuid, options->policy);
+    control =
+        std::make_shared<MachineControl>(options->cpus, options->split, domain.name, domain.uuid,
+                                         options->policy, domain.UnsupportedDevicesJson());
     absl::StatusOr<std::unique_ptr<QmpServer>> server =
         QmpServer::Start(options->qmp_socket, std::make_shared<VmMonitor>(control));
     if (!server.ok()) {
@@ -198,6 +169,16 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     if (qmp != nullptr) qmp->Stop();
     return BootEnd{false, code};
   };
+  // Ends `rehome run` after a host signal, as QEMU does: SHUTDOWN (host-signal), guest stopped.
+  auto stop_for_signal = [&](int signal_number, Machine* vm) -> BootEnd {
+    if (control != nullptr) {
+      control->SetState(RunState::kShutdown);
+      control->Emit(kEventShutdown, ShutdownEventData(ShutdownCause::kHostSignal));
+    }
+    if (vm != nullptr) vm->Stop();
+    err << "rehome: " << HostSignals::Name(signal_number) << " received: guest stopped\n";
+    return finish(HostSignals::ExitCode(signal_number));
+  };
   // With the guest stopped but kept (a preserve action): waits for QMP quit (ends with
   // `quit_code`) or system_reset (boots again).
   auto preserve = [&](int quit_code) -> BootEnd {
@@ -214,6 +195,9 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
           err << "rehome: system_reset over QMP: booting the guest again\n";
           return BootEnd{true, 0};
         }
+      }
+      if (const int signal_number = signals.received(); signal_number != 0) {
+        return stop_for_signal(signal_number, nullptr);
       }
       absl::SleepFor(absl::Milliseconds(20));
     }
@@ -378,9 +362,14 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     for (;;) {
       absl::Time next = absl::InfiniteFuture();
       for (const Periodic& p : periodic) next = std::min(next, p.next);
-      if (control != nullptr) next = std::min(next, absl::Now() + absl::Milliseconds(20));
-      result = next == absl::InfiniteFuture() ? vm.Wait() : vm.WaitFor(next - absl::Now());
+      // Requests and signals are looked at between waits.
+      next = std::min(next, absl::Now() + absl::Milliseconds(control != nullptr ? 20 : 50));
+      result = vm.WaitFor(next - absl::Now());
       if (result.has_value()) break;
+      if (const int signal_number = signals.received(); signal_number != 0) {
+        relay->Detach();
+        return stop_for_signal(signal_number, &vm);
+      }
       if (control != nullptr) {
         const ControlOutcome outcome = HandleControlRequests(vm, *control, err);
         if (outcome == ControlOutcome::kQuit) {

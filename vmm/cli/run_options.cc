@@ -1,5 +1,7 @@
 #include "vmm/cli/run_options.h"
 
+#include <string_view>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 
@@ -13,6 +15,50 @@ absl::StatusOr<uint64_t> ParseUnsigned(const std::string& option, const std::str
         absl::StrCat(option, ": expected a non-negative integer, got '", value, "'"));
   }
   return parsed;
+}
+
+// The options that take a value (as `--name VALUE` or `--name=VALUE`).
+bool IsValueOption(std::string_view name) {
+  static constexpr std::string_view kNames[] = {"--kernel",
+                                                "--memory",
+                                                "--cpus",
+                                                "--cmdline",
+                                                "--serial-file",
+                                                "--rehome-interval-ms",
+                                                "--mode",
+                                                "--recovery",
+                                                "--standbys",
+                                                "--heartbeat-ms",
+                                                "--hang-timeout-ms",
+                                                "--max-failovers",
+                                                "--failover-window-s",
+                                                "--disk",
+                                                "--on-crash",
+                                                "--on-reboot",
+                                                "--on-poweroff",
+                                                "--console-socket",
+                                                "--l1-priority",
+                                                "--qmp",
+                                                "--domain",
+                                                "--kill-active-every-ms",
+                                                "--switchover-every-ms",
+                                                "--l1-binary",
+                                                "--standby-l1-binary",
+                                                "--verify",
+                                                "--l1-sandbox",
+                                                "--initrd",
+                                                "--l1-kernel",
+                                                "--l1-initrd",
+                                                "--l1-memory",
+                                                "--l1-console-dir",
+                                                "--l1-hang-timeout-ms",
+                                                "--nested-fault",
+                                                "--nested-fault-every-ms",
+                                                "--nested-faults"};
+  for (std::string_view known : kNames) {
+    if (name == known) return true;
+  }
+  return false;
 }
 
 }  // namespace
@@ -48,6 +94,10 @@ std::string RunUsage() {
       "  --l1-priority P           realtime (default: L1s ask for SCHED_FIFO, falling back to\n"
       "                            nice -10 without CAP_SYS_NICE) or normal (nice -10)\n"
       "  --hang-timeout-ms MS      an L1 silent this long is hung (default 50)\n"
+      "  --l1-sandbox LEVEL        confinement of every L1 (docs/security.md): best-effort\n"
+      "                            (default: every layer the host allows, one line names what\n"
+      "                            is not applied), strict (an L1 missing any layer does not\n"
+      "                            start) or off\n"
       "  --max-failovers N         at most N failovers ...\n"
       "  --failover-window-s S     ... within S seconds (defaults 10 / 60), then the guest stops\n"
       "  --domain FILE.xml         start the VM a libvirt domain XML defines (name, memory,\n"
@@ -87,11 +137,14 @@ std::string RunUsage() {
       "  --help                    this text\n"
       "\n"
       "exit status: the guest's exit status (0 = success) when it exits through the debug-exit\n"
-      "port and every workload report was verified; 64 bad usage; 65 the counter oracle\n"
-      "found a lost, repeated or corrupted step; 66 guest crash (triple fault, exception);\n"
-      "67 L1 recovery stopped (failover limit reached or recovery none); the guest stopped\n"
-      "without any exit half-applied;\n"
-      "69 KVM is not usable on this host; 70 internal error (KVM failure).\n"
+      "port and every workload report was verified; 64 bad usage (bad option, domain XML,\n"
+      "kernel or disk image: not a regular file, a disk image empty or not a multiple of 512\n"
+      "bytes); 65 the counter oracle found a lost, repeated or corrupted step; 66 guest crash\n"
+      "(triple fault, exception); 67 L1 recovery stopped (failover limit reached or recovery\n"
+      "none); the guest stopped without any exit half-applied;\n"
+      "69 KVM is not usable on this host; 70 internal error (KVM failure);\n"
+      "128+N: signal N (SIGHUP 129, SIGINT 130, SIGTERM 143) stopped the guest cleanly (QMP\n"
+      "event SHUTDOWN with reason host-signal, QMP socket removed; QEMU exits 0 there).\n"
       "\n"
       "environment: REHOME_KVM_PATH overrides /dev/kvm (for tests).\n");
 }
@@ -106,6 +159,14 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
              n == "--exit-stats" || n == "--no-posted-writes";
     };
     const bool is_flag = flag(name);
+    // Named before any value is taken: an unknown option must not swallow the next argument.
+    if (const std::string bare = name.substr(0, name.find('='));
+        !is_flag && !flag(bare) && !IsValueOption(bare)) {
+      return absl::InvalidArgumentError(
+          bare.rfind("--", 0) == 0
+              ? absl::StrCat("unknown option '", bare, "'")
+              : absl::StrCat("unexpected argument '", name, "' (options start with --)"));
+    }
     auto number = [&](int* out, int min, int max) -> absl::Status {
       auto parsed = ParseUnsigned(name, value);
       if (!parsed.ok()) return parsed.status();
@@ -189,6 +250,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       if (auto s = number(&options.policy.max_failovers, 1, 1000000); !s.ok()) return s;
     } else if (name == "--failover-window-s") {
       if (auto s = number(&options.policy.failover_window_s, 1, 1000000); !s.ok()) return s;
+    } else if (name == "--l1-sandbox") {
+      absl::StatusOr<L1SandboxLevel> level = ParseL1SandboxLevel(value);
+      if (!level.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--l1-sandbox: expected strict, best-effort or off, got '", value, "'"));
+      }
+      options.policy.l1_sandbox = *level;
     } else if (name == "--disk") {
       options.disk = value;
     } else if (name == "--on-crash" || name == "--on-reboot" || name == "--on-poweroff") {
@@ -234,14 +302,14 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
       if (!ms.ok()) return ms.status();
       options.switchover_every_ms = *ms;
     } else {
-      return absl::InvalidArgumentError(absl::StrCat("unknown option '", args[i], "'"));
+      return absl::InvalidArgumentError(absl::StrCat("unknown option '", name, "'"));
     }
   }
   if (!options.domain_file.empty()) {
     for (const std::string& arg : args) {
-      for (const char* flag :
-           {"--kernel", "--initrd", "--memory", "--cpus", "--cmdline", "--recovery", "--standbys",
-            "--heartbeat-ms", "--hang-timeout-ms", "--max-failovers", "--failover-window-s"}) {
+      for (const char* flag : {"--kernel", "--initrd", "--memory", "--cpus", "--cmdline",
+                               "--recovery", "--standbys", "--heartbeat-ms", "--hang-timeout-ms",
+                               "--max-failovers", "--failover-window-s", "--l1-sandbox"}) {
         if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) {
           return absl::InvalidArgumentError(
               absl::StrCat(flag, ": conflicts with --domain (the domain XML defines it)"));

@@ -13,7 +13,8 @@ using ::testing::HasSubstr;
 TEST(RunOptionsTest, ParsesEveryOption) {
   auto options = ParseRunOptions({"--kernel", "k.elf", "--memory", "128", "--cpus=2", "--cmdline",
                                   "workload=counter steps=5", "--serial-file", "out.txt",
-                                  "--rehome-interval-ms", "250", "--quiet", "--exit-stats"});
+                                  "--rehome-interval-ms", "250", "--quiet", "--exit-stats",
+                                  "--l1-sandbox", "strict"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_EQ(options->kernel, "k.elf");
   EXPECT_EQ(options->memory_mib, 128u);
@@ -23,6 +24,7 @@ TEST(RunOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(options->rehome_interval_ms, 250u);
   EXPECT_TRUE(options->quiet);
   EXPECT_TRUE(options->exit_stats);
+  EXPECT_EQ(options->policy.l1_sandbox, L1SandboxLevel::kStrict);
 }
 
 TEST(RunOptionsTest, L1BinariesGoIntoThePolicy) {
@@ -53,6 +55,7 @@ TEST(RunOptionsTest, DefaultsApply) {
   EXPECT_EQ(options->cpus, 1);
   EXPECT_EQ(options->rehome_interval_ms, 0u);
   EXPECT_FALSE(options->exit_stats);
+  EXPECT_EQ(options->policy.l1_sandbox, L1SandboxLevel::kBestEffort);
 }
 
 TEST(RunOptionsTest, RejectsBadInput) {
@@ -69,10 +72,18 @@ TEST(RunOptionsTest, RejectsBadInput) {
       {{"--kernel", "k", "--memory", "lots"}, "--memory"},
       {{"--kernel", "k", "--cpus", "0"}, "--cpus"},
       {{"--kernel", "k", "--cpus", "100000"}, "--cpus"},
-      {{"--kernel", "k", "--bogus", "1"}, "unknown option"},
+      {{"--kernel", "k", "--bogus", "1"}, "unknown option '--bogus'"},
+      // An unknown option is named itself, not the argument after it.
+      {{"--kernel", "X", "--bogus", "--cmdline", "y"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "--bogus"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "--bogus=1"}, "unknown option '--bogus'"},
+      {{"--kernel", "X", "stray"}, "unexpected argument 'stray'"},
       {{"--kernel"}, "missing value"},
       {{"--kernel", "k", "--exit-stats=no"}, "--exit-stats: takes no value, got 'no'"},
       {{"--kernel", "k", "--quiet=1"}, "--quiet: takes no value"},
+      {{"--kernel", "k", "--l1-sandbox", "on"},
+       "--l1-sandbox: expected strict, best-effort or off, got 'on'"},
+      {{"--domain", "d.xml", "--l1-sandbox=off"}, "--l1-sandbox: conflicts with --domain"},
   };
   for (const Case& c : cases) {
     auto options = ParseRunOptions(c.args);
@@ -82,10 +93,28 @@ TEST(RunOptionsTest, RejectsBadInput) {
   }
 }
 
+// Options are recognised before their value is taken (so that an unknown one is named): every
+// option the usage lists must be known to that check too.
+TEST(RunOptionsTest, EveryOptionInTheUsageIsKnown) {
+  const std::string usage = RunUsage();
+  int seen = 0;
+  for (size_t at = usage.find("  --"); at != std::string::npos; at = usage.find("  --", at + 1)) {
+    const size_t end = usage.find_first_of(" \n", at + 2);
+    const std::string option = usage.substr(at + 2, end - at - 2);
+    if (option == "--help") continue;
+    ++seen;
+    absl::StatusOr<RunOptions> parsed = ParseRunOptions({"--kernel", "k", option, "1"});
+    if (!parsed.ok()) {
+      EXPECT_THAT(parsed.status().message(), ::testing::Not(HasSubstr("unknown option"))) << option;
+    }
+  }
+  EXPECT_GT(seen, 25);
+}
+
 TEST(RunOptionsTest, UsageListsOptionsAndExitCodes) {
   const std::string usage = RunUsage();
   for (const char* word : {"--kernel", "--memory", "--cpus", "--cmdline", "--serial-file",
-                           "--rehome-interval-ms", "--quiet", "exit status"}) {
+                           "--rehome-interval-ms", "--quiet", "--l1-sandbox", "exit status"}) {
     EXPECT_THAT(usage, HasSubstr(word));
   }
 }

@@ -18,8 +18,10 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
 #include "base/status_macros.h"
 #include "base/unique_fd.h"
+#include "vmm/domain/domain_devices.h"
 #include "vmm/domain/libvirt_validate.h"
 #include "vmm/domain/recovery_policy_xml.h"
 #include "vmm/domain/xml_util.h"
@@ -30,8 +32,17 @@ namespace {
 constexpr size_t kMaxDomainXmlBytes = 16 << 20;
 constexpr uint64_t kPageSize = 4096;
 
+// Every error leaves as one line, whatever text of the document it quotes.
+absl::Status OneLineStatus(const absl::Status& status) {
+  return absl::Status(status.code(), xml::OneLine(std::string_view(status.message().data(),
+                                                                   status.message().size()),
+                                                  std::string::npos));
+}
+
 absl::Status DomainError(const std::string& what, const std::string& problem) {
-  return absl::InvalidArgumentError(absl::StrCat("domain XML: ", what, ": ", problem));
+  // `what` quotes the document, whose values may hold newlines or be long: still one line.
+  return absl::InvalidArgumentError(
+      absl::StrCat("domain XML: ", xml::OneLine(what), ": ", problem));
 }
 
 // "<element attr="value">" for messages.
@@ -284,6 +295,15 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
   for (xmlNode* child = devices->children; child != nullptr; child = child->next) {
     if (child->type != XML_ELEMENT_NODE) continue;
     const std::string name = reinterpret_cast<const char*>(child->name);
+    switch (ClassifyDevice(child)) {
+      case DeviceSupport::kNotApplicable:
+        continue;
+      case DeviceSupport::kNotEmulated:
+        config->unsupported_devices.push_back(DescribeDevice(child));
+        continue;
+      case DeviceSupport::kEmulated:
+        break;
+    }
     if (name == "disk") {
       RETURN_IF_ERROR(ReadDisk(child, base_dir, config));
     } else if (name == "serial") {
@@ -291,7 +311,9 @@ absl::Status ReadDevices(xmlNode* root, const std::string& base_dir, DomainConfi
     } else if (name == "console") {
       RETURN_IF_ERROR(ReadCharDevice(child, CharDeviceKind::kConsole, base_dir, config));
     } else {
-      config->ignored_devices.push_back(name);
+      return absl::InternalError(absl::StrCat("domain XML: <", name,
+                                              "> is marked emulated "
+                                              "in domain_devices.cc but not read here"));
     }
   }
   return absl::OkStatus();
@@ -339,6 +361,7 @@ absl::StatusOr<DomainConfig> Parse(std::string_view text, bool validate_with_lib
     xml::DocPtr copy(xmlCopyDoc(doc.get(), 1));
     if (copy == nullptr) return absl::ResourceExhaustedError("libxml2: cannot copy document");
     AbsolutizeForLibvirt(xmlDocGetRootElement(copy.get()), base_dir);
+    const xml::QuietXmlErrors quiet;  // libvirt parses it again with libxml2
     RETURN_IF_ERROR(ValidateDomainWithLibvirt(xml::DumpDocument(copy.get())));
   }
   return ReadDomain(root, base_dir);
@@ -405,13 +428,14 @@ std::string_view CharBackendName(CharBackend backend) {
 }
 
 absl::StatusOr<DomainConfig> ParseDomainXml(std::string_view xml, bool validate_with_libvirt) {
-  return Parse(xml, validate_with_libvirt, "");
+  absl::StatusOr<DomainConfig> config = Parse(xml, validate_with_libvirt, "");
+  if (!config.ok()) return OneLineStatus(config.status());
+  return config;
 }
 
 absl::StatusOr<DomainConfig> ParseDomainXmlFromFile(const std::string& path,
                                                     bool validate_with_libvirt) {
-  UniqueFd fd(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return LastErrnoStatus(absl::StrCat("domain XML ", path));
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(path, O_RDONLY, "domain XML"));
   std::string text;
   char buffer[65536];
   for (;;) {
@@ -427,7 +451,9 @@ absl::StatusOr<DomainConfig> ParseDomainXmlFromFile(const std::string& path,
   std::error_code error;
   std::filesystem::path absolute = std::filesystem::absolute(path, error);
   const std::string base_dir = error ? std::string() : absolute.parent_path().string();
-  return Parse(text, validate_with_libvirt, base_dir);
+  absl::StatusOr<DomainConfig> config = Parse(text, validate_with_libvirt, base_dir);
+  if (!config.ok()) return OneLineStatus(config.status());
+  return config;
 }
 
 }  // namespace rehome

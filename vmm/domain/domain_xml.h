@@ -44,6 +44,15 @@ struct CharDeviceConfig {
   friend bool operator==(const CharDeviceConfig&, const CharDeviceConfig&) = default;
 };
 
+// A device under <devices> that rehome does not emulate: the guest will not see it.
+struct UnsupportedDevice {
+  std::string element;             // e.g. "graphics"
+  std::string type;                // what kind: e.g. "vnc"; may be empty
+  std::string attribute = "type";  // where `type` came from: "type" or "model"
+  std::string Describe() const;    // "<graphics type='vnc'>"
+  friend bool operator==(const UnsupportedDevice&, const UnsupportedDevice&) = default;
+};
+
 struct DomainConfig {
   std::string name;
   std::string uuid;           // canonical lower-case 8-4-4-4-12 form; empty when <uuid> is absent
@@ -57,10 +66,12 @@ struct DomainConfig {
   LifecycleAction on_crash = LifecycleAction::kDestroy;
   std::vector<DiskConfig> disks;               // in document order
   std::vector<CharDeviceConfig> char_devices;  // serials and consoles, in document order
-  std::vector<std::string> ignored_devices;    // element names under <devices> not used
-  RecoveryPolicy recovery;                     // defaults when <metadata> has none
+  // Devices rehome does not emulate, in document order (domain_devices.h has the rules); a
+  // caller warns about them (`rehome run` on stderr and over QMP).
+  std::vector<UnsupportedDevice> unsupported_devices;
+  RecoveryPolicy recovery;  // defaults when <metadata> has none
 
-  static constexpr int kMaxVcpus = 255;
+  static constexpr int kMaxVcpus = 64;  // as `rehome run --cpus`
 };
 
 // Parses and checks `xml`. With `validate_with_libvirt` the definition is first validated by

@@ -111,8 +111,31 @@ TEST(DomainXml, ReadsEveryField) {
           CharDeviceConfig{CharDeviceKind::kSerial, CharBackend::kUnix, "/run/s.sock", ""},
           CharDeviceConfig{CharDeviceKind::kConsole, CharBackend::kPty, "", "serial"},
           CharDeviceConfig{CharDeviceKind::kConsole, CharBackend::kStdio, "", "virtio"}));
-  EXPECT_THAT(config->ignored_devices, ElementsAre("memballoon"));
+  EXPECT_TRUE(config->unsupported_devices.empty());  // <memballoon model='none'>: no device
   EXPECT_EQ(config->recovery, RecoveryPolicy{});
+}
+
+TEST(DomainXml, DevicesRehomeDoesNotEmulateAreListedForAWarning) {
+  const std::string xml = MakeXml({
+      {"@DEVICES@",
+       "<emulator>/usr/bin/qemu-system-x86_64</emulator>"
+       "<controller type='usb' model='none'/>"
+       "<interface type='network'><source network='default'/><model type='virtio'/></interface>"
+       "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x00' "
+       "slot='0x1f' function='0x0'/></source></hostdev>"
+       "<filesystem type='mount'><source dir='/srv'/><target dir='srv'/></filesystem>"
+       "<graphics type='vnc' port='-1'/>"
+       "<input type='keyboard' bus='ps2'/>"
+       "<memballoon model='virtio'/>"},
+  });
+  absl::StatusOr<DomainConfig> config = ParseDomainXml(xml);  // libvirt accepts all of them
+  ASSERT_TRUE(config.ok()) << config.status();
+  std::vector<std::string> described;
+  for (const UnsupportedDevice& d : config->unsupported_devices) described.push_back(d.Describe());
+  EXPECT_THAT(described, ElementsAre("<interface type='network'>", "<hostdev type='pci'>",
+                                     "<filesystem type='mount'>", "<graphics type='vnc'>",
+                                     "<input type='keyboard'>", "<memballoon model='virtio'>"));
+  EXPECT_EQ(config->unsupported_devices[0], (UnsupportedDevice{"interface", "network", "type"}));
 }
 
 TEST(DomainXml, AbsentOptionalElementsTakeLibvirtDefaults) {
@@ -210,7 +233,15 @@ TEST(DomainXml, RejectsBadIdentityAndVcpus) {
   ExpectRejected(MakeXml({{"@UUID@", "<uuid>3f0c2a8e-6d1b-4c52-9a47-0e5b7d9c1a0g</uuid>"}}),
                  "not a UUID");
   ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>0</vcpu>"}}), "<vcpu>0</vcpu>: must be an integer");
-  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>256</vcpu>"}}), "between 1 and 255");
+  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>256</vcpu>"}}), "between 1 and 64");
+  // --cpus stops at 64: so does <vcpu> (libvirt itself accepts more).
+  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>65</vcpu>"}}),
+                 "<vcpu>65</vcpu>: must be an integer "
+                 "between 1 and 64");
+  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>255</vcpu>"}}), "between 1 and 64");
+  absl::StatusOr<DomainConfig> most = ParseDomainXml(MakeXml({{"@VCPU@", "<vcpu>64</vcpu>"}}));
+  ASSERT_TRUE(most.ok()) << most.status();
+  EXPECT_EQ(most->vcpus, 64);
   ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>abc</vcpu>"}}), "<vcpu>abc</vcpu>");
   ExpectRejected(MakeXml({{"@VCPU@", "<vcpu current='1'>2</vcpu>"}}), "hot-plug");
 }
@@ -292,6 +323,31 @@ TEST(DomainXml, RejectsUnsupportedCharDevices) {
   ExpectRejected(MakeXml({{"@DEVICES@", "<console type='file'/>"}}), "needs <source path=...>");
   ExpectRejected(MakeXml({{"@DEVICES@", "<serial type='unix'/>"}}), "needs <source path=...>");
   ExpectRejected(MakeXml({{"@DEVICES@", "<serial/>"}}), "<serial>: missing attribute type");
+}
+
+// Found by domain_xml_fuzz (corpus crash-multiline-name): a value quoted in an error may hold
+// newlines; the error must still be one line (and a long value is cut).
+TEST(DomainXml, ErrorsQuotingTheDocumentStayOneLine) {
+  ExpectRejected(MakeXml({{"@NAME@", "a/b\nsecond line"}}),
+                 "domain XML: <name>a/b\\nsecond line</name>: must not contain '/'");
+  ExpectRejected(MakeXml({{"@VCPU@", "<vcpu>1\n2</vcpu>"}}), "<vcpu>1\\n2</vcpu>");
+  ExpectRejected(MakeXml({{"@NAME@", "x/" + std::string(1000, 'n')}}), "nnn...: must not");
+}
+
+TEST(DomainXml, HugeCommentIsOneLineAndNothingOnStderr) {
+  // Over libxml2's 10 MB text limit: libxml2 prints its raw, multi-line error to stderr unless
+  // told not to.
+  std::string xml = MakeXml();
+  xml.insert(xml.find("<name>"), "<!--" + std::string(11 << 20, 'c') + "-->");
+  for (bool validate : {false, true}) {
+    ::testing::internal::CaptureStderr();
+    absl::StatusOr<DomainConfig> config = ParseDomainXml(xml, validate);
+    const std::string printed = ::testing::internal::GetCapturedStderr();
+    ASSERT_FALSE(config.ok());
+    EXPECT_THAT(config.status().message(), HasSubstr("malformed XML: line "));
+    EXPECT_THAT(config.status().message(), Not(HasSubstr("\n")));
+    EXPECT_EQ(printed, "");
+  }
 }
 
 TEST(DomainXml, MalformedXmlIsAClearError) {

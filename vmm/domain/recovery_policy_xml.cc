@@ -25,7 +25,8 @@ using Attributes = std::map<std::string, std::string>;
 absl::Status AttrError(const xmlNode* node, const std::string& name, const std::string& value,
                        const std::string& problem) {
   return absl::InvalidArgumentError(absl::StrCat("recovery policy: <", xml::QualifiedName(node),
-                                                 " ", name, "=\"", value, "\">: ", problem));
+                                                 " ", name, "=\"", xml::OneLine(value, 80),
+                                                 "\">: ", problem));
 }
 
 absl::Status ElementError(const xmlNode* node, const std::string& problem) {
@@ -100,7 +101,7 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
     if (!xml::InNamespace(child, kRehomeDomainNamespace)) continue;  // someone else's
     const std::string name = reinterpret_cast<const char*>(child->name);
     if (name != "heartbeat" && name != "hang" && name != "limit" && name != "l1" &&
-        name != "verify" && name != "nested") {
+        name != "l1-sandbox" && name != "verify" && name != "nested") {
       return ElementError(child, "unknown element");
     }
     if (!seen.insert(name).second) return ElementError(child, "appears more than once");
@@ -137,6 +138,15 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
     } else if (name == "hang") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"timeout-ms"}));
       RETURN_IF_ERROR(ReadInt(child, a, "timeout-ms", &policy->hang_timeout_ms));
+    } else if (name == "l1-sandbox") {
+      ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"level"}));
+      auto level = a.find("level");
+      if (level == a.end()) return ElementError(child, "missing attribute level");
+      absl::StatusOr<L1SandboxLevel> parsed = ParseL1SandboxLevel(level->second);
+      if (!parsed.ok()) {
+        return AttrError(child, "level", level->second, "must be strict, best-effort or off");
+      }
+      policy->l1_sandbox = *parsed;
     } else {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"failovers", "window-s"}));
       RETURN_IF_ERROR(ReadInt(child, a, "failovers", &policy->max_failovers));

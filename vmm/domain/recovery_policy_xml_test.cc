@@ -47,7 +47,8 @@ void ExpectRejected(const std::string& xml, const std::string& expected) {
 TEST(RecoveryPolicyXml, ReadsEveryAttributeAndLibvirtAcceptsIt) {
   const std::string xml = Policy("version='1' mode='restart' standbys='3'",
                                  "<rehome:heartbeat period-ms='25'/><rehome:hang timeout-ms='400'/>"
-                                 "<rehome:limit failovers='7' window-s='120'/>");
+                                 "<rehome:limit failovers='7' window-s='120'/>"
+                                 "<rehome:l1-sandbox level='strict'/>");
   absl::StatusOr<RecoveryPolicy> policy = Read(xml, /*validate=*/true);
   ASSERT_TRUE(policy.ok()) << policy.status();
   EXPECT_EQ(policy->mode, RecoveryMode::kRestart);
@@ -56,6 +57,9 @@ TEST(RecoveryPolicyXml, ReadsEveryAttributeAndLibvirtAcceptsIt) {
   EXPECT_EQ(policy->hang_timeout_ms, 400);
   EXPECT_EQ(policy->max_failovers, 7);
   EXPECT_EQ(policy->failover_window_s, 120);
+  EXPECT_EQ(policy->l1_sandbox, L1SandboxLevel::kStrict);
+  EXPECT_EQ(Read(Policy("version='1'", "<rehome:l1-sandbox level='off'/>"))->l1_sandbox,
+            L1SandboxLevel::kOff);
 }
 
 TEST(RecoveryPolicyXml, L1BinariesForDesignDiversity) {
@@ -202,6 +206,10 @@ TEST(RecoveryPolicyXml, RejectsEachOutOfRangeValue) {
                  "<rehome:limit failovers=\"0\">: must be at least 1");
   ExpectRejected(Policy("version='1'", "<rehome:limit window-s='0'/>"),
                  "<rehome:limit window-s=\"0\">: must be at least 1");
+  ExpectRejected(Policy("version='1'", "<rehome:l1-sandbox level='partial'/>"),
+                 "<rehome:l1-sandbox level=\"partial\">: must be strict, best-effort or off");
+  ExpectRejected(Policy("version='1'", "<rehome:l1-sandbox/>"),
+                 "<rehome:l1-sandbox>: missing attribute level");
 }
 
 TEST(RecoveryPolicyXml, RejectsUnknownVersionsNamesAndRepeats) {

@@ -35,7 +35,16 @@ struct XPathObjectDeleter {
 
 const char* Str(const xmlChar* s) { return reinterpret_cast<const char*>(s); }
 
+void DiscardGenericError(void* /*context*/, const char* /*format*/, ...) {}
+
 }  // namespace
+
+QuietXmlErrors::QuietXmlErrors()
+    : previous_(xmlGenericError), previous_context_(xmlGenericErrorContext) {
+  xmlSetGenericErrorFunc(nullptr, DiscardGenericError);
+}
+
+QuietXmlErrors::~QuietXmlErrors() { xmlSetGenericErrorFunc(previous_context_, previous_); }
 
 absl::StatusOr<DocPtr> ParseDocument(std::string_view text) {
   static std::once_flag init_once;
@@ -44,6 +53,9 @@ absl::StatusOr<DocPtr> ParseDocument(std::string_view text) {
   if (text.size() > INT_MAX) return absl::InvalidArgumentError("malformed XML: too large");
   std::unique_ptr<xmlParserCtxt, ParserCtxtDeleter> ctxt(xmlNewParserCtxt());
   if (ctxt == nullptr) return absl::ResourceExhaustedError("libxml2: cannot allocate a parser");
+  // libxml2 prints some errors (e.g. "huge text node") to stderr despite XML_PARSE_NOERROR; the
+  // context keeps the first one for the message below.
+  const QuietXmlErrors quiet;
   // No XML_PARSE_NOENT (entities stay unexpanded), no DTD loading, no network.
   const int options = XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING;
   DocPtr doc(xmlCtxtReadMemory(ctxt.get(), text.data(), static_cast<int>(text.size()), "domain.xml",
@@ -72,6 +84,27 @@ std::string DumpDocument(xmlDoc* doc) {
   std::unique_ptr<xmlChar, XmlCharDeleter> owner(buffer);
   if (buffer == nullptr || size <= 0) return std::string();
   return std::string(Str(buffer), static_cast<size_t>(size));
+}
+
+std::string OneLine(std::string_view text, size_t max_bytes) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= max_bytes) {
+      out += "...";
+      break;
+    }
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      out += absl::StrCat("\\x", absl::Hex(byte, absl::kZeroPad2));
+    } else {
+      out += c;
+    }
+  }
+  return out;
 }
 
 std::string QualifiedName(const xmlNode* node) {

@@ -5,6 +5,7 @@
 #define REHOME_VMM_DOMAIN_XML_UTIL_H_
 
 #include <libxml/tree.h>
+#include <libxml/xmlerror.h>
 #include <libxml/xpath.h>
 
 #include <memory>
@@ -22,12 +23,31 @@ struct DocDeleter {
 };
 using DocPtr = std::unique_ptr<xmlDoc, DocDeleter>;
 
+// While it lives, libxml2's generic error output on the calling thread (raw, multi-line text on
+// stderr) is discarded; errors still reach the parser context (xmlCtxtGetLastError) and libvirt's
+// own error reporting. libxml2 keeps the handler per thread.
+class QuietXmlErrors final {
+ public:
+  QuietXmlErrors();
+  ~QuietXmlErrors();
+  QuietXmlErrors(const QuietXmlErrors&) = delete;
+  QuietXmlErrors& operator=(const QuietXmlErrors&) = delete;
+
+ private:
+  xmlGenericErrorFunc previous_;
+  void* previous_context_;
+};
+
 // Parses `text` without network access, entity substitution or DTD loading; a document that
 // declares a DOCTYPE is refused. Errors are InvalidArgument "malformed XML: line N: <reason>".
 absl::StatusOr<DocPtr> ParseDocument(std::string_view text);
 
 // Serialises `doc` (UTF-8).
 std::string DumpDocument(xmlDoc* doc);
+
+// `text` made fit for a one-line message: control characters escaped ("\n", "\t", "\x01"),
+// and, past `max_bytes`, cut with "..." (a document's values may be long).
+std::string OneLine(std::string_view text, size_t max_bytes = 160);
 
 // Element name as written (with its prefix if any), for error messages: "rehome:hang".
 std::string QualifiedName(const xmlNode* node);

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "vmm/state_codec.h"
 
@@ -75,7 +76,12 @@ absl::StatusOr<CommitRecord> DecodeCommitRecord(std::string_view bytes) {
   record.oracle_violations = r.U64();
   record.pio_bench_writes = r.U64();
   const uint32_t vcpus = r.U32();
-  if (vcpus > kMaxChannelSlots) r.Fail("too many vCPUs");
+  if (vcpus > kMaxChannelSlots) {
+    // Not only recorded: the loop below must not run 2^32 times (the reader does not advance
+    // after an error), whatever a hostile L1 wrote.
+    return absl::InvalidArgumentError(
+        absl::StrCat("commit record: ", vcpus, " vCPU answers (at most ", kMaxChannelSlots, ")"));
+  }
   for (uint32_t i = 0; i < vcpus && r.remaining() > 0; ++i) {
     CommittedAnswer a;
     a.seq = r.U64();

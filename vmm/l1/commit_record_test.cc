@@ -3,6 +3,7 @@
 
 #include <memory>
 
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
 namespace rehome {
@@ -52,6 +53,19 @@ TEST(CommitRecordTest, EncodingIntoAReusedBufferGivesTheSameBytes) {
   EXPECT_EQ(buffer.capacity(), capacity);
 }
 
+// Found by journal_fuzz (tests/fuzz/corpus/journal_fuzz/crash-vcpu-count): a forged count of
+// 2^32 - 16 vCPU answers made the decoder loop that often (its reader stops advancing after the
+// first error), growing L0's memory by gigabytes.
+TEST(CommitRecordTest, ForgedHugeVcpuCountIsRefusedAtOnce) {
+  std::string bytes(1, static_cast<char>(kCommitRecordVersion));
+  bytes.append(5 * 8, '\0');            // generation, exits, reports, violations, pio writes
+  bytes.append("\xf0\xff\xff\xff", 4);  // vCPU answers
+  bytes.append(16, '\x01');
+  absl::StatusOr<CommitRecord> decoded = DecodeCommitRecord(bytes);
+  EXPECT_EQ(decoded.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(decoded.status().message(), "commit record: 4294967280 vCPU answers (at most 256)");
+}
+
 TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
   CommitRecord record;
   record.last_answer.resize(4);
@@ -61,6 +75,18 @@ TEST(CommitRecordTest, TruncatedRecordsAreRefused) {
         DecodeCommitRecord(std::string_view(reinterpret_cast<const char*>(bytes.data()), cut))
             .ok());
   }
+}
+
+// What a hostile L1 can commit (with a valid journal checksum): a vCPU count of 2^32 - 1 over a
+// short payload. Decoding once looped 2^32 times and ran L0 out of memory.
+TEST(CommitRecordTest, HostileVcpuCountIsRefusedAtOnce) {
+  std::string bytes(64, '\0');
+  bytes[0] = static_cast<char>(kCommitRecordVersion);
+  for (int i = 41; i < 45; ++i) bytes[i] = '\xff';  // after the version byte and five u64s
+  const absl::StatusOr<CommitRecord> record = DecodeCommitRecord(bytes);
+  ASSERT_FALSE(record.ok());
+  EXPECT_EQ(record.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(record.status().message(), ::testing::HasSubstr("4294967295 vCPUs"));
 }
 
 }  // namespace

@@ -84,10 +84,30 @@ absl::StatusOr<L1Options> ParseL1Options(const std::vector<std::string>& args) {
       o.disk_read_only = v == "1";
     } else if (k == "--parent-pid") {
       if (!absl::SimpleAtoi(v, &o.parent_pid)) return absl::InvalidArgumentError("--parent-pid");
+    } else if (k == "--lifeline-fd") {
+      ASSIGN_OR_RETURN(o.lifeline_fd, ParseFd(v));
+    } else if (k == "--sandbox") {
+      absl::StatusOr<L1SandboxLevel> level = ParseL1SandboxLevel(v);
+      if (!level.ok()) return absl::InvalidArgumentError("--sandbox");
+      o.sandbox.level = *level;
+    } else if (k == "--sandbox-ns-fds") {
+      for (absl::string_view fd : absl::StrSplit(v, ',', absl::SkipEmpty())) {
+        ASSIGN_OR_RETURN(int parsed, ParseFd(std::string(fd)));
+        o.sandbox.namespace_fds.push_back(parsed);
+      }
+      if (o.sandbox.namespace_fds.size() != 5)
+        return absl::InvalidArgumentError("--sandbox-ns-fds");
+    } else if (k == "--sandbox-root") {
+      o.sandbox.empty_root = v;
+    } else if (k == "--sandbox-id-base") {
+      uint32_t base = 0;
+      if (!absl::SimpleAtoi(v, &base)) return absl::InvalidArgumentError("--sandbox-id-base");
+      o.sandbox.id_base = base;
     } else {
       return absl::InvalidArgumentError("unknown L1 option " + k);
     }
   }
+  o.sandbox.realtime = o.realtime;
   if (o.verify && o.effects_fd < 0) {
     return absl::InvalidArgumentError("--verify 1 needs --effects-fd");
   }

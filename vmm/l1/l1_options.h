@@ -14,6 +14,7 @@
 #include "absl/status/statusor.h"
 #include "kvm-l0/guest_memory.h"
 #include "vmm/counter_oracle.h"
+#include "vmm/l1/l1_sandbox.h"
 
 namespace rehome {
 
@@ -24,7 +25,8 @@ struct L1Options {
   int channel_fd = -1, request_efd = -1, ack_efd = -1, journal_fd = -1;
   std::vector<int> response_efds;
   uint32_t heartbeat_ms = 10;
-  pid_t parent_pid = 0;  // L0; the L1 exits when it is gone
+  pid_t parent_pid = 0;  // L0's pid (in L0's pid namespace)
+  int lifeline_fd = -1;  // readable (POLLHUP) once L0 is gone: the L1 then exits
   int disk_fd = -1;
   bool disk_read_only = false;
   bool realtime = false;       // ask for SCHED_FIFO
@@ -39,6 +41,7 @@ struct L1Options {
   // compare and apply, never applied by this L1 (docs/failover.md, "Verified execution").
   bool verify = false;
   int effects_fd = -1;
+  L1SandboxOptions sandbox;  // --sandbox, --sandbox-ns-fds, --sandbox-root, --sandbox-id-base
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

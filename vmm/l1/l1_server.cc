@@ -13,6 +13,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -25,6 +26,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/errno_status.h"
 #include "base/periodic_tick.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
@@ -35,7 +37,10 @@
 #include "vmm/device_model.h"
 #include "vmm/l1/commit_record.h"
 #include "vmm/l1/effect_capture.h"
+#include "vmm/l1/l1_fault_probes.h"
 #include "vmm/l1/l1_faults.h"
+#include "vmm/l1/l1_sandbox.h"
+#include "vmm/l1/l1_scheduling.h"
 
 namespace rehome {
 namespace {
@@ -53,7 +58,9 @@ class L1Server final {
         ram_(std::move(ram)),
         channel_(std::move(channel)),
         journal_(std::move(journal)),
-        answered_(channel_.slot_count(), 0) {
+        answered_(channel_.slot_count(), 0),
+        scheduling_(options_.realtime, options_.sandbox.level != L1SandboxLevel::kOff,
+                    options_.cpus) {
     commit_.last_answer.resize(channel_.slot_count());
   }
 
@@ -100,7 +107,14 @@ class L1Server final {
     view_ = std::make_unique<RamView>(ram_);
     const GuestMemoryView* device_view = view_.get();
     if (options_.verify) {
-      // A replica: every effect on the world is captured for L0 (effect_capture.h).
+      // A replica: every effect on the world is captured for L0 (effect_capture.h). Its guest
+      // RAM is read-only: a stray store (a corrupted pointer) faults and fails this replica
+      // instead of reaching the guest unverified.
+      for (const GuestMemory::Region& r : ram_.regions()) {
+        if (mprotect(r.host, r.size, PROT_READ) != 0) {
+          return LastErrnoStatus("mprotect guest RAM read-only");
+        }
+      }
       ASSIGN_OR_RETURN(EffectsArea area, EffectsArea::Attach(options_.effects_fd));
       options_.effects_fd = -1;
       effects_.emplace(std::move(area));
@@ -120,18 +134,7 @@ class L1Server final {
   }
 
   int Run() {
-    // The L1 sleeps until an exit arrives and then must run at once, even on a host whose CPUs
-    // are busy running vCPUs. SCHED_FIFO (lowest real-time priority) preempts them on wake-up;
-    // the kernel's real-time throttling (95% by default) still leaves a spinning L1's core to
-    // others, and L0's hang detection runs on another core. Without CAP_SYS_NICE: a higher CFS
-    // weight (nice -10, root only), else normal priority. Threads started below inherit it.
-    // A normal-priority L1 drops a real-time policy it may have inherited: L0 spawns
-    // replacements from its real-time failover threads.
-    const sched_param fifo{.sched_priority = 1};
-    const sched_param other{.sched_priority = 0};
-    if (!options_.realtime) (void)sched_setscheduler(0, SCHED_OTHER, &other);
-    realtime_ = options_.realtime && sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
-    if (!realtime_) (void)setpriority(PRIO_PROCESS, 0, -10);
+    scheduling_.Start();  // SCHED_FIFO while asleep (l1_scheduling.h)
     std::thread heartbeat([this] { Heartbeat(); });
     heartbeat.detach();  // dies with the process
     PublishPostedRanges();
@@ -154,7 +157,7 @@ class L1Server final {
       // while this L1 (real-time) spins there. Rather move to another CPU, if there is one.
       int cpu = sched_getcpu();
       if (active_ && answered_vcpu_exit_ && last_vcpu_cpu_ == static_cast<uint32_t>(cpu) &&
-          MoveAwayFrom(cpu)) {
+          scheduling_.MoveAwayFrom(cpu)) {
         cpu = sched_getcpu();
       }
       // Stored only when it changed: L0 reads this line on every exit, and a store would take
@@ -165,20 +168,22 @@ class L1Server final {
       }
       const bool may_spin =
           active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu);
-      if (may_spin) RealtimeWhileAsleepOnly(false);
+      if (may_spin) scheduling_.BeforeSpin();
       bool work = may_spin && SpinForWork();
       answered_vcpu_exit_ = false;
       const bool said_sleeping = !work;
       if (said_sleeping) {
-        RealtimeWhileAsleepOnly(true);
-        channel_.SetL1Sleeping(true);
+        channel_.SetL1Sleeping(scheduling_.BeforeSleep());
         work = RequestPending();  // published before L0 could see the flag
       }
       // A standby wakes every kRehearsalPeriod to rehearse (see Rehearse), on the shared grid
       // of periodic wake-ups (base/periodic_tick.h).
       const timespec sleep = work ? timespec{} : TimeToNextTick(active_ ? 100000000 : kRehearsalNs);
       if (!work || fds[1].fd >= 0 || fds[2].fd >= 0) ppoll(fds, 3, &sleep, nullptr);
-      if (said_sleeping) channel_.SetL1Sleeping(false);  // not per exit found by spinning
+      if (said_sleeping) {  // not per exit found by spinning
+        channel_.SetL1Sleeping(kL1Awake);
+        scheduling_.AfterWake();
+      }
       if ((fds[0].revents & POLLIN) != 0) ExitChannel::Drain(channel_.request_eventfd());
       ExitChannelHeader& h = channel_.header();
       if (h.quit_request.load(std::memory_order_acquire) != 0) return 0;
@@ -217,7 +222,7 @@ class L1Server final {
   void Heartbeat() {
     const int64_t period_ns = static_cast<int64_t>(options_.heartbeat_ms) * 1000000;
     while (!hung_.load(std::memory_order_relaxed)) {
-      if (options_.parent_pid != 0 && getppid() != options_.parent_pid) _exit(0);  // L0 is gone
+      if (L0Gone(options_.lifeline_fd, options_.parent_pid)) _exit(0);
       channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
       const timespec left = TimeToNextTick(period_ns);  // on the shared grid (periodic_tick.h)
       (void)nanosleep(&left, nullptr);
@@ -232,7 +237,7 @@ class L1Server final {
     h.failure_len.store(static_cast<uint32_t>(std::max<size_t>(n, 1)), std::memory_order_release);
     h.l1_state.store(static_cast<uint32_t>(L1State::kFailed), std::memory_order_release);
     std::cerr << "rehome L1: " << why << "\n";
-    abort();
+    KillL1Now();  // (not abort: its SIGABRT would be ignored in a pid namespace of its own)
   }
 
   void TakeFault() {
@@ -251,6 +256,12 @@ class L1Server final {
         hung_.store(true);
         for (;;) pause();
       default:
+        if (IsTakenFaultProbe(fault)) {  // tests of the sandbox and of L0 (l1_fault_probes.h)
+          RunTakenFaultProbe(
+              fault, {&channel_, &journal_, console_ring_.has_value() ? &*console_ring_ : nullptr,
+                      options_.parent_pid});
+          return;
+        }
         pending_fault_ = fault;
     }
   }
@@ -306,49 +317,6 @@ class L1Server final {
     return absl::OkStatus();
   }
 
-  // The L1 just answered a vCPU thread that runs on its own CPU `cpu`. Left there, the two take
-  // turns on that CPU for good: the L1 may not spin there, so every exit costs an eventfd
-  // wake-up, and the woken L1 (real-time) tends to run where its waker runs. When this process
-  // may run on more CPUs than there are vCPUs, it moves to the others (sched_setaffinity), at
-  // most once per 10 ms, so that vCPU threads spread over every CPU cannot make it chase them.
-  // Measured here (pio, 1 vCPU, 2 CPUs, 8 runs each): L0's handling time per exit 4.8-6.8 us
-  // staying, 2.8-3.9 us moving. True if it moved.
-  bool MoveAwayFrom(int cpu) {
-    if (!affinity_known_) {
-      affinity_known_ = true;
-      if (sched_getaffinity(0, sizeof(allowed_), &allowed_) != 0) CPU_ZERO(&allowed_);
-    }
-    const absl::Time now = absl::Now();
-    if (cpu < 0 || cpu >= CPU_SETSIZE || !CPU_ISSET(cpu, &allowed_) ||
-        CPU_COUNT(&allowed_) <= options_.cpus || now - moved_at_ < absl::Milliseconds(10)) {
-      return false;
-    }
-    moved_at_ = now;
-    cpu_set_t others = allowed_;
-    CPU_CLR(cpu, &others);
-    return sched_setaffinity(0, sizeof(others), &others) == 0;
-  }
-
-  // A real-time L1 is real-time only while it may sleep: its wake-up (an exit, a promotion)
-  // must preempt vCPU threads at once. While it spins for the next exit, and handles the exits
-  // it finds that way, it runs at normal priority (nice -10): it already has a CPU, and at
-  // SCHED_FIFO it would keep every other task off that CPU for the whole exit-heavy phase, so
-  // the kernel's and rehome's periodic work would all land on the vCPUs' CPUs. Measured with
-  // bench/split_overhead.py (pio, posted writes, 9 paired runs): wall time per exit over
-  // monolithic +6.5% (paired 1.062) spinning at SCHED_FIFO, +3.7% (paired 1.024) spinning at
-  // normal priority; the VMM's handling time was the same. `asleep` true: about to sleep.
-  void RealtimeWhileAsleepOnly(bool asleep) {
-    if (!realtime_ || asleep == fifo_now_) return;
-    const sched_param fifo{.sched_priority = 1};
-    const sched_param other{.sched_priority = 0};
-    if (asleep) {
-      fifo_now_ = sched_setscheduler(0, SCHED_FIFO, &fifo) == 0;
-    } else if (sched_setscheduler(0, SCHED_OTHER, &other) == 0) {
-      (void)setpriority(PRIO_PROCESS, 0, -10);  // this thread (Linux: per-thread nice)
-      fifo_now_ = false;
-    }
-  }
-
   // True when an exit request (or a fault, quit or promote request) is pending.
   bool RequestPending() const {
     for (uint32_t v = 0; v < channel_.slot_count(); ++v) {
@@ -377,9 +345,9 @@ class L1Server final {
   // rewrites the same console bytes at the same ring positions (Promote).
   void HandleDeviceNotification(Device device) {
     if (!(device == Device::kDisk ? model_->KickDisk() : model_->KickConsole())) return;
-    if (pending_fault_ == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+    if (pending_fault_ == L1Fault::kDieBeforeCommit) KillL1Now();
     Commit();
-    if (pending_fault_ == L1Fault::kDieAfterCommit) raise(SIGKILL);
+    if (pending_fault_ == L1Fault::kDieAfterCommit) KillL1Now();
     Publish();
   }
 
@@ -461,14 +429,14 @@ class L1Server final {
       answer = Execute(req, seq);
       ApplyAnswerFault(fault, &answer);
       if (fault == L1Fault::kWrongState) CorruptState();
-      if (fault == L1Fault::kDieBeforeCommit) raise(SIGKILL);
+      if (fault == L1Fault::kDieBeforeCommit) KillL1Now();
       // A replica's completions and interrupts are captured with the item's other effects.
       if (options_.verify) model_->PublishUsed();
       commit_.last_answer[v] = answer;
       ++exits_handled_;
       Commit();
       if (options_.verify) WriteEffects(seq, /*executed=*/true);
-      if (fault == L1Fault::kDieAfterCommit) raise(SIGKILL);
+      if (fault == L1Fault::kDieAfterCommit) KillL1Now();
       if (!options_.verify) Publish();  // the completions and console bytes, now committed
     }
     answer.ToResponse(&slot.response);
@@ -476,6 +444,7 @@ class L1Server final {
       slot.response.data_len = 0xffffffffu;
       slot.response.crc ^= 0x5a5a5a5a;
     }
+    if (IsAnswerScribble(fault)) ScribbleAnswer(fault, &slot.response);  // l1_fault_probes.h
     answered_[v] = seq;
     slot.response_seq.store(seq, std::memory_order_release);
     channel_.WakeL0IfSleeping(v);
@@ -539,11 +508,7 @@ class L1Server final {
   std::vector<uint8_t> payload_;  // its encoding
   uint64_t exits_handled_ = 0;
   bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
-  bool affinity_known_ = false;      // MoveAwayFrom: allowed_ holds the mask the L1 started with
-  cpu_set_t allowed_{};
-  absl::Time moved_at_ = absl::InfinitePast();
-  bool realtime_ = false;           // this thread got SCHED_FIFO at start (RealtimeWhileAsleepOnly)
-  bool fifo_now_ = true;            // ... and has it now
+  L1Scheduling scheduling_;
   uint64_t rehearsed_commits_ = 0;  // journal commit count at the last Rehearse
   absl::Time rehearsed_at_ = absl::InfinitePast();
   uint32_t last_vcpu_cpu_ = ~0u;  // host CPU of the vCPU thread answered last (a hint)

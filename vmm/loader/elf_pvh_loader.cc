@@ -324,9 +324,7 @@ absl::StatusOr<LoadedKernel> LoadPvhKernelFromFile(std::string_view path,
                                                    const GuestMemoryView& memory, uint64_t ram_size,
                                                    std::string_view cmdline,
                                                    std::span<const MemoryMapEntry> memmap) {
-  ASSIGN_OR_RETURN(
-      std::vector<uint8_t> bytes,
-      ReadFileBytes(path, absl::StrCat("kernel '", std::string(path), "'"), kMaxKernelFileBytes));
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileBytes(path, "kernel", kMaxKernelFileBytes));
   return LoadPvhKernelFromBytes(path, bytes, memory, ram_size, cmdline, memmap);
 }
 

@@ -5,6 +5,7 @@
 #include <elf.h>
 #include <fcntl.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstddef>
@@ -194,6 +195,16 @@ TEST_F(LoaderTest, LoadsFromAFileAndReportsMissingFiles) {
   auto dir = LoadPvhKernelFromFile("/tmp", memory_, kRam, "", memmap_);
   EXPECT_EQ(dir.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(dir.status().message(), HasSubstr("not a regular file"));
+  // A FIFO nobody writes to is refused at once, not waited on.
+  char fifo_dir[] = "/tmp/rehome-loader-fifo-XXXXXX";
+  ASSERT_NE(::mkdtemp(fifo_dir), nullptr);
+  const std::string fifo = std::string(fifo_dir) + "/kernel";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto from_fifo = LoadPvhKernelFromFile(fifo, memory_, kRam, "", memmap_);
+  ::unlink(fifo.c_str());
+  ::rmdir(fifo_dir);
+  EXPECT_EQ(from_fifo.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(from_fifo.status().message(), "kernel '" + fifo + "': is a FIFO, not a regular file");
 }
 
 struct Malformation {

@@ -8,20 +8,21 @@
 #include <cerrno>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "base/errno_status.h"
+#include "base/regular_file.h"
+#include "base/status_macros.h"
 #include "base/unique_fd.h"
 
 namespace rehome {
 
 absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(std::string_view path, std::string_view what,
                                                    uint64_t max_bytes) {
-  const std::string who(what);
-  UniqueFd fd(::open(std::string(path).c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd.valid()) return LastErrnoStatus(who);
+  const std::string who = absl::StrCat(std::string(what), " '", std::string(path), "'");
+  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(std::string(path), O_RDONLY, what));
   struct stat st;
   if (::fstat(fd.get(), &st) != 0) return LastErrnoStatus(who);
-  if (!S_ISREG(st.st_mode)) return absl::InvalidArgumentError(who + ": not a regular file");
   if (static_cast<uint64_t>(st.st_size) > max_bytes) {
     return absl::InvalidArgumentError(
         absl::StrFormat("%s: file of %u bytes is too large (max %u)", who, st.st_size, max_bytes));

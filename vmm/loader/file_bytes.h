@@ -11,9 +11,11 @@
 
 namespace rehome {
 
-// The bytes of the file at `path`. Errors, prefixed with `what` (e.g. "kernel 'x'"): errno
-// statuses (NotFound, PermissionDenied, ...) for an unreadable file, InvalidArgument when it is
-// not a regular file or larger than `max_bytes`.
+// The bytes of the file at `path`, which must be a regular file: it is opened without ever
+// blocking (a FIFO is refused, not waited on; base/regular_file.h). Errors name the file as
+// "<what> '<path>'" (`what` e.g. "kernel", "initrd"): errno statuses (NotFound,
+// PermissionDenied, ...) for an unreadable file, InvalidArgument "<what> '<path>': is a FIFO, not
+// a regular file" (and the like) or for a file larger than `max_bytes`.
 absl::StatusOr<std::vector<uint8_t>> ReadFileBytes(std::string_view path, std::string_view what,
                                                    uint64_t max_bytes);
 

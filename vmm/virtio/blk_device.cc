@@ -55,7 +55,8 @@ bool FullIo(int fd, bool write, uint8_t* p, uint64_t len, uint64_t offset) {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<BlkDevice>> BlkDevice::Create(UniqueFd image, bool read_only,
-                                                             std::string id) {
+                                                             std::string id,
+                                                             BlkWriteCapture* capture) {
   if (!image.valid()) return absl::InvalidArgumentError("virtio-blk: invalid image fd");
   if (id.size() > kIdLength) {
     return absl::InvalidArgumentError(
@@ -65,7 +66,8 @@ absl::StatusOr<std::unique_ptr<BlkDevice>> BlkDevice::Create(UniqueFd image, boo
   if (::fstat(image.get(), &st) != 0) return LastErrnoStatus("virtio-blk: fstat image");
   const int flags = ::fcntl(image.get(), F_GETFL);
   if (flags < 0) return LastErrnoStatus("virtio-blk: fcntl image");
-  if (!read_only && (flags & O_ACCMODE) == O_RDONLY) {
+  // A capturing device (a verified replica) writes nothing to the image: read-only is right.
+  if (!read_only && capture == nullptr && (flags & O_ACCMODE) == O_RDONLY) {
     return absl::InvalidArgumentError(
         "virtio-blk: the image is open read-only but the device is not read_only");
   }
@@ -75,8 +77,10 @@ absl::StatusOr<std::unique_ptr<BlkDevice>> BlkDevice::Create(UniqueFd image, boo
   }
   const uint64_t sectors = static_cast<uint64_t>(st.st_size) / kSectorSize;
   const bool direct = (flags & O_DIRECT) != 0;
-  return std::unique_ptr<BlkDevice>(
+  std::unique_ptr<BlkDevice> device(
       new BlkDevice(std::move(image), read_only, std::move(id), sectors, direct));
+  device->capture_ = capture;
+  return device;
 }
 
 BlkDevice::BlkDevice(UniqueFd image, bool read_only, std::string id, uint64_t capacity_sectors,

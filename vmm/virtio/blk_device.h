@@ -79,11 +79,14 @@ class BlkDevice final : public VirtioDevice {
     Stats stats;
   };
 
-  // `image` is an open raw image (O_RDWR, or O_RDONLY with read_only); capacity = file size /
-  // 512. InvalidArgument for an invalid fd, a size that is 0 or not a multiple of 512, an id
-  // longer than 20 bytes, or a read-only fd without read_only.
+  // `image` is an open raw image (O_RDWR, or O_RDONLY with read_only or a `capture`); capacity
+  // = file size / 512. `capture` (not owned, may be null): where writes and flushes go instead
+  // of the image (set_write_capture). InvalidArgument for an invalid fd, a size that is 0 or
+  // not a multiple of 512, an id longer than 20 bytes, or a read-only fd without read_only or a
+  // capture.
   static absl::StatusOr<std::unique_ptr<BlkDevice>> Create(UniqueFd image, bool read_only,
-                                                           std::string id);
+                                                           std::string id,
+                                                           BlkWriteCapture* capture = nullptr);
   BlkDevice(const BlkDevice&) = delete;
   BlkDevice& operator=(const BlkDevice&) = delete;
 

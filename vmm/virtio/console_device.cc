@@ -48,7 +48,7 @@ uint64_t ConsoleDevice::tx_bytes() const {
 
 void ConsoleDevice::ReadConfig(uint64_t offset, std::span<uint8_t> data) {
   // cols, rows, max_nr_ports and emerg_wr: no size or multiport feature, so all read as zero.
-  std::memset(data.data(), 0, data.size());
+  std::fill(data.begin(), data.end(), 0);
 }
 
 void ConsoleDevice::WriteConfig(uint64_t offset, std::span<const uint8_t> data) {

@@ -2,6 +2,7 @@
 // and interrupt handling, DEVICE_NEEDS_RESET, and the transport state record.
 #include "vmm/virtio/mmio_transport.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 #include <utility>
@@ -56,7 +57,7 @@ uint64_t MmioTransport::OfferedFeatures() const {
 
 void MmioTransport::Read(uint64_t offset, std::span<uint8_t> data) {
   absl::MutexLock lock(&mu_);
-  std::memset(data.data(), 0, data.size());
+  std::fill(data.begin(), data.end(), 0);  // (a zero-length span may have no data pointer)
   const size_t n = data.size();
   if (offset >= kConfigOffset) {
     if ((n == 1 || n == 2 || n == 4 || n == 8) && offset % n == 0 && offset + n <= kMmioSize) {

@@ -91,6 +91,17 @@ TEST_F(TransportTest, IdentifiesAsModernVirtioMmio) {
   EXPECT_EQ(transport_->name(), "virtio-mmio-blk");
 }
 
+// Found by mmio_transport_fuzz (corpus crash-empty-read): an access of no bytes was cleared
+// with memset on a null pointer (undefined behaviour, seen by UBSan). It is ignored and counted.
+TEST_F(TransportTest, ZeroLengthAccessesAreIgnored) {
+  const uint64_t before = transport_->ignored_accesses();
+  transport_->Read(T::kRegMagic, {});
+  transport_->Read(T::kConfigOffset, {});
+  transport_->Write(T::kRegStatus, {});
+  EXPECT_EQ(transport_->ignored_accesses(), before + 3);
+  EXPECT_EQ(transport_->status(), 0u);
+}
+
 TEST_F(TransportTest, OffersVersion1AndNothingUnsupported) {
   driver_->Write32(T::kRegDeviceFeaturesSel, 1);
   EXPECT_EQ(driver_->Read32(T::kRegDeviceFeatures), 1u);  // bit 32: VIRTIO_F_VERSION_1

@@ -1,0 +1,95 @@
+// recovery/l1_spawn_test.cc: SpawnChild with a shell as the child: the fds it gets (exactly the
+// ones asked for, even when the parent's are not close-on-exec), the pid namespace (pid 1 inside,
+// the host pid outside), the pidfd, and an exec failure reported with its cause.
+#include "recovery/l1_spawn.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace rehome {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Runs `script` under bash (dash cannot name fd 100) with fd 100 the write end of a pipe; returns
+// what it wrote there.
+std::string RunShell(const std::string& script, bool new_pid_namespace, pid_t* pid) {
+  int out[2];
+  EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
+  SpawnRequest request;
+  request.binary = "/bin/bash";
+  request.argv = {"bash", "-c", script};
+  request.fds = {{out[1], 100}};
+  request.new_pid_namespace = new_pid_namespace;
+  absl::StatusOr<SpawnedChild> child = SpawnChild(request);
+  close(out[1]);
+  std::string text;
+  if (!child.ok()) {
+    close(out[0]);
+    return absl::StrCat("spawn failed: ", child.status().message());
+  }
+  *pid = child->pid;
+  char buffer[256];
+  for (ssize_t n; (n = read(out[0], buffer, sizeof(buffer))) > 0;) text.append(buffer, n);
+  close(out[0]);
+  siginfo_t info{};
+  EXPECT_EQ(waitid(P_PIDFD, static_cast<id_t>(child->pidfd.get()), &info, WEXITED), 0);
+  EXPECT_EQ(info.si_pid, child->pid);
+  return text;
+}
+
+TEST(SpawnChildTest, ChildGetsOnlyTheFdsItIsGiven) {
+  const int leaky = open("/dev/null", O_RDONLY);  // not close-on-exec
+  ASSERT_GE(leaky, 3);
+  pid_t pid = 0;
+  const std::string out =
+      RunShell(absl::StrCat("for fd in 0 1 2 ", leaky,
+                            " 100; do [ -e /proc/self/fd/$fd ] && echo -n \"$fd \"; "
+                            "done >&100; readlink /proc/self/fd/0 >&100"),
+               false, &pid);
+  close(leaky);
+  EXPECT_EQ(out, "0 1 2 100 /dev/null\n");
+}
+
+TEST(SpawnChildTest, NewPidNamespaceMakesItPidOneInside) {
+  if (geteuid() != 0) GTEST_SKIP() << "a pid namespace needs CAP_SYS_ADMIN";
+  pid_t pid = 0;
+  // (The shell reads its own status: `read` runs in it, /proc/self is the shell.)
+  const std::string out = RunShell(
+      "echo $$ >&100; while read -r k v; do [ \"$k\" = NSpid: ] && echo \"$v\" >&100; done "
+      "</proc/self/status",
+      true, &pid);
+  ASSERT_GT(pid, 0);
+  // The shell is pid 1 in its namespace; /proc (the host's) names it by the host pid too.
+  EXPECT_THAT(out, ::testing::StartsWith("1\n"));
+  EXPECT_THAT(out, HasSubstr(absl::StrCat(pid, "\t1")));
+}
+
+TEST(SpawnChildTest, ExecFailureIsReportedWithItsCause) {
+  SpawnRequest request;
+  request.binary = "/nonexistent/rehome";
+  request.argv = {"rehome"};
+  absl::StatusOr<SpawnedChild> child = SpawnChild(request);
+  ASSERT_FALSE(child.ok());
+  EXPECT_EQ(child.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(child.status().message(), HasSubstr("starting /nonexistent/rehome: execve"));
+}
+
+TEST(SpawnChildTest, TargetsMustLieAboveEverySource) {
+  SpawnRequest request;
+  request.binary = "/bin/true";
+  request.argv = {"true"};
+  request.fds = {{50, 10}};
+  EXPECT_EQ(SpawnChild(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace rehome
