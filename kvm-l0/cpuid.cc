@@ -61,4 +61,14 @@ std::vector<CpuidEntry> SanitizeCpuid(std::vector<CpuidEntry> supported, int vcp
   return supported;
 }
 
+uint64_t SupportedXcr0(const std::vector<CpuidEntry>& cpuid) {
+  bool xsave = false;
+  uint64_t xcr0 = 0;
+  for (const CpuidEntry& e : cpuid) {
+    if (e.function == 1) xsave = (e.ecx & (1u << 26)) != 0;
+    if (e.function == 0xd && e.index == 0) xcr0 = (uint64_t{e.edx} << 32) | e.eax;
+  }
+  return xsave ? xcr0 : 0;
+}
+
 }  // namespace rehome

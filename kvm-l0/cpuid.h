@@ -48,6 +48,10 @@ inline constexpr uint32_t kCpuidLeaf1EdxHtt = 1u << 28;
 std::vector<CpuidEntry> SanitizeCpuid(std::vector<CpuidEntry> supported, int vcpu_index,
                                       int vcpu_count);
 
+// The XCR0 value with every XSAVE feature leaf 0xd sub-leaf 0 advertises (EDX:EAX), or 0 when
+// the table has no such leaf or no XSAVE (leaf 1 ECX bit 26). Pure.
+uint64_t SupportedXcr0(const std::vector<CpuidEntry>& cpuid);
+
 }  // namespace rehome
 
 #endif  // REHOME_KVM_L0_CPUID_H_

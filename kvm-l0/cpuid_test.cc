@@ -87,6 +87,15 @@ TEST(SanitizeCpuid, PassesOtherLeavesThroughInOrder) {
   EXPECT_EQ(*Find(out, 0x80000001), *Find(in, 0x80000001));
 }
 
+TEST(SupportedXcr0, IsLeafDSubleafZeroWhenXsaveIsThere) {
+  std::vector<CpuidEntry> cpuid = MadeUpSupported();
+  EXPECT_EQ(SupportedXcr0(cpuid), 0u);  // no leaf 0xd
+  cpuid.push_back({0xd, 0, kCpuidFlagSignificantIndex, 0x7, 0x240, 0x340, 0});
+  EXPECT_EQ(SupportedXcr0(cpuid), 0u);  // leaf 1 without XSAVE
+  cpuid[1].ecx |= 1u << 26;
+  EXPECT_EQ(SupportedXcr0(cpuid), 0x7u);
+}
+
 TEST(SanitizeCpuid, IsPureAndDeterministic) {
   EXPECT_EQ(SanitizeCpuid(MadeUpSupported(), 3, 8), SanitizeCpuid(MadeUpSupported(), 3, 8));
   EXPECT_NE(SanitizeCpuid(MadeUpSupported(), 3, 8), SanitizeCpuid(MadeUpSupported(), 4, 8));

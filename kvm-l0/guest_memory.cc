@@ -50,7 +50,7 @@ absl::StatusOr<GuestMemory> GuestMemory::FromFds(std::span<const RegionDesc> reg
   for (size_t i = 0; i < regions.size(); ++i) {
     const RegionDesc& r = regions[i];
     if (r.size == 0 || r.gpa % kPageSize != 0 || r.size % kPageSize != 0 ||
-        r.gpa + r.size < r.gpa) {
+        r.offset % kPageSize != 0 || r.gpa + r.size < r.gpa) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "guest memory region [0x%x, +0x%x): empty, unaligned or wrapping", r.gpa, r.size));
     }
@@ -66,7 +66,7 @@ absl::StatusOr<GuestMemory> GuestMemory::FromFds(std::span<const RegionDesc> reg
     }
     struct stat st;
     if (::fstat(r.fd, &st) < 0) return LastErrnoStatus("fstat(guest memory fd)");
-    if (static_cast<uint64_t>(st.st_size) < r.size) {
+    if (!S_ISCHR(st.st_mode) && static_cast<uint64_t>(st.st_size) < r.offset + r.size) {
       return absl::InvalidArgumentError(absl::StrFormat(
           "guest memory fd %d holds %d bytes, region needs %d", r.fd, st.st_size, r.size));
     }
@@ -75,15 +75,15 @@ absl::StatusOr<GuestMemory> GuestMemory::FromFds(std::span<const RegionDesc> reg
   for (const RegionDesc& r : regions) {
     UniqueFd fd(::fcntl(r.fd, F_DUPFD_CLOEXEC, 0));
     if (!fd.valid()) return LastErrnoStatus("fcntl(F_DUPFD_CLOEXEC)");
-    RETURN_IF_ERROR(mem.AddRegion(r.gpa, r.size, std::move(fd)));
+    RETURN_IF_ERROR(mem.AddRegion(r.gpa, r.size, std::move(fd), r.offset));
   }
   return mem;
 }
 
-absl::Status GuestMemory::AddRegion(uint64_t gpa, uint64_t size, UniqueFd fd) {
-  ASSIGN_OR_RETURN(
-      MappedRegion mapping,
-      MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd.get(), 0));
+absl::Status GuestMemory::AddRegion(uint64_t gpa, uint64_t size, UniqueFd fd, uint64_t offset) {
+  ASSIGN_OR_RETURN(MappedRegion mapping,
+                   MappedRegion::Map(size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
+                                     fd.get(), static_cast<off_t>(offset)));
   regions_.push_back(Region{gpa, size, mapping.bytes(), fd.get()});
   fds_.push_back(std::move(fd));
   mappings_.push_back(std::move(mapping));

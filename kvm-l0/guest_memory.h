@@ -38,10 +38,13 @@ class GuestMemory final {
   };
 
   // An existing memfd to map (FromFds). The fd is duplicated; the caller keeps its own.
+  // `offset` is where the region starts in the file (page aligned); a character device (an
+  // agent's /dev/mem) is mapped without the size check a memfd gets.
   struct RegionDesc {
     uint64_t gpa = 0;
     uint64_t size = 0;
     int fd = -1;
+    uint64_t offset = 0;
   };
 
   // `size_bytes` of RAM laid out as above. InvalidArgument when below 16 MiB, above 1 TiB or
@@ -71,7 +74,7 @@ class GuestMemory final {
  private:
   GuestMemory() = default;
   // Maps `fd` (taking ownership) as the region at `gpa`.
-  absl::Status AddRegion(uint64_t gpa, uint64_t size, UniqueFd fd);
+  absl::Status AddRegion(uint64_t gpa, uint64_t size, UniqueFd fd, uint64_t offset = 0);
 
   std::vector<Region> regions_;
   std::vector<UniqueFd> fds_;

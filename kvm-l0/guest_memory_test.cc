@@ -134,6 +134,22 @@ TEST(GuestMemory, TwoMappingsOfTheSameMemfdSeeEachOthersWrites) {
   EXPECT_EQ(*first->HostAddress(0x200, 1), 0xcd);
 }
 
+TEST(GuestMemory, ARegionMayStartInsideItsFile) {
+  auto mem = GuestMemory::Create(32 * kMiB);
+  ASSERT_TRUE(mem.ok()) << mem.status();
+  ASSERT_TRUE(mem->Write(20 * kMiB + 8, std::vector<uint8_t>{0x77}).ok());
+  const GuestMemory::RegionDesc window{0x1'0000'0000, 8 * kMiB, mem->regions()[0].fd, 16 * kMiB};
+  auto view = GuestMemory::FromFds({&window, 1});
+  ASSERT_TRUE(view.ok()) << view.status();
+  EXPECT_EQ(*view->HostAddress(0x1'0000'0000 + 4 * kMiB + 8, 1), 0x77);
+  const GuestMemory::RegionDesc past_end{0, 8 * kMiB, mem->regions()[0].fd, 28 * kMiB};
+  EXPECT_EQ(GuestMemory::FromFds({&past_end, 1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  const GuestMemory::RegionDesc odd_offset{0, 8 * kMiB, mem->regions()[0].fd, 100};
+  EXPECT_EQ(GuestMemory::FromFds({&odd_offset, 1}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
 TEST(GuestMemory, AnotherProcessMapsTheSameRam) {
   auto mem = GuestMemory::Create(16 * kMiB);
   ASSERT_TRUE(mem.ok()) << mem.status();

@@ -21,6 +21,21 @@ using kvm_internal::LastKvmError;
 
 constexpr uint64_t kCr0Pe = 1;
 constexpr uint64_t kCr0Et = 1 << 4;
+constexpr uint64_t kCr0Ne = 1 << 5;
+constexpr uint64_t kCr0Pg = 1ull << 31;
+constexpr uint64_t kCr4Pae = 1 << 5;
+constexpr uint64_t kEferLme = 1 << 8;
+constexpr uint64_t kEferLma = 1 << 10;
+
+kvm_segment BusyTss(uint16_t selector) {
+  kvm_segment tr{};
+  tr.base = 0;
+  tr.limit = 0x67;
+  tr.selector = selector;
+  tr.type = 11;  // busy TSS
+  tr.present = 1;
+  return tr;
+}
 
 kvm_segment FlatSegment(uint16_t selector, uint8_t type) {
   kvm_segment s{};
@@ -169,13 +184,7 @@ absl::Status VcpuFd::SetupPvhBootState(uint64_t entry32, uint64_t start_info_gpa
   sregs.cs = FlatSegment(0x10, 0xb);                // execute/read, accessed
   const kvm_segment data = FlatSegment(0x18, 0x3);  // read/write, accessed
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-  kvm_segment tr{};
-  tr.base = 0;
-  tr.limit = 0x67;
-  tr.selector = 0;
-  tr.type = 11;  // busy 32-bit TSS
-  tr.present = 1;
-  sregs.tr = tr;
+  sregs.tr = BusyTss(0);
   sregs.cr0 = kCr0Pe | kCr0Et;
   sregs.cr3 = 0;
   sregs.cr4 = 0;
@@ -186,6 +195,45 @@ absl::Status VcpuFd::SetupPvhBootState(uint64_t entry32, uint64_t start_info_gpa
   regs.rbx = start_info_gpa;
   regs.rflags = 2;
   if (::ioctl(fd(), KVM_SET_REGS, &regs) < 0) return LastKvmError("KVM_SET_REGS");
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetupLinux64BootState(const Linux64Boot& boot) {
+  kvm_sregs sregs{};
+  if (::ioctl(fd(), KVM_GET_SREGS, &sregs) < 0) return LastKvmError("KVM_GET_SREGS");
+  sregs.cs = FlatSegment(boot.cs, 0xb);  // execute/read, accessed
+  sregs.cs.l = 1;
+  sregs.cs.db = 0;
+  const kvm_segment data = FlatSegment(boot.ds, 0x3);
+  sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
+  sregs.tr = BusyTss(boot.tss);
+  sregs.gdt.base = boot.gdt_base;
+  sregs.gdt.limit = boot.gdt_limit;
+  sregs.idt.base = 0;
+  sregs.idt.limit = 0;
+  sregs.cr0 = kCr0Pe | kCr0Et | kCr0Ne | kCr0Pg;
+  sregs.cr3 = boot.cr3;
+  sregs.cr4 = kCr4Pae;
+  sregs.efer = kEferLme | kEferLma;
+  if (::ioctl(fd(), KVM_SET_SREGS, &sregs) < 0) return LastKvmError("KVM_SET_SREGS");
+  kvm_regs regs{};
+  regs.rip = boot.entry;
+  regs.rsi = boot.boot_params;
+  regs.rflags = 2;
+  if (::ioctl(fd(), KVM_SET_REGS, &regs) < 0) return LastKvmError("KVM_SET_REGS");
+  return absl::OkStatus();
+}
+
+absl::Status VcpuFd::SetupBootXcr0(uint64_t xcr0) {
+  if (xcr0 == 0) return absl::OkStatus();
+  kvm_xcrs xcrs{};
+  xcrs.nr_xcrs = 1;
+  xcrs.xcrs[0].xcr = 0;
+  xcrs.xcrs[0].value = xcr0;
+  if (::ioctl(fd(), KVM_SET_XCRS, &xcrs) < 0) {
+    if (errno == EINVAL || errno == ENOTTY) return absl::OkStatus();  // no XCRS here
+    return LastKvmError("KVM_SET_XCRS");
+  }
   return absl::OkStatus();
 }
 

@@ -26,6 +26,16 @@ inline constexpr uint64_t kMiscEnableFastString = 1;
 inline constexpr uint32_t kMsrMtrrDefType = 0x2ff;
 inline constexpr uint64_t kMtrrDefTypeEnableWriteBack = (1u << 11) | 6;  // MTRRs on, default WB
 
+// Where a 64-bit Linux boot starts (vmm/loader/linux_loader.h fills it).
+struct Linux64Boot {
+  uint64_t entry = 0;        // RIP: the kernel's 64-bit entry
+  uint64_t boot_params = 0;  // RSI: struct boot_params
+  uint64_t cr3 = 0;          // identity page tables covering the kernel, zero page, cmdline
+  uint64_t gdt_base = 0;
+  uint16_t gdt_limit = 0;
+  uint16_t cs = 0x10, ds = 0x18, tss = 0x20;  // __BOOT_CS, __BOOT_DS and a TSS selector
+};
+
 class VcpuFd final {
  public:
   // KVM_CREATE_VCPU with id `index`, then maps kvm_run. Errors: Internal.
@@ -56,6 +66,20 @@ class VcpuFd final {
   // CR0 = PE|ET, CR4 = 0, EFER = 0, RIP = entry32, RBX = start_info_gpa, RFLAGS = 2, other
   // general registers 0. Errors: Internal.
   absl::Status SetupPvhBootState(uint64_t entry32, uint64_t start_info_gpa);
+
+  // Boot state of the BSP for the Linux 64-bit boot protocol: long mode with paging (CR0 =
+  // PE|ET|NE|PG, CR4 = PAE, EFER = LME|LMA, CR3 = boot.cr3), CS a flat 64-bit code segment,
+  // DS/ES/SS/FS/GS flat data, a busy TSS in TR, GDTR = the boot GDT, interrupts off (RFLAGS 2),
+  // RIP = entry, RSI = boot_params, other general registers 0. Errors: Internal.
+  absl::Status SetupLinux64BootState(const Linux64Boot& boot);
+
+  // KVM_SET_XCRS with XCR0 = `xcr0` (OK without doing anything when `xcr0` is 0 or KVM has no
+  // XCRS). At boot rehome sets every supported XSAVE feature: a hypervisor that lets XSETBV
+  // through without an exit (QEMU's TCG emulation of AMD SVM, this project's nested test bed)
+  // never shows KVM the guest's own XSETBV, and KVM then loads its stale XCR0 at every entry
+  // and reports a stale XSAVE size (CPUID 0xd EBX), after which Linux turns XSAVE off. With
+  // XCR0 preset to what the guest will set, both agree; where XSETBV exits, nothing changes.
+  absl::Status SetupBootXcr0(uint64_t xcr0);
 
   // Boot MSRs as Firecracker/kvmtool set them: IA32_MISC_ENABLE fast strings, MTRRdefType
   // enabled with write-back default. Errors: Internal naming the MSR KVM refused.

@@ -44,6 +44,8 @@ KvmExit DetachedCopy(const KvmExit& exit) {
 
 int VcpuKickSignal() { return SIGRTMIN + 1; }
 
+void InstallVcpuKickHandler() { InstallKickHandlerOnce(); }
+
 absl::StatusOr<std::unique_ptr<VcpuSet>> VcpuSet::Create(std::vector<VcpuFd> vcpus,
                                                          ExitHandler handler) {
   if (vcpus.empty()) return absl::InvalidArgumentError("VcpuSet: no vCPUs");

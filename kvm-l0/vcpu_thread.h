@@ -56,6 +56,9 @@ struct VmStopReason {
 
 // The real-time signal used to kick vCPU threads (SIGRTMIN + 1).
 int VcpuKickSignal();
+// Installs its no-op handler (without SA_RESTART) once per process, for code that runs vCPUs
+// on its own threads; VcpuSet does it itself.
+void InstallVcpuKickHandler();
 
 class VcpuSet final {
  public:

@@ -66,23 +66,38 @@ absl::StatusOr<DeviceJournal> DeviceJournal::Create(uint64_t capacity) {
 }
 
 absl::StatusOr<DeviceJournal> DeviceJournal::Attach(int memfd) {
-  DeviceJournal journal;
-  journal.memfd_.Reset(memfd);
   struct stat st {};
-  if (fstat(memfd, &st) != 0) return LastErrnoStatus("fstat journal");
-  if (static_cast<size_t>(st.st_size) < sizeof(Header)) {
-    return absl::InvalidArgumentError("journal: memfd too small");
+  if (fstat(memfd, &st) != 0) {
+    const absl::Status status = LastErrnoStatus("fstat journal");
+    close(memfd);
+    return status;
   }
+  return AttachAt(memfd, 0, static_cast<uint64_t>(st.st_size));
+}
+
+uint64_t DeviceJournal::SizeFor(uint64_t capacity) {
+  return sizeof(Header) + 2 * (kBufferHeader + capacity);
+}
+
+uint64_t DeviceJournal::CapacityFor(uint64_t bytes) {
+  return bytes < SizeFor(0) ? 0 : (bytes - sizeof(Header)) / 2 - kBufferHeader;
+}
+
+absl::StatusOr<DeviceJournal> DeviceJournal::AttachAt(int fd, uint64_t offset, uint64_t size) {
+  DeviceJournal journal;
+  journal.memfd_.Reset(fd);
+  if (size < sizeof(Header)) return absl::InvalidArgumentError("journal: region too small");
   ASSIGN_OR_RETURN(journal.mapping_,
-                   MappedRegion::Map(static_cast<size_t>(st.st_size), PROT_READ | PROT_WRITE,
-                                     MAP_SHARED | MAP_POPULATE, memfd, 0));  // as in Create
+                   MappedRegion::Map(static_cast<size_t>(size), PROT_READ | PROT_WRITE,
+                                     MAP_SHARED | MAP_POPULATE, fd,
+                                     static_cast<off_t>(offset)));  // as in Create
   journal.header_ = reinterpret_cast<Header*>(journal.mapping_.get());
+  const uint64_t capacity = journal.header_->capacity;
   if (journal.header_->magic != kJournalMagic || journal.header_->version != kJournalVersion ||
-      sizeof(Header) + 2 * (kBufferHeader + journal.header_->capacity) !=
-          static_cast<size_t>(st.st_size)) {
+      capacity == 0 || capacity > (1ull << 30) || SizeFor(capacity) > size) {
     return absl::InvalidArgumentError("journal: bad magic, version or size");
   }
-  journal.capacity_ = journal.header_->capacity;
+  journal.capacity_ = capacity;
   return journal;
 }
 

@@ -45,6 +45,14 @@ class DeviceJournal final {
   static absl::StatusOr<DeviceJournal> Create(uint64_t capacity);
   // L1: maps an inherited journal memfd (takes ownership of `memfd`).
   static absl::StatusOr<DeviceJournal> Attach(int memfd);
+  // Maps a journal that lies at `offset` of `fd` in at most `size` bytes (a nested-mode agent
+  // reaches it through /dev/mem). Takes ownership of `fd`. InvalidArgument when the header is
+  // not a journal's or the journal needs more than `size` bytes.
+  static absl::StatusOr<DeviceJournal> AttachAt(int fd, uint64_t offset, uint64_t size);
+  // The bytes a journal of `capacity` occupies (header and both buffers).
+  static uint64_t SizeFor(uint64_t capacity);
+  // The largest capacity that fits in `bytes`.
+  static uint64_t CapacityFor(uint64_t bytes);
   DeviceJournal(DeviceJournal&&) = default;
   DeviceJournal& operator=(DeviceJournal&&) = default;
   DeviceJournal(const DeviceJournal&) = delete;

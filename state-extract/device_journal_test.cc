@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
 #include "gtest/gtest.h"
 
@@ -98,6 +99,28 @@ TEST(DeviceJournalTest, OversizedCommitIsRefusedAndChangesNothing) {
   ASSERT_TRUE(journal->Commit(Bytes("small")).ok());
   EXPECT_TRUE(absl::IsResourceExhausted(journal->Commit(Bytes("far too large"))));
   EXPECT_EQ(*journal->ReadCommitted(), "small");
+}
+
+// A nested-mode agent maps the journal out of /dev/mem: the journal lies at an offset of a
+// larger file, in a region bigger than the journal.
+TEST(DeviceJournalTest, AttachAtFindsAJournalInsideALargerFile) {
+  const uint64_t region = 64 * 1024;
+  auto journal = DeviceJournal::Create(DeviceJournal::CapacityFor(region));
+  ASSERT_TRUE(journal.ok());
+  EXPECT_EQ(DeviceJournal::SizeFor(DeviceJournal::CapacityFor(region)), region);
+  ASSERT_TRUE(journal->Commit(Bytes("nested")).ok());
+  const int big = memfd_create("big", MFD_CLOEXEC);
+  ASSERT_EQ(ftruncate(big, 4 * region), 0);
+  std::vector<uint8_t> copy(region);
+  ASSERT_EQ(pread(journal->memfd(), copy.data(), region, 0), static_cast<ssize_t>(region));
+  ASSERT_EQ(pwrite(big, copy.data(), region, 2 * region), static_cast<ssize_t>(region));
+  auto reader = DeviceJournal::AttachAt(dup(big), 2 * region, 2 * region);
+  ASSERT_TRUE(reader.ok()) << reader.status();
+  EXPECT_EQ(*reader->ReadCommitted(), "nested");
+  // Too small a window for the journal's header-declared size is refused.
+  EXPECT_FALSE(DeviceJournal::AttachAt(dup(big), 2 * region, region / 2).ok());
+  EXPECT_FALSE(DeviceJournal::AttachAt(dup(big), 0, region).ok());  // zeros: no magic
+  close(big);
 }
 
 // Every L1 holds the journal's fd: none may shrink it under L0's mapping (SIGBUS) or grow it.

@@ -120,6 +120,20 @@ absl::Status RecoveryPolicy::Validate() const {
     return absl::InvalidArgumentError(
         "recovery policy: <rehome:verify mode>: verified execution needs mode=\"failover\"");
   }
+  if (!nested_l1_kernel.empty() || !nested_l1_initrd.empty()) {
+    if (nested_l1_kernel.empty() || nested_l1_initrd.empty()) {
+      return absl::InvalidArgumentError(
+          "recovery policy: <rehome:nested>: needs both l1-kernel and l1-initrd");
+    }
+    if (nested_l1_memory_mib < 128 || nested_l1_memory_mib > 16384) {
+      return PolicyError("nested", "l1-memory-mib", nested_l1_memory_mib,
+                         "must be between 128 and 16384");
+    }
+    if (verify != VerifyMode::kNone) {
+      return absl::InvalidArgumentError(
+          "recovery policy: <rehome:nested>: nested mode has no verified execution");
+    }
+  }
   return absl::OkStatus();
 }
 
@@ -133,7 +147,8 @@ std::string RecoveryPolicy::ToString() const {
                       l1_binary.empty() ? "" : " l1=", l1_binary,
                       standby_l1_binary.empty() ? "" : " standby-l1=", standby_l1_binary,
                       verify == VerifyMode::kNone ? "" : " verify=",
-                      verify == VerifyMode::kNone ? "" : std::string(VerifyModeName(verify)));
+                      verify == VerifyMode::kNone ? "" : std::string(VerifyModeName(verify)),
+                      nested_l1_kernel.empty() ? "" : " nested-l1=", nested_l1_kernel);
 }
 
 }  // namespace rehome

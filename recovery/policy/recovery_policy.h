@@ -71,6 +71,12 @@ struct RecoveryPolicy {
   L1SandboxLevel l1_sandbox = L1SandboxLevel::kBestEffort;
   // Verified execution (<rehome:verify mode>, --verify). Needs mode failover.
   VerifyMode verify = VerifyMode::kNone;
+  // Nested mode (<rehome:nested l1-kernel l1-initrd l1-memory-mib>, docs/nested.md): each L1 is
+  // a Linux+KVM VM booted from this image. Empty nested_l1_kernel: not nested. Needs both
+  // files, 128..16384 MiB and no verified execution.
+  std::string nested_l1_kernel;
+  std::string nested_l1_initrd;
+  int nested_l1_memory_mib = 320;
 
   // OK, or InvalidArgument naming the offending XML element and attribute, e.g.
   // `recovery policy: <rehome:hang timeout-ms="5">: must be greater than ...`.

@@ -88,6 +88,7 @@ absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options) {
     options->on_poweroff = LifecycleActionName(domain->on_poweroff);
   }
   options->kernel = domain->kernel_path;
+  options->initrd = domain->initrd_path;
   options->memory_mib = domain->memory_bytes >> 20;
   options->cpus = domain->vcpus;
   options->cmdline = domain->cmdline;
@@ -99,6 +100,15 @@ absl::StatusOr<DomainFacts> ApplyDomainFile(RunOptions* options) {
   }
   if (options->policy.verify != VerifyMode::kNone) policy.verify = options->policy.verify;
   options->policy = policy;
+  // <rehome:nested>: nested mode with the domain's L1 image (command-line L1 files win).
+  if (!policy.nested_l1_kernel.empty()) {
+    options->nested = true;
+    options->split = false;
+    NestedOptions& n = options->nested_options;
+    if (n.l1_kernel.empty()) n.l1_kernel = policy.nested_l1_kernel;
+    if (n.l1_initrd.empty()) n.l1_initrd = policy.nested_l1_initrd;
+    n.l1_memory_mib = static_cast<uint64_t>(policy.nested_l1_memory_mib);
+  }
   return DomainFacts{domain->name, domain->uuid, domain->unsupported_devices};
 }
 

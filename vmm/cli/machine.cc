@@ -159,18 +159,20 @@ absl::StatusOr<std::unique_ptr<Machine>> Machine::Create(MachineConfig config) {
   ASSIGN_OR_RETURN(machine->supported_cpuid_, machine->kvm_.SupportedCpuid());
   machine->ram_view_ = std::make_unique<RamView>(machine->ram_);
   // The kernel first: a bad image is reported before any L1 process starts.
-  const std::vector<MemoryMapEntry> memmap = DefaultMemoryMap(machine->config_.memory_bytes);
-  ASSIGN_OR_RETURN(
-      machine->kernel_,
-      LoadPvhKernelFromFile(machine->config_.kernel_path, *machine->ram_view_,
-                            machine->config_.memory_bytes, machine->config_.cmdline, memmap));
+  const MachineConfig& c = machine->config_;
+  BootImageConfig boot{c.kernel_path,
+                       c.initrd_path,
+                       c.cmdline,
+                       c.memory_bytes,
+                       c.cpus,
+                       (c.disk_path.empty() ? 0 : 1) + (c.console_socket.empty() ? 0 : 1),
+                       {}};
+  ASSIGN_OR_RETURN(machine->boot_, LoadBootImage(boot, *machine->ram_view_));
   RETURN_IF_ERROR(machine->SetUpBackend());
 
   std::vector<VcpuFd> vcpus;
   ASSIGN_OR_RETURN(machine->instance_, machine->BuildInstance(&vcpus));
-  RETURN_IF_ERROR(
-      vcpus[0].SetupPvhBootState(machine->kernel_.entry32, machine->kernel_.start_info_gpa));
-  for (VcpuFd& vcpu : vcpus) RETURN_IF_ERROR(vcpu.SetupBootMsrs());
+  RETURN_IF_ERROR(SetupBootVcpus(machine->boot_, vcpus, SupportedXcr0(machine->supported_cpuid_)));
   Machine* self = machine.get();
   ASSIGN_OR_RETURN(machine->instance_->vcpus,
                    VcpuSet::Create(std::move(vcpus), [self](int index, KvmExit& exit) {
@@ -211,7 +213,7 @@ absl::Status Machine::SetUpBackend() {
   devices.virtio_irq = [this](uint32_t irq, bool level) { SetIrq(irq, level); };
   devices.console = console != nullptr;
   devices.console_output = console_output;
-  devices.log = [](std::string_view line) {
+  devices.log = config_.device_log ? config_.device_log : [](std::string_view line) {
     std::fprintf(stderr, "rehome: %.*s\n", static_cast<int>(line.size()), line.data());
   };
   if (!config_.disk_path.empty()) {
@@ -248,6 +250,7 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
   for (const GuestMemory::Region& region : ram_.regions()) {
     regions.push_back({region.gpa, region.size, region.fd});
   }
+  regions.insert(regions.end(), config_.extra_memory.begin(), config_.extra_memory.end());
   ASSIGN_OR_RETURN(GuestMemory mapping, GuestMemory::FromFds(regions));
   ASSIGN_OR_RETURN(VmFd vm, VmFd::Create(kvm_));
   auto instance = std::make_unique<VmInstance>(VmInstance{std::move(mapping), std::move(vm), {}});
@@ -396,6 +399,13 @@ std::vector<int64_t> Machine::VcpuThreadIds() const {
   if (instance_ == nullptr || instance_->vcpus == nullptr) return ids;
   for (int i = 0; i < instance_->vcpus->size(); ++i) ids.push_back(instance_->vcpus->thread_id(i));
   return ids;
+}
+
+std::vector<int> Machine::VcpuFds() const {
+  std::vector<int> fds;
+  if (instance_ == nullptr || instance_->vcpus == nullptr) return fds;
+  for (int i = 0; i < instance_->vcpus->size(); ++i) fds.push_back(instance_->vcpus->vcpu(i).fd());
+  return fds;
 }
 
 int Machine::generation() const {

@@ -31,6 +31,7 @@
 #include "kvm-l0/vcpu_thread.h"
 #include "kvm-l0/vm_fd.h"
 #include "recovery/supervisor.h"
+#include "vmm/cli/boot_image.h"
 #include "vmm/cli/console_socket.h"
 #include "vmm/cli/net_tap.h"
 #include "vmm/cli/netdev_spec.h"
@@ -38,7 +39,6 @@
 #include "vmm/device_model.h"
 #include "vmm/exit_backend.h"
 #include "vmm/exit_dispatcher.h"
-#include "vmm/loader/elf_pvh_loader.h"
 
 namespace rehome {
 
@@ -66,8 +66,9 @@ absl::StatusOr<UniqueFd> OpenDiskImage(const std::string& path, bool read_only, 
 
 struct MachineConfig {
   MachineMode mode = MachineMode::kMonolithic;
-  SplitConfig split;  // kSplit only
-  std::string kernel_path;
+  SplitConfig split;        // kSplit only
+  std::string kernel_path;  // an ELF with a PVH note, or a Linux bzImage
+  std::string initrd_path;  // bzImage only ("" = none)
   uint64_t memory_bytes = 64ull << 20;
   int cpus = 1;
   std::string cmdline;                          // passed to the guest as is
@@ -82,6 +83,11 @@ struct MachineConfig {
   bool disk_read_only = false;
   bool disk_direct = false;  // open the image with O_DIRECT (no host page cache)
   bool exit_stats = false;   // time every exit's handling (ExitStats)
+  // Memory of other memfds mapped into every VM instance at their GPAs, outside RAM (nested
+  // mode's shared ranges, docs/nested.md); a Linux guest's e820 marks them reserved.
+  std::vector<GuestMemory::RegionDesc> extra_memory;
+  // Device diagnostics (unhandled ports, ...); null: "rehome: ..." lines on stderr.
+  std::function<void(std::string_view)> device_log;
 };
 
 // Exits handled and the time the VMM spent handling them (outside KVM_RUN: in monolithic mode
@@ -152,6 +158,11 @@ class Machine final {
   // Host thread ids of the vCPU threads (0 for a thread not started yet). Any thread.
   std::vector<int64_t> VcpuThreadIds() const;
   int cpus() const { return config_.cpus; }
+  // L0's mapping of the guest RAM (not the extra memory); valid while the Machine lives.
+  const GuestMemory& ram() const { return ram_; }
+  int kvm_fd() const { return kvm_.fd(); }
+  // The current VM instance's vCPU fds, for state capture while Pause()d (controller thread).
+  std::vector<int> VcpuFds() const;
   uint64_t memory_bytes() const { return config_.memory_bytes; }
   MachineMode mode() const { return config_.mode; }
   // Queues bytes for the guest's COM1 receiver (monolithic mode; split mode drops them).
@@ -198,7 +209,7 @@ class Machine final {
   UniqueFd net_irq_;
   GuestMemory ram_;  // L0's own mapping of the guest RAM memfds; devices use it
   std::vector<CpuidEntry> supported_cpuid_;
-  LoadedKernel kernel_;
+  BootImage boot_;
 
   std::unique_ptr<GuestMemoryView> ram_view_;
   std::unique_ptr<ExitBackend> backend_;

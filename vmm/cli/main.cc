@@ -5,6 +5,7 @@
 
 #include "absl/synchronization/mutex.h"
 #include "qmp-client/qmp_cli.h"
+#include "recovery/nested/nested_run.h"
 #include "vmm/cli/run_command.h"
 #include "vmm/l1/l1_main.h"
 
@@ -37,6 +38,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = argv[1];
   if (command == "run") {
+    rehome::SetNestedRunner(&rehome::NestedRun);
     return rehome::RunCommand(std::vector<std::string>(argv + 2, argv + argc), std::cerr);
   }
   if (command == "__l1") {  // internal: an L1 hypervisor process started by L0

@@ -18,6 +18,7 @@
 #include "qmp-client/qmp_server.h"
 #include "qmp-client/vm_monitor.h"
 #include "recovery/l1_process.h"
+#include "vmm/cli/boot_image.h"
 #include "vmm/cli/control_requests.h"
 #include "vmm/cli/domain_options.h"
 #include "vmm/cli/event_relay.h"
@@ -31,18 +32,6 @@
 
 namespace rehome {
 namespace {
-
-absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append = false) {
-  if (path.empty()) {
-    UniqueFd out(fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
-    if (!out.valid()) return LastErrnoStatus("dup stdout");
-    return out;
-  }
-  UniqueFd out(
-      open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
-  if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
-  return out;
-}
 
 // How one boot of the guest ended: boot again, or end `rehome run` with `exit_code`.
 struct BootEnd {
@@ -58,6 +47,12 @@ std::string SelfBinary() {
 }
 
 }  // namespace
+
+namespace {
+NestedRunner nested_runner = nullptr;
+}  // namespace
+
+void SetNestedRunner(NestedRunner runner) { nested_runner = runner; }
 
 int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
   for (const std::string& arg : args) {
@@ -125,18 +120,34 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
       return kExitUsage;
     }
   }
-  if (!options->disk.empty() || !options->console_socket.empty() || options->netdev.has_value()) {
+  // The test guest finds its virtio devices and vCPU count on its command line; a Linux
+  // kernel finds them in ACPI and gets its command line as given.
+  const bool linux_kernel = IsBzImageFile(options->kernel);
+  if (!linux_kernel &&
+      (!options->disk.empty() || !options->console_socket.empty() || options->netdev.has_value())) {
     const std::string virtio = VirtioMmioCmdline(
         !options->disk.empty(), !options->console_socket.empty(), options->netdev.has_value());
     options->cmdline =
         options->cmdline.empty() ? virtio : absl::StrCat(options->cmdline, " ", virtio);
   }
-  absl::StatusOr<std::string> cmdline = WithCpusKey(options->cmdline, options->cpus);
+  absl::StatusOr<std::string> cmdline = linux_kernel ? absl::StatusOr<std::string>(options->cmdline)
+                                                     : WithCpusKey(options->cmdline, options->cpus);
   absl::StatusOr<GuestWorkload> workload =
       cmdline.ok() ? ParseGuestWorkload(*cmdline) : absl::StatusOr<GuestWorkload>(cmdline.status());
   if (!workload.ok()) {
     err << "rehome run: " << workload.status().message() << "\n";
     return kExitUsage;
+  }
+  if (options->nested) {
+    if (absl::Status valid = ValidateNestedOptions(options->nested_options); !valid.ok()) {
+      err << "rehome run: " << valid.message() << "\n";  // --mode nested with a --domain
+      return kExitUsage;
+    }
+    if (nested_runner == nullptr) {
+      err << "rehome run: --mode nested is not built into this binary\n";
+      return kExitUsage;
+    }
+    return nested_runner(*options, *cmdline, err);
   }
   const HostSignals signals;  // SIGTERM, SIGINT, SIGHUP: a clean stop (host_signals.h)
   // The QMP monitor lives across boots of the guest (a reset or an on_*=restart builds a new
@@ -212,6 +223,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     const absl::Time start = absl::Now();
     MachineConfig config;
     config.kernel_path = options->kernel;
+    config.initrd_path = options->initrd;
     config.memory_bytes = options->memory_mib << 20;
     config.cpus = options->cpus;
     config.cmdline = *cmdline;

@@ -13,8 +13,16 @@
 #include <vector>
 
 #include "vmm/cli/run_exit.h"  // the exit codes
+#include "vmm/cli/run_options.h"
 
 namespace rehome {
+
+// --mode nested is run by recovery/nested/nested_run.h, which depends on this library; main()
+// registers it. It gets the parsed options and the guest's command line and returns the exit
+// status.
+using NestedRunner = int (*)(const RunOptions& options, const std::string& cmdline,
+                             std::ostream& err);
+void SetNestedRunner(NestedRunner runner);
 
 // `args` are the words after `rehome run`. Status lines and errors go to `err`; the guest's
 // console goes to stdout or --serial-file.

@@ -1,11 +1,27 @@
 // vmm/cli/run_exit.cc: how `rehome run` turns setup errors and the guest's end into exit codes.
 #include "vmm/cli/run_exit.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "base/errno_status.h"
 #include "recovery/supervisor.h"
 
 namespace rehome {
+
+absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append) {
+  if (path.empty()) {
+    UniqueFd out(fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3));
+    if (!out.valid()) return LastErrnoStatus("dup stdout");
+    return out;
+  }
+  UniqueFd out(
+      open(path.c_str(), O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC) | O_CLOEXEC, 0644));
+  if (!out.valid()) return LastErrnoStatus(absl::StrCat("--serial-file ", path));
+  return out;
+}
 
 int ExitCodeForSetupError(const absl::Status& status) {
   switch (status.code()) {

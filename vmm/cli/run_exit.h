@@ -5,8 +5,11 @@
 #define REHOME_VMM_CLI_RUN_EXIT_H_
 
 #include <ostream>
+#include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "base/unique_fd.h"
 #include "vmm/cli/machine.h"
 
 namespace rehome {
@@ -17,6 +20,10 @@ inline constexpr int kExitGuestCrash = 66;
 inline constexpr int kExitRecoveryStopped = 67;
 inline constexpr int kExitKvmUnavailable = 69;
 inline constexpr int kExitInternal = 70;
+
+// Where the guest's console goes: a dup of stdout, or the --serial-file (truncated, or appended
+// to on a reboot).
+absl::StatusOr<UniqueFd> OpenSerialOutput(const std::string& path, bool append = false);
 
 // A setup error's exit code: usage (64) for bad input, 69 when KVM is unusable, else 70.
 int ExitCodeForSetupError(const absl::Status& status);

@@ -46,7 +46,16 @@ bool IsValueOption(std::string_view name) {
                                                 "--standby-l1-binary",
                                                 "--verify",
                                                 "--l1-sandbox",
-                                                "--netdev"};
+                                                "--netdev",
+                                                "--initrd",
+                                                "--l1-kernel",
+                                                "--l1-initrd",
+                                                "--l1-memory",
+                                                "--l1-console-dir",
+                                                "--l1-hang-timeout-ms",
+                                                "--nested-fault",
+                                                "--nested-fault-every-ms",
+                                                "--nested-faults"};
   for (std::string_view known : kNames) {
     if (name == known) return true;
   }
@@ -58,23 +67,27 @@ bool IsValueOption(std::string_view name) {
 std::string RunUsage() {
   return absl::StrCat(
       "usage: rehome run (--kernel FILE | --domain FILE.xml) [options]\n"
-      "Boots a PVH ELF kernel on KVM and exits with the guest's exit status.\n"
+      "Boots a kernel on KVM and exits with the guest's exit status.\n"
       "\n"
       "options:\n"
-      "  --kernel FILE             guest kernel: ELF64 with a Xen PVH entry note (required)\n"
+      "  --kernel FILE             guest kernel: an ELF64 with a Xen PVH entry note, or a\n"
+      "                            Linux bzImage (64-bit boot protocol, ACPI) (required)\n"
+      "  --initrd FILE             initial ramdisk for a Linux bzImage\n"
       "  --memory MIB              guest RAM in MiB, ",
       kMinMemoryMib, "..", kMaxMemoryMib,
       ", a multiple of 2 (default 64)\n"
       "  --cpus N                  vCPUs, 1..",
       kMaxCpus,
       " (default 1)\n"
-      "  --cmdline STR             guest command line (rehome appends cpus=N)\n"
+      "  --cmdline STR             guest command line (rehome appends cpus=N for the test\n"
+      "                            guest; a Linux kernel gets it as is)\n"
       "  --serial-file FILE        write the guest's COM1 output to FILE (default stdout)\n"
       "  --rehome-interval-ms MS   move the running guest into a fresh VM every MS ms\n"
       "  --quiet                   no rehome status lines on stderr\n"
-      "  --mode split|monolithic   split (default): the hypervisor runs in an active L1 process\n"
+      "  --mode MODE               split (default): the hypervisor runs in an active L1 process\n"
       "                            with hot standbys and fails over when it dies; monolithic:\n"
-      "                            one process, no failover (the baseline)\n"
+      "                            one process, no failover (the baseline)\n",
+      NestedOptionsUsage(),
       "  --recovery MODE           failover (default), restart (no standby: start a new L1 on\n"
       "                            failure) or none (an L1 failure stops the guest)\n"
       "  --standbys N              hot standby L1s, 0..4 (default 1)\n"
@@ -185,6 +198,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     }
     if (name == "--kernel") {
       options.kernel = value;
+    } else if (name == "--initrd") {
+      options.initrd = value;
     } else if (name == "--memory") {
       auto mib = ParseUnsigned(name, value);
       if (!mib.ok()) return mib.status();
@@ -212,11 +227,16 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     } else if (name == "--no-posted-writes") {
       options.posted_writes = false;
     } else if (name == "--mode") {
-      if (value != "split" && value != "monolithic") {
+      if (value != "split" && value != "monolithic" && value != "nested") {
         return absl::InvalidArgumentError(
-            absl::StrCat("--mode: expected split or monolithic, got '", value, "'"));
+            absl::StrCat("--mode: expected split, monolithic or nested, got '", value, "'"));
       }
       options.split = value == "split";
+      options.nested = value == "nested";
+    } else if (std::optional<absl::Status> nested =
+                   ParseNestedOption(name, value, &options.nested_options);
+               nested.has_value()) {
+      if (!nested->ok()) return *nested;
     } else if (name == "--recovery") {
       auto mode = ParseRecoveryMode(value);
       if (!mode.ok())
@@ -299,8 +319,8 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
   }
   if (!options.domain_file.empty()) {
     for (const std::string& arg : args) {
-      for (const char* flag : {"--kernel", "--memory", "--cpus", "--cmdline", "--recovery",
-                               "--standbys", "--heartbeat-ms", "--hang-timeout-ms",
+      for (const char* flag : {"--kernel", "--initrd", "--memory", "--cpus", "--cmdline",
+                               "--recovery", "--standbys", "--heartbeat-ms", "--hang-timeout-ms",
                                "--max-failovers", "--failover-window-s", "--l1-sandbox"}) {
         if (arg == flag || arg.rfind(std::string(flag) + "=", 0) == 0) {
           return absl::InvalidArgumentError(
@@ -311,6 +331,13 @@ absl::StatusOr<RunOptions> ParseRunOptions(const std::vector<std::string>& args)
     return options;  // the domain supplies and validates the rest
   }
   if (options.kernel.empty()) return absl::InvalidArgumentError("--kernel: required");
+  if (options.nested) {
+    if (absl::Status valid = ValidateNestedOptions(options.nested_options); !valid.ok()) {
+      return valid;
+    }
+  } else if (!options.nested_options.fault.empty()) {
+    return absl::InvalidArgumentError("--nested-fault: needs --mode nested");
+  }
   if (options.split) {
     if (absl::Status valid = options.policy.Validate(); !valid.ok()) return valid;
   } else if (options.kill_active_every_ms != 0 || options.switchover_every_ms != 0) {

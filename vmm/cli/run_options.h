@@ -10,6 +10,7 @@
 
 #include "absl/status/statusor.h"
 #include "recovery/policy/recovery_policy.h"
+#include "vmm/cli/nested_options.h"
 #include "vmm/cli/netdev_spec.h"
 
 namespace rehome {
@@ -20,6 +21,7 @@ inline constexpr int kMaxCpus = 64;
 
 struct RunOptions {
   std::string kernel;                 // --kernel FILE (required)
+  std::string initrd;                 // --initrd FILE (a Linux bzImage's initial ramdisk)
   uint64_t memory_mib = 64;           // --memory MIB
   int cpus = 1;                       // --cpus N
   std::string cmdline;                // --cmdline STR (rehome appends cpus=N)
@@ -27,7 +29,9 @@ struct RunOptions {
   uint64_t rehome_interval_ms = 0;    // --rehome-interval-ms MS: move the running guest into a
                                       // fresh VM every MS milliseconds (0 = never)
   bool quiet = false;                 // --quiet: no rehome status lines on stderr
-  bool split = true;                  // --mode split|monolithic
+  bool split = true;                  // --mode split|monolithic|nested
+  bool nested = false;                // --mode nested (split is false then)
+  NestedOptions nested_options;       // --l1-*, --nested-* (docs/nested.md)
   RecoveryPolicy policy;              // --standbys, --heartbeat-ms, --hang-timeout-ms,
                                       // --max-failovers, --failover-window-s, --recovery
   uint64_t kill_active_every_ms = 0;  // --kill-active-every-ms MS: fault injection (demo)

@@ -245,6 +245,18 @@ TEST(PowerOffPort, OnlyAWordWithSleepEnablePowersOff) {
   EXPECT_EQ(back[0] | (back[1] << 8), 0);  // stateless: reads are 0
 }
 
+TEST(PowerOffPort, HardwareReducedSleepControlByteWithSlpEnPowersOff) {
+  auto requests = std::make_shared<VmRequests>();
+  PowerOffPort port(requests);
+  Out(port, 0, 5 << 2);  // SLP_TYP 5 without SLP_EN
+  EXPECT_FALSE(requests->Pending().has_value());
+  Out(port, 1, 0x80);  // SLEEP_STATUS_REG: clearing WAK_STS does nothing
+  EXPECT_FALSE(requests->Pending().has_value());
+  Out(port, 0, (5 << 2) | PowerOffPort::kSleepControlEnable);  // what Linux writes for S5
+  ASSERT_TRUE(requests->Pending().has_value());
+  EXPECT_EQ(requests->Pending()->kind, VmRequest::Kind::kShutdown);
+}
+
 TEST(FlatGuestMemoryView, BoundsChecksEveryRange) {
   std::vector<uint8_t> buf(0x1000);
   FlatGuestMemoryView view(buf, 0x10000);

@@ -101,7 +101,7 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
     if (!xml::InNamespace(child, kRehomeDomainNamespace)) continue;  // someone else's
     const std::string name = reinterpret_cast<const char*>(child->name);
     if (name != "heartbeat" && name != "hang" && name != "limit" && name != "l1" &&
-        name != "l1-sandbox" && name != "verify") {
+        name != "l1-sandbox" && name != "verify" && name != "nested") {
       return ElementError(child, "unknown element");
     }
     if (!seen.insert(name).second) return ElementError(child, "appears more than once");
@@ -124,6 +124,17 @@ absl::Status ReadRecoveryElement(const xmlNode* recovery, RecoveryPolicy* policy
       if (auto it = a.find("standby-binary"); it != a.end()) {
         policy->standby_l1_binary = it->second;
       }
+    } else if (name == "nested") {
+      ASSIGN_OR_RETURN(Attributes a,
+                       ReadAttributes(child, {"l1-kernel", "l1-initrd", "l1-memory-mib"}));
+      for (const char* attr : {"l1-kernel", "l1-initrd"}) {
+        auto it = a.find(attr);
+        if (it == a.end()) return ElementError(child, absl::StrCat("missing attribute ", attr));
+        if (it->second.empty()) return AttrError(child, attr, it->second, "must name a file");
+      }
+      policy->nested_l1_kernel = a["l1-kernel"];
+      policy->nested_l1_initrd = a["l1-initrd"];
+      RETURN_IF_ERROR(ReadInt(child, a, "l1-memory-mib", &policy->nested_l1_memory_mib));
     } else if (name == "hang") {
       ASSIGN_OR_RETURN(Attributes a, ReadAttributes(child, {"timeout-ms"}));
       RETURN_IF_ERROR(ReadInt(child, a, "timeout-ms", &policy->hang_timeout_ms));

@@ -98,6 +98,36 @@ TEST(RecoveryPolicyXml, VerifiedExecutionMode) {
                  "verified execution needs mode=\"failover\"");
 }
 
+TEST(RecoveryPolicyXml, NestedMode) {
+  absl::StatusOr<RecoveryPolicy> policy =
+      Read(Policy("version='1'",
+                  "<rehome:nested l1-kernel='/img/vmlinuz' l1-initrd='/img/l1.cpio.gz' "
+                  "l1-memory-mib='512'/>"),
+           /*validate=*/true);
+  ASSERT_TRUE(policy.ok()) << policy.status();
+  EXPECT_EQ(policy->nested_l1_kernel, "/img/vmlinuz");
+  EXPECT_EQ(policy->nested_l1_initrd, "/img/l1.cpio.gz");
+  EXPECT_EQ(policy->nested_l1_memory_mib, 512);
+  EXPECT_EQ(Read(Policy("version='1'", "<rehome:nested l1-kernel='k' l1-initrd='i'/>"))
+                ->nested_l1_memory_mib,
+            320);
+  EXPECT_TRUE(RecoveryPolicy{}.nested_l1_kernel.empty());
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='k'/>"),
+                 "missing attribute l1-initrd");
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='' l1-initrd='i'/>"),
+                 "<rehome:nested l1-kernel=\"\">: must name a file");
+  ExpectRejected(Policy("version='1'",
+                        "<rehome:nested l1-kernel='k' l1-initrd='i' "
+                        "l1-memory-mib='64'/>"),
+                 "<rehome:nested l1-memory-mib=\"64\">: must be between 128 and 16384");
+  ExpectRejected(Policy("version='1'", "<rehome:nested l1-kernel='k' l1-initrd='i' vcpus='2'/>"),
+                 "unknown attribute");
+  ExpectRejected(Policy("version='1'",
+                        "<rehome:nested l1-kernel='k' l1-initrd='i'/>"
+                        "<rehome:verify mode='dual'/>"),
+                 "nested mode has no verified execution");
+}
+
 TEST(RecoveryPolicyXml, AbsentPartsTakeDefaults) {
   EXPECT_EQ(Read(DomainWithMetadata("")).value(), RecoveryPolicy{});
   EXPECT_EQ(Read(DomainWithMetadata("<metadata/>")).value(), RecoveryPolicy{});

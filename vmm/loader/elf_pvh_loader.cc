@@ -2,22 +2,16 @@
 #include "vmm/loader/elf_pvh_loader.h"
 
 #include <elf.h>
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 #include <optional>
 #include <string>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "base/errno_status.h"
-#include "base/regular_file.h"
 #include "base/status_macros.h"
-#include "base/unique_fd.h"
+#include "vmm/loader/file_bytes.h"
 
 namespace rehome {
 namespace {
@@ -330,25 +324,7 @@ absl::StatusOr<LoadedKernel> LoadPvhKernelFromFile(std::string_view path,
                                                    const GuestMemoryView& memory, uint64_t ram_size,
                                                    std::string_view cmdline,
                                                    std::span<const MemoryMapEntry> memmap) {
-  const std::string what = absl::StrCat("kernel '", std::string(path), "'");
-  // Never blocks (a FIFO is refused, not waited on); anything but a regular file is refused.
-  ASSIGN_OR_RETURN(UniqueFd fd, OpenRegularFile(std::string(path), O_RDONLY, "kernel"));
-  struct stat st;
-  if (::fstat(fd.get(), &st) != 0) return LastErrnoStatus(what);
-  if (static_cast<uint64_t>(st.st_size) > kMaxKernelFileBytes) {
-    return absl::InvalidArgumentError(absl::StrFormat("%s: file of %u bytes is too large (max %u)",
-                                                      what, st.st_size, kMaxKernelFileBytes));
-  }
-  std::vector<uint8_t> bytes(static_cast<size_t>(st.st_size));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::read(fd.get(), bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return LastErrnoStatus(what);
-    if (n == 0) break;  // the file shrank: parse what is there
-    done += static_cast<size_t>(n);
-  }
-  bytes.resize(done);
+  ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFileBytes(path, "kernel", kMaxKernelFileBytes));
   return LoadPvhKernelFromBytes(path, bytes, memory, ram_size, cmdline, memmap);
 }
 

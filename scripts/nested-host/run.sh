@@ -1,0 +1,36 @@
+#!/bin/bash
+# make test-nested: builds the emulated host's image (build-image.sh), boots it under QEMU TCG
+# (-cpu EPYC,+svm,+npt: an AMD host with nested virtualisation, pure emulation) with a time
+# bound, and reports the nested tests it ran (console lines "NESTED-TEST ..."). Exit status 0
+# only when every selected test passed.
+# Usage: run.sh BUILD_DIR [test,test,...|all]   Env: NESTED_TIMEOUT (s, default 1800),
+#        NESTED_MEM (MiB, default 3072), NESTED_OUT (default build-nested), NESTED_ENV
+#        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600).
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+build=${1:?usage: run.sh BUILD_DIR [tests]}
+tests=${2:-all}
+out=${NESTED_OUT:-$here/../../build-nested}
+"$here/build-image.sh" "$build" "$out" || exit 1
+out=$(cd "$out" && pwd)
+log=$out/console.log
+echo "test-nested: booting the emulated host (QEMU TCG); console in $log"
+start=${EPOCHREALTIME/./}
+timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
+  -accel tcg -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
+  -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" \
+  -append "console=ttyS0 mitigations=off panic=-1 quiet no_timer_check tests=$tests ${NESTED_ENV:-}" </dev/null 2>&1 |
+  while IFS= read -r line; do
+    d=$((${EPOCHREALTIME/./} - start))
+    printf '%5d.%02d %s\n' $((d / 1000000)) $((d / 10000 % 100)) "${line%$'\r'}"
+  done >"$log"
+qemu_rc=${PIPESTATUS[0]}
+grep -E "NESTED-TEST |=== " "$log"
+passed=$(grep -c "NESTED-TEST [^ ]* PASS" "$log")
+failed=$(grep -c "NESTED-TEST [^ ]* FAIL" "$log")
+if ! grep -q "=== NESTED-TESTS DONE" "$log"; then
+  echo "test-nested: FAILED: the emulated host did not finish (qemu rc=$qemu_rc; timeout?)"
+  exit 1
+fi
+echo "test-nested: $passed passed, $failed failed"
+[ "$failed" = 0 ] && [ "$passed" -gt 0 ]

@@ -1,0 +1,42 @@
+// vmm/nested/nested_commit.cc: NestedCommit encoding.
+#include "vmm/nested/nested_commit.h"
+
+#include <span>
+
+#include "base/status_macros.h"
+#include "vmm/state_codec.h"
+
+namespace rehome {
+
+std::vector<uint8_t> EncodeNestedCommit(const NestedCommit& c) {
+  StateWriter w(kNestedCommitVersion);
+  w.U64(c.exits);
+  w.U64(c.console_bytes);
+  w.U64(c.verified_reports);
+  w.U64(c.oracle_violations);
+  w.U64(c.agent_generation);
+  w.Bytes(c.l2_state);
+  w.Bytes(std::string_view(reinterpret_cast<const char*>(c.device_state.data()),
+                           c.device_state.size()));
+  return w.Finish();
+}
+
+absl::StatusOr<NestedCommit> DecodeNestedCommit(std::string_view bytes) {
+  StateReader r(
+      std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size()),
+      "nested commit");
+  RETURN_IF_ERROR(r.ExpectVersion(kNestedCommitVersion));
+  NestedCommit c;
+  c.exits = r.U64();
+  c.console_bytes = r.U64();
+  c.verified_reports = r.U64();
+  c.oracle_violations = r.U64();
+  c.agent_generation = r.U64();
+  c.l2_state = r.Bytes(kMaxNestedStateBytes);
+  const std::string device = r.Bytes(kMaxNestedStateBytes);
+  c.device_state.assign(device.begin(), device.end());
+  RETURN_IF_ERROR(r.Finish());
+  return c;
+}
+
+}  // namespace rehome
