@@ -11,22 +11,8 @@ build=${1:-build}
 out=${2:-bench/out/issue11}
 register_runs=${3:-1000}
 code_runs=${4:-500}
-snap=$(mktemp -d /tmp/rehome-campaign-bin-XXXXXX)
-mkdir -p "$snap/guest" "$out"
-cp "$build/rehome" "$build/rehome-inject" "$snap/"
-cp "$build/guest/rehome-guest.elf" "$build/guest/rehome_guest_counter_oracle" "$snap/guest/"
-echo "campaigns: binaries from $build (git $(git rev-parse --short HEAD)) in $snap; results in $out"
-run() {  # NAME ARGS...
-  local name=$1
-  shift
-  if [[ -f "$out/$name/summary.md" ]]; then
-    echo "campaigns: $name done already"
-    return
-  fi
-  echo "campaigns: $name: python3 bench/campaign.py $* --out $out/$name"
-  python3 bench/campaign.py --build "$snap" "$@" --out "$out/$name" > "$out/$name.log" 2>&1 ||
-    echo "campaigns: $name failed (see $out/$name.log)"
-}
+source bench/campaign_lib.sh
+snapshot "$build"
 for v in triple dual; do
   for w in counter blk; do
     run "$w-$v-wrong" --fault rehome-wrong-state,rehome-wrong-read-data --workload "$w" --runs 10 \

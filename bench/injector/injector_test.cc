@@ -88,6 +88,17 @@ class Child final {
     pid_ = -1;
     return status;
   }
+  // Whether the child is blocked in read (syscall 0), within a deadline.
+  bool WaitInRead() const {
+    return testing::PollUntil(
+        [&] {
+          std::ifstream in("/proc/" + std::to_string(pid_) + "/syscall");
+          std::string nr;
+          in >> nr;
+          return nr == "0";
+        },
+        absl::Seconds(10));
+  }
   char State() const {
     std::ifstream in("/proc/" + std::to_string(pid_) + "/stat");
     std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -278,14 +289,7 @@ TEST(Injector, TriggerWaitsUntilASleepingThreadHasWork) {
   });
   close(wake[0]);
   // The child is blocked in read (syscall 0) before the injector starts.
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        std::ifstream in("/proc/" + std::to_string(child.pid()) + "/syscall");
-        std::string nr;
-        in >> nr;
-        return nr == "0";
-      },
-      absl::Seconds(10)));
+  ASSERT_TRUE(child.WaitInRead());
   std::future<absl::StatusOr<InjectionRecord>> injection = std::async(std::launch::async, [&] {
     return Inject(child.pid(), child.pid(), Plan(FaultType::kMemory, 3));
   });
@@ -323,14 +327,7 @@ TEST(Injector, ATargetThatDiesWhileAsleepIsReportedNotInjected) {
   });
   close(wake[0]);
   // Asleep before the injector starts: a child caught before its read would be injected at once.
-  ASSERT_TRUE(testing::PollUntil(
-      [&] {
-        std::ifstream in("/proc/" + std::to_string(child.pid()) + "/syscall");
-        std::string nr;
-        in >> nr;
-        return nr == "0";
-      },
-      absl::Seconds(10)));
+  ASSERT_TRUE(child.WaitInRead());
   std::future<absl::StatusOr<InjectionRecord>> injection = std::async(
       std::launch::async, [&] { return Inject(child.pid(), child.pid(), Plan(FaultType::kCode)); });
   ASSERT_TRUE(testing::PollUntil([&] { return TracerPid(child.pid()) != 0; }, absl::Seconds(10)));
