@@ -57,6 +57,9 @@ class Child final {
     report_.Reset(fds[0]);
     pid_ = fork();
     if (pid_ == 0) {
+      // A fault must kill the child as it kills an L1: a sanitizer's SIGSEGV handler (ASan
+      // builds) would turn the signal into an exit status.
+      signal(SIGSEGV, SIG_DFL);
       if (before_spin) before_spin();
       SpinOnR12(fds[1], in_loop_);
     }

@@ -127,6 +127,11 @@ absl::Status LoadL1SeccompFilter(pid_t self_pid) {
                  SCMP_SYS(access), SCMP_SYS(faccessat), SCMP_SYS(stat), SCMP_SYS(lstat)}) {
     add(SCMP_ACT_ERRNO(ENOENT), nr, 0, nullptr);
   }
+  // UBSan's vptr check asks whether an object's memory is readable by writing it into a pipe.
+  add(SCMP_ACT_ALLOW, SCMP_SYS(pipe2), 0, nullptr);
+  // ASan reads a new thread's stack bounds with pthread_getattr_np, which asks for the thread's
+  // CPU affinity by its thread id.
+  add(SCMP_ACT_ALLOW, SCMP_SYS(sched_getaffinity), 0, nullptr);
 #endif
   // stdio asks whether stderr is a terminal.
   const scmp_arg_cmp tcgets = SCMP_A1(SCMP_CMP_EQ, TCGETS);

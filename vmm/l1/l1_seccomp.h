@@ -6,7 +6,9 @@
 // signals to this process only, threads but no processes, ioctl TCGETS only, and a SIGSYS handler
 // that cannot be replaced. Anything else traps (SIGSYS, handled by l1_sandbox.cc: note + exit);
 // calls of another architecture's ABI kill the process. In sanitizer builds only, path lookups
-// fail with ENOENT instead of trapping, so that a sanitizer report comes out whole.
+// fail with ENOENT instead of trapping, so that a sanitizer report comes out whole, pipe2 is
+// allowed (UBSan's vptr check probes memory through a pipe) and so is sched_getaffinity of any
+// thread (ASan asks for a new thread's stack bounds).
 // docs/security.md lists the calls and why.
 // Thread-safety: call from a single-threaded process (the filter covers the calling thread and
 // the threads it starts later).
