@@ -296,8 +296,9 @@ TEST_F(FailoverTest, PostedWriteAnswerThatEndsTheVmStopsItAtTheNextExit) {
 TEST_F(FailoverTest, CliShowsFailoversWithEveryReportVerified) {
   auto r = testing::RunProcess(
       {testing::RehomeBinary(), "run", "--kernel", testing::GuestElf(), "--cpus", "2", "--cmdline",
-       "workload=counter steps=60000000 report_every=2000000", "--kill-active-every-ms", "50",
-       "--max-failovers", "1000", "--hang-timeout-ms", "200"},
+       "workload=counter steps=60000000 report_every=2000000", "--kill-active-every-ms",
+       testing::kThreadSanitizer ? "200" : "50", "--max-failovers", "1000", "--hang-timeout-ms",
+       "200"},
       absl::Seconds(120));
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r->exit_code, 0) << r->err;

@@ -27,6 +27,14 @@ absl::StatusOr<ProcessResult> RunProcess(const std::vector<std::string>& argv,
 std::string RehomeBinary();
 std::string GuestElf();
 
+// Whether this is the ThreadSanitizer build, where every L1 starts and runs several times slower:
+// tests that kill L1s on a fixed period lengthen it there so that each L1 gets to run at all.
+#if defined(__SANITIZE_THREAD__)
+inline constexpr bool kThreadSanitizer = true;
+#else
+inline constexpr bool kThreadSanitizer = false;
+#endif
+
 }  // namespace rehome::testing
 
 #endif  // REHOME_TESTS_SUBPROCESS_H_

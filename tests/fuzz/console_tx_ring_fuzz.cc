@@ -36,10 +36,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Check(shared != MAP_FAILED);
   auto* header = static_cast<ConsoleTxRingHeader*>(shared);
 
-  uint64_t produce = 0;  // the honest L1's write position
-  bool honest = true;    // no forged position so far
-  std::string expected;  // bytes written and published, not yet taken (honest case)
-  std::string written;   // bytes written since the last publish (honest case)
+  uint64_t produce = 0;   // the honest L1's write position
+  uint64_t l0_taken = 0;  // bytes L0 has taken (its own count)
+  bool honest = true;     // no forged position so far
+  std::string expected;   // bytes written and published, not yet taken (honest case)
+  std::string written;    // bytes written since the last publish (honest case)
   for (int op = 0; op < 64 && in.remaining_bytes() > 0; ++op) {
     switch (in.ConsumeIntegralInRange(0, 4)) {
       case 0: {
@@ -67,13 +68,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         honest = false;
         break;
       case 4: {
-        const uint64_t consumed = ring.consumed();
+        // Measured from what L0 took so far, never from the shared (forgeable) `consumed`.
         const uint64_t published = ring.published();
         absl::StatusOr<std::string> taken = ring.Take();
         if (taken.ok()) {
           Check(taken->size() <= rehome::kConsoleTxRingCapacity);
-          Check(taken->size() == published - consumed);
+          Check(taken->size() == published - l0_taken);
           Check(ring.consumed() == published);
+          l0_taken = published;
           if (honest) {
             Check(*taken == expected);
             expected.clear();

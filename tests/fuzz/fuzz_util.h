@@ -1,6 +1,7 @@
-// tests/fuzz/fuzz_util.h: what the fuzz targets share: Check() (a failed property aborts, which
-// libFuzzer reports as a crash with the input), fake guest RAM zeroed for every input, and the
-// guest writing a fuzzed run of bytes into it. Test-only; not thread-safe (one fuzzing thread).
+// tests/fuzz/fuzz_util.h: what the fuzz targets share: Check() (a failed property prints its
+// line and aborts, which libFuzzer reports as a crash with the input), fake guest RAM zeroed for
+// every input, and the guest writing a fuzzed run of bytes into it. Test-only; not thread-safe (one
+// fuzzing thread).
 #ifndef REHOME_TESTS_FUZZ_FUZZ_UTIL_H_
 #define REHOME_TESTS_FUZZ_FUZZ_UTIL_H_
 
@@ -8,13 +9,17 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <vector>
 
 namespace rehome::fuzz {
 
-inline void Check(bool ok) {
-  if (!ok) std::abort();
+// (clang 14 has no std::source_location; its builtins give the caller's place.)
+inline void Check(bool ok, const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  if (ok) return;
+  std::fprintf(stderr, "fuzz check failed at %s:%d\n", file, line);
+  std::abort();
 }
 
 // `bytes` of guest RAM, all zero (allocated once, cleared for every input).

@@ -22,6 +22,7 @@
 #include "base/errno_status.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
+#include "vmm/l1/l1_sanitizer_reports.h"
 #include "vmm/l1/l1_seccomp.h"
 
 namespace rehome {
@@ -117,6 +118,12 @@ absl::Status ClearCapabilities() {
 // New fds may only take numbers below this (the inherited ones, from 100 up, stay usable; the L1
 // opens nothing after it is confined, and seccomp refuses the calls that would).
 constexpr rlim_t kL1MaxFds = 32;
+// The main thread and the heartbeat thread; ThreadSanitizer's runtime starts a third.
+#if defined(__SANITIZE_THREAD__)
+constexpr rlim_t kL1MaxThreads = 3;
+#else
+constexpr rlim_t kL1MaxThreads = 2;
+#endif
 
 }  // namespace
 
@@ -124,6 +131,7 @@ absl::StatusOr<uint32_t> ApplyL1Sandbox(const L1SandboxOptions& options,
                                         ExitChannelHeader& header) {
   header.sandbox_layers.store(0, std::memory_order_release);
   if (options.level == L1SandboxLevel::kOff) return 0u;
+  KeepSanitizerReportsReachable();
   const bool strict = options.level == L1SandboxLevel::kStrict;
   uint32_t layers = 0;
   // Each step: `ok` applies the layer; an error is fatal when strict. In best-effort mode the
@@ -209,7 +217,7 @@ absl::StatusOr<uint32_t> ApplyL1Sandbox(const L1SandboxOptions& options,
   absl::Status limits = SetLimit(RLIMIT_NOFILE, kL1MaxFds, "RLIMIT_NOFILE");
   if (limits.ok()) limits = SetLimit(RLIMIT_CORE, 0, "RLIMIT_CORE");
   if (limits.ok() && options.id_base.has_value())
-    limits = SetLimit(RLIMIT_NPROC, 2, "RLIMIT_NPROC");
+    limits = SetLimit(RLIMIT_NPROC, kL1MaxThreads, "RLIMIT_NPROC");
   RETURN_IF_ERROR(step(kLayerRlimits, limits));
   // Last: the allow-list (everything above needs calls it refuses).
   g_header = &header;

@@ -119,7 +119,7 @@ absl::Status LoadL1SeccompFilter(pid_t self_pid) {
   // The disk model reads its image's flags (O_DIRECT); nothing may change an fd's flags.
   const scmp_arg_cmp getfl = SCMP_A1(SCMP_CMP_EQ, F_GETFL);
   add(SCMP_ACT_ALLOW, SCMP_SYS(fcntl), 1, &getfl);
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   // Sanitizer builds: a sanitizer's report reads /proc/self/maps and the binary to symbolize its
   // stack. The root is empty anyway, so path lookups fail with ENOENT instead of trapping (which
   // would cut the report short); everything else is as in a normal build.
