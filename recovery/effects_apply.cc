@@ -62,13 +62,13 @@ ApplyResult ApplyEffects(const Effects& effects, const VerifiedEffectsSink& sink
         if (fdatasync(sink.disk_fd) != 0) result.disk_error = true;
         break;
       case EffectType::kIrq:
-        if (!sink.raise_irq) {
+        // The completions written above must be visible before the guest takes the interrupt.
+        std::atomic_thread_fence(std::memory_order_release);
+        if (!sink.raise_irq || e.addr > UINT32_MAX ||
+            !sink.raise_irq(static_cast<uint32_t>(e.addr))) {
           refuse(absl::StrFormat("interrupt line %d has no irqfd", e.addr));
           continue;
         }
-        // The completions written above must be visible before the guest takes the interrupt.
-        std::atomic_thread_fence(std::memory_order_release);
-        sink.raise_irq(static_cast<uint32_t>(e.addr));
         break;
       case EffectType::kConsoleOut:
         if (sink.console_output) {

@@ -103,7 +103,7 @@ struct SupervisorConfig {
 struct VerifiedEffectsSink {
   const GuestMemoryView* ram = nullptr;
   int disk_fd = -1;  // the image L0 writes and flushes; not owned (-1: no disk)
-  std::function<void(uint32_t line)> raise_irq;  // an edge on a virtio interrupt line
+  std::function<bool(uint32_t line)> raise_irq;  // an edge on a virtio line; false: no such line
   std::function<void(std::string_view)> console_output;
   // virtio-net (all null without one): sends transmitted frame `pos` (false: refused, not the
   // next position), frees the receive slots before `pos` (false: refused), and the receive

@@ -15,7 +15,8 @@
 // re-encoding (AppendEffect) has the same size and parses to the same entries; what an honest
 // replica writes comes back identical; what CopyOut accepts is within the capacity; applying
 // writes nothing outside guest RAM (ASan) or the image (its size never grows), raises one edge
-// per interrupt entry when there are irqfds, and accounts for every entry (applied + refused).
+// per interrupt entry on a line that exists (refusing the others), and accounts for every entry
+// (applied + refused).
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -182,7 +183,14 @@ void Apply(FuzzedDataProvider& in) {
   sink.ram = in.ConsumeBool() ? &view : nullptr;
   sink.disk_fd = in.ConsumeBool() ? disk : -1;
   uint64_t raised = 0;
-  if (in.ConsumeBool()) sink.raise_irq = [&raised](uint32_t) { ++raised; };
+  const uint32_t lines = in.ConsumeIntegralInRange<uint32_t>(0, 8);  // lines 0..lines-1 exist
+  if (in.ConsumeBool()) {
+    sink.raise_irq = [&raised, lines](uint32_t line) {
+      if (line >= lines) return false;
+      ++raised;
+      return true;
+    };
+  }
   size_t console = 0;
   sink.console_output = [&console](std::string_view bytes) { console += bytes.size(); };
   rehome::Effects effects;
@@ -200,7 +208,9 @@ void Apply(FuzzedDataProvider& in) {
   Check(result.applied + result.refused == effects.entries.size());
   Check((result.refused == 0) == result.first_refusal.empty());
   uint64_t irqs = 0;
-  for (const Effect& e : effects.entries) irqs += e.type == rehome::EffectType::kIrq ? 1 : 0;
+  for (const Effect& e : effects.entries) {
+    irqs += e.type == rehome::EffectType::kIrq && e.addr < lines ? 1 : 0;  // never wrapped
+  }
   Check(raised == (sink.raise_irq ? irqs : 0));
   struct stat st {};
   Check(fstat(disk, &st) == 0 && static_cast<uint64_t>(st.st_size) == disk_bytes);

@@ -86,9 +86,9 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
     }
     sink->raise_irq = [fd_of_line](uint32_t line) {
       const uint32_t i = line - kVirtioFirstIrq;
-      if (line >= kVirtioFirstIrq && i < fd_of_line.size() && fd_of_line[i] >= 0) {
-        (void)eventfd_write(fd_of_line[i], 1);
-      }
+      if (line < kVirtioFirstIrq || i >= fd_of_line.size() || fd_of_line[i] < 0) return false;
+      (void)eventfd_write(fd_of_line[i], 1);
+      return true;
     };
     sink->console_output = console_output;
     if (tap != nullptr) {
