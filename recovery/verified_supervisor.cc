@@ -385,12 +385,13 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
           std::find(vote.minority.begin(), vote.minority.end(), i) != vote.minority.end();
       if (minority) {
         outvoted.push_back(voters[i].l1->pid());
-        Fence(voters[i], "replica",
-              absl::StrCat("divergence: outvoted on item ", request.seq, " (",
-                           divergence.has_value() ? divergence->what : vote.difference, ")"),
-              absl::Now());
+        FenceLater(voters[i], "replica",
+                   absl::StrCat("divergence: outvoted on item ", request.seq, " (",
+                                divergence.has_value() ? divergence->what : vote.difference, ")"),
+                   absl::Now());
       } else {
-        voters[i].l1->Fence();  // an extra opinion that agreed: more members than wanted
+        // An extra opinion that agreed: more members than wanted.
+        FenceLater(voters[i], "replica", "", absl::Now());
       }
     }
   }

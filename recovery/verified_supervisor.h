@@ -94,6 +94,21 @@ class VerifiedSupervisor final : public L1Supervisor {
   absl::Status RunItem(const ExitRequest& request, ExitResponse* response, uint32_t* flags);
   void Fence(const Replica& r, const std::string& role, const std::string& cause,
              absl::Time detected);
+  // Kills `r` now and leaves the rest of Fence (reaping it, the report and events) to the
+  // monitor thread once it has died: a live replica takes milliseconds to die under load, which
+  // the vCPU waiting for the item's answer must not wait for. Nothing it does after the kill
+  // reaches the guest (L0 applies agreed effects only).
+  void FenceLater(const Replica& r, const std::string& role, const std::string& cause,
+                  absl::Time detected);
+  struct PendingFence {
+    Replica replica;
+    std::string role;
+    std::string cause;  // empty: an extra agreeing opinion, fenced without a report
+    absl::Time detected;
+  };
+  // The monitor's share of FenceLater: fences the pending replicas that have died (all of them,
+  // waiting, when `all`).
+  void FinishPendingFences(bool all);
   void Stop(const std::string& reason);
   void MonitorLoop();
   void StandbyLoop();
@@ -124,6 +139,7 @@ class VerifiedSupervisor final : public L1Supervisor {
   // when every member failed at once.
   static constexpr size_t kRetiredJournals = 8;
   std::deque<Replica> retired_ ABSL_GUARDED_BY(mu_);
+  std::vector<PendingFence> pending_fences_ ABSL_GUARDED_BY(mu_);  // killed, not yet reaped
   uint64_t generation_ ABSL_GUARDED_BY(mu_) = 0;
   bool first_spawned_ ABSL_GUARDED_BY(mu_) = false;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

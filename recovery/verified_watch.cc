@@ -4,6 +4,8 @@
 #include <poll.h>
 #include <signal.h>
 
+#include <algorithm>
+#include <iterator>
 #include <map>
 
 #include "absl/strings/numbers.h"
@@ -53,6 +55,33 @@ void VerifiedSupervisor::Fence(const Replica& r, const std::string& role, const 
   Emit({SupervisorEvent::Kind::kFailoverCompleted, role, cause, -1, report, std::nullopt});
 }
 
+void VerifiedSupervisor::FenceLater(const Replica& r, const std::string& role,
+                                    const std::string& cause, absl::Time detected) {
+  r.l1->Signal(SIGKILL);
+  absl::MutexLock lock(&mu_);
+  std::erase_if(members_, [&](const Replica& m) { return m.l1 == r.l1; });
+  pending_fences_.push_back(PendingFence{r, role, cause, detected});
+}
+
+void VerifiedSupervisor::FinishPendingFences(bool all) {
+  std::vector<PendingFence> done;
+  {
+    absl::MutexLock lock(&mu_);
+    auto dead = std::stable_partition(
+        pending_fences_.begin(), pending_fences_.end(),
+        [all](const PendingFence& f) { return !all && !f.replica.l1->Exited(); });
+    done.assign(std::make_move_iterator(dead), std::make_move_iterator(pending_fences_.end()));
+    pending_fences_.erase(dead, pending_fences_.end());
+  }
+  for (const PendingFence& f : done) {
+    if (f.cause.empty()) {
+      f.replica.l1->Fence();
+    } else {
+      Fence(f.replica, f.role, f.cause, f.detected);
+    }
+  }
+}
+
 void VerifiedSupervisor::Stop(const std::string& reason) {
   {
     absl::MutexLock lock(&mu_);
@@ -86,8 +115,15 @@ void VerifiedSupervisor::MonitorLoop() {
     std::vector<pollfd> fds;
     for (const Replica& r : members) fds.push_back({r.l1->pidfd(), POLLIN, 0});
     for (const Replica& r : standbys) fds.push_back({r.l1->pidfd(), POLLIN, 0});
+    {
+      absl::MutexLock lock(&mu_);
+      for (const PendingFence& f : pending_fences_) {
+        fds.push_back({f.replica.l1->pidfd(), POLLIN, 0});
+      }
+    }
     const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
     ppoll(fds.data(), fds.size(), &tick, nullptr);
+    FinishPendingFences(/*all=*/false);
     const absl::Time now = absl::Now();
     auto check = [&](const Replica& r) -> std::string {
       if (r.l1->Exited()) {
@@ -295,6 +331,7 @@ void VerifiedSupervisor::Shutdown() {
   }
   if (monitor_.joinable()) monitor_.join();
   if (standby_keeper_.joinable()) standby_keeper_.join();
+  FinishPendingFences(/*all=*/true);
   std::vector<Replica> all;
   {
     absl::MutexLock lock(&mu_);
