@@ -205,7 +205,10 @@ enum class L1Fault : uint32_t {
   // read exit is answered with wrong data.
   kWrongState = 7,
   kWrongReadData = 8,
-  // 9..15: reserved.
+  // The exit thread blocks in a system call forever while the heartbeat thread beats on (the
+  // campaigns' undetected hang: an L1 stuck in `read` on a corrupted fd between exits).
+  kBlock = 9,
+  // 10..15: reserved.
   // Sandbox probes (tests only; docs/security.md): the L1 tries something its sandbox must stop,
   // then writes the outcome as its failure note and exits, unless seccomp stopped it first
   // (vmm/l1/l1_fault_probes.cc).

@@ -41,7 +41,7 @@ constexpr std::string_view kCommands[] = {
 constexpr std::string_view kFaultTargets[] = {"active", "standby", "replica-1", "replica-2"};
 constexpr std::string_view kFaultKinds[] = {
     "kill",        "hang",           "garbage", "assert", "die-before-commit", "die-after-commit",
-    "wrong-state", "wrong-read-data"};
+    "wrong-state", "wrong-read-data", "block"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 

@@ -18,6 +18,7 @@ absl::StatusOr<std::optional<L1Fault>> L1FaultNamed(std::string_view kind) {
       {"fail-answer", L1Fault::kFailAnswer},
       {"wrong-state", L1Fault::kWrongState},
       {"wrong-read-data", L1Fault::kWrongReadData},
+      {"block", L1Fault::kBlock},
       {"try-open-kvm", L1Fault::kTryOpenKvm},
       {"try-open-host-file", L1Fault::kTryOpenHostFile},
       {"try-socket", L1Fault::kTrySocket},
@@ -42,7 +43,7 @@ absl::StatusOr<std::optional<L1Fault>> L1FaultNamed(std::string_view kind) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown fault kind '", std::string(kind),
                      "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer, wrong-state, wrong-read-data, or a test kind: try-*, "
+                     "fail-answer, wrong-state, wrong-read-data, block, or a test kind: try-*, "
                      "scribble-*)"));
   }
   return std::optional<L1Fault>(it->second);

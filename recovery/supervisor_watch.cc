@@ -1,5 +1,6 @@
 // recovery/supervisor_watch.cc: the Supervisor's watchers: the monitor thread (crashes through
-// pidfds, hangs through heartbeats, for the active L1 and every standby), the exit-deadline hang
+// pidfds, hangs through heartbeats, livelocks and blocked exit threads, for the active L1 and
+// every standby), the exit-deadline hang
 // test (recovery/exit_forwarding.h) and the standby keeper thread.
 #include <poll.h>
 #include <signal.h>
@@ -10,6 +11,7 @@
 #include "absl/time/clock.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
+#include "recovery/blocked_watch.h"
 #include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
 #include "recovery/supervisor.h"
@@ -19,6 +21,9 @@ namespace {
 
 // A busy exit thread without progress for this many hang timeouts is livelocked (LivelockWatch).
 constexpr int kLivelockPeriods = 4;
+// An exit thread asleep outside its wait for work, without progress, for this many hang
+// timeouts is blocked (BlockedWatch): long enough for a slow disk flush.
+constexpr int kBlockedPeriods = 20;
 
 bool IsStopped(pid_t pid) {
   const std::optional<char> state = ProcessState(pid);
@@ -36,8 +41,9 @@ void Supervisor::MonitorLoop() {
     uint64_t value = 0;
     absl::Time changed;
   };
-  std::map<uint64_t, Beat> beats;          // by L1 id
-  std::map<uint64_t, LivelockWatch> busy;  // by L1 id
+  std::map<uint64_t, Beat> beats;            // by L1 id
+  std::map<uint64_t, LivelockWatch> busy;    // by L1 id
+  std::map<uint64_t, BlockedWatch> blocked;  // by L1 id
   const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
   const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
   for (;;) {
@@ -88,6 +94,20 @@ void Supervisor::MonitorLoop() {
                             absl::ToInt64Milliseconds(*stuck),
                             " ms without committing or progress (livelock)");
       }
+      // Asleep in a system call outside its wait for work (no exit deadline runs when no vCPU
+      // waits, and the heartbeat thread beats on): blocked.
+      const std::optional<char> state = ProcessState(l1->pid());
+      if (!state.has_value()) return "";
+      const bool waiting =
+          l1->channel().header().l1_sleeping.load(std::memory_order_relaxed) != kL1Awake;
+      auto [b, b_added] = blocked.try_emplace(l1->id(), kBlockedPeriods * hang);
+      if (std::optional<absl::Duration> stuck =
+              b->second.Sample(now, waiting, *state, *runtime, marker)) {
+        return absl::StrCat("hang: L1 pid ", l1->pid(), " exit thread blocked for ",
+                            absl::ToInt64Milliseconds(*stuck), " ms (state ",
+                            std::string(1, *state),
+                            ") outside its wait for work, without CPU time or progress");
+      }
       return "";
     };
     if (active) {
@@ -122,6 +142,9 @@ void Supervisor::MonitorLoop() {
     }
     for (auto it = busy.begin(); it != busy.end();) {
       it = live(it->first) ? std::next(it) : busy.erase(it);
+    }
+    for (auto it = blocked.begin(); it != blocked.end();) {
+      it = live(it->first) ? std::next(it) : blocked.erase(it);
     }
   }
 }

@@ -164,6 +164,31 @@ TEST_P(VirtioBlkTest, BlkSurvivesL1KillsMidIo) {
   ExpectImageVerifies(8);
 }
 
+// An exit thread blocked in a system call between exits (the campaigns' L1 stuck in `read` on
+// a corrupted fd) while the guest waits for its disk: no vCPU exit is pending and the heartbeat
+// thread beats on, so only the monitor's blocked-thread watch sees it. It must fail over, and
+// the guest's I/O continue on the new active L1 with nothing lost.
+TEST_P(VirtioBlkTest, ExitThreadBlockedBetweenExitsIsDetectedAndReplaced) {
+  if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "failover needs split mode";
+  auto m = Make("workload=blk seed=9 steps=0");
+  ASSERT_NE(m, nullptr);
+  L1Supervisor& s = *m->supervisor();
+  for (uint64_t blocks = 1; blocks <= 3; ++blocks) {
+    ASSERT_TRUE(PollUntil([&] { return s.L1s().size() >= 2; }, absl::Seconds(60)));
+    ASSERT_NO_FATAL_FAILURE(AwaitDiskWrites(*m, 2));
+    ASSERT_TRUE(s.InjectFault("active", "block").ok());
+    ASSERT_TRUE(PollUntil([&] { return s.failover_count() >= blocks; }, absl::Seconds(60)))
+        << "a blocked exit thread was not detected";
+    const std::optional<FailoverReport> report = s.last_failover();
+    ASSERT_TRUE(report.has_value());
+    EXPECT_THAT(report->cause, HasSubstr("exit thread blocked"));
+  }
+  ASSERT_NO_FATAL_FAILURE(AwaitDiskWrites(*m, 10));
+  m->Stop();
+  EXPECT_THAT(Console(), ::testing::Not(HasSubstr("mismatch")));
+  ExpectImageVerifies(9);
+}
+
 // The echo workload over virtio-console: the real host-side peer (guest/tools/echo_peer.py) stays
 // connected to rehome's console socket while, in split mode, the active L1 is killed again and
 // again; the guest checks every response byte (lost, duplicated, reordered or corrupted bytes in

@@ -21,7 +21,7 @@ from faultcampaign.qmp import Qmp, QmpError
 # Faults rehome injects into itself over QMP (__org.rehome_inject-fault): deterministic points
 # whose outcome is known, for checking the classifier and as a baseline.
 REHOME_FAULTS = ("kill", "hang", "garbage", "assert", "die-before-commit", "die-after-commit",
-                 "wrong-state", "wrong-read-data")
+                 "wrong-state", "wrong-read-data", "block")
 INJECTOR_FAULTS = ("fail-stop", "register", "code", "memory", "memory-shared", "hang",
                    "livelock")
 FAULTS = INJECTOR_FAULTS + tuple("rehome-" + f for f in REHOME_FAULTS) + ("none", "mutant")

@@ -250,6 +250,12 @@ class L1Server final {
     KillL1Now();  // (not abort: its SIGABRT would be ignored in a pid namespace of its own)
   }
 
+  // Asleep in a system call for good (ppoll without fds or timeout: allowed by the sandbox,
+  // where pause is not).
+  [[noreturn]] static void BlockForever() {
+    for (;;) ppoll(nullptr, 0, nullptr, nullptr);
+  }
+
   void TakeFault() {
     // Read before the exchange: an unconditional read-modify-write would take the header line
     // (which L0 reads on every exit: l1_sleeping, l1_cpu) out of L0's cache once per loop.
@@ -264,7 +270,9 @@ class L1Server final {
         Die("assertion failed: injected by fault request");
       case L1Fault::kHang:
         hung_.store(true);
-        for (;;) pause();
+        BlockForever();
+      case L1Fault::kBlock:
+        BlockForever();  // the heartbeat thread beats on
       default:
         if (IsTakenFaultProbe(fault)) {  // tests of the sandbox and of L0 (l1_fault_probes.h)
           RunTakenFaultProbe(
