@@ -380,6 +380,9 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
   for (size_t i = 0; i < voters.size(); ++i) {
     if (keep.count(i) != 0) {
       members.push_back(voters[i]);
+    } else if (!fenced[i] && !results[i].ok) {
+      // Failed (crash, hang, bad answer) while the others agreed at once: a replica failure.
+      FenceLater(voters[i], "replica", results[i].failure, absl::Now());
     } else if (!fenced[i]) {
       const bool minority =
           std::find(vote.minority.begin(), vote.minority.end(), i) != vote.minority.end();
