@@ -39,9 +39,15 @@ constexpr std::string_view kCommands[] = {
 };
 
 constexpr std::string_view kFaultTargets[] = {"active", "standby", "replica-1", "replica-2"};
-constexpr std::string_view kFaultKinds[] = {
-    "kill",        "hang",           "garbage", "assert", "die-before-commit", "die-after-commit",
-    "wrong-state", "wrong-read-data", "block"};
+constexpr std::string_view kFaultKinds[] = {"kill",
+                                            "hang",
+                                            "garbage",
+                                            "assert",
+                                            "die-before-commit",
+                                            "die-after-commit",
+                                            "wrong-state",
+                                            "wrong-read-data",
+                                            "block"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 

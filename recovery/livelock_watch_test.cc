@@ -26,8 +26,7 @@ TEST(LivelockWatch, ProgressOrSleepRestartsTheStretch) {
   watch.Sample(t0, 0, 1);
   // Busy all along, but committing every 100 ms: never reported.
   for (int ms = 10; ms <= 1000; ms += 10) {
-    EXPECT_FALSE(
-        watch.Sample(t0 + absl::Milliseconds(ms), ms * kMs, 1 + ms / 100).has_value())
+    EXPECT_FALSE(watch.Sample(t0 + absl::Milliseconds(ms), ms * kMs, 1 + ms / 100).has_value())
         << ms;
   }
   // Half asleep (a CPU-heavy but sleeping L1): never reported.

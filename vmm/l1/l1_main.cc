@@ -66,8 +66,8 @@ int RunL1(const std::vector<std::string>& args) {
     return 70;
   }
   const bool confined = options->sandbox.level != L1SandboxLevel::kOff;
-  const int status = RunL1Server(std::move(*options), std::move(*ram), std::move(*channel),
-                                 std::move(*journal));
+  const int status =
+      RunL1Server(std::move(*options), std::move(*ram), std::move(*channel), std::move(*journal));
   // A confined L1 ends without atexit work: what runs there (a leak checker's, for one) may
   // need system calls its filter refuses.
   if (confined) {

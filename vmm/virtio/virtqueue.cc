@@ -300,7 +300,8 @@ absl::Status ForEachSegment(const GuestMemoryView& mem, const Virtqueue::Chain& 
     if (offset < end) {
       const uint64_t skip = offset - pos;
       const uint64_t n = std::min<uint64_t>(d.len - skip, len);
-      uint8_t* p = writable ? mem.WritableAddress(d.addr + skip, n) : mem.HostAddress(d.addr + skip, n);
+      uint8_t* p =
+          writable ? mem.WritableAddress(d.addr + skip, n) : mem.HostAddress(d.addr + skip, n);
       if (p == nullptr) return absl::OutOfRangeError("descriptor buffer is not in guest RAM");
       RETURN_IF_ERROR(fn(std::span<uint8_t>(p, n)));
       offset += n;
