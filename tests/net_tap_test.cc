@@ -210,7 +210,9 @@ TEST_F(NetTapTest, AgreedFramesLeaveOnceInOrderAndPositionsAreChecked) {
   EXPECT_FALSE(tap.AgreedConsumed(produced + 1));
   EXPECT_TRUE(tap.AgreedConsumed(produced));
   EXPECT_EQ(rx.consumed(), produced);
-  if (produced > 0) EXPECT_FALSE(tap.AgreedConsumed(produced - 1));  // backwards
+  if (produced > 0) {
+    EXPECT_FALSE(tap.AgreedConsumed(produced - 1));  // backwards
+  }
 }
 
 }  // namespace
