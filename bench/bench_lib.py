@@ -48,20 +48,30 @@ def check_inputs():
 
 def rehome_modes(wanted=None):
     """The `--mode` values to benchmark: `wanted` (a comma-separated list) or every mode this
-    rehome binary offers (monolithic first, the baseline). [None] for a binary without --mode."""
+    rehome binary offers but nested (monolithic first, the baseline). [None] for a binary
+    without --mode."""
     try:
         help_text = subprocess.run([REHOME, "run", "--help"], capture_output=True, text=True,
                                    timeout=30).stdout
     except (OSError, subprocess.TimeoutExpired) as e:
         fail(f"{REHOME} run --help failed: {e}")
-    offered = re.search(r"--mode ([a-z|]+)", help_text)
-    if offered is None:
+    # The --mode entries of the help (`--mode MODE  split (default): ...; monolithic: ...`,
+    # `--mode nested  ...`, or an older `--mode monolithic|split`) and their continuation lines.
+    block, inside = [], False
+    for line in help_text.splitlines():
+        if re.match(r"\s+--", line):
+            inside = re.match(r"\s+--mode\b", line) is not None
+        if inside:
+            block.append(line)
+    if not block:
         if wanted:
             fail(f"{REHOME} has no --mode option; drop --modes")
         return [None]
-    available = sorted(offered.group(1).split("|"), key=lambda m: m != "monolithic")
+    text = " ".join(block)
+    available = [m for m in ("monolithic", "split", "nested") if re.search(rf"\b{m}\b", text)]
     if not wanted:
-        return available
+        # Nested mode needs an L1 kernel and a host with nested virtualization: only on request.
+        return [m for m in available if m != "nested"]
     modes = [m.strip() for m in wanted.split(",") if m.strip()]
     for m in modes:
         if m not in available:
@@ -133,6 +143,17 @@ def percentile(values, p):
     ordered = sorted(values)
     k = max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def paired_ratio_row(name, unit, base, other, digits):
+    """A markdown row comparing two series measured side by side (base first): both medians,
+    the ratio of the medians, the median of the per-repetition ratios with its p25-p75 spread,
+    and the change in percent."""
+    ratio = median(other) / median(base)
+    paired = [o / b for o, b in zip(other, base)]
+    print(f"| {name} | {unit} | {median(base):.{digits}f} | {median(other):.{digits}f} | "
+          f"{ratio:.3f} | {median(paired):.3f} | {percentile(paired, 25):.2f}-"
+          f"{percentile(paired, 75):.2f} | {(ratio - 1) * 100:+.1f}% |")
 
 
 def fmt(value, digits=1):

@@ -73,13 +73,8 @@ def main():
     load_end = f"{os.getloadavg()[0]:.2f}"
 
     def row(name, unit, series, i, digits):
-        on = [v[i] for v in series["best-effort"]]
-        off = [v[i] for v in series["off"]]
-        ratio = b.median(on) / b.median(off)
-        paired = [x / y for x, y in zip(on, off)]
-        print(f"| {name} | {unit} | {b.median(off):.{digits}f} | {b.median(on):.{digits}f} | "
-              f"{ratio:.3f} | {b.median(paired):.3f} | {b.percentile(paired, 25):.2f}-"
-              f"{b.percentile(paired, 75):.2f} | {(ratio - 1) * 100:+.1f}% |")
+        b.paired_ratio_row(name, unit, [v[i] for v in series["off"]],
+                           [v[i] for v in series["best-effort"]], digits)
 
     print(f"\n### L1 sandbox: best-effort vs off (split mode, median of {args.reps} alternating "
           f"repetitions; load average {load_start} at the start, {load_end} at the end)\n")

@@ -114,13 +114,8 @@ def main():
     load_end = f"{os.getloadavg()[0]:.2f}"
 
     def row(name, unit, series, i, digits):
-        mono = [v[i] for v in series["monolithic"]]
-        split = [v[i] for v in series["split"]]
-        ratio = b.median(split) / b.median(mono)
-        paired = [s / m for s, m in zip(split, mono)]
-        print(f"| {name} | {unit} | {b.median(mono):.{digits}f} | {b.median(split):.{digits}f} | "
-              f"{ratio:.3f} | {b.median(paired):.3f} | {b.percentile(paired, 25):.2f}-"
-              f"{b.percentile(paired, 75):.2f} | {(ratio - 1) * 100:+.1f}% |")
+        b.paired_ratio_row(name, unit, [v[i] for v in series["monolithic"]],
+                           [v[i] for v in series["split"]], digits)
 
     print(f"### Split-mode overhead vs monolithic (median of {args.reps} alternating "
           f"repetitions; load average {load_start} at the start, {load_end} at the end; "
