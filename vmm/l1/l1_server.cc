@@ -347,9 +347,12 @@ class L1Server final {
            (!active_ && h.promote_request.load(std::memory_order_relaxed) != 0);
   }
 
-  // True as soon as RequestPending; false after kIdleSpin without.
+  // True as soon as RequestPending; false after kIdleSpin without. The window must outlast the
+  // guest's KVM round trip between two exits, or every exit of an exit-heavy phase pays an
+  // eventfd wake-up: 50 us did when an exit cost 26 us; on a host where it costs ~70 us, 50 us
+  // made split mode's handling 10 us per exit, 150 us 1.35 us (benchmarks.md section 14).
   bool SpinForWork() {
-    constexpr absl::Duration kIdleSpin = absl::Microseconds(50);
+    constexpr absl::Duration kIdleSpin = absl::Microseconds(150);
     return SpinUntil([&] { return RequestPending(); }, kIdleSpin);
   }
 
