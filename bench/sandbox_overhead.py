@@ -19,7 +19,6 @@ ratios with its p25-p75 spread.
 import argparse
 import os
 import bench_lib as b
-import exit_cost
 import failover_latency
 import split_overhead
 
@@ -49,18 +48,9 @@ def main():
         order = SETTINGS if rep % 2 == 0 else tuple(reversed(SETTINGS))
         for setting in order:
             b.EXTRA_REHOME_ARGS[:] = ["--l1-sandbox", setting]
-            t = {}
-            for n in (args.pio_lo, args.pio_hi):
-                cmd, ok, out, err = exit_cost.commands(("rehome", "split"), n)
-                proc = []
-                t[n] = split_overhead.timed_cpu(cmd + ["--exit-stats"], ok, out, err, proc)
-                if n == args.pio_hi:
-                    stats = split_overhead.EXIT_STATS.search(proc[0].stderr)
-                    if stats is None or int(stats.group(1)) < n:
-                        b.fail(f"no plausible exit stats from {' '.join(cmd)}", proc[0])
-                    handling[setting].append((float(stats.group(2)),))
-            pio[setting].append(tuple((t[args.pio_hi][i] - t[args.pio_lo][i]) /
-                                      (args.pio_hi - args.pio_lo) * 1e6 for i in (0, 1)))
+            per_exit, handled = split_overhead.pio_per_exit("split", args.pio_lo, args.pio_hi)
+            pio[setting].append(per_exit)
+            handling[setting].append((handled,))
         for setting in reversed(order):
             b.EXTRA_REHOME_ARGS[:] = ["--l1-sandbox", setting]
             _, found = failover_latency.one_run(64, args)

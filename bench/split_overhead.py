@@ -59,6 +59,23 @@ def timed_cpu(cmd, ok, out, err, proc_out=None):
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def pio_per_exit(mode, lo, hi):
+    """One pio measurement in `mode`: ((wall us, CPU us) per exit from the N=lo and N=hi runs,
+    the VMM's in-process handling us per exit of the N=hi run)."""
+    t = {}
+    handling = None
+    for n in (lo, hi):
+        cmd, ok, out, err = exit_cost.commands(("rehome", mode), n)
+        proc = []
+        t[n] = timed_cpu(cmd + ["--exit-stats"], ok, out, err, proc)
+        if n == hi:
+            stats = EXIT_STATS.search(proc[0].stderr)
+            if stats is None or int(stats.group(1)) < n:
+                b.fail(f"no plausible exit stats from {' '.join(cmd)}", proc[0])
+            handling = float(stats.group(2))
+    return tuple((t[hi][i] - t[lo][i]) / (hi - lo) * 1e6 for i in (0, 1)), handling
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -90,18 +107,9 @@ def main():
     for rep in range(args.reps):
         order = MODES if rep % 2 == 0 else tuple(reversed(MODES))
         for mode in order:
-            t = {}
-            for n in (args.pio_lo, args.pio_hi):
-                cmd, ok, out, err = exit_cost.commands(("rehome", mode), n)
-                proc = []
-                t[n] = timed_cpu(cmd + ["--exit-stats"], ok, out, err, proc)
-                if n == args.pio_hi:
-                    stats = EXIT_STATS.search(proc[0].stderr)
-                    if stats is None or int(stats.group(1)) < n:
-                        b.fail(f"no plausible exit stats from {' '.join(cmd)}", proc[0])
-                    handling[mode].append((float(stats.group(2)),))
-            pio[mode].append(tuple((t[args.pio_hi][i] - t[args.pio_lo][i]) /
-                                   (args.pio_hi - args.pio_lo) * 1e6 for i in (0, 1)))
+            per_exit, handled = pio_per_exit(mode, args.pio_lo, args.pio_hi)
+            pio[mode].append(per_exit)
+            handling[mode].append((handled,))
         for mode in reversed(order):
             t = {}
             for n in (args.counter_lo, args.counter_hi):
