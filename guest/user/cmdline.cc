@@ -88,6 +88,8 @@ const char* WorkloadName(Workload w) {
       return "echo";
     case Workload::kNetEcho:
       return "netecho";
+    case Workload::kOltp:
+      return "oltp";
     case Workload::kVirtioBad:
       return "virtio-bad";
     case Workload::kReboot:
@@ -129,6 +131,8 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
         config->workload = Workload::kEcho;
       } else if (TokenEquals(val, val_len, "netecho")) {
         config->workload = Workload::kNetEcho;
+      } else if (TokenEquals(val, val_len, "oltp")) {
+        config->workload = Workload::kOltp;
       } else if (TokenEquals(val, val_len, "virtio-bad")) {
         config->workload = Workload::kVirtioBad;
       } else if (TokenEquals(val, val_len, "reboot")) {
@@ -179,7 +183,10 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
       if (is_port) error->Str(" (port must be 1..65535)");
       return false;
     }
-    if (is_port) config->port = static_cast<uint16_t>(number);
+    if (is_port) {
+      config->port = static_cast<uint16_t>(number);
+      config->port_given = true;
+    }
     if (is_seed) config->seed = number;
     if (is_steps) config->steps = number;
     if (is_every) config->report_every = number;

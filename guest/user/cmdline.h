@@ -21,6 +21,7 @@ enum class Workload {
   kBlk,
   kEcho,
   kNetEcho,
+  kOltp,
   kVirtioBad,
   kReboot,
   kPowerOff
@@ -36,6 +37,7 @@ struct GuestConfig {
   uint32_t virtio_count = 0;
   uint32_t ip = abi::kDefaultGuestIp;        // ip=A.B.C.D (host byte order)
   uint16_t port = abi::kDefaultNetEchoPort;  // port=N (1..65535)
+  bool port_given = false;                   // port= was on the command line
 };
 
 const char* WorkloadName(Workload w);

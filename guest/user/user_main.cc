@@ -10,6 +10,7 @@
 #include "guest/kernel/io.h"
 #include "guest/kernel/kernel.h"
 #include "guest/kernel/serial.h"
+#include "guest/net/service_protocol.h"
 #include "guest/user/acpi.h"
 #include "guest/user/cmdline.h"
 #include "guest/user/syscall.h"
@@ -77,6 +78,9 @@ bool RunIo() {
       return RunEcho(devices, config.seed, config.steps);
     case Workload::kNetEcho:
       return RunNetEcho(devices, config.ip, config.port, config.steps);
+    case Workload::kOltp:
+      return RunOltp(devices, config.ip, config.port_given ? config.port : service::kOltpPort,
+                     config.steps);
     default:
       return RunVirtioBad(devices, config.seed);
   }
@@ -98,6 +102,7 @@ void RunShare(uint32_t vcpu) {
     case Workload::kBlk:
     case Workload::kEcho:
     case Workload::kNetEcho:
+    case Workload::kOltp:
     case Workload::kVirtioBad:
       if (vcpu == 0 && !RunIo()) Exit(abi::kExitWorkloadFailed);
       break;

@@ -1,4 +1,4 @@
-// guest/workloads/io_workloads.h: the virtio workloads (blk, echo, netecho, virtio-bad), run by
+// guest/workloads/io_workloads.h: the virtio workloads (blk, echo, netecho, oltp, virtio-bad), run by
 // vCPU 0 only at CPL3 over the virtio-mmio transports named on the command line. Each prints its
 // own result lines on COM1 and returns false after printing the reason for a failed check (the
 // caller then exits with kExitWorkloadFailed). Not thread-safe: vCPU 0 only.
@@ -28,6 +28,10 @@ bool RunEcho(const VirtioDevices& devices, uint64_t seed, uint64_t steps);
 // Echoes `steps` UDP datagrams sent to `port` (0 = forever) on the first virtio-net device, with
 // the IPv4 address `ip` (host byte order); answers ARP and ping meanwhile.
 bool RunNetEcho(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps);
+// Serves TPC-C's five transactions (docs/service-protocol.md, "oltp") on UDP `port` against the
+// oltp database on the first virtio-blk device (docs/oltp-format.md), `steps` requests (0 =
+// forever), then checkpoints; answers ARP and ping meanwhile.
+bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps);
 // Brings up the first virtio-net device and a NetStack on it (printing the device line); the
 // network services (netecho, and the request/response workloads) serve through *out.
 class NetStack;

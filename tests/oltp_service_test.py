@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""End-to-end test of the guest's `oltp` service (issue 15): the TPC-C analog on a real KVM
+guest, a real tap and a real disk image, through failures.
+
+Per mode (split with the active L1 SIGKILLed every --kill-ms, and monolithic) it loads a small
+database image (bench/oltp/oltp_load.py), generates a request file with malformed datagrams
+(bench/oltp/make_requests.py), and runs three phases against the same image, each with a fresh
+`rehome run`: (1) a few hundred transactions, retries of already-answered ids (must return the
+recorded response, not apply again), then a clean stop; (2) more transactions while the whole
+rehome is SIGKILLed at a random moment (the image then holds only what was written); (3) a
+restart (the guest replays its log) that resends the last ids of phase 2 and some new ones.
+After each phase the checker (bench/oltp/oltp_check.py) replays the log and must find the
+database consistent and every acknowledged transaction in it exactly once. Malformed datagrams
+must get status 1 and the guest must keep serving. The client is a minimal one inside this test
+(pipelined window, retries reuse the id; it writes the load generator's response-log format).
+
+Exit status 0 pass, 1 fail (one `oltp_service_test: FAIL ...` line), 77 skip (no /dev/kvm, not
+root, no namespace/tap permission), 2 bad usage.
+"""
+import argparse
+import ctypes
+import os
+import random
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "bench", "oltp"))
+import oltp_format as f  # noqa: E402
+import make_requests as mr  # noqa: E402
+
+GUEST_IP, HOST_IP, TAP, MAC = "10.0.2.15", "10.0.2.1", "rholtp0", "52:54:00:12:34:57"
+CLONE_NEWNET = 0x40000000
+LOG_REC = struct.Struct("<QIIqqHHI")
+
+
+def skip(msg):
+    print(f"oltp_service_test: SKIP {msg}")
+    sys.exit(77)
+
+
+def fail(msg):
+    print(f"oltp_service_test: FAIL {msg}")
+    sys.exit(1)
+
+
+def enter_netns():
+    if not os.path.exists("/dev/kvm") or not os.access("/dev/kvm", os.R_OK | os.W_OK):
+        skip("no usable /dev/kvm")
+    if os.geteuid() != 0:
+        skip("needs root (network namespace and tap)")
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
+    for args in (["link", "set", "lo", "up"], ["tuntap", "add", "dev", TAP, "mode", "tap"],
+                 ["addr", "add", f"{HOST_IP}/24", "dev", TAP], ["link", "set", TAP, "up"]):
+        p = subprocess.run(["ip", *args], capture_output=True, text=True)
+        if p.returncode != 0:
+            skip(f"ip {' '.join(args)}: {p.stderr.strip()}")
+
+
+class Client:
+    """Sends request-file records in order with a window of outstanding requests; send number k
+    (counted across phases) gets request id k + 1 and record index k % count; a request without
+    an answer after timeout_s is sent again with the same id. Logs every send in the load
+    generator's RHLG format (latency -1 = never answered)."""
+
+    def __init__(self, records, window=4, timeout_s=0.25):
+        self.records = records
+        self.window = window
+        self.timeout_s = timeout_s
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((HOST_IP, 0))
+        self.log = []  # [id, record_index, retries, send_ns, latency_ns, status, body, repeat?]
+        self.by_id = {}
+
+    def send_ids(self, ids, stop_after_acks=None, deadline_s=60.0, on_ack=None):
+        """Sends the (id, record_index) pairs; returns when all are answered, or (with
+        stop_after_acks) once that many were answered, calling on_ack(n) after each answer."""
+        pending = list(ids)
+        out = {}  # id -> [log entry, last send time]
+        by_id = self.by_id
+        deadline = time.monotonic() + deadline_s
+        acks = 0
+        while pending or out:
+            if stop_after_acks is not None and acks >= stop_after_acks:
+                return acks
+            now = time.monotonic()
+            if now > deadline:
+                fail(f"no answer for ids {sorted(out)[:10]} within {deadline_s} s")
+            while pending and len(out) < self.window:
+                rid, idx = pending.pop(0)
+                entry = by_id.get(rid)
+                if entry is None:
+                    entry = [rid, idx, 0, time.monotonic_ns(), -1, 0, b""]
+                    by_id[rid] = entry
+                    self.log.append(entry)
+                else:  # a resend of an id logged before (a retry across phases)
+                    entry[2] += 1
+                out[rid] = [entry, now]
+                self._send(rid, idx)
+            r, _, _ = select.select([self.sock], [], [], 0.02)
+            if r:
+                data, _ = self.sock.recvfrom(2048)
+                if len(data) < 16:
+                    continue
+                magic, version, status, rid = f.SVC_HDR.unpack_from(data)
+                if magic != f.RESP_MAGIC or rid not in out:
+                    continue
+                entry = out.pop(rid)[0]
+                if entry[4] < 0:
+                    entry[4] = time.monotonic_ns() - entry[3]
+                    entry[5], entry[6] = status, data[16:]
+                else:
+                    entry.append((status, data[16:]))  # a repeat's answer, compared later
+                acks += 1
+                if on_ack:
+                    on_ack(acks)
+            now = time.monotonic()
+            for rid, slot in out.items():
+                if now - slot[1] > self.timeout_s:
+                    slot[1] = now
+                    slot[0][2] += 1
+                    self._send(rid, slot[0][1])
+        return acks
+
+    def _send(self, rid, idx):
+        rec = self.records[idx]
+        if len(rec) >= 16:
+            rec = rec[:8] + struct.pack("<Q", rid) + rec[16:]
+        self.sock.sendto(rec, (GUEST_IP, f.OLTP_PORT))
+
+    def write_log(self, path):
+        with open(path, "wb") as out:
+            out.write(b"RHLG" + struct.pack("<I", 1))
+            for e in self.log:
+                out.write(LOG_REC.pack(e[0], e[1], e[2], e[3], e[4], e[5], 0, len(e[6])) + e[6])
+
+
+class Vm:
+    def __init__(self, args, image, work, name, mode):
+        self.serial = os.path.join(work, f"{name}.console")
+        self.errlog = open(os.path.join(work, f"{name}.stderr"), "w")
+        cmd = [args.rehome, "run", "--kernel", args.guest, "--memory", "64", "--disk", image,
+               "--netdev", f"tap,ifname={TAP},mac={MAC}", "--cmdline", "workload=oltp steps=0",
+               "--serial-file", self.serial, "--mode", mode, "--quiet"]
+        if mode == "split":
+            cmd += ["--kill-active-every-ms", str(args.kill_ms), "--max-failovers", "1000000"]
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.errlog,
+                                     stderr=self.errlog, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while "oltp serving" not in self.console():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                fail(f"{name}: the guest did not start serving: {self.console()[-600:]!r}")
+            time.sleep(0.02)
+
+    def console(self):
+        try:
+            with open(self.serial, errors="replace") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return ""
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+def check(args, image, requests, logs, what):
+    cmd = [sys.executable, os.path.join(ROOT, "bench", "oltp", "oltp_check.py"), "--image", image,
+           "--requests", requests]
+    for log in logs:
+        cmd += ["--log", log]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        fail(f"{what}: checker: {p.stdout.strip()} {p.stderr.strip()[-800:]}")
+    print(f"  {what}: {p.stdout.strip()}")
+
+
+def run_mode(args, mode, work):
+    rng = random.Random(args.seed)
+    image = os.path.join(work, f"{mode}.img")
+    reqfile = os.path.join(work, f"{mode}.reqs")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "oltp", "oltp_load.py"), "--out",
+                    image, "--capacity-txns", "4000", "--wal-mib", "4", "--seed",
+                    str(args.seed)], check=True, stdout=subprocess.DEVNULL)
+    records = mr.generate(args.count, args.seed, mr.run_constants(image), args.malformed)
+    mr.write_requests(reqfile, records)
+    n = len(records)
+    bad = {i for i, r in enumerate(records) if not valid_shape(r)}
+    client = Client(records)
+    t0 = time.monotonic()
+
+    # Phase 1: transactions, retries of answered ids, clean stop.
+    vm = Vm(args, image, work, f"{mode}-1", mode)
+    k1 = n
+    client.send_ids([(k + 1, k % n) for k in range(k1)])
+    first = {e[0]: (e[5], e[6]) for e in client.log}
+    again = rng.sample(range(1, k1 + 1), 20)
+    client.send_ids([(rid, (rid - 1) % n) for rid in again])
+    for e in client.log:
+        if e[0] in again and len(e) < 8:
+            fail(f"{mode}: the repeat of id {e[0]} got no answer")
+        if e[0] in again and e[7] != first[e[0]]:
+            fail(f"{mode}: a repeat of id {e[0]} got {e[7][0]} {e[7][1][:24].hex()}, the first "
+                 f"answer was {first[e[0]][0]} {first[e[0]][1][:24].hex()}")
+    for e in client.log:
+        if (e[1] in bad) != (e[5] == f.ST_MALFORMED):
+            fail(f"{mode}: record {e[1]} (malformed={e[1] in bad}) got status {e[5]}")
+    # A datagram shorter than a header: status 1 with request id 0, and the guest serves on.
+    client.sock.sendto(b"RHSQ\x01", (GUEST_IP, f.OLTP_PORT))
+    r, _, _ = select.select([client.sock], [], [], 5)
+    data = client.sock.recvfrom(2048)[0] if r else b""
+    if len(data) < 16 or f.SVC_HDR.unpack_from(data)[2:] != (f.ST_MALFORMED, 0):
+        fail(f"{mode}: a 5-byte datagram got {data[:16].hex()!r}")
+    ok = sum(1 for e in client.log if e[5] == f.ST_OK)
+    if ok < k1 * 0.9:
+        fail(f"{mode}: only {ok} of {k1} transactions ok")
+    vm.stop()
+    log1 = os.path.join(work, f"{mode}-1.log")
+    client.write_log(log1)
+    print(f"  {mode} phase 1: {k1} sent, {ok} ok, statuses "
+          f"{sorted(set(e[5] for e in client.log))}, {time.monotonic() - t0:.1f} s")
+    check(args, image, reqfile, [log1], f"{mode} phase 1 (clean stop)")
+
+    # Phase 2: SIGKILL of the whole rehome at a random moment.
+    vm = Vm(args, image, work, f"{mode}-2", mode)
+    k2 = k1 + args.count // 2
+    kill_after = rng.randint(10, args.count // 2 - 10)
+    client.send_ids([(k + 1, k % n) for k in range(k1, k2)], stop_after_acks=kill_after)
+    vm.kill()
+    log2 = os.path.join(work, f"{mode}-2.log")
+    client.write_log(log2)
+    print(f"  {mode} phase 2: killed after {kill_after} answers, {time.monotonic() - t0:.1f} s")
+    check(args, image, reqfile, [log2], f"{mode} phase 2 (SIGKILL)")
+
+    # Phase 3: restart (log replay in the guest), resend the last ids of phase 2, new ones.
+    unanswered = [e for e in client.log if e[4] < 0]
+    vm = Vm(args, image, work, f"{mode}-3", mode)
+    if "oltp recovered" not in vm.console():
+        fail(f"{mode}: no recovery line")
+    resend = sorted({e[0] for e in client.log if k1 < e[0] <= k2})[-8:]
+    client.send_ids([(rid, (rid - 1) % n) for rid in resend])
+    client.send_ids([(k + 1, k % n) for k in range(k2, k2 + 40)])
+    vm.stop()
+    log3 = os.path.join(work, f"{mode}-3.log")
+    client.write_log(log3)
+    rec_line = [l for l in vm.console().splitlines() if "oltp recovered" in l][0]
+    print(f"  {mode} phase 3: {len(unanswered)} unanswered before the kill, "
+          f"{rec_line.split(': ', 1)[1]}, {time.monotonic() - t0:.1f} s")
+    check(args, image, reqfile, [log3], f"{mode} phase 3 (after recovery)")
+
+
+def valid_shape(rec):
+    """True for records make_requests generated as transactions (not --malformed ones)."""
+    if len(rec) < 16:
+        return False
+    magic, version, kind, _ = f.SVC_HDR.unpack_from(rec)
+    if magic != f.REQ_MAGIC or version != 1:
+        return False
+    body = rec[16:]
+    if kind == f.K_NEW_ORDER:
+        if len(body) < 16:
+            return False
+        w, d, c, cnt = f.NO_REQ.unpack_from(body)
+        return 5 <= cnt <= 15 and len(body) == 16 + 12 * cnt and 1 <= d <= 10
+    if kind == f.K_PAYMENT:
+        return len(body) == f.PAY_REQ.size and 1 <= f.PAY_REQ.unpack(body)[1] <= 10
+    sizes = {f.K_ORDER_STATUS: f.OS_REQ.size, f.K_DELIVERY: f.DEL_REQ.size,
+             f.K_STOCK_LEVEL: f.SL_REQ.size}
+    return len(body) == sizes.get(kind, -1)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rehome", required=True)
+    ap.add_argument("--guest", required=True)
+    ap.add_argument("--modes", default="split,monolithic")
+    ap.add_argument("--count", type=int, default=300)
+    ap.add_argument("--malformed", type=int, default=6)
+    ap.add_argument("--kill-ms", type=int, default=300)
+    ap.add_argument("--seed", type=int, default=int(time.time()) % 100000)
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+    if args.count < 60:
+        ap.error("--count must be >= 60")
+    for path in (args.rehome, args.guest):
+        if not os.path.exists(path):
+            skip(f"{path} is not built")
+    enter_netns()
+    work = tempfile.mkdtemp(prefix="oltp-test-")
+    print(f"oltp_service_test: seed {args.seed}, work {work}")
+    for mode in args.modes.split(","):
+        run_mode(args, mode, work)
+    if not args.keep:
+        subprocess.run(["rm", "-rf", work])
+    print("oltp_service_test: PASS")
+
+
+if __name__ == "__main__":
+    main()
