@@ -45,8 +45,13 @@ def skip(msg):
     sys.exit(77)
 
 
+LIVE = []  # running Vms, killed on failure
+
+
 def fail(msg):
     print(f"oltp_service_test: FAIL {msg}")
+    for vm in LIVE:
+        vm.kill()
     sys.exit(1)
 
 
@@ -144,16 +149,17 @@ class Client:
 
 
 class Vm:
-    def __init__(self, args, image, work, name, mode):
+    def __init__(self, args, image, work, name, mode, kill_ms):
         self.serial = os.path.join(work, f"{name}.console")
         self.errlog = open(os.path.join(work, f"{name}.stderr"), "w")
         cmd = [args.rehome, "run", "--kernel", args.guest, "--memory", "64", "--disk", image,
                "--netdev", f"tap,ifname={TAP},mac={MAC}", "--cmdline", "workload=oltp steps=0",
-               "--serial-file", self.serial, "--mode", mode, "--quiet"]
+               "--serial-file", self.serial, "--mode", mode]
         if mode == "split":
-            cmd += ["--kill-active-every-ms", str(args.kill_ms), "--max-failovers", "1000000"]
+            cmd += ["--kill-active-every-ms", str(kill_ms), "--max-failovers", "1000000"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.errlog,
                                      stderr=self.errlog, start_new_session=True)
+        LIVE.append(self)
         deadline = time.monotonic() + 60
         while "oltp serving" not in self.console():
             if self.proc.poll() is not None or time.monotonic() > deadline:
@@ -168,19 +174,27 @@ class Vm:
         except FileNotFoundError:
             return ""
 
+    def failovers(self):
+        with open(self.errlog.name, errors="replace") as fh:
+            return sum(1 for line in fh if "rehome: failover #" in line)
+
     def stop(self):
         self.proc.terminate()
         try:
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.kill()
+        LIVE.remove(self)
 
     def kill(self):
+        """SIGKILL of the whole rehome (its process group: L0 and every L1)."""
         try:
             os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
+        if self in LIVE:
+            LIVE.remove(self)
 
 
 def check(args, image, requests, logs, what):
@@ -199,7 +213,7 @@ def run_mode(args, mode, work):
     image = os.path.join(work, f"{mode}.img")
     reqfile = os.path.join(work, f"{mode}.reqs")
     subprocess.run([sys.executable, os.path.join(ROOT, "bench", "oltp", "oltp_load.py"), "--out",
-                    image, "--capacity-txns", "4000", "--wal-mib", "4", "--seed",
+                    image, "--capacity-txns", "4000", "--wal-mib", "1", "--seed",
                     str(args.seed)], check=True, stdout=subprocess.DEVNULL)
     records = mr.generate(args.count, args.seed, mr.run_constants(image), args.malformed)
     mr.write_requests(reqfile, records)
@@ -209,7 +223,8 @@ def run_mode(args, mode, work):
     t0 = time.monotonic()
 
     # Phase 1: transactions, retries of answered ids, clean stop.
-    vm = Vm(args, image, work, f"{mode}-1", mode)
+    failovers = 0
+    vm = Vm(args, image, work, f"{mode}-1", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
     k1 = n
     client.send_ids([(k + 1, k % n) for k in range(k1)])
     first = {e[0]: (e[5], e[6]) for e in client.log}
@@ -234,6 +249,7 @@ def run_mode(args, mode, work):
     if ok < k1 * 0.9:
         fail(f"{mode}: only {ok} of {k1} transactions ok")
     vm.stop()
+    failovers += vm.failovers()
     log1 = os.path.join(work, f"{mode}-1.log")
     client.write_log(log1)
     print(f"  {mode} phase 1: {k1} sent, {ok} ok, statuses "
@@ -241,11 +257,12 @@ def run_mode(args, mode, work):
     check(args, image, reqfile, [log1], f"{mode} phase 1 (clean stop)")
 
     # Phase 2: SIGKILL of the whole rehome at a random moment.
-    vm = Vm(args, image, work, f"{mode}-2", mode)
+    vm = Vm(args, image, work, f"{mode}-2", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
     k2 = k1 + args.count // 2
     kill_after = rng.randint(10, args.count // 2 - 10)
     client.send_ids([(k + 1, k % n) for k in range(k1, k2)], stop_after_acks=kill_after)
     vm.kill()
+    failovers += vm.failovers()
     log2 = os.path.join(work, f"{mode}-2.log")
     client.write_log(log2)
     print(f"  {mode} phase 2: killed after {kill_after} answers, {time.monotonic() - t0:.1f} s")
@@ -253,19 +270,23 @@ def run_mode(args, mode, work):
 
     # Phase 3: restart (log replay in the guest), resend the last ids of phase 2, new ones.
     unanswered = [e for e in client.log if e[4] < 0]
-    vm = Vm(args, image, work, f"{mode}-3", mode)
+    vm = Vm(args, image, work, f"{mode}-3", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
     if "oltp recovered" not in vm.console():
         fail(f"{mode}: no recovery line")
     resend = sorted({e[0] for e in client.log if k1 < e[0] <= k2})[-8:]
     client.send_ids([(rid, (rid - 1) % n) for rid in resend])
     client.send_ids([(k + 1, k % n) for k in range(k2, k2 + 40)])
     vm.stop()
+    failovers += vm.failovers()
     log3 = os.path.join(work, f"{mode}-3.log")
     client.write_log(log3)
     rec_line = [l for l in vm.console().splitlines() if "oltp recovered" in l][0]
     print(f"  {mode} phase 3: {len(unanswered)} unanswered before the kill, "
           f"{rec_line.split(': ', 1)[1]}, {time.monotonic() - t0:.1f} s")
     check(args, image, reqfile, [log3], f"{mode} phase 3 (after recovery)")
+    if mode == "split" and failovers == 0:
+        fail("split: no failover happened (the active L1 was never killed)")
+    print(f"  {mode}: {failovers} failovers, {time.monotonic() - t0:.1f} s in all")
 
 
 def valid_shape(rec):
