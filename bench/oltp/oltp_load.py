@@ -137,7 +137,7 @@ def main():
         out.truncate(total_pages * f.PAGE)
         out.seek(0)
         out.write(sb)
-        out.seek(f.CK_SLOT_PAGES[0] * f.PAGE)
+        out.seek(f.CK_SLOT_PAGES[1] * f.PAGE)  # checkpoint seq goes to CK_SLOT_PAGES[seq % 2]
         out.write(f.pack_checkpoint(1, 0, 0))
         for no in sorted(w.pages):
             out.seek(no * f.PAGE)
