@@ -3,15 +3,15 @@
 docs/service-protocol.md) holding TPC-C transactions for the guest's oltp service: the standard
 mix (New-Order 45%, Payment 43%, Order-Status 4%, Delivery 4%, Stock-Level 4%; a deck shuffled
 per 100 records), inputs generated per TPC-C clauses 2.4.1-2.8.1 with NURand and the run's C
-constants from the database image's superblock (--image): 60% of Payment/Order-Status select the customer by last name, 1% of New-Orders carry an
-unused item id (they roll back: status 3). With one warehouse, every order line is supplied by
-the home warehouse and every Payment is to the home warehouse (TPC-C's 1% remote lines and 15%
-remote payments cannot exist; a "remote" Payment picks another district instead). --malformed N
-inserts N bad datagrams at random positions (status 1 expected; each keeps a 16-byte header so
-the answer carries its request id). Every record is a distinct
-transaction. Exit status 0, 2 on bad usage.
+constants from the database image's superblock (--image): 60% of Payment/Order-Status select
+the customer by last name, 1% of New-Orders carry an unused item id (they roll back: status 3).
+With one warehouse, every order line is supplied by the home warehouse and every Payment is to
+the home warehouse (TPC-C's 1% remote lines and 15% remote payments cannot exist; a "remote"
+Payment picks another district instead). --malformed N inserts N bad datagrams at random
+positions (status 1 expected; each keeps a 16-byte header so the answer carries its request
+id). Every record is a distinct transaction. Exit status 0, 2 on bad usage.
 
-  make_requests.py --out reqs.bin --count N [--seed N] [--image db.img] [--malformed N]
+  make_requests.py --image db.img --out reqs.bin --count N [--seed N] [--malformed N]
 """
 import argparse
 import os
