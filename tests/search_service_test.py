@@ -9,7 +9,10 @@ namespace with a tap, sends every query with a minimal sequential UDP client (re
 request id), and checks the replies with bench/search/oracle.py: 0 wrong, 0 unanswered. In split
 mode the active L1 is SIGKILLed three times (QMP __org.rehome_inject-fault) while queries flow,
 and the test requires three completed failovers. It also sends a datagram shorter than the
-header (no reply expected) and checks that the guest keeps serving. The client writes the load
+header (no reply expected) and checks that the guest keeps serving. Finally (`corrupt`) it boots
+the guest on a copy of the image with one byte of a postings block flipped: queries that need
+that block get status 4 (failed) every time, others are answered, and the done line counts the
+CRC errors. The client writes the load
 generator's response-log format (docs/service-protocol.md) so the oracle is the same one the
 benchmarks use.
 
@@ -274,6 +277,76 @@ def run_mode(mode, work, image, requests_path, requests):
         fail(f"split: {failovers} failovers, want {KILLS}")
 
 
+def dictionary(image):
+    """[(term, postings_off, postings_bytes)] and the postings section's first block."""
+    with open(image, "rb") as f:
+        data = f.read()
+    n_terms = struct.unpack_from("<I", data, 28)[0]
+    dict_first, dict_blocks = struct.unpack_from("<II", data, 56)
+    post_first = struct.unpack_from("<I", data, 72)[0]
+    out = []
+    for b in range(dict_blocks):
+        for i in range(85):
+            if len(out) == n_terms:
+                break
+            term, _df, _idf, off, n = struct.unpack_from("<24sIIQI", data, (dict_first + b) * 4096
+                                                         + 48 * i)
+            out.append((term.rstrip(b"\0"), off, n))
+    return out, post_first
+
+
+def query(kind, terms):
+    body = bytes([len(terms)]) + b"".join(bytes([len(t)]) + t for t in terms)
+    return struct.pack("<IHHQ", 0x51534852, 1, kind, 0) + body
+
+
+def run_corrupt(work, image):
+    """One flipped byte in a postings block: the queries that need it fail with status 4
+    (every time: nothing corrupted is cached), the others are answered, the guest goes on."""
+    terms, post_first = dictionary(image)
+    victim = next(t for t in terms if t[2] > 0 and t[1] // 4096 == (t[1] + t[2] - 1) // 4096)
+    bad_block = victim[1] // 4096
+    other = next(t for t in terms if t[1] // 4096 > bad_block + 1)
+    bad = os.path.join(work, "corrupt.img")
+    with open(image, "rb") as f:
+        data = bytearray(f.read())
+    data[(post_first + bad_block) * 4096 + victim[1] % 4096] ^= 0x40
+    with open(bad, "wb") as f:
+        f.write(data)
+    serial = os.path.join(work, "corrupt.console")
+    cmd = [REHOME, "run", "--kernel", GUEST, "--memory", "64", "--mode", "monolithic", "--disk",
+           bad, "--disk-read-only", "--netdev", f"tap,ifname={TAP},mac={MAC}", "--serial-file",
+           serial, "--cmdline", "workload=search steps=5"]
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while "search serving" not in (open(serial, errors="replace").read()
+                                       if os.path.exists(serial) else ""):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                fail(f"corrupt: the guest did not start serving (rc {proc.poll()})")
+            time.sleep(0.02)
+        client = Client()
+        want = [(query(1, [victim[0]]), 4), (query(2, [other[0]]), 0),
+                (query(2, [other[0], victim[0]]), 4), (query(1, [victim[0]]), 4),
+                (query(7, [other[0]]), 1)]
+        for k, (dgram, status) in enumerate(want):
+            got = client.ask(dgram, k + 1)
+            if got[0] != status:
+                fail(f"corrupt: query {k} ({dgram[16:]!r}) got status {got[0]}, want {status}")
+        if proc.wait(timeout=30) != 0:
+            fail(f"corrupt: rehome exited {proc.returncode}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = [line for line in open(serial, errors="replace").read().splitlines()
+            if "search done" in line]
+    if not done or "failed=3" not in done[0] or "crc_errors=3" not in done[0]:
+        fail(f"corrupt: unexpected done line {done}")
+    print(f"corrupt: status 4 for the corrupted block, others answered; {done[0]}")
+
+
 def main():
     for path in (REHOME, GUEST):
         if not os.path.exists(path):
@@ -294,9 +367,12 @@ def main():
             if proc.returncode != 0:
                 fail(f"{' '.join(cmd)}: {proc.stdout} {proc.stderr}")
         requests = read_requests(requests_path)
-        modes = sys.argv[1:] or ["split", "monolithic"]
+        modes = sys.argv[1:] or ["split", "monolithic", "corrupt"]
         for mode in modes:
-            run_mode(mode, work, image, requests_path, requests)
+            if mode == "corrupt":
+                run_corrupt(work, image)
+            else:
+                run_mode(mode, work, image, requests_path, requests)
     print("search_service_test: OK")
 
 

@@ -87,8 +87,9 @@ def build(docs):
     total = sum(doclen)
     if n == 0 or total == 0:
         raise SystemExit("build_index: the corpus has no tokens")
-    if Q * (3 * total + 9 * max(doclen) * n) >= 1 << 64:
-        raise SystemExit("build_index: corpus too large for the guest's 64-bit K arithmetic")
+    # The guest's 64-bit fixed-point bounds (search_index.h: KArithmeticFits, kMaxIdfQ16).
+    if total >= 1 << 36 or total * (3 + 9 * n) >= 1 << 64 or idf_q16(n, 1) >= 1 << 20:
+        raise SystemExit("build_index: corpus too large for the guest's 64-bit arithmetic")
     terms = sorted(postings)
     post = bytearray()
     dict_entries = []

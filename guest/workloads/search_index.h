@@ -76,18 +76,32 @@ inline uint32_t Get32(const uint8_t* p) {
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
 
-// K(d) = k1 * (1 - b + b * dl / avgdl) in Q16.16 with k1 = 6/5, b = 3/4, avgdl = T / N:
-// floor(2^16 * (3 T + 9 dl N) / (10 T)). The builder checks 2^16 (3 T + 9 max(dl) N) < 2^64.
-inline uint64_t KQ16(uint64_t dl, uint64_t docs, uint64_t total_tokens) {
-  return (static_cast<uint64_t>(kQ) * (3 * total_tokens + 9 * dl * docs)) / (10 * total_tokens);
+inline constexpr uint32_t kKShift = 24;  // K(d) is kept in Q40.24
+inline constexpr uint32_t kMaxTf = 32767;  // scoring clamps tf here (64-bit intermediates)
+inline constexpr uint32_t kMaxIdfQ16 = 1u << 20;  // idf < 16, i.e. N < ~4.4 million
+
+// True when KQ24's arithmetic cannot overflow: T < 2^36 and T * (3 + 9 N) < 2^64.
+inline bool KArithmeticFits(uint64_t docs, uint64_t total_tokens) {
+  return total_tokens > 0 && total_tokens < (1ull << 36) && docs < (1ull << 32) &&
+         3 + 9 * docs <= ~0ull / total_tokens;
+}
+
+// K(d) = k1 * (1 - b + b * dl / avgdl) in Q40.24 with k1 = 6/5, b = 3/4, avgdl = T / N, exactly
+// floor(2^24 * (3 T + 9 dl N) / (10 T)), computed as quotient and remainder so that nothing
+// overflows when KArithmeticFits(N, T) and dl <= T.
+inline uint64_t KQ24(uint64_t dl, uint64_t docs, uint64_t total_tokens) {
+  const uint64_t y = 3 * total_tokens + 9 * dl * docs;
+  const uint64_t d = 10 * total_tokens;
+  return ((y / d) << kKShift) + (((y % d) << kKShift) / d);
 }
 
 // One term's BM25 contribution in Q16.16: idf * tf (k1 + 1) / (tf + K), as
-// floor(idf_q16 * tf * 11 * 2^16 / (5 * (tf * 2^16 + K_q16))), tf clamped to 65535.
-inline uint32_t TermScoreQ16(uint32_t idf_q16, uint32_t tf, uint64_t k_q16) {
-  const uint64_t t = tf > 65535 ? 65535 : tf;
-  const uint64_t num = static_cast<uint64_t>(idf_q16) * t * 11 * kQ;
-  const uint64_t den = 5 * (t * kQ + k_q16);
+// floor(idf_q16 * t * 11 * 2^24 / (5 * (t * 2^24 + K_q24))), t = min(tf, kMaxTf);
+// idf_q16 < kMaxIdfQ16 keeps the numerator below 2^63.
+inline uint32_t TermScoreQ16(uint32_t idf_q16, uint32_t tf, uint64_t k_q24) {
+  const uint64_t t = tf > kMaxTf ? kMaxTf : tf;
+  const uint64_t num = static_cast<uint64_t>(idf_q16) * t * 11 << kKShift;
+  const uint64_t den = 5 * ((t << kKShift) + k_q24);
   return static_cast<uint32_t>(num / den);
 }
 

@@ -51,7 +51,7 @@ BlockCache cache;
 alignas(4096) uint8_t super_buf[si::kBlockSize];
 si::Superblock sb;
 uint32_t* block_crc;  // [sb.blocks], in the RAM region
-uint32_t* k_q16;      // [sb.docs]: K(d) in Q16.16
+uint64_t* k_q24;      // [sb.docs]: K(d) in Q40.24
 uint32_t* acc;        // [sb.docs]: score accumulators (valid where mask != 0)
 uint8_t* mask;        // [sb.docs]: bit i = query term i matched
 uint32_t* touched;    // [sb.docs]: documents with mask != 0
@@ -124,9 +124,7 @@ bool CheckSuperblock(uint64_t capacity_blocks, LineWriter* err) {
         static_cast<uint64_t>(sb.section[s].first_block) + sb.section[s].blocks;
     ok = sb.section[s].first_block >= 1 && end <= sb.blocks;
   }
-  // The builder's bound for KQ16's 64-bit arithmetic (dl <= T).
-  ok = ok && sb.total_tokens < (1ull << 40) && sb.docs < (1u << 24) &&
-       (3 + 9 * static_cast<uint64_t>(sb.docs)) < ((1ull << 47) / sb.total_tokens);
+  ok = ok && si::KArithmeticFits(sb.docs, sb.total_tokens);
   if (!ok) err->Str("inconsistent superblock (sizes/sections)");
   return ok;
 }
@@ -152,7 +150,8 @@ bool LoadTables(LineWriter* err) {
     if (p == nullptr) return false;
     const uint32_t dl = si::Get32(p + 4 * (d % per_block));
     sum += dl;
-    k_q16[d] = static_cast<uint32_t>(si::KQ16(dl, sb.docs, sb.total_tokens));
+    if (sum > sb.total_tokens) break;  // KQ24 needs dl <= T; reported below
+    k_q24[d] = si::KQ24(dl, sb.docs, sb.total_tokens);
     mask[d] = 0;
   }
   if (sum != sb.total_tokens) {
@@ -224,7 +223,8 @@ bool Lookup(const char* term, si::DictEntry* out, bool* found, LineWriter* err) 
     __builtin_memcpy(&e, p + mid * sizeof(si::DictEntry), sizeof(e));
     const int c = CompareTerm(e.term, term);
     if (c == 0) {
-      if (e.df < 1 || e.df > sb.docs || e.postings_off > sb.postings_bytes ||
+      if (e.df < 1 || e.df > sb.docs || e.idf_q16 >= si::kMaxIdfQ16 ||
+          e.postings_off > sb.postings_bytes ||
           e.postings_bytes > sb.postings_bytes - e.postings_off) {
         err->Str("dictionary entry inconsistent");
         return false;
@@ -302,7 +302,7 @@ bool ScoreTerm(const si::DictEntry& e, uint32_t bit, uint32_t* ntouched, LineWri
       touched[(*ntouched)++] = d;
       acc[d] = 0;
     }
-    acc[d] += si::TermScoreQ16(e.idf_q16, tf, k_q16[d]);
+    acc[d] += si::TermScoreQ16(e.idf_q16, tf, k_q24[d]);
     mask[d] |= static_cast<uint8_t>(1u << bit);
   }
   counters.postings += e.df;
@@ -447,8 +447,8 @@ bool RunSearch(const VirtioDevices& devices, uint32_t ip, uint64_t steps, uint64
   const uint64_t region_start = at;
   block_crc = reinterpret_cast<uint32_t*>(at);
   at += static_cast<uint64_t>(sb.crc_blocks) * si::kBlockSize;
-  k_q16 = reinterpret_cast<uint32_t*>(at);
-  at += 4ull * sb.docs;
+  k_q24 = reinterpret_cast<uint64_t*>(at);
+  at += 8ull * sb.docs;
   acc = reinterpret_cast<uint32_t*>(at);
   at += 4ull * sb.docs;
   touched = reinterpret_cast<uint32_t*>(at);
