@@ -71,21 +71,17 @@ class Model:
 
     def evaluate(self, kind, terms):
         """{doc: score} of the matching documents."""
-        scores, hits = {}, {}
+        scores = {}
         for t in terms:
             post = self.tf.get(t, {})
             idf = self.idf(len(post)) if post else 0.0
             for d, tf in post.items():
                 k = K1 * (1 - B + B * self.dl[d] / self.avgdl)
                 scores[d] = scores.get(d, 0.0) + idf * tf * (K1 + 1) / (tf + k)
-                hits[d] = hits.get(d, 0) + 1
-        # AND: every query term (duplicates count once each) must occur in the document.
-        need = len(terms) if kind == 1 else 1
-        if kind == 1:
-            distinct = set(terms)
+        if kind == 1:  # AND: the document contains every query term
             return {d: s for d, s in scores.items()
-                    if all(d in self.tf.get(t, {}) for t in distinct)}
-        return {d: s for d, s in scores.items() if hits[d] >= need}
+                    if all(d in self.tf.get(t, {}) for t in set(terms))}
+        return scores  # OR: any term (every scored document has one)
 
 
 def parse_request(dgram):

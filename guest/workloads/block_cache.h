@@ -17,7 +17,7 @@ namespace rehome::guest {
 
 struct BlockCacheStats {
   uint64_t hits;
-  uint64_t misses;      // disk reads
+  uint64_t misses;  // disk reads
   uint64_t evictions;
   uint64_t crc_errors;  // blocks read whose CRC32 did not match
   uint64_t io_errors;   // reads the device failed

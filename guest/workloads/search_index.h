@@ -76,8 +76,8 @@ inline uint32_t Get32(const uint8_t* p) {
          static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24;
 }
 
-inline constexpr uint32_t kKShift = 24;  // K(d) is kept in Q40.24
-inline constexpr uint32_t kMaxTf = 32767;  // scoring clamps tf here (64-bit intermediates)
+inline constexpr uint32_t kKShift = 24;           // K(d) is kept in Q40.24
+inline constexpr uint32_t kMaxTf = 32767;         // scoring clamps tf here (64-bit intermediates)
 inline constexpr uint32_t kMaxIdfQ16 = 1u << 20;  // idf < 16, i.e. N < ~4.4 million
 
 // True when KQ24's arithmetic cannot overflow: T < 2^36 and T * (3 + 9 N) < 2^64.

@@ -107,21 +107,19 @@ bool CheckSuperblock(uint64_t capacity_blocks, LineWriter* err) {
     err->Str(" (want ").Dec(si::kVersion).Str(", ").Dec(si::kBlockSize).Str(")");
     return false;
   }
-  bool ok = sb.docs > 0 && sb.total_tokens > 0 && sb.blocks <= capacity_blocks &&
-            sb.crc_blocks >= 1 && sb.crc_blocks <= si::kMaxCrcBlocks &&
-            sb.section[si::kCrc].first_block == 1 && sb.section[si::kCrc].blocks == sb.crc_blocks &&
-            static_cast<uint64_t>(sb.crc_blocks) * (si::kBlockSize / 4) >= sb.blocks &&
-            sb.section[si::kDict].blocks == sb.dict_blocks && sb.dict_blocks >= 1 &&
-            static_cast<uint64_t>(sb.section[si::kTindex].blocks) * si::kTindexPerBlock >=
-                sb.dict_blocks &&
-            static_cast<uint64_t>(sb.dict_blocks) * si::kDictPerBlock >= sb.terms &&
-            static_cast<uint64_t>(sb.section[si::kDoclen].blocks) * (si::kBlockSize / 4) >=
-                sb.docs &&
-            static_cast<uint64_t>(sb.section[si::kPostings].blocks) * si::kBlockSize >=
-                sb.postings_bytes;
+  bool ok =
+      sb.docs > 0 && sb.total_tokens > 0 && sb.blocks <= capacity_blocks && sb.crc_blocks >= 1 &&
+      sb.crc_blocks <= si::kMaxCrcBlocks && sb.section[si::kCrc].first_block == 1 &&
+      sb.section[si::kCrc].blocks == sb.crc_blocks &&
+      static_cast<uint64_t>(sb.crc_blocks) * (si::kBlockSize / 4) >= sb.blocks &&
+      sb.section[si::kDict].blocks == sb.dict_blocks && sb.dict_blocks >= 1 &&
+      static_cast<uint64_t>(sb.section[si::kTindex].blocks) * si::kTindexPerBlock >=
+          sb.dict_blocks &&
+      static_cast<uint64_t>(sb.dict_blocks) * si::kDictPerBlock >= sb.terms &&
+      static_cast<uint64_t>(sb.section[si::kDoclen].blocks) * (si::kBlockSize / 4) >= sb.docs &&
+      static_cast<uint64_t>(sb.section[si::kPostings].blocks) * si::kBlockSize >= sb.postings_bytes;
   for (uint32_t s = 0; ok && s < si::kSections; ++s) {
-    const uint64_t end =
-        static_cast<uint64_t>(sb.section[s].first_block) + sb.section[s].blocks;
+    const uint64_t end = static_cast<uint64_t>(sb.section[s].first_block) + sb.section[s].blocks;
     ok = sb.section[s].first_block >= 1 && end <= sb.blocks;
   }
   ok = ok && si::KArithmeticFits(sb.docs, sb.total_tokens);
@@ -318,8 +316,7 @@ bool Better(const Result& a, const Result& b) {
 }
 
 // Evaluates `q`: the number of matching documents and the top results (*nresults of them).
-bool Evaluate(const Query& q, uint32_t* matches, Result* top, uint32_t* nresults,
-              LineWriter* err) {
+bool Evaluate(const Query& q, uint32_t* matches, Result* top, uint32_t* nresults, LineWriter* err) {
   *matches = 0;
   *nresults = 0;
   si::DictEntry entry[si::kMaxQueryTerms];
