@@ -21,6 +21,7 @@ enum class Workload {
   kBlk,
   kEcho,
   kNetEcho,
+  kSearch,
   kVirtioBad,
   kReboot,
   kPowerOff
@@ -36,6 +37,7 @@ struct GuestConfig {
   uint32_t virtio_count = 0;
   uint32_t ip = abi::kDefaultGuestIp;        // ip=A.B.C.D (host byte order)
   uint16_t port = abi::kDefaultNetEchoPort;  // port=N (1..65535)
+  uint64_t cache_kib = abi::kDefaultSearchCacheKib;  // cache_kib=N (search, >= 4)
 };
 
 const char* WorkloadName(Workload w);
