@@ -209,9 +209,7 @@ void VerifiedSupervisor::Collect(const std::vector<Replica>& replicas,
           result.ok = true;
         }
       } else if (r.l1->Exited()) {
-        const std::string note = r.l1->reported_failure();
-        result.failure = note.empty() ? absl::StrCat("crash: L1 pid ", r.l1->pid(), " exited")
-                                      : absl::StrCat("self-reported failure: ", note);
+        result.failure = ExitCause(*r.l1);
       } else if (now >= it->deadline) {
         std::string why;
         if (LooksHung(*r.l1, hang_ms, &it->watch, &why)) {
@@ -439,10 +437,19 @@ absl::Status VerifiedSupervisor::Execute(const ExitRequest& request, ExitRespons
     // Recruits keep coming as long as they can be started (a fast series of failures makes the
     // guest wait); three failed recruits in a row stop recovery.
     for (int failed = 0; failed < 3 && !full;) {
+      std::vector<Replica> dead;
+      {
+        absl::MutexLock lock(&mu_);
+        for (const Replica& r : members_) {
+          if (r.l1->Exited()) dead.push_back(r);
+        }
+      }
+      // A member that died since the last item and that the monitor has not fenced yet (it
+      // may not have run): fenced and counted here, once (Fence ignores a second report).
+      for (const Replica& r : dead) Fence(r, "replica", ExitCause(*r.l1), absl::Now());
       std::vector<Replica> sources;
       {
         absl::MutexLock lock(&mu_);
-        std::erase_if(members_, [](const Replica& r) { return r.l1->Exited(); });
         full = members_.size() >= replicas_wanted_;
         sources = members_;
       }

@@ -114,6 +114,8 @@ class VerifiedSupervisor final : public L1Supervisor {
   void StandbyLoop();
   void Emit(const SupervisorEvent& event) const;
   static std::string Describe(const ExitRequest& request);
+  // Why an exited L1 failed: its own report (self-reported failure) or a crash.
+  static std::string ExitCause(const L1Process& l1);
   // The report of a divergence on `request`, detected now (replicas: those with valid results).
   static DivergenceReport NewDivergence(const ExitRequest& request, const Vote& vote,
                                         const std::vector<Replica>& voters,

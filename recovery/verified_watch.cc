@@ -21,6 +21,12 @@
 
 namespace rehome {
 
+std::string VerifiedSupervisor::ExitCause(const L1Process& l1) {
+  const std::string note = l1.reported_failure();
+  return note.empty() ? absl::StrCat("crash: L1 pid ", l1.pid(), " exited")
+                      : absl::StrCat("self-reported failure: ", note);
+}
+
 void VerifiedSupervisor::Emit(const SupervisorEvent& event) const {
   if (config_.on_event) config_.on_event(event);
 }
@@ -127,9 +133,7 @@ void VerifiedSupervisor::MonitorLoop() {
     const absl::Time now = absl::Now();
     auto check = [&](const Replica& r) -> std::string {
       if (r.l1->Exited()) {
-        const std::string note = r.l1->reported_failure();
-        return note.empty() ? absl::StrCat("crash: L1 pid ", r.l1->pid(), " exited")
-                            : absl::StrCat("self-reported failure: ", note);
+        return ExitCause(*r.l1);
       }
       auto [it, added] = watches.try_emplace(r.l1->id(), Watch{0, now, LivelockWatch(4 * hang)});
       Watch& w = it->second;

@@ -29,15 +29,18 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench", "oltp"))
 import oltp_format as f  # noqa: E402
 import make_requests as mr  # noqa: E402
+import oltp_check as oc  # noqa: E402
 
 GUEST_IP, HOST_IP, TAP, MAC = "10.0.2.15", "10.0.2.1", "rholtp0", "52:54:00:12:34:57"
 CLONE_NEWNET = 0x40000000
 LOG_REC = struct.Struct("<QIIqqHHI")
+CLIENT_BASE = 1 << 32  # the test's own client uses ids from here (rehome-loadgen's are 1..n)
 
 
 def skip(msg):
@@ -142,10 +145,13 @@ class Client:
         self.sock.sendto(rec, (GUEST_IP, f.OLTP_PORT))
 
     def write_log(self, path):
-        with open(path, "wb") as out:
-            out.write(b"RHLG" + struct.pack("<I", 1))
-            for e in self.log:
-                out.write(LOG_REC.pack(e[0], e[1], e[2], e[3], e[4], e[5], 0, len(e[6])) + e[6])
+        """The load generator's response log format (docs/service-protocol.md), CRC included."""
+        out = bytearray(b"RHLG" + struct.pack("<I", 1))
+        for e in sorted(self.log, key=lambda e: e[0]):
+            out += LOG_REC.pack(e[0], e[1], e[2], e[3], e[4], e[5], 0, len(e[6])) + e[6]
+        out += struct.pack("<I", zlib.crc32(out))
+        with open(path, "wb") as fh:
+            fh.write(out)
 
 
 class Vm:
@@ -261,69 +267,90 @@ def run_mode(args, mode, work):
     bad = {i for i, r in enumerate(records) if not valid_shape(r)}
     client = Client(records)
     t0 = time.monotonic()
+    ck = [0]  # the client's next send number: request id CLIENT_BASE + k, record k % n
 
-    # Phase 1: transactions, retries of answered ids, clean stop.
+    def client_ids(count):
+        ids = [(CLIENT_BASE + k, k % n) for k in range(ck[0], ck[0] + count)]
+        ck[0] += count
+        return ids
+
+    # Phase 1: the file once (rehome-loadgen when built, ids 1..n), in split mode more until the
+    # active L1 has been killed a few times under load, repeats of answered ids, clean stop.
     failovers = 0
+    logs1 = []
     vm = Vm(args, image, work, f"{mode}-1", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
-    k1 = n
-    client.send_ids([(k + 1, k % n) for k in range(k1)])
-    # Split mode: go on (the file cycles, each send a new transaction) until the active L1 has
-    # been killed a few times under load.
+    if args.loadgen:
+        lg_log = os.path.join(work, f"{mode}-1.loadgen.log")
+        p = subprocess.run([args.loadgen, "--target", f"{GUEST_IP}:{f.OLTP_PORT}", "--requests",
+                            reqfile, "--out", lg_log, "--closed", "4", "--count", str(n),
+                            "--timeout-ms", "250"], capture_output=True, text=True, timeout=120)
+        if p.returncode != 0:
+            fail(f"{mode}: rehome-loadgen exit {p.returncode}: {p.stderr.strip()[-300:]}")
+        first = {e[0]: (e[1], e[3], e[4]) for e in oc.read_log(lg_log)}
+        if any(e[2] < 0 for e in oc.read_log(lg_log)):
+            fail(f"{mode}: rehome-loadgen left requests unanswered: {p.stdout.strip()}")
+        logs1.append(lg_log)
+    else:
+        client.send_ids(client_ids(n))
+        first = {e[0]: (e[1], e[5], e[6]) for e in client.log}
     deadline = time.monotonic() + 30
     while mode == "split" and vm.failovers() < args.min_failovers:
         if time.monotonic() > deadline:
             fail(f"split: {vm.failovers()} failovers in 30 s (want {args.min_failovers})")
-        client.send_ids([(k + 1, k % n) for k in range(k1, k1 + 50)])
-        k1 += 50
-    first = {e[0]: (e[5], e[6]) for e in client.log}
-    again = rng.sample(range(1, k1 + 1), 20)
-    client.send_ids([(rid, (rid - 1) % n) for rid in again])
-    for e in client.log:
-        if e[0] in again and len(e) < 8:
-            fail(f"{mode}: the repeat of id {e[0]} got no answer")
-        if e[0] in again and e[7] != first[e[0]]:
-            fail(f"{mode}: a repeat of id {e[0]} got {e[7][0]} {e[7][1][:24].hex()}, the first "
-                 f"answer was {first[e[0]][0]} {first[e[0]][1][:24].hex()}")
-    for e in client.log:
-        if (e[1] in bad) != (e[5] == f.ST_MALFORMED):
-            fail(f"{mode}: record {e[1]} (malformed={e[1] in bad}) got status {e[5]}")
+        client.send_ids(client_ids(50))
+    first.update({e[0]: (e[1], e[5], e[6]) for e in client.log})
+    # Repeats (as after a lost answer): the recorded answer, byte for byte, nothing applied.
+    again = rng.sample(sorted(first), 20)
+    probe = Client(records)
+    probe.send_ids([(rid, first[rid][0]) for rid in again])
+    for e in probe.log:
+        if (e[5], e[6]) != first[e[0]][1:]:
+            fail(f"{mode}: a repeat of id {e[0]} got {e[5]} {e[6][:24].hex()}, the first answer "
+                 f"was {first[e[0]][1]} {first[e[0]][2][:24].hex()}")
+    probe.sock.close()
+    for rid, (idx, status, _) in first.items():
+        if (idx in bad) != (status == f.ST_MALFORMED):
+            fail(f"{mode}: record {idx} (malformed={idx in bad}) got status {status}")
     # A datagram shorter than a header: status 1 with request id 0, and the guest serves on.
     client.sock.sendto(b"RHSQ\x01", (GUEST_IP, f.OLTP_PORT))
     r, _, _ = select.select([client.sock], [], [], 5)
     data = client.sock.recvfrom(2048)[0] if r else b""
     if len(data) < 16 or f.SVC_HDR.unpack_from(data)[2:] != (f.ST_MALFORMED, 0):
         fail(f"{mode}: a 5-byte datagram got {data[:16].hex()!r}")
-    ok = sum(1 for e in client.log if e[5] == f.ST_OK)
-    if ok < (k1 - args.malformed * (k1 + n - 1) // n) * 0.95:
-        fail(f"{mode}: only {ok} of {k1} transactions ok")
+    ok = sum(1 for v in first.values() if v[1] == f.ST_OK)
+    if ok < (len(first) - args.malformed * (len(first) + n - 1) // n) * 0.95:
+        fail(f"{mode}: only {ok} of {len(first)} transactions ok")
     vm.stop()
     failovers += vm.failovers()
     log1 = os.path.join(work, f"{mode}-1.log")
     client.write_log(log1)
-    print(f"  {mode} phase 1: {k1} sent, {ok} ok, statuses "
-          f"{sorted(set(e[5] for e in client.log))}, {time.monotonic() - t0:.1f} s")
-    check(args, image, reqfile, [log1], f"{mode} phase 1 (clean stop)")
+    logs1.append(log1)
+    print(f"  {mode} phase 1: {len(first)} sent ({'rehome-loadgen' if args.loadgen else 'client'}"
+          f"{' + client' if args.loadgen and client.log else ''}), {ok} ok, statuses "
+          f"{sorted(set(v[1] for v in first.values()))}, {time.monotonic() - t0:.1f} s")
+    check(args, image, reqfile, logs1, f"{mode} phase 1 (clean stop)")
 
     # Phase 2: SIGKILL of the whole rehome at a random moment.
     vm = Vm(args, image, work, f"{mode}-2", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
-    k2 = k1 + args.count // 2
     kill_after = rng.randint(10, args.count // 2 - 10)
-    client.send_ids([(k + 1, k % n) for k in range(k1, k2)], stop_after_acks=kill_after)
+    phase2 = client_ids(args.count // 2)
+    client.send_ids(phase2, stop_after_acks=kill_after)
     vm.kill()
     failovers += vm.failovers()
     log2 = os.path.join(work, f"{mode}-2.log")
     client.write_log(log2)
     print(f"  {mode} phase 2: killed after {kill_after} answers, {time.monotonic() - t0:.1f} s")
-    check(args, image, reqfile, [log2], f"{mode} phase 2 (SIGKILL)")
+    check(args, image, reqfile, logs1[:-1] + [log2], f"{mode} phase 2 (SIGKILL)")
 
     # Phase 3: restart (log replay in the guest), resend the last ids of phase 2, new ones.
     unanswered = [e for e in client.log if e[4] < 0]
     vm = Vm(args, image, work, f"{mode}-3", mode, rng.randint(args.kill_ms // 2, args.kill_ms))
     if "oltp recovered" not in vm.console():
         fail(f"{mode}: no recovery line")
-    resend = sorted({e[0] for e in client.log if k1 < e[0] <= k2})[-8:]
-    client.send_ids([(rid, (rid - 1) % n) for rid in resend])
-    client.send_ids([(k + 1, k % n) for k in range(k2, k2 + 40)])
+    sent2 = {rid for rid, _ in phase2}
+    resend = sorted({e[0] for e in client.log if e[0] in sent2})[-8:]
+    client.send_ids([(rid, (rid - CLIENT_BASE) % n) for rid in resend])
+    client.send_ids(client_ids(40))
     vm.stop()
     failovers += vm.failovers()
     log3 = os.path.join(work, f"{mode}-3.log")
@@ -331,7 +358,7 @@ def run_mode(args, mode, work):
     rec_line = [l for l in vm.console().splitlines() if "oltp recovered" in l][0]
     print(f"  {mode} phase 3: {len(unanswered)} unanswered before the kill, "
           f"{rec_line.split(': ', 1)[1]}, {time.monotonic() - t0:.1f} s")
-    check(args, image, reqfile, [log3], f"{mode} phase 3 (after recovery)")
+    check(args, image, reqfile, logs1[:-1] + [log3], f"{mode} phase 3 (after recovery)")
     fuzz(args, mode, work, rng)
     if mode == "split" and failovers == 0:
         fail("split: no failover happened (the active L1 was never killed)")
@@ -362,6 +389,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rehome", required=True)
     ap.add_argument("--guest", required=True)
+    ap.add_argument("--loadgen", help="rehome-loadgen for phase 1 (default: the test's client)")
     ap.add_argument("--modes", default="split,monolithic")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--malformed", type=int, default=6)
@@ -373,6 +401,9 @@ def main():
     args = ap.parse_args()
     if args.count < 60:
         ap.error("--count must be >= 60")
+    if args.loadgen and not os.path.exists(args.loadgen):
+        print(f"oltp_service_test: {args.loadgen} is not built; phase 1 uses the test's client")
+        args.loadgen = None
     for path in (args.rehome, args.guest):
         if not os.path.exists(path):
             skip(f"{path} is not built")

@@ -20,7 +20,9 @@ import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import oltp_format as f  # noqa: E402
+import service_files  # noqa: E402
 
 MIX = [(f.K_NEW_ORDER, 45), (f.K_PAYMENT, 43), (f.K_ORDER_STATUS, 4), (f.K_DELIVERY, 4),
        (f.K_STOCK_LEVEL, 4)]
@@ -96,26 +98,11 @@ class Gen:
 
 
 def write_requests(path, records):
-    with open(path, "wb") as out:
-        out.write(b"RHRQ" + struct.pack("<II", 1, len(records)))
-        for rec in records:
-            out.write(struct.pack("<I", len(rec)) + rec)
+    service_files.write_request_file(path, records)
 
 
 def read_requests(path):
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:4] != b"RHRQ":
-        raise ValueError(f"{path}: not a request file")
-    version, count = struct.unpack_from("<II", data, 4)
-    if version != 1:
-        raise ValueError(f"{path}: version {version}")
-    off, recs = 12, []
-    for _ in range(count):
-        (n,) = struct.unpack_from("<I", data, off)
-        recs.append(data[off + 4:off + 4 + n])
-        off += 4 + n
-    return recs
+    return service_files.read_request_file(path)
 
 
 def generate(count, seed, consts, malformed=0):

@@ -24,23 +24,14 @@ import sys
 from collections import defaultdict
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import oltp_format as f  # noqa: E402
-
-LOG_REC = struct.Struct("<QIIqqHHI")
-
+import service_files  # noqa: E402
 
 def read_log(path):
-    with open(path, "rb") as fh:
-        data = fh.read()
-    if data[:4] != b"RHLG" or struct.unpack_from("<I", data, 4)[0] != 1:
-        raise ValueError(f"{path}: not a version 1 response log")
-    off, out = 8, []
-    while off + LOG_REC.size <= len(data):
-        rid, idx, retries, send_ns, lat, status, _, blen = LOG_REC.unpack_from(data, off)
-        off += LOG_REC.size
-        out.append((rid, idx, lat, status, data[off:off + blen]))
-        off += blen
-    return out
+    """(request_id, record_index, latency_ns, status, body) per record of a response log."""
+    return [(r.request_id, r.record_index, r.latency_ns, r.status, r.body)
+            for r in service_files.read_response_log(path)]
 
 
 class Checker:
@@ -281,10 +272,12 @@ def main():
     c.consistency()
     acked = sent = None
     if a.requests:
-        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-        import make_requests
-        records = make_requests.read_requests(a.requests)
-        logs = [e for path in a.log for e in read_log(path)]
+        try:
+            records = service_files.read_request_file(a.requests)
+            logs = [e for path in a.log for e in read_log(path)]
+        except (OSError, ValueError) as e:
+            print(f"oltp_check: {e}")
+            sys.exit(2)
         acked, sent = c.exactly_once(records, logs, recorded)
     ok = not c.errors
     result = {"consistent": ok, "errors": c.errors, "log_entries_read": seen,

@@ -50,9 +50,9 @@ struct CounterReport {
 static_assert(sizeof(CounterReport) == 64, "CounterReport is 64 bytes");
 
 // ---- Command line keys understood by the guest (space-separated key=value) ----
-//   workload=counter|idle|pio|blk|echo|netecho|oltp|virtio-bad   (default idle: print banner, exit
-//                            kExitSuccess; pio: vCPU 0 does `steps` 1-byte writes to
-//                            kPioBenchPort, then exits; blk/echo/netecho/oltp/virtio-bad: vCPU 0
+//   workload=counter|idle|pio|blk|echo|netecho|search|oltp|virtio-bad   (default idle: print
+//                            banner, exit kExitSuccess; pio: vCPU 0 does `steps` 1-byte writes to
+//                            kPioBenchPort, then exits; blk/echo/netecho/search/oltp/virtio-bad: vCPU 0
 //                            drives the virtio devices below, kExitWorkloadFailed on a failed
 //                            check)
 //   virtio_mmio.device=<size>@<base>:<irq>   one virtio-mmio (version 2) transport, repeatable
@@ -63,9 +63,11 @@ static_assert(sizeof(CounterReport) == 64, "CounterReport is 64 bytes");
 //   cpus=<n>                number of vCPUs to start (default: ACPI MADT if present, else 1)
 //   ip=<a.b.c.d>            the guest's IPv4 address on its virtio-net device (netecho)
 //   port=<1..65535>         the UDP port netecho (default 7) or oltp (default 8082) serves
+//   cache_kib=<n>           search: the index block cache in KiB (default 4096, >= 4)
 inline constexpr uint64_t kDefaultReportEvery = 100000;
 inline constexpr uint32_t kDefaultGuestIp = 0x0a00020f;  // 10.0.2.15
 inline constexpr uint16_t kDefaultNetEchoPort = 7;       // the echo service
+inline constexpr uint64_t kDefaultSearchCacheKib = 4096;  // search: 1024 cached 4 KiB blocks
 
 }  // namespace rehome::abi
 

@@ -88,6 +88,8 @@ const char* WorkloadName(Workload w) {
       return "echo";
     case Workload::kNetEcho:
       return "netecho";
+    case Workload::kSearch:
+      return "search";
     case Workload::kOltp:
       return "oltp";
     case Workload::kVirtioBad:
@@ -131,6 +133,8 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
         config->workload = Workload::kEcho;
       } else if (TokenEquals(val, val_len, "netecho")) {
         config->workload = Workload::kNetEcho;
+      } else if (TokenEquals(val, val_len, "search")) {
+        config->workload = Workload::kSearch;
       } else if (TokenEquals(val, val_len, "oltp")) {
         config->workload = Workload::kOltp;
       } else if (TokenEquals(val, val_len, "virtio-bad")) {
@@ -173,20 +177,23 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
     const bool is_every = TokenEquals(key, eq, "report_every");
     const bool is_cpus = TokenEquals(key, eq, "cpus");
     const bool is_port = TokenEquals(key, eq, "port");
-    if (!is_seed && !is_steps && !is_every && !is_cpus && !is_port) continue;  // not ours
+    const bool is_cache = TokenEquals(key, eq, "cache_kib");
+    if (!is_seed && !is_steps && !is_every && !is_cpus && !is_port && !is_cache) continue;
     if (!ParseU64(val, val_len, &number) || (is_cpus && (number == 0 || number > GUEST_MAX_CPUS)) ||
-        (is_port && (number == 0 || number > 65535))) {
+        (is_port && (number == 0 || number > 65535)) || (is_cache && number < 4)) {
       error->Str("malformed value in '");
       AppendToken(error, tok, len);
       error->Str("'");
       if (is_cpus) error->Str(" (cpus must be 1..").Dec(GUEST_MAX_CPUS).Str(")");
       if (is_port) error->Str(" (port must be 1..65535)");
+      if (is_cache) error->Str(" (cache_kib must be at least 4)");
       return false;
     }
     if (is_port) {
       config->port = static_cast<uint16_t>(number);
       config->port_given = true;
     }
+    if (is_cache) config->cache_kib = number;
     if (is_seed) config->seed = number;
     if (is_steps) config->steps = number;
     if (is_every) config->report_every = number;

@@ -21,6 +21,7 @@ enum class Workload {
   kBlk,
   kEcho,
   kNetEcho,
+  kSearch,
   kOltp,
   kVirtioBad,
   kReboot,
@@ -37,6 +38,7 @@ struct GuestConfig {
   uint32_t virtio_count = 0;
   uint32_t ip = abi::kDefaultGuestIp;        // ip=A.B.C.D (host byte order)
   uint16_t port = abi::kDefaultNetEchoPort;  // port=N (1..65535)
+  uint64_t cache_kib = abi::kDefaultSearchCacheKib;  // cache_kib=N (search, >= 4)
   bool port_given = false;                   // port= was on the command line
 };
 

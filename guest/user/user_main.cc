@@ -28,6 +28,7 @@ uint32_t apic_ids[GUEST_MAX_CPUS];  // by vCPU index; [0] is the BSP
 uint32_t started = 0;
 uint32_t finished = 0;
 char cmdline[1024];
+uint64_t ram_end = 0;  // end of the RAM range holding the image (PVH memory map), 0 = unknown
 
 [[noreturn]] void Exit(uint32_t status) {
   OutL(abi::kDebugExitPort, status);
@@ -41,6 +42,23 @@ void CopyCommandLine(const HvmStartInfo* info) {
     for (; n < sizeof(cmdline) - 1 && src[n] != '\0'; ++n) cmdline[n] = src[n];
   }
   cmdline[n] = '\0';
+}
+
+// The end of the PVH memory map's RAM entry (type 1) that contains the image at 1 MiB.
+void FindRamEnd(const HvmStartInfo* info) {
+  struct Entry {
+    uint64_t addr;
+    uint64_t size;
+    uint32_t type;
+    uint32_t reserved;
+  };
+  if (info->version < 1 || info->memmap_paddr == 0 || info->memmap_paddr >= (1ull << 32)) return;
+  const auto* map = reinterpret_cast<const Entry*>(static_cast<uintptr_t>(info->memmap_paddr));
+  for (uint32_t i = 0; i < info->memmap_entries && i < 128; ++i) {
+    if (map[i].type == 1 && map[i].addr <= 0x100000 && map[i].addr + map[i].size > 0x100000) {
+      ram_end = map[i].addr + map[i].size;
+    }
+  }
 }
 
 // Fills apic_ids[0..cpu_count) or returns false with a reason in `error`.
@@ -78,9 +96,11 @@ bool RunIo() {
       return RunEcho(devices, config.seed, config.steps);
     case Workload::kNetEcho:
       return RunNetEcho(devices, config.ip, config.port, config.steps);
+    case Workload::kSearch:
+      return RunSearch(devices, config.ip, config.steps, config.cache_kib, ram_end);
     case Workload::kOltp:
       return RunOltp(devices, config.ip, config.port_given ? config.port : service::kOltpPort,
-                     config.steps);
+                     config.steps, ram_end);
     default:
       return RunVirtioBad(devices, config.seed);
   }
@@ -102,6 +122,7 @@ void RunShare(uint32_t vcpu) {
     case Workload::kBlk:
     case Workload::kEcho:
     case Workload::kNetEcho:
+    case Workload::kSearch:
     case Workload::kOltp:
     case Workload::kVirtioBad:
       if (vcpu == 0 && !RunIo()) Exit(abi::kExitWorkloadFailed);
@@ -160,6 +181,7 @@ extern "C" {
   using namespace rehome::guest;
   const auto* info = reinterpret_cast<const HvmStartInfo*>(static_cast<uintptr_t>(start_info));
   CopyCommandLine(info);
+  FindRamEnd(info);
   LineWriter error;
   error.Str("rehome-guest: bad command line: ");
   if (!ParseCommandLine(cmdline, &config, &error) || !ChooseCpus(info, &error)) {

@@ -1,4 +1,5 @@
-// guest/workloads/io_workloads.h: the virtio workloads (blk, echo, netecho, oltp, virtio-bad), run by
+// guest/workloads/io_workloads.h: the virtio workloads (blk, echo, netecho, search, oltp,
+// virtio-bad), run by
 // vCPU 0 only at CPL3 over the virtio-mmio transports named on the command line. Each prints its
 // own result lines on COM1 and returns false after printing the reason for a failed check (the
 // caller then exits with kExitWorkloadFailed). Not thread-safe: vCPU 0 only.
@@ -28,10 +29,18 @@ bool RunEcho(const VirtioDevices& devices, uint64_t seed, uint64_t steps);
 // Echoes `steps` UDP datagrams sent to `port` (0 = forever) on the first virtio-net device, with
 // the IPv4 address `ip` (host byte order); answers ARP and ping meanwhile.
 bool RunNetEcho(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps);
+// Serves BM25 queries (docs/search-index.md, docs/service-protocol.md) from the index on the
+// first virtio-blk device over the first virtio-net device (address `ip`), `steps` requests
+// (0 = forever), with a block cache of `cache_kib` KiB (less when it does not fit) in the RAM
+// between the guest image and `ram_end`.
+bool RunSearch(const VirtioDevices& devices, uint32_t ip, uint64_t steps, uint64_t cache_kib,
+               uint64_t ram_end);
 // Serves TPC-C's five transactions (docs/service-protocol.md, "oltp") on UDP `port` against the
 // oltp database on the first virtio-blk device (docs/oltp-format.md), `steps` requests (0 =
-// forever), then checkpoints; answers ARP and ping meanwhile.
-bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps);
+// forever), then checkpoints; answers ARP and ping meanwhile. Its page cache and recorded
+// responses (8 MiB) live in the RAM between the guest image and `ram_end`.
+bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps,
+             uint64_t ram_end);
 // Brings up the first virtio-net device and a NetStack on it (printing the device line); the
 // network services (netecho, and the request/response workloads) serve through *out.
 class NetStack;

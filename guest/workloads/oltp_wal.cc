@@ -33,7 +33,7 @@ struct IdEntry {
   uint8_t valid;
 };
 
-alignas(4096) uint8_t cache[kCachePages][kPage];
+uint8_t (*cache)[kPage];  // kCachePages pages in the arena
 Slot slots[kCachePages];
 int32_t buckets[kCacheBuckets];  // slot index + 1, 0 = empty
 WriteRef write_set[kMaxWrites];
@@ -41,7 +41,7 @@ alignas(4096) uint8_t log_buf[kWalMaxEntry];
 alignas(4096) uint8_t sector_buf[kSector];
 alignas(64) uint8_t scratch[kPage];
 IdEntry ids[kIdSlots];
-uint8_t id_body[kIdSlots][kMaxResponse];
+uint8_t (*id_body)[kMaxResponse];  // kIdSlots bodies in the arena, after the cache
 int32_t id_buckets[kIdBuckets];
 
 uint32_t PageBucket(uint64_t page) { return static_cast<uint32_t>(page % kCacheBuckets); }
@@ -52,6 +52,10 @@ uint64_t RoundSector(uint64_t n) { return (n + kSector - 1) / kSector * kSector;
 uint32_t Pad4(uint32_t n) { return (n + 3) & ~3u; }
 
 }  // namespace
+
+uint64_t Store::ArenaBytes() {
+  return uint64_t{kCachePages} * kPage + uint64_t{kIdSlots} * kMaxResponse;
+}
 
 uint8_t* Store::Fail() {
   fatal_ = true;
@@ -324,9 +328,11 @@ bool Store::ReadEntry(uint64_t lsn, uint32_t* total, LineWriter* err) {
   return true;
 }
 
-bool Store::Open(VirtioBlk* blk, LineWriter* err) {
+bool Store::Open(VirtioBlk* blk, uint8_t* arena, LineWriter* err) {
   blk_ = blk;
   epoch_ = 1;
+  cache = reinterpret_cast<uint8_t(*)[kPage]>(arena);
+  id_body = reinterpret_cast<uint8_t(*)[kMaxResponse]>(arena + uint64_t{kCachePages} * kPage);
   if (!blk_->Read(0, log_buf, kSector, err)) return false;
   const uint8_t* s = log_buf;
   if (Ld32(s + sb::kMagic) != kSbMagic || Ld32(s + sb::kVersion) != kSbVersion ||

@@ -10,7 +10,7 @@
 // lazily (evictions of unpinned pages, which only ever hold committed data) and at checkpoints,
 // which the caller asks for between transactions (MaybeCheckpoint). An I/O error or an
 // inconsistency sets fatal(): the caller stops serving. Not thread-safe: vCPU 0 only; one
-// instance (its buffers are static).
+// instance (its tables are static).
 #ifndef REHOME_GUEST_WORKLOADS_OLTP_WAL_H_
 #define REHOME_GUEST_WORKLOADS_OLTP_WAL_H_
 
@@ -57,8 +57,11 @@ class Store final {
  public:
   // Reads the superblock and the newest checkpoint slot from `blk`, replays the log (redo of the
   // entries at or after the checkpoint; the ids of those after the previous one) and checkpoints
-  // when it replayed anything. False with a reason in `err`.
-  bool Open(VirtioBlk* blk, LineWriter* err);
+  // when it replayed anything. `arena` (ArenaBytes(), page-aligned, identity-mapped RAM the
+  // store owns from now on) holds the page cache and the recorded responses. False with a reason
+  // in `err`.
+  bool Open(VirtioBlk* blk, uint8_t* arena, LineWriter* err);
+  static uint64_t ArenaBytes();
   const Layout& layout() const { return layout_; }
   const StoreStats& stats() const { return stats_; }
   bool fatal() const { return fatal_; }

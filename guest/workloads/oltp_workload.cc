@@ -15,6 +15,8 @@
 #include "guest/workloads/oltp_tables.h"
 #include "guest/workloads/oltp_wal.h"
 
+extern "C" uint8_t __image_end[];  // guest.ld: the end of the loaded image and its .bss
+
 namespace rehome::guest {
 namespace {
 
@@ -440,7 +442,8 @@ bool Fail(LineWriter* err) {
 
 }  // namespace
 
-bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps) {
+bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps,
+             uint64_t ram_end) {
   LineWriter err;
   err.Str("rehome-guest: oltp: ");
   VirtioMmio found;
@@ -448,7 +451,17 @@ bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t 
     err.Str("no virtio-blk device (needs --disk with an oltp_load.py image)");
     return Fail(&err);
   }
-  if (!disk.Init(found.base(), &err) || !store.Open(&disk, &err)) return Fail(&err);
+  // The page cache and the recorded responses live in the RAM above the image.
+  const uint64_t arena = (reinterpret_cast<uint64_t>(__image_end) + 4095) & ~uint64_t{4095};
+  if (ram_end < arena + Store::ArenaBytes()) {
+    err.Str("needs ").Dec(Store::ArenaBytes() >> 20).Str(" MiB of RAM above the image (")
+        .Hex(arena).Str("), RAM ends at ").Hex(ram_end);
+    return Fail(&err);
+  }
+  if (!disk.Init(found.base(), &err) ||
+      !store.Open(&disk, reinterpret_cast<uint8_t*>(arena), &err)) {
+    return Fail(&err);
+  }
   const StoreStats& s = store.stats();
   LineWriter()
       .Str("rehome-guest: oltp recovered entries=")
