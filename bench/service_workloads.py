@@ -1,4 +1,4 @@
-"""The network services service_bench.py runs (issue 15), one class each: how to prepare the
+"""The network services service_bench.py runs (issue 15: search, oltp), one class each: how to prepare the
 disk image and the request file, the guest command line, and the oracle that checks a run.
 
 A workload has: name, port, ready_line (the guest's console line once it serves), writes_disk
@@ -71,7 +71,54 @@ class Search:
                                   f"correct, {verdict.get('wrong', '?')} wrong"}
 
 
-WORKLOADS = {"search": Search()}
+class Oltp:
+    """The TPC-C analog (docs/oltp-format.md): every run starts from a fresh copy of the loaded
+    database; the checker verifies consistency and exactly-once against the response log."""
+    name, port, ready_line = "oltp", 8082, "oltp serving"
+    writes_disk, read_only = True, False
+    tools = os.path.join(HERE, "oltp")
+
+    @staticmethod
+    def add_arguments(parser):
+        g = parser.add_argument_group("oltp")
+        g.add_argument("--oltp-capacity-txns", type=int, default=200000,
+                       help="transactions the database has room for (per run)")
+        g.add_argument("--oltp-requests", type=int, default=20000,
+                       help="distinct transactions in the request file (the load generator "
+                            "cycles it; each send is a new transaction)")
+
+    def cmdline(self, args):
+        return "workload=oltp steps=0"
+
+    def prepare(self, args, work):
+        image = os.path.join(work, "oltp.img")
+        requests = os.path.join(work, "oltp.rhrq")
+        if _run([sys.executable, os.path.join(self.tools, "oltp_load.py"), "--out", image,
+                 "--capacity-txns", str(args.oltp_capacity_txns)],
+                "oltp_load.py").returncode != 0:
+            raise SystemExit("service_bench: oltp_load.py failed")
+        if _run([sys.executable, os.path.join(self.tools, "make_requests.py"), "--image", image,
+                 "--out", requests, "--count", str(args.oltp_requests), "--seed", "15",
+                 "--malformed", str(max(1, args.oltp_requests // 100))],
+                "make_requests.py").returncode != 0:
+            raise SystemExit("service_bench: make_requests.py failed")
+        return {"image": image, "requests": requests,
+                "description": f"TPC-C analog, 1 warehouse (300 customers/district, 1000 items), "
+                               f"room for {args.oltp_capacity_txns} transactions, "
+                               f"{args.oltp_requests} distinct transactions (1% malformed)"}
+
+    def check(self, args, prepared, image, response_log, work):
+        proc = _run([sys.executable, os.path.join(self.tools, "oltp_check.py"), "--image", image,
+                     "--requests", prepared["requests"], "--log", response_log, "--json"],
+                    "oltp_check.py")
+        verdict = json.loads(proc.stdout)
+        ok = proc.returncode == 0 and verdict["consistent"]
+        line = (f"consistent, {verdict['acknowledged_ok']} acknowledged present once"
+                if ok else f"INCONSISTENT: {verdict['errors'][:1]}")
+        return {"ok": ok, "line": line}
+
+
+WORKLOADS = {"search": Search(), "oltp": Oltp()}
 
 
 def add_arguments(parser):
