@@ -36,10 +36,10 @@ struct GuestConfig {
   uint32_t cpus = 0;                                 // 0 = not given on the command line
   VirtioMmioRegion virtio[kMaxVirtioDevices];        // virtio_mmio.device= entries, in order
   uint32_t virtio_count = 0;
-  uint32_t ip = abi::kDefaultGuestIp;        // ip=A.B.C.D (host byte order)
-  uint16_t port = abi::kDefaultNetEchoPort;  // port=N (1..65535)
+  uint32_t ip = abi::kDefaultGuestIp;                // ip=A.B.C.D (host byte order)
+  uint16_t port = abi::kDefaultNetEchoPort;          // port=N (1..65535)
   uint64_t cache_kib = abi::kDefaultSearchCacheKib;  // cache_kib=N (search, >= 4)
-  bool port_given = false;                   // port= was on the command line
+  bool port_given = false;                           // port= was on the command line
 };
 
 const char* WorkloadName(Workload w);

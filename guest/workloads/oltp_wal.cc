@@ -9,8 +9,8 @@ namespace {
 
 constexpr uint32_t kCachePages = 1024;  // 4 MiB
 constexpr uint32_t kCacheBuckets = 2048;
-constexpr uint32_t kMaxWrites = 256;    // records written by one transaction (Delivery: 190)
-constexpr uint32_t kIdSlots = 8192;     // recent request ids remembered
+constexpr uint32_t kMaxWrites = 256;  // records written by one transaction (Delivery: 190)
+constexpr uint32_t kIdSlots = 8192;   // recent request ids remembered
 constexpr uint32_t kIdBuckets = 16384;
 
 struct Slot {

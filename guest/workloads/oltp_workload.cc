@@ -153,7 +153,7 @@ Outcome NewOrder(uint64_t id, const uint8_t* b, uint32_t len) {
     uint8_t* s = store.Write(kStock, item - 1);
     int32_t s_qty = static_cast<int32_t>(Ld32(s + st::kQuantity));
     s_qty = s_qty >= static_cast<int32_t>(qty) + 10 ? s_qty - static_cast<int32_t>(qty)
-                                                     : s_qty - static_cast<int32_t>(qty) + 91;
+                                                    : s_qty - static_cast<int32_t>(qty) + 91;
     St32(s + st::kQuantity, static_cast<uint32_t>(s_qty));
     StI64(s + st::kYtd, LdI64(s + st::kYtd) + qty);
     St32(s + st::kOrderCnt, Ld32(s + st::kOrderCnt) + 1);
@@ -454,8 +454,12 @@ bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t 
   // The page cache and the recorded responses live in the RAM above the image.
   const uint64_t arena = (reinterpret_cast<uint64_t>(__image_end) + 4095) & ~uint64_t{4095};
   if (ram_end < arena + Store::ArenaBytes()) {
-    err.Str("needs ").Dec(Store::ArenaBytes() >> 20).Str(" MiB of RAM above the image (")
-        .Hex(arena).Str("), RAM ends at ").Hex(ram_end);
+    err.Str("needs ")
+        .Dec(Store::ArenaBytes() >> 20)
+        .Str(" MiB of RAM above the image (")
+        .Hex(arena)
+        .Str("), RAM ends at ")
+        .Hex(ram_end);
     return Fail(&err);
   }
   if (!disk.Init(found.base(), &err) ||
