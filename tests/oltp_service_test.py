@@ -155,11 +155,11 @@ class Client:
 
 
 class Vm:
-    def __init__(self, args, image, work, name, mode, kill_ms):
+    def __init__(self, args, image, work, name, mode, kill_ms, steps=0):
         self.serial = os.path.join(work, f"{name}.console")
         self.errlog = open(os.path.join(work, f"{name}.stderr"), "w")
         cmd = [args.rehome, "run", "--kernel", args.guest, "--memory", "64", "--disk", image,
-               "--netdev", f"tap,ifname={TAP},mac={MAC}", "--cmdline", "workload=oltp steps=0",
+               "--netdev", f"tap,ifname={TAP},mac={MAC}", "--cmdline", f"workload=oltp steps={steps}",
                "--serial-file", self.serial, "--mode", mode]
         if mode == "split":
             cmd += ["--kill-active-every-ms", str(kill_ms), "--max-failovers", "1000000"]
@@ -359,6 +359,28 @@ def run_mode(args, mode, work):
     print(f"  {mode} phase 3: {len(unanswered)} unanswered before the kill, "
           f"{rec_line.split(': ', 1)[1]}, {time.monotonic() - t0:.1f} s")
     check(args, image, reqfile, logs1[:-1] + [log3], f"{mode} phase 3 (after recovery)")
+
+    # Phase 4: steps=N: the guest ends by itself after N requests with a checkpoint (nothing
+    # left to replay) and its done line.
+    vm = Vm(args, image, work, f"{mode}-4", mode, args.kill_ms, steps=30)
+    client.send_ids(client_ids(30))
+    deadline = time.monotonic() + 30
+    while vm.proc.poll() is None:
+        if time.monotonic() > deadline:
+            fail(f"{mode}: the guest did not end after steps=30")
+        time.sleep(0.05)
+    LIVE.remove(vm)
+    failovers += vm.failovers()
+    done = [l for l in vm.console().splitlines() if "oltp done" in l]
+    if vm.proc.returncode != 0 or not done or "steps=30 " not in done[0]:
+        fail(f"{mode}: steps=30 ended with exit {vm.proc.returncode}: {vm.console()[-300:]!r}")
+    log4 = os.path.join(work, f"{mode}-4.log")
+    client.write_log(log4)
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "bench", "oltp", "oltp_check.py"),
+                        "--image", image, "--json"], capture_output=True, text=True)
+    if p.returncode != 0 or '"log_entries_read": 0' not in p.stdout:
+        fail(f"{mode}: after a clean end the log should be empty: {p.stdout[-400:]}")
+    check(args, image, reqfile, logs1[:-1] + [log4], f"{mode} phase 4 (steps=30, clean end)")
     fuzz(args, mode, work, rng)
     if mode == "split" and failovers == 0:
         fail("split: no failover happened (the active L1 was never killed)")
