@@ -183,9 +183,11 @@ NetStack::Verdict NetStack::HandleIp(const uint8_t* frame, uint32_t len, LineWri
   }
   ++stats_.udp;
   const UdpRequest req{src, Get16(l4), l4 + kUdpHeader, udp_len - kUdpHeader};
-  const uint32_t n = handler_(ctx_, req, out + kUdpHeader, kUdpMaxPayload);
+  uint32_t n = handler_(ctx_, req, out + kUdpHeader, kUdpMaxPayload);
   if (n == kUdpStop) return Verdict::kStop;
-  if (n == 0) return Verdict::kUdp;
+  const bool stop_after = (n & kUdpStopAfterReply) != 0;
+  n &= ~kUdpStopAfterReply;
+  if (n == 0) return stop_after ? Verdict::kStop : Verdict::kUdp;
   const uint32_t reply_len = kUdpHeader + (n < kUdpMaxPayload ? n : kUdpMaxPayload);
   Put16(out, port_);
   Put16(out + 2, req.src_port);
@@ -194,7 +196,8 @@ NetStack::Verdict NetStack::HandleIp(const uint8_t* frame, uint32_t len, LineWri
   uint16_t sum = Fold(SumBytes(out, reply_len, PseudoHeaderSum(ip_, src, kProtoUdp, reply_len)));
   Put16(out + 6, sum == 0 ? 0xffff : sum);
   ++stats_.replies;
-  return ReplyIp(frame, kProtoUdp, reply_len, err) ? Verdict::kUdp : Verdict::kError;
+  if (!ReplyIp(frame, kProtoUdp, reply_len, err)) return Verdict::kError;
+  return stop_after ? Verdict::kStop : Verdict::kUdp;
 }
 
 bool NetStack::ReplyIp(const uint8_t* request, uint8_t protocol, uint32_t payload_len,

@@ -28,8 +28,10 @@ struct UdpRequest {
 inline constexpr uint32_t kUdpMaxPayload = 1472;
 
 // Writes the reply to `req` into `reply` (at most `max` bytes) and returns its length; 0 sends
-// nothing. Returns kUdpStop to end UdpServe without replying.
+// nothing. Returns kUdpStop to end UdpServe without replying, or a length | kUdpStopAfterReply to
+// send that reply and then end UdpServe.
 inline constexpr uint32_t kUdpStop = 0xffffffffu;
+inline constexpr uint32_t kUdpStopAfterReply = 0x80000000u;
 using UdpHandler = uint32_t (*)(void* ctx, const UdpRequest& req, uint8_t* reply, uint32_t max);
 
 struct NetStats {

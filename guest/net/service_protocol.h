@@ -28,6 +28,13 @@ struct Header {
 };
 static_assert(sizeof(Header) == 16, "wire header is 16 bytes");
 
+// A request of this kind whose body is exactly kStopBody ends the service: it is answered with
+// status kOk (empty body) and the workload then finishes as after its last step (done line,
+// guest exit 0). A test-harness control (the fault campaigns end their runs with it), not an
+// authenticated one: the test guest serves only its own namespace's tap.
+inline constexpr uint16_t kStopService = 0xfff0;
+inline constexpr char kStopBody[4] = {'s', 't', 'o', 'p'};
+
 // Response status (Header::kind of a response).
 enum Status : uint16_t {
   kOk = 0,

@@ -378,6 +378,10 @@ uint32_t Handle(void*, const UdpRequest& req, uint8_t* reply, uint32_t max) {
     ++counts.malformed;
     return Reply(reply, id, svc::kMalformed, nullptr, 0);
   }
+  if (kind == svc::kStopService && req.len == sizeof(svc::Header) + sizeof(svc::kStopBody) &&
+      memcmp(h + sizeof(svc::Header), svc::kStopBody, sizeof(svc::kStopBody)) == 0) {
+    return Reply(reply, id, svc::kOk, nullptr, 0) | kUdpStopAfterReply;  // the harness's stop
+  }
   Recorded rec;
   if (store.Lookup(id, &rec)) {
     ++counts.repeats;
