@@ -35,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from faultcampaign import outcome, report  # noqa: E402
 from faultcampaign.run import FAULTS, RunConfig, execute  # noqa: E402
 from faultcampaign.workloads import WORKLOADS  # noqa: E402
+from netping import enter_netns  # noqa: E402
 
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -161,6 +162,8 @@ class Progress:
 def run_campaign(args):
     check_binaries(args.build)
     workload = WORKLOADS[args.workload](args.build, SOURCE_DIR)
+    if getattr(workload, "needs_network", False):
+        enter_netns(workload.TAP)  # every run's tap lives in this process's own namespace
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or os.path.join(SOURCE_DIR, "bench", "out",
                                    f"campaign-{args.fault.replace(',', '+')}-{args.workload}-{stamp}")
@@ -241,6 +244,8 @@ def replay(args):
     saved.build = args.build
     check_binaries(saved.build)
     workload = WORKLOADS[old["workload"]](saved.build, SOURCE_DIR)
+    if getattr(workload, "needs_network", False):
+        enter_netns(workload.TAP)
     workload.duration_s = meta.get("duration_s", workload.duration_s)  # the same moments
     extra = []
     if old.get("mutant"):

@@ -55,17 +55,18 @@ def ip(*args):
         skip(f"ip {' '.join(args)}: {proc.stderr.strip()}")
 
 
-def enter_netns():
-    """Moves this process into a new network namespace with the tap up (children inherit it)."""
+def enter_netns(tap=TAP):
+    """Moves this process into a new network namespace with the tap `tap` up (children inherit
+    it). Exits 77 (skipped) where the host forbids it."""
     if os.geteuid() != 0:
         skip("needs root (network namespace and tap)")
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(CLONE_NEWNET) != 0:
         skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
     ip("link", "set", "lo", "up")
-    ip("tuntap", "add", "dev", TAP, "mode", "tap")
-    ip("addr", "add", f"{HOST_IP}/24", "dev", TAP)
-    ip("link", "set", TAP, "up")
+    ip("tuntap", "add", "dev", tap, "mode", "tap")
+    ip("addr", "add", f"{HOST_IP}/24", "dev", tap)
+    ip("link", "set", tap, "up")
 
 
 REALTIME = [False]  # --realtime

@@ -5,7 +5,8 @@ how long a run takes, and what a host-side check finds wrong afterwards (`verify
 problems, empty when the run was correct). rehome's own checks (the counter oracle in the L1, the
 guest's self-checks) show in the exit status; `verify` adds checks that do not trust any L1: the
 digests recomputed on the host, the disk image read back, the console peer's view of the
-requests. A new workload (a later guest service) plugs in by adding a class to WORKLOADS.
+requests. A new workload plugs in by adding a class to WORKLOADS; the network services (search, oltp) need
+a network namespace with a tap, which campaign.py makes when a workload says needs_network.
 """
 import json
 import os
@@ -188,4 +189,123 @@ class EchoCorrupted(Echo):
         return ["--corrupt-seq", str(self.steps // 2)]
 
 
-WORKLOADS = {w.name: w for w in (Counter, Blk, Echo, EchoCorrupted)}
+class Service(Workload):
+    """A network service of the test guest (issue 15) as a campaign workload: the guest serves on
+    virtio-net with its data on virtio-blk; a side process (bench/service_session.py) sends
+    `requests` requests through rehome-loadgen (closed loop, 2 outstanding; retries reuse the
+    id), then the stop request, so the guest finishes and rehome exits 0. Host side: the
+    service's own oracle on the response log (and, for oltp, the database image). Needs a network
+    namespace with the tap `TAP` (campaign.py makes it: root)."""
+    needs_network = True
+    TAP, MAC, GUEST_IP = "rhcamp0", "52:54:00:12:34:56", "10.0.2.15"
+    port = 0
+    requests = 300
+    _prepared = {}  # per class: files made once per campaign (index, database template)
+
+    def _tool(self, *parts):
+        return os.path.join(self.source_dir, "bench", *parts)
+
+    def _run_tool(self, cmd):
+        proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True, timeout=1800)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{os.path.basename(cmd[0])}: {(proc.stdout + proc.stderr)[-300:]}")
+        return proc
+
+    def _template(self, work_dir):
+        """(image, request file) made once; work_dir outlives the campaign's runs."""
+        raise NotImplementedError
+
+    def _disk_args(self, run_dir, image):
+        return ["--disk", image]
+
+    def prepare(self, run_dir):
+        key = type(self).__name__
+        if key not in self._prepared:
+            self._prepared[key] = self._template(os.path.dirname(run_dir))
+        image, self._requests = self._prepared[key]
+        self._log = os.path.join(run_dir, "responses.rhlg")
+        return [*self._disk_args(run_dir, image), "--netdev", f"tap,ifname={self.TAP},mac={self.MAC}",
+                "--cmdline", f"workload={self.name} steps=0"]
+
+    def start_side(self, run_dir):
+        log = open(os.path.join(run_dir, "session.log"), "w")
+        return [subprocess.Popen(
+            [sys.executable, self._tool("service_session.py"), "--loadgen",
+             os.path.join(self.build_dir, "bench", "loadgen", "rehome-loadgen"), "--target",
+             f"{self.GUEST_IP}:{self.port}", "--requests", self._requests, "--out", self._log,
+             "--count", str(self.requests)], stdout=log, stderr=log)]
+
+    def _session_problems(self, run_dir):
+        if not os.path.exists(self._log):
+            with open(os.path.join(run_dir, "session.log"), errors="replace") as f:
+                return [f"no response log: {f.read().strip()[-200:]}"]
+        return []
+
+
+class Search(Service):
+    """BM25 queries over a 300-document index (bench/search); every answer checked by the oracle
+    that recomputes BM25 from the raw corpus; every request answered."""
+    name = "search"
+    port = 8081
+    duration_s = 1.5
+
+    def _template(self, work_dir):
+        image = os.path.join(work_dir, "search.img")
+        requests = os.path.join(work_dir, "search.rhrq")
+        self._run_tool([self._tool("search", "build_index.py"), image, "--max-docs", "300"])
+        self._run_tool([self._tool("search", "make_queries.py"), image, requests, "--count",
+                        str(self.requests), "--seed", "15", "--malformed", "3"])
+        return image, requests
+
+    def _disk_args(self, run_dir, image):
+        return ["--disk", image, "--disk-read-only"]
+
+    def verify(self, run_dir, serial, stderr):
+        problems = self._session_problems(run_dir)
+        if problems:
+            return problems
+        image = self._prepared["Search"][0]
+        proc = subprocess.run([sys.executable, self._tool("search", "oracle.py"), image + ".json",
+                               self._requests, self._log, "--require-all"],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            problems.append(f"search oracle: {(proc.stdout + proc.stderr).strip()[-200:]}")
+        return problems
+
+
+class Oltp(Service):
+    """TPC-C transactions (bench/oltp) on a fresh copy of a loaded database per run; host side:
+    TPC-C's consistency conditions on the image after the run and every acknowledged
+    transaction present exactly once."""
+    name = "oltp"
+    port = 8082
+    duration_s = 1.5
+
+    def _template(self, work_dir):
+        image = os.path.join(work_dir, "oltp-template.img")
+        requests = os.path.join(work_dir, "oltp.rhrq")
+        self._run_tool([self._tool("oltp", "oltp_load.py"), "--out", image, "--capacity-txns",
+                        "20000"])
+        self._run_tool([self._tool("oltp", "make_requests.py"), "--image", image, "--out",
+                        requests, "--count", str(self.requests), "--seed", "15", "--malformed",
+                        "3"])
+        return image, requests
+
+    def _disk_args(self, run_dir, image):
+        self._image = os.path.join(run_dir, "oltp.img")
+        subprocess.run(["cp", "--sparse=always", image, self._image], check=True)
+        return ["--disk", self._image]
+
+    def verify(self, run_dir, serial, stderr):
+        problems = self._session_problems(run_dir)
+        if problems:
+            return problems
+        proc = subprocess.run([sys.executable, self._tool("oltp", "oltp_check.py"), "--image",
+                               self._image, "--requests", self._requests, "--log", self._log],
+                              capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            problems.append(f"oltp checker: {(proc.stdout + proc.stderr).strip()[-200:]}")
+        return problems
+
+
+WORKLOADS = {w.name: w for w in (Counter, Blk, Echo, EchoCorrupted, Search, Oltp)}
