@@ -248,6 +248,7 @@ class Search(Service):
     name = "search"
     port = 8081
     duration_s = 1.5
+    requests = 1000  # ~0.4 s of queries: most injection moments fall inside the session
 
     def _template(self, work_dir):
         image = os.path.join(work_dir, "search.img")
