@@ -204,12 +204,13 @@ def run_mode(mode, work, image, requests_path, requests):
                      f"{text[-600:]!r} {open(stderr.name).read()[-600:]!r}")
             time.sleep(0.02)
         qmp = Qmp(qmp_path, time.monotonic() + 10)
-        # The queries, from rehome-loadgen (open loop, one every 10 ms; a reply missing after
-        # 200 ms is asked again with the same id), while the active L1 is killed KILLS times.
+        # The queries, from rehome-loadgen (open loop, one every 20 ms: 8 s, room for three kills
+        # and standby starts under ASan; a reply missing after 200 ms is asked again with the
+        # same id), while the active L1 is killed KILLS times.
         log_path = os.path.join(work, f"{mode}.log")
         loadgen = subprocess.Popen(
             [LOADGEN, "--target", f"{GUEST_IP}:{PORT}", "--requests", requests_path, "--out",
-             log_path, "--clients", "1", "--interval-ms", "10", "--count", str(QUERIES),
+             log_path, "--clients", "1", "--interval-ms", "20", "--count", str(QUERIES),
              "--timeout-ms", "200"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             for i in range(KILLS if mode == "split" else 0):
