@@ -22,7 +22,6 @@ REHOME_GUEST (the guest ELF, default $REHOME_BUILD/guest/rehome-guest.elf), SEAR
 Exit 0 on success, 1 with a reason on a failure, 77 (one line) when the host lacks /dev/kvm,
 root, or permission for network namespaces and taps.
 """
-import ctypes
 import json
 import os
 import socket
@@ -37,13 +36,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 TOOLS = os.path.join(ROOT, "bench", "search")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
+import netping  # noqa: E402
 import service_files as sf  # noqa: E402
 BUILD = os.environ.get("REHOME_BUILD", os.path.join(ROOT, "build"))
 REHOME = os.path.join(BUILD, "rehome")
 GUEST = os.environ.get("REHOME_GUEST", os.path.join(BUILD, "guest", "rehome-guest.elf"))
 LOADGEN = os.path.join(BUILD, "bench", "loadgen", "rehome-loadgen")
 GUEST_IP, HOST_IP, PORT, TAP, MAC = "10.0.2.15", "10.0.2.1", 8081, "rhsearch0", "52:54:00:12:34:56"
-CLONE_NEWNET = 0x40000000
 QUERIES, MALFORMED, KILLS = 400, 22, 3
 RESPONSE_MAGIC = 0x52534852
 LOG_RECORD = struct.Struct("<QIIqqHHI")
@@ -59,24 +58,10 @@ def fail(why):
     sys.exit(1)
 
 
-def ip(*args):
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True)
-    if proc.returncode != 0:
-        skip(f"ip {' '.join(args)}: {proc.stderr.strip()}")
-
-
 def enter_netns():
     if not os.path.exists("/dev/kvm") or not os.access("/dev/kvm", os.R_OK | os.W_OK):
         skip("no usable /dev/kvm")
-    if os.geteuid() != 0:
-        skip("needs root (network namespace and tap)")
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        skip(f"unshare(CLONE_NEWNET): {os.strerror(ctypes.get_errno())}")
-    ip("link", "set", "lo", "up")
-    ip("tuntap", "add", "dev", TAP, "mode", "tap")
-    ip("addr", "add", f"{HOST_IP}/24", "dev", TAP)
-    ip("link", "set", TAP, "up")
+    netping.enter_netns(TAP)  # exits 77 with a one-line reason where the host forbids it
 
 
 class Qmp:
