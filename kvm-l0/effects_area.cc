@@ -52,7 +52,7 @@ absl::StatusOr<std::vector<Effect>> ParseEffects(std::span<const uint8_t> bytes,
     EffectEntryHead head;
     std::memcpy(&head, bytes.data() + pos, sizeof(head));
     if (head.type < static_cast<uint8_t>(EffectType::kRamWrite) ||
-        head.type > static_cast<uint8_t>(EffectType::kNetRxDone)) {
+        head.type > static_cast<uint8_t>(EffectType::kAvailWatch)) {
       return absl::InvalidArgumentError(
           absl::StrCat("effects: unknown entry type ", head.type, " at ", pos));
     }

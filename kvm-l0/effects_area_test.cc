@@ -24,6 +24,7 @@ std::vector<uint8_t> SampleEntries() {
                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text), 2));
   AppendEffect(&e, EffectType::kNetTx, 9, std::span<const uint8_t>(data, 4));
   AppendEffect(&e, EffectType::kNetRxDone, 12, {});
+  AppendEffect(&e, EffectType::kAvailWatch, 0x4002, {});
   return e;
 }
 
@@ -53,7 +54,7 @@ TEST_F(EffectsAreaTest, ItemRoundTripsWithEveryEntryType) {
   EXPECT_EQ(got->flags, kEffectsMore);
   EXPECT_EQ(got->state_crc, 0xabcdu);
   EXPECT_EQ(got->bytes, entries);
-  ASSERT_EQ(got->entries.size(), 7u);
+  ASSERT_EQ(got->entries.size(), 8u);
   EXPECT_EQ(got->entries[0].type, EffectType::kRamWrite);
   EXPECT_EQ(got->entries[0].addr, 0x1000u);
   EXPECT_EQ(std::vector<uint8_t>(got->entries[0].data.begin(), got->entries[0].data.end()),
@@ -67,6 +68,8 @@ TEST_F(EffectsAreaTest, ItemRoundTripsWithEveryEntryType) {
   EXPECT_EQ(got->entries[5].data.size(), 4u);
   EXPECT_EQ(got->entries[6].type, EffectType::kNetRxDone);
   EXPECT_EQ(got->entries[6].addr, 12u);
+  EXPECT_EQ(got->entries[7].type, EffectType::kAvailWatch);
+  EXPECT_EQ(got->entries[7].addr, 0x4002u);
   // An empty item too.
   ASSERT_TRUE(replica_.Write(43, 0, 7, {}).ok());
   got = l0_.CopyOut(43);
@@ -104,16 +107,16 @@ TEST_F(EffectsAreaTest, HostileContentIsRefused) {
 
 TEST(ParseEffects, RejectsMalformedEncodings) {
   std::vector<uint8_t> e = SampleEntries();
-  EXPECT_TRUE(ParseEffects(e, 7).ok());
+  EXPECT_TRUE(ParseEffects(e, 8).ok());
   std::vector<uint8_t> truncated(e.begin(), e.end() - 1);
-  EXPECT_FALSE(ParseEffects(truncated, 7).ok());
+  EXPECT_FALSE(ParseEffects(truncated, 8).ok());
   std::vector<uint8_t> bad_type = e;
-  bad_type[0] = 8;  // one past the last type
-  EXPECT_FALSE(ParseEffects(bad_type, 7).ok());
+  bad_type[0] = 9;  // one past the last type
+  EXPECT_FALSE(ParseEffects(bad_type, 8).ok());
   std::vector<uint8_t> huge = e;
   const uint32_t len = 0xfffffff0u;
   std::memcpy(huge.data() + 4, &len, 4);  // the first entry claims 4 GiB
-  EXPECT_FALSE(ParseEffects(huge, 7).ok());
+  EXPECT_FALSE(ParseEffects(huge, 8).ok());
   EXPECT_FALSE(ParseEffects(std::vector<uint8_t>(7, 0), 0).ok());  // a partial head
 }
 

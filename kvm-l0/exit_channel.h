@@ -33,13 +33,15 @@
 namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
-// 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges; 6: sandbox_layers.
-inline constexpr uint32_t kExitChannelVersion = 6;
+// 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges; 6: sandbox_layers;
+// 7: the available-index snapshot of a verified item.
+inline constexpr uint32_t kExitChannelVersion = 7;
 inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
 inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
 inline constexpr uint32_t kExitReasonMax = 240;
 inline constexpr uint32_t kMaxChannelSlots = 256;
 inline constexpr uint32_t kMaxPostedRanges = 8;
+inline constexpr uint32_t kMaxAvailSnapshot = 8;
 
 // ExitChannelHeader::l1_sleeping: the L1's exit thread spins (awake), may block in poll
 // (asleep), or may block and asks L0 to make it SCHED_FIFO before waking it (a confined L1
@@ -50,6 +52,14 @@ inline constexpr uint32_t kL1AsleepRaiseMe = 2;
 
 // An L1's lifecycle as it reports it in the header.
 enum class L1State : uint32_t { kStarting = 0, kStandby = 1, kActive = 2, kFailed = 3 };
+
+// Verified execution: one virtqueue's available index as L0 read it from guest RAM when it
+// posted an item (ExitRequest::avail_snapshot). Plain data.
+struct AvailIndexSnapshot {
+  uint64_t gpa = 0;  // the index's guest-physical address (available ring + 2)
+  uint16_t index = 0;
+  uint16_t reserved[3] = {0, 0, 0};
+};
 
 // The guest exit L0 forwards. Plain data.
 struct ExitRequest {
@@ -78,6 +88,14 @@ struct ExitRequest {
   // above its own receive position), so that every replica, and a recruit executing the item
   // later, sees the same frames. 0 otherwise.
   uint32_t net_rx_limit = 0;
+  // Verified execution: the available index of each ready virtqueue (the addresses the replicas
+  // agreed on with the previous item's effects, EffectType::kAvailWatch) as L0 read them when it
+  // posted this item. A replica takes chains only up to these (GuestMemoryView::AvailableIndex),
+  // so that replicas running at different moments while the guest's vCPUs add chains, and a
+  // recruit executing the item later, all take the same ones. 0 entries otherwise; an L1 ignores
+  // a count above kMaxAvailSnapshot.
+  uint32_t avail_snapshot_count = 0;
+  AvailIndexSnapshot avail_snapshot[kMaxAvailSnapshot];
   uint8_t data[kExitDataMax];  // write payload (data_len bytes); ignored for reads
 };
 

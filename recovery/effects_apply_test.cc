@@ -64,7 +64,9 @@ TEST_F(EffectsApplyTest, AppliesEveryKindInOrder) {
   Effects effects;
   effects.entries = {Entry(EffectType::kRamWrite, kRamBase + 16, "done"),
                      Entry(EffectType::kDiskWrite, 512, "sector"), Entry(EffectType::kDiskFlush, 0),
-                     Entry(EffectType::kIrq, kLine), Entry(EffectType::kConsoleOut, 0, "hello")};
+                     Entry(EffectType::kIrq, kLine), Entry(EffectType::kConsoleOut, 0, "hello"),
+                     // Read by the supervisor, not applied (and not refused).
+                     Entry(EffectType::kAvailWatch, kRamBase + 2)};
   const ApplyResult result = ApplyEffects(effects, sink_, kDiskBytes);
   EXPECT_EQ(result.applied, 5u);
   EXPECT_EQ(result.refused, 0u);

@@ -25,6 +25,8 @@ void PostRequest(ExitSlot& slot, const ExitRequest& request) {
   dst.rip = request.rip;
   dst.rflags = request.rflags;
   dst.net_rx_limit = request.net_rx_limit;
+  dst.avail_snapshot_count = std::min(request.avail_snapshot_count, kMaxAvailSnapshot);
+  std::copy_n(request.avail_snapshot, dst.avail_snapshot_count, dst.avail_snapshot);
   const int cpu = sched_getcpu();
   dst.host_cpu = cpu < 0 ? ~0u : static_cast<uint32_t>(cpu);
   std::memcpy(dst.data, request.data, dst.data_len);

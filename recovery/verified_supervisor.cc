@@ -6,7 +6,11 @@
 #include <sys/eventfd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstddef>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <set>
 
 #include "absl/strings/str_cat.h"
@@ -276,8 +280,28 @@ DivergenceReport VerifiedSupervisor::NewDivergence(const ExitRequest& request, c
   return d;
 }
 
-absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitResponse* response,
+void VerifiedSupervisor::StampAvailSnapshot(ExitRequest* request) const {
+  request->avail_snapshot_count = 0;
+  if (sink_.ram == nullptr) return;
+  for (uint64_t gpa : avail_watch_) {
+    // Aligned (the ring is 2-aligned): one atomic read of a word the guest's vCPUs may move.
+    uint8_t* p = gpa % 2 == 0 ? sink_.ram->HostAddress(gpa, sizeof(uint16_t)) : nullptr;
+    if (p == nullptr) continue;
+    AvailIndexSnapshot& s = request->avail_snapshot[request->avail_snapshot_count++];
+    s.gpa = gpa;
+    s.index =
+        std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(p)).load(std::memory_order_acquire);
+  }
+}
+
+absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* response,
                                          uint32_t* flags) {
+  // The snapshot is taken once: a recruit that executes the item later gets the same one.
+  auto stamped = std::make_unique_for_overwrite<ExitRequest>();
+  std::memcpy(stamped.get(), &item,
+              offsetof(ExitRequest, data) + std::min(item.data_len, kExitDataMax));
+  StampAvailSnapshot(stamped.get());
+  const ExitRequest& request = *stamped;
   std::vector<Replica> voters;
   {
     absl::MutexLock lock(&mu_);
@@ -394,6 +418,12 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& request, ExitRespons
         // An extra opinion that agreed: more members than wanted.
         FenceLater(voters[i], "replica", "", absl::Now());
       }
+    }
+  }
+  avail_watch_.clear();
+  for (const Effect& e : winner.effects.entries) {
+    if (e.type == EffectType::kAvailWatch && avail_watch_.size() < kMaxAvailSnapshot) {
+      avail_watch_.push_back(e.addr);
     }
   }
   {

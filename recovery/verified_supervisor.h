@@ -91,7 +91,11 @@ class VerifiedSupervisor final : public L1Supervisor {
   void Collect(const std::vector<Replica>& replicas, const std::vector<size_t>& which,
                const ExitRequest& request, std::vector<ReplicaResult>* results);
   // One item to agreement: fills `response`; FailedPrecondition when recovery had to stop.
-  absl::Status RunItem(const ExitRequest& request, ExitResponse* response, uint32_t* flags);
+  // Every replica executes `item` with the same available-index snapshot (StampAvailSnapshot).
+  absl::Status RunItem(const ExitRequest& item, ExitResponse* response, uint32_t* flags)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(item_mu_);
+  // Reads the guest's available indices at the agreed addresses (avail_watch_) into `request`.
+  void StampAvailSnapshot(ExitRequest* request) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(item_mu_);
   void Fence(const Replica& r, const std::string& role, const std::string& cause,
              absl::Time detected);
   // Kills `r` now and leaves the rest of Fence (reaping it, the report and events) to the
@@ -130,6 +134,9 @@ class VerifiedSupervisor final : public L1Supervisor {
   UniqueFd read_only_disk_;  // the replicas' descriptor of the disk image (launch.disk_fd)
 
   absl::Mutex item_mu_;  // one item at a time; before mu_
+  // Where the ready virtqueues' available indices live, as the last agreed effects said
+  // (EffectType::kAvailWatch; at most kMaxAvailSnapshot).
+  std::vector<uint64_t> avail_watch_ ABSL_GUARDED_BY(item_mu_);
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::vector<Replica> members_ ABSL_GUARDED_BY(mu_);        // in sync at the agreed state

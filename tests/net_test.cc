@@ -192,15 +192,10 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
 }
 
 // Verified execution: a transmitted frame is an effect that leaves only once the replicas agree
-// on it. A replica made to diverge (wrong-state: its device state differs after an item) again
-// and again while the guest echoes 8 datagrams in flight: it is outvoted (triple) or a third
-// opinion settles it (dual), and from outside every datagram comes back exactly once, in order,
-// unchanged.
-// Known issues (not in make test; `rehome run` refuses --verify with a network device, exit 64):
-// the replicas diverge without any injected fault (a network-input item runs while the vCPU
-// runs, so replicas can read the guest's queues at different moments; the vote settles it), and
-// after some divergences the guest can stall (docs/failover.md).
-TEST_P(NetTest, DISABLED_VerifiedNetEchoesEveryDatagramOnce) {
+// on it, and healthy replicas agree on every item although network input is posted while the
+// vCPU runs and adds buffers to the queues (each item carries L0's snapshot of the queues'
+// available indices, docs/failover.md): no divergence without a fault.
+TEST_P(NetTest, VerifiedNetEchoesEveryDatagramOnce) {
   if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "verified execution needs split mode";
   for (VerifyMode mode : {VerifyMode::kDual, VerifyMode::kTriple}) {
     SCOPED_TRACE(mode == VerifyMode::kDual ? "dual" : "triple");
@@ -221,13 +216,16 @@ TEST_P(NetTest, DISABLED_VerifiedNetEchoesEveryDatagramOnce) {
     EXPECT_EQ(result.exit_status, 0) << Console();
     EXPECT_GE(m.net_tap()->stats().tx_frames, 200u);  // every echo left, from agreed effects
     EXPECT_GT(m.supervisor()->verification().items, 200u);
-    EXPECT_EQ(m.supervisor()->verification().divergences, 0u);
+    const VerificationStatus v = m.supervisor()->verification();
+    EXPECT_EQ(v.divergences, 0u) << (v.last ? v.last->item + ": " + v.last->what : "");
   }
 }
 
-// Known issue (see above): after a few divergences the guest can stall with received frames
-// waiting in the ring and no further item running.
-TEST_P(NetTest, DISABLED_VerifiedNetEchoThroughDivergences) {
+// A replica made to diverge (wrong-state: its device state differs after an item) again and again
+// while the guest echoes 8 datagrams in flight: it is outvoted (triple) or a third opinion
+// settles it (dual), and from outside every datagram comes back exactly once, in order,
+// unchanged.
+TEST_P(NetTest, VerifiedNetEchoThroughDivergences) {
   if (GetParam() != MachineMode::kSplit) GTEST_SKIP() << "verified execution needs split mode";
   for (VerifyMode mode : {VerifyMode::kDual, VerifyMode::kTriple}) {
     SCOPED_TRACE(mode == VerifyMode::kDual ? "dual" : "triple");

@@ -84,6 +84,14 @@ bool DeviceModel::NetTransmitAvailable() const {
   return net_ != nullptr && net_->HasAvailable(virtio::NetDevice::kTransmitQueue);
 }
 
+std::vector<uint64_t> DeviceModel::AvailIndexAddresses() const {
+  std::vector<uint64_t> out;
+  for (const virtio::MmioTransport* t : {disk_.get(), console_.get(), net_.get()}) {
+    if (t != nullptr) t->AppendAvailIndexAddresses(&out);
+  }
+  return out;
+}
+
 uint64_t DeviceModel::net_rx_frames() const {
   if (net_ == nullptr) return 0;
   return static_cast<const virtio::NetDevice&>(net_->device()).rx_frames();

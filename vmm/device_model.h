@@ -118,6 +118,10 @@ class DeviceModel final {
   bool has_net() const { return net_ != nullptr; }
   // Whether the guest has made a transmit chain available that the device has not taken yet.
   bool NetTransmitAvailable() const;
+  // Where the available index of every ready virtqueue lives (disk, console, network, in queue
+  // order): the words a verified replica reads the guest's progress from (see
+  // GuestMemoryView::AvailableIndex).
+  std::vector<uint64_t> AvailIndexAddresses() const;
   // Its receive and transmit positions (frames since boot; part of the device state).
   uint64_t net_rx_frames() const;
   uint64_t net_tx_frames() const;

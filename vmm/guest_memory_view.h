@@ -7,6 +7,7 @@
 #define REHOME_VMM_GUEST_MEMORY_VIEW_H_
 
 #include <cstdint>
+#include <optional>
 #include <span>
 
 namespace rehome {
@@ -25,6 +26,13 @@ class GuestMemoryView {
   // Whether a device may take on another request now: a verified replica bounds the effects of
   // one work item (the rest waits for the next item); always true by default.
   virtual bool HasRoomForWork() const { return true; }
+  // A virtqueue's available index: the driver's 16-bit word at `gpa` (its available ring + 2) as
+  // the device may act on it now; nullopt outside guest RAM. By default the word in guest memory.
+  // A verified replica's view returns the value L0 read when it posted the work item
+  // (ExitRequest::avail_snapshot) where it has one, so that every replica, and a recruit that
+  // executes the item later, takes the same chains however far the guest's vCPUs, which run
+  // meanwhile, have moved the index.
+  virtual std::optional<uint16_t> AvailableIndex(uint64_t gpa) const;
 };
 
 // A view over one host buffer that holds guest-physical [base_gpa, base_gpa + memory.size()).

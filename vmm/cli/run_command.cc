@@ -102,12 +102,6 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
         << ": verified execution needs --mode split\n";
     return kExitUsage;
   }
-  if (options->policy.verify != VerifyMode::kNone && options->netdev.has_value()) {
-    err << "rehome run: --verify " << VerifyModeName(options->policy.verify)
-        << ": verified execution with a network device is not supported yet (a guest may stall"
-           " after replica divergences; docs/failover.md)\n";
-    return kExitUsage;
-  }
   if (absl::Status valid = options->policy.Validate(); !valid.ok()) {
     err << "rehome run: " << valid.message() << "\n";
     return kExitUsage;

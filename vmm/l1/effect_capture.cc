@@ -71,6 +71,19 @@ void EffectCapture::EncodeInto(std::vector<uint8_t>* out) const {
   }
 }
 
+void CapturingRamView::SetAvailSnapshot(const AvailIndexSnapshot* entries, uint32_t count) {
+  snapshot_count_ = std::min(count, kMaxAvailSnapshot);
+  std::copy_n(entries, snapshot_count_, snapshot_);  // the item is in shared memory: copy it
+}
+
+std::optional<uint16_t> CapturingRamView::AvailableIndex(uint64_t gpa) const {
+  if (ram_.HostAddress(gpa, sizeof(uint16_t)) == nullptr) return std::nullopt;
+  for (uint32_t i = 0; i < snapshot_count_; ++i) {
+    if (snapshot_[i].gpa == gpa) return snapshot_[i].index;
+  }
+  return ram_.AvailableIndex(gpa);
+}
+
 uint8_t* CapturingRamView::WritableAddress(uint64_t gpa, uint64_t len) const {
   const uint8_t* current = ram_.HostAddress(gpa, len);
   if (current == nullptr) return nullptr;  // outside guest RAM: the device reports it

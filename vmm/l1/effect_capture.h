@@ -11,11 +11,13 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
 #include "kvm-l0/effects_area.h"
+#include "kvm-l0/exit_channel.h"
 #include "kvm-l0/frame_ring.h"
 #include "vmm/guest_memory_view.h"
 #include "vmm/virtio/blk_device.h"
@@ -62,11 +64,16 @@ class EffectCapture final : public virtio::BlkWriteCapture {
   std::vector<Entry> entries_;
 };
 
-// A replica's view of guest RAM: reads go to guest memory, writes to the capture.
+// A replica's view of guest RAM: reads go to guest memory, writes to the capture, and the
+// available indices of the item's snapshot (ExitRequest::avail_snapshot) come from the item.
 class CapturingRamView final : public GuestMemoryView {
  public:
   CapturingRamView(const GuestMemoryView& ram, EffectCapture& capture)
       : ram_(ram), capture_(capture) {}
+  // Before each item: its snapshot (`count` entries of `entries`; at most kMaxAvailSnapshot are
+  // used, the count comes from L0 but is bounded here).
+  void SetAvailSnapshot(const AvailIndexSnapshot* entries, uint32_t count);
+  std::optional<uint16_t> AvailableIndex(uint64_t gpa) const override;
   uint8_t* HostAddress(uint64_t gpa, uint64_t len) const override {
     return ram_.HostAddress(gpa, len);
   }
@@ -76,6 +83,8 @@ class CapturingRamView final : public GuestMemoryView {
  private:
   const GuestMemoryView& ram_;
   EffectCapture& capture_;
+  AvailIndexSnapshot snapshot_[kMaxAvailSnapshot];
+  uint32_t snapshot_count_ = 0;
 };
 
 // A replica's virtio-net backend: received frames come from L0's receive ring, but only those

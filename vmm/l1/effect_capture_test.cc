@@ -5,6 +5,7 @@
 
 #include <unistd.h>
 
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -51,6 +52,36 @@ TEST(CapturingNetBackend, DeliversOnlyFramesBeforeTheItemsLimit) {
   EXPECT_EQ((*effects)[1].addr, 0u);
   EXPECT_EQ((*effects)[1].data.size(), frame.size());
   EXPECT_EQ(l0->consumed(), 0u);
+}
+
+TEST(CapturingRamView, AvailableIndicesComeFromTheItemsSnapshot) {
+  std::vector<uint8_t> ram(4096, 0);
+  FlatGuestMemoryView mem(ram);
+  EffectCapture capture(1 << 20);
+  CapturingRamView view(mem, capture);
+  const uint16_t live = 9;
+  std::memcpy(ram.data() + 0x102, &live, 2);
+  std::memcpy(ram.data() + 0x202, &live, 2);
+  EXPECT_EQ(view.AvailableIndex(0x102), std::optional<uint16_t>(9));  // no snapshot: guest RAM
+
+  AvailIndexSnapshot snapshot[kMaxAvailSnapshot + 1];
+  snapshot[0].gpa = 0x102;
+  snapshot[0].index = 4;
+  view.SetAvailSnapshot(snapshot, 1);
+  EXPECT_EQ(view.AvailableIndex(0x102), std::optional<uint16_t>(4));  // L0's reading
+  EXPECT_EQ(view.AvailableIndex(0x202), std::optional<uint16_t>(9));  // not in it: guest RAM
+  EXPECT_EQ(view.AvailableIndex(4095), std::nullopt);                 // not in guest RAM
+
+  // A count from L0 beyond the array is bounded: the extra entry is never read.
+  for (uint32_t i = 0; i <= kMaxAvailSnapshot; ++i) {
+    snapshot[i].gpa = 0x202;
+    snapshot[i].index = static_cast<uint16_t>(i == kMaxAvailSnapshot ? 7 : 5);
+  }
+  view.SetAvailSnapshot(snapshot, 1000);
+  EXPECT_EQ(view.AvailableIndex(0x202), std::optional<uint16_t>(5));
+  EXPECT_EQ(view.AvailableIndex(0x102), std::optional<uint16_t>(9));  // the old item's is gone
+  view.SetAvailSnapshot(snapshot, 0);
+  EXPECT_EQ(view.AvailableIndex(0x202), std::optional<uint16_t>(9));
 }
 
 }  // namespace

@@ -444,6 +444,8 @@ class L1Server final {
       if (capture_ != nullptr) capture_->Clear();
       if (net_capture_ != nullptr)
         net_capture_->SetRxLimit(req.net_rx_limit, model_->net_rx_frames());
+      if (capturing_view_ != nullptr)
+        capturing_view_->SetAvailSnapshot(req.avail_snapshot, req.avail_snapshot_count);
       answer = Execute(req, seq);
       ApplyAnswerFault(fault, &answer);
       if (fault == L1Fault::kWrongState) CorruptState();
@@ -487,6 +489,10 @@ class L1Server final {
     if (executed) {
       capture_->EncodeInto(&effects_bytes_);
       if (!capture_->HasRoom()) flags |= kEffectsMore;  // more queued work: L0 asks again
+    }
+    // Where the guest's available indices live now: L0 snapshots them into the next item.
+    for (uint64_t gpa : model_->AvailIndexAddresses()) {
+      AppendEffect(&effects_bytes_, EffectType::kAvailWatch, gpa, {});
     }
     if (absl::Status s = effects_->Write(seq, flags, state_crc_, effects_bytes_); !s.ok()) {
       Die(std::string(s.message()));

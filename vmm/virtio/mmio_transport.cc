@@ -292,6 +292,13 @@ bool MmioTransport::HasAvailable(int queue) const {
   return queues_[queue].HasAvailable(mem_);
 }
 
+void MmioTransport::AppendAvailIndexAddresses(std::vector<uint64_t>* out) const {
+  absl::MutexLock lock(&mu_);
+  for (const Virtqueue& q : queues_) {
+    if (q.ready()) out->push_back(q.avail_index_gpa());
+  }
+}
+
 void MmioTransport::SetDeferredPublication(bool deferred) {
   absl::MutexLock lock(&mu_);
   deferred_publication_ = deferred;

@@ -120,7 +120,7 @@ void Virtqueue::Reset() { state_ = State{}; }
 absl::StatusOr<std::optional<Virtqueue::Chain>> Virtqueue::Pop(const GuestMemoryView& mem) {
   const State& s = state_;
   if (!s.ready) return absl::FailedPreconditionError("queue is not ready");
-  const std::optional<uint16_t> avail_idx = Load<uint16_t>(mem, s.avail_gpa + 2);
+  const std::optional<uint16_t> avail_idx = mem.AvailableIndex(s.avail_gpa + 2);
   if (!avail_idx) return absl::OutOfRangeError("available ring is not in guest RAM");
   // Ring entries are read only after the index that published them.
   std::atomic_thread_fence(std::memory_order_acquire);
@@ -205,7 +205,7 @@ absl::StatusOr<std::optional<Virtqueue::Chain>> Virtqueue::Pop(const GuestMemory
 
 bool Virtqueue::HasAvailable(const GuestMemoryView& mem) const {
   if (!state_.ready) return false;
-  const std::optional<uint16_t> avail_idx = Load<uint16_t>(mem, state_.avail_gpa + 2);
+  const std::optional<uint16_t> avail_idx = mem.AvailableIndex(state_.avail_gpa + 2);
   return avail_idx.has_value() && *avail_idx != state_.last_avail_idx;
 }
 

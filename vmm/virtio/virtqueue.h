@@ -78,6 +78,8 @@ class Virtqueue final {
 
   bool ready() const { return state_.ready; }
   uint16_t size() const { return state_.size; }
+  // Where the driver's available index lives (the available ring + 2); meaningful when ready.
+  uint64_t avail_index_gpa() const { return state_.avail_gpa + 2; }
 
   // The next available chain, or nullopt when the driver has made none available. Errors
   // (the queue state is unchanged on error): FailedPrecondition when not ready; OutOfRange for
