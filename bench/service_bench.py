@@ -4,13 +4,14 @@
 The tool makes a network namespace with a tap (root), prepares the workload's disk image and
 request file (service_workloads.py: the search index over a real corpus, or the scaled TPC-C
 database), and runs the guest's service on virtio-net + virtio-blk under each configuration of
---modes (rehome split, rehome monolithic, the same guest under QEMU microvm),
+--modes (rehome split, rehome monolithic, the same guest under QEMU microvm, and split with
+verified execution: verify-dual, verify-triple, every answer and frame compared before it leaves),
 alternated run by run (--reps rounds), so that all configurations see the same host noise.
 rehome-loadgen drives each run (--load full: 25 clients x 1 request / 50 ms, open loop, Romulus's
 full load; light: 1 x 1 / s; closed:N: N outstanding, maximum throughput) and records every
 answer; the workload's oracle then checks every answer (search: the top-10 by BM25 recomputed on
 the host from the raw corpus; oltp: TPC-C's consistency conditions on the disk image after the
-run and every acknowledged transaction present exactly once). Faults (split mode only):
+run and every acknowledged transaction present exactly once). Faults (split and verify-* modes):
 --kill-active-every-ms (rehome's own SIGKILL timer), --hang-every-ms (QMP inject-fault hang),
 --switchover-every-ms. Failovers are read from QMP events.
 
@@ -38,8 +39,7 @@ import netping as npg  # noqa: E402
 import service_files as sf  # noqa: E402
 import service_workloads as sw  # noqa: E402
 
-# (verify-dual/-triple are refused with a network device until issue 14's input race is fixed.)
-MODES = ("split", "monolithic", "qemu")
+MODES = ("split", "monolithic", "qemu", "verify-dual", "verify-triple")
 LOADGEN = os.path.join(b.BUILD, "bench", "loadgen", "rehome-loadgen")
 
 
@@ -76,12 +76,17 @@ def start_vm(mode, args, workload, image, work):
                  "--netdev", f"tap,ifname={npg.TAP},mac={npg.MAC}",
                  "--serial-file", serial, "--qmp", qmp_path,
                  "--hang-timeout-ms", str(args.hang_timeout_ms), "--max-failovers", "1000000"]
-        if mode == "split":
-            for flag, value in (("--kill-active-every-ms", args.kill_active_every_ms),
-                                ("--switchover-every-ms", args.switchover_every_ms)):
+        if mode.startswith("verify-"):
+            extra += ["--verify", mode[len("verify-"):]]
+        faults = [("--kill-active-every-ms", args.kill_active_every_ms)]
+        if mode == "split":  # (verified execution has no planned switchover: all are active)
+            faults.append(("--switchover-every-ms", args.switchover_every_ms))
+        if mode != "monolithic":
+            for flag, value in faults:
                 if value:
                     extra += [flag, str(value)]
-        cmd = b.rehome_cmd(cmdline, memory_mib=args.memory, mode=mode, extra=extra)
+        cmd = b.rehome_cmd(cmdline, memory_mib=args.memory,
+                           mode="monolithic" if mode == "monolithic" else "split", extra=extra)
     log = open(os.path.join(work, f"{mode}.stderr"), "w")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
     deadline = time.time() + args.start_timeout_s
@@ -128,10 +133,15 @@ def failovers_from(events):
     for t, name, data in events:
         if name == "__org.rehome_FAILOVER_STARTED":
             pending = (t, data.get("cause", "?"))
-        elif name == "__org.rehome_FAILOVER_COMPLETED" and pending is not None:
+        elif name == "__org.rehome_L1_FAILED" and not pending:
+            pending = (t, data.get("cause", "?"))  # verified execution: a replica failed
+        elif name == "__org.rehome_FAILOVER_COMPLETED":
+            # (Verified execution reports a replica's failover with COMPLETED alone.)
             detected = data.get("detected-at-us")
-            out.append({"time": detected / 1e6 if detected is not None else pending[0],
-                        "cause": pending[1], "rehome_total_us": data.get("downtime-us")})
+            start = pending[0] if pending is not None else t
+            cause = pending[1] if pending is not None else "?"
+            out.append({"time": detected / 1e6 if detected is not None else start,
+                        "cause": cause, "rehome_total_us": data.get("downtime-us")})
             pending = None
     return out
 
@@ -150,7 +160,7 @@ def one_run(mode, args, workload, prepared, work, rep):
             qmp.command("__org.rehome_inject-fault", {"target": "active", "kind": "hang"})
 
     hanger = None
-    if mode == "split" and args.hang_every_ms:
+    if mode not in ("monolithic", "qemu") and args.hang_every_ms:
         hanger = threading.Thread(target=hang_loop, daemon=True)
         hanger.start()
     response_log = os.path.join(work, f"{mode}-{rep}.rhlg")
@@ -325,7 +335,8 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(row(r))
-    for a, c in (("split", "monolithic"), ("monolithic", "qemu")):
+    for a, c in (("split", "monolithic"), ("monolithic", "qemu"), ("verify-dual", "split"),
+                 ("verify-triple", "split")):
         if a in modes and c in modes:
             rt = ratios(results, a, c)
             print(f"service_bench: {a} / {c} (paired per rep, median [min..max]): "
@@ -342,7 +353,7 @@ def main():
                if not r["verdict"]["ok"]]
         want = args.kill_active_every_ms or args.hang_every_ms or args.switchover_every_ms
         bad += [f"{r['mode']} rep {r['rep']}: no failover seen" for r in results
-                if want and r["mode"] == "split" and not r["failovers"]]
+                if want and r["mode"] not in ("monolithic", "qemu") and not r["failovers"]]
         if bad:
             print("service_bench: check FAILED: " + "; ".join(bad), file=sys.stderr)
             sys.exit(1)

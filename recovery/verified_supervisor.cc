@@ -428,6 +428,8 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   }
   {
     absl::MutexLock lock(&mu_);
+    // A replica that agreed and was fenced since (it died after answering) stays out.
+    std::erase_if(members, [&](const Replica& m) { return fenced_ids_.count(m.l1->id()) != 0; });
     members_ = std::move(members);
     agreed_crc_ = winner.effects.state_crc;
     ++items_;

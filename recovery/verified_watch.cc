@@ -35,6 +35,8 @@ void VerifiedSupervisor::Fence(const Replica& r, const std::string& role, const 
                                absl::Time detected) {
   {
     absl::MutexLock lock(&mu_);
+    // Never a member again, even if an item that ran meanwhile kept it (it agreed, then died).
+    std::erase_if(members_, [&](const Replica& m) { return m.l1 == r.l1; });
     // The monitor and an item may both see the same failure (or the monitor the death of a
     // replica this fences): count and report it once, under the first cause.
     if (!fenced_ids_.insert(r.l1->id()).second) return;
@@ -115,7 +117,10 @@ void VerifiedSupervisor::MonitorLoop() {
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
-      members = members_;
+      // A fenced replica's pidfd stays readable: polling it would spin this real-time thread.
+      for (const Replica& r : members_) {
+        if (fenced_ids_.count(r.l1->id()) == 0) members.push_back(r);
+      }
       standbys.assign(standbys_.begin(), standbys_.end());
     }
     std::vector<pollfd> fds;

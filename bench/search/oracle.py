@@ -36,6 +36,8 @@ REQUEST_MAGIC = 0x51534852
 RESPONSE_OK, RESPONSE_MALFORMED = 0, 1
 K1, B = 1.2, 0.75
 TOP = 10
+# The scoring clamps a term's tf here (docs/search-index.md; the guest's 64-bit intermediates).
+MAX_TF = 32767
 
 # Independent tokeniser: every byte outside [0-9A-Za-z] becomes a space, A-Z fold to a-z.
 _FOLD = bytes((c + 32) if 65 <= c <= 90 else c if (48 <= c <= 57 or 97 <= c <= 122) else 32
@@ -78,6 +80,7 @@ class Model:
             post = self.tf.get(t, {})
             idf = self.idf(len(post)) if post else 0.0
             for d, tf in post.items():
+                tf = min(tf, MAX_TF)
                 k = K1 * (1 - B + B * self.dl[d] / self.avgdl)
                 scores[d] = scores.get(d, 0.0) + idf * tf * (K1 + 1) / (tf + k)
         if kind == 1:  # AND: the document contains every query term
