@@ -5,6 +5,7 @@ Every helper exits the script with a one-line `bench: ...` message (plus the tai
 command's output) when something is wrong, so a benchmark never prints a table from a failed run.
 """
 import os
+import shlex
 import re
 import shutil
 import statistics
@@ -84,8 +85,10 @@ def rehome_label(mode):
 
 
 # Extra `rehome run` arguments for every rehome command of a benchmark (e.g. `--l1-priority
-# normal`), set from a script's --rehome-args; shown in its header so results say what ran.
-EXTRA_REHOME_ARGS = []
+# normal`), set from a script's --rehome-args or the environment's REHOME_EXTRA_ARGS (one
+# shell-quoted string, for scripts without the option); shown in its header so results say
+# what ran.
+EXTRA_REHOME_ARGS = shlex.split(os.environ.get("REHOME_EXTRA_ARGS", ""))
 
 
 def rehome_cmd(cmdline, cpus=1, memory_mib=64, extra=(), mode=None):

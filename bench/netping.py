@@ -13,10 +13,11 @@ consecutive echoes around it. Faults: --kill-active-every-ms (rehome's SIGKILL t
 --hang-every-ms (QMP inject-fault hang = SIGSTOP, so detection time is included),
 --switchover-every-ms. --modes split,monolithic,qemu,verify-dual,verify-triple alternates the
 configurations run by run (--reps rounds) for side-by-side figures (verify-*: split mode with
-`--verify dual|triple`, every frame compared before it leaves); faults apply to split mode only. --plot draws the
-round-trip time over the run with the failovers marked (PNG, matplotlib). The datagram loop is
-bounded in count (--count) and time. Nothing leaves the machine. Exit status: 0; 1 when a run
-failed (a `bench: ...` line says why) or, with --check, when a datagram was lost or duplicated
+`--verify dual|triple`, every frame compared before it leaves); faults apply to split and
+verify-* (switchovers: split only). --plot draws the round-trip time over the run with the
+failovers marked (PNG, matplotlib). The datagram loop is bounded in count (--count) and time.
+Nothing leaves the machine. Exit status: 0; 1 when a run failed (a `bench: ...` line says why)
+or, with --check, when a datagram was lost or duplicated
 or a requested fault produced no failover; 2 bad usage; 77 when the host forbids namespaces or
 taps (not root, no /dev/net/tun).
 """
@@ -24,7 +25,6 @@ import argparse
 import ctypes
 import json
 import os
-import re
 import select
 import socket
 import struct
@@ -67,6 +67,32 @@ def enter_netns(tap=TAP):
     ip("tuntap", "add", "dev", tap, "mode", "tap")
     ip("addr", "add", f"{HOST_IP}/24", "dev", tap)
     ip("link", "set", tap, "up")
+
+
+def failovers_from_events(events):
+    """Failovers from QMP events [(time, name, data)]: FAILOVER_STARTED (its cause) paired with
+    the next FAILOVER_COMPLETED; under verified execution a replica's failure is L1_FAILED (its
+    cause) then FAILOVER_COMPLETED. Each: time, cause, detected (s, or None), rehome_total_us,
+    phases_us."""
+    failovers, pending = [], None
+    for t, name, data in events:
+        if name == "__org.rehome_FAILOVER_STARTED":
+            pending = (t, data.get("cause", "?"))
+        elif name == "__org.rehome_L1_FAILED" and pending is None:
+            pending = (t, data.get("cause", "?"))  # a replica (or a standby: no COMPLETED)
+        elif name == "__org.rehome_FAILOVER_COMPLETED" and pending is not None:
+            detected = data.get("detected-at-us")
+            failovers.append({"time": pending[0], "cause": pending[1],
+                              "detected": detected / 1e6 if detected is not None else None,
+                              "rehome_total_us": data.get("downtime-us"),
+                              "phases_us": data.get("phases", {})})
+            pending = None
+    return failovers
+
+
+def faulty(mode):
+    """Whether the fault options apply to `mode` (rehome split, with or without --verify)."""
+    return mode == "split" or mode.startswith("verify-")
 
 
 REALTIME = [False]  # --realtime
@@ -231,18 +257,7 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
     rtt_us = [(first[s] - pinger.sent[s]) / 1000 for s in sorted(first)]
     arrivals = sorted(first.values())
     gaps = [(arrivals[i - 1], arrivals[i]) for i in range(1, len(arrivals))]
-    # Failovers from QMP: FAILOVER_STARTED (cause) paired with the next FAILOVER_COMPLETED.
-    failovers, pending = [], None
-    for t, name, data in events:
-        if name == "__org.rehome_FAILOVER_STARTED":
-            pending = (t, data.get("cause", "?"))
-        elif name == "__org.rehome_FAILOVER_COMPLETED" and pending is not None:
-            detected = data.get("detected-at-us")
-            failovers.append({"time": pending[0], "cause": pending[1],
-                              "detected": detected / 1e6 if detected is not None else None,
-                              "rehome_total_us": data.get("downtime-us"),
-                              "phases_us": data.get("phases", {})})
-            pending = None
+    failovers = failovers_from_events(events)
     for f in failovers:
         kind = "hang" if f["cause"].startswith("hang") else \
             "switchover" if f["cause"].startswith("switchover") else "crash"
@@ -310,9 +325,11 @@ def start_vm(mode, args, work):
         extra = ["--netdev", f"tap,ifname={TAP},mac={MAC}", "--serial-file", serial,
                  "--qmp", qmp_path, "--hang-timeout-ms", str(args.hang_timeout_ms),
                  "--max-failovers", "1000000"]
-        if mode == "split":
-            for flag, value in (("--kill-active-every-ms", args.kill_active_every_ms),
-                                ("--switchover-every-ms", args.switchover_every_ms)):
+        faults = [("--kill-active-every-ms", args.kill_active_every_ms)]
+        if mode == "split":  # (verified execution has no planned switchover: all are active)
+            faults.append(("--switchover-every-ms", args.switchover_every_ms))
+        if faulty(mode):
+            for flag, value in faults:
                 if value:
                     extra += [flag, str(value)]
         if mode.startswith("verify-"):
@@ -358,7 +375,7 @@ def one_run(mode, args, work):
             qmp.command("__org.rehome_inject-fault", {"target": "active", "kind": "hang"})
 
     hanger = None
-    if mode == "split" and args.hang_every_ms:
+    if faulty(mode) and args.hang_every_ms:
         hanger = threading.Thread(target=hang_loop, daemon=True)
         hanger.start()
     pinger.run(drain_s=max(2.0, 3 * args.hang_timeout_ms / 1000))
@@ -499,7 +516,7 @@ def main():
     if args.check:
         bad = [r for r in results if r["lost"] or r["duplicated"]]
         want = args.kill_active_every_ms or args.hang_every_ms or args.switchover_every_ms
-        silent = [r for r in results if want and r["mode"] == "split" and not r["failovers"]]
+        silent = [r for r in results if want and faulty(r["mode"]) and not r["failovers"]]
         if bad or silent:
             print("netping: check FAILED: " + "; ".join(
                 [f"{r['mode']}: {r['lost']} lost, {r['duplicated']} duplicated" for r in bad] +

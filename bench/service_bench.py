@@ -81,7 +81,7 @@ def start_vm(mode, args, workload, image, work):
         faults = [("--kill-active-every-ms", args.kill_active_every_ms)]
         if mode == "split":  # (verified execution has no planned switchover: all are active)
             faults.append(("--switchover-every-ms", args.switchover_every_ms))
-        if mode != "monolithic":
+        if npg.faulty(mode):
             for flag, value in faults:
                 if value:
                     extra += [flag, str(value)]
@@ -128,24 +128,6 @@ def warm_up(port, deadline):
         sock.close()
 
 
-def failovers_from(events):
-    out, pending = [], None
-    for t, name, data in events:
-        if name == "__org.rehome_FAILOVER_STARTED":
-            pending = (t, data.get("cause", "?"))
-        elif name == "__org.rehome_L1_FAILED" and not pending:
-            pending = (t, data.get("cause", "?"))  # verified execution: a replica failed
-        elif name == "__org.rehome_FAILOVER_COMPLETED":
-            # (Verified execution reports a replica's failover with COMPLETED alone.)
-            detected = data.get("detected-at-us")
-            start = pending[0] if pending is not None else t
-            cause = pending[1] if pending is not None else "?"
-            out.append({"time": detected / 1e6 if detected is not None else start,
-                        "cause": cause, "rehome_total_us": data.get("downtime-us")})
-            pending = None
-    return out
-
-
 def one_run(mode, args, workload, prepared, work, rep):
     image = prepared["image"]
     if workload.writes_disk:  # every run starts from the same database
@@ -160,7 +142,7 @@ def one_run(mode, args, workload, prepared, work, rep):
             qmp.command("__org.rehome_inject-fault", {"target": "active", "kind": "hang"})
 
     hanger = None
-    if mode not in ("monolithic", "qemu") and args.hang_every_ms:
+    if npg.faulty(mode) and args.hang_every_ms:
         hanger = threading.Thread(target=hang_loop, daemon=True)
         hanger.start()
     response_log = os.path.join(work, f"{mode}-{rep}.rhlg")
@@ -182,7 +164,7 @@ def one_run(mode, args, workload, prepared, work, rep):
     verdict = workload.check(args, prepared, image, response_log, work)
     records = sf.read_response_log(response_log)
     return {"mode": mode, "rep": rep, "summary": summary, "verdict": verdict,
-            "failovers": failovers_from(events), "clock_offset": clock_offset,
+            "failovers": npg.failovers_from_events(events), "clock_offset": clock_offset,
             "records": [(r.send_ns, r.latency_ns) for r in records],
             "console_tail": open(serial, errors="replace").read()[-300:]}
 
@@ -232,7 +214,7 @@ def plot(results, directory, title):
             ax.plot([(s - t0) / 1e9 for s in lost], [1e3] * len(lost), "x", color="red",
                     label=f"unanswered ({len(lost)})")
         for i, f in enumerate(r["failovers"]):
-            x = (f["time"] - r["clock_offset"]) - t0 / 1e9
+            x = ((f["detected"] or f["time"]) - r["clock_offset"]) - t0 / 1e9
             ax.axvline(x, color="tab:red", alpha=0.35, linewidth=0.8,
                        label=f"failover ({len(r['failovers'])})" if i == 0 else None)
         ax.set_yscale("log")
@@ -353,7 +335,7 @@ def main():
                if not r["verdict"]["ok"]]
         want = args.kill_active_every_ms or args.hang_every_ms or args.switchover_every_ms
         bad += [f"{r['mode']} rep {r['rep']}: no failover seen" for r in results
-                if want and r["mode"] not in ("monolithic", "qemu") and not r["failovers"]]
+                if want and npg.faulty(r["mode"]) and not r["failovers"]]
         if bad:
             print("service_bench: check FAILED: " + "; ".join(bad), file=sys.stderr)
             sys.exit(1)

@@ -34,7 +34,7 @@ namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
 // 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges; 6: sandbox_layers;
-// 7: the available-index snapshot of a verified item.
+// 7: the available-index snapshot of a verified item and heartbeat_ns.
 inline constexpr uint32_t kExitChannelVersion = 7;
 inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
 inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
@@ -169,6 +169,9 @@ struct alignas(64) ExitChannelHeader {
   // not a proof: L0 uses it for the strict policy and for queries only).
   std::atomic<uint32_t> sandbox_layers;
   PostedRange posted_ranges[kMaxPostedRanges];
+  // L1: CLOCK_MONOTONIC nanoseconds of its latest heartbeat, stored before the counter moves.
+  // L0 dates the beat by it within what it saw itself (recovery/heartbeat_watch.h).
+  std::atomic<int64_t> heartbeat_ns;
 };
 
 // How a failure note written by an L1's SIGSYS handler begins ("seccomp: system call #41 is not

@@ -107,6 +107,10 @@ class L1Process final {
     return static_cast<L1State>(channel_.header().l1_state.load(std::memory_order_acquire));
   }
   uint64_t heartbeat() const { return channel_.header().heartbeat.load(std::memory_order_acquire); }
+  // When it says it last beat (CLOCK_MONOTONIC ns; untrusted: recovery/heartbeat_watch.h).
+  int64_t heartbeat_ns() const {
+    return channel_.header().heartbeat_ns.load(std::memory_order_relaxed);
+  }
   uint64_t work_progress() const {
     return channel_.header().work_progress.load(std::memory_order_relaxed);
   }

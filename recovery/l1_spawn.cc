@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -86,6 +87,13 @@ __attribute__((no_sanitize("address", "undefined"))) int ChildMain(void* arg) {
   if (syscall(SYS_close_range, c->end_target, ~0u, 0u) < 0 && errno != ENOSYS) {
     ChildFail(c, "close_range");
   }
+  // Whatever thread spawned it (a failover thread is real-time), the child starts at normal
+  // priority and a low weight (nice 5, as an L1 that is not ready yet keeps itself): loading a
+  // new standby must not take the CPUs from the vCPUs and the active L1 right after a failover.
+  // L0 raises an L1 once it is ready (L1Process). Best effort: a failure changes nothing else.
+  const sched_param normal{.sched_priority = 0};
+  (void)syscall(SYS_sched_setscheduler, 0, SCHED_OTHER, &normal);
+  (void)syscall(SYS_setpriority, PRIO_PROCESS, 0, 5);
   syscall(SYS_execve, c->path, c->argv, c->envp);
   ChildFail(c, "execve");
 }

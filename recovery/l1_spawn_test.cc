@@ -1,10 +1,13 @@
 // recovery/l1_spawn_test.cc: SpawnChild with a shell as the child: the fds it gets (exactly the
 // ones asked for, even when the parent's are not close-on-exec), the pid namespace (pid 1 inside,
-// the host pid outside), the pidfd, and an exec failure reported with its cause.
+// the host pid outside), the pidfd, its scheduling (normal priority, nice 5, whatever spawned it),
+// and an exec failure reported with its cause.
 #include "recovery/l1_spawn.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -71,6 +74,23 @@ TEST(SpawnChildTest, NewPidNamespaceMakesItPidOneInside) {
   // The shell is pid 1 in its namespace; /proc (the host's) names it by the host pid too.
   EXPECT_THAT(out, ::testing::StartsWith("1\n"));
   EXPECT_THAT(out, HasSubstr(absl::StrCat(pid, "\t1")));
+}
+
+// Spawned from a real-time thread (a failover thread), the child still starts at normal
+// priority and nice 5: a new standby must not take the CPUs from the vCPUs and the active L1.
+TEST(SpawnChildTest, ChildStartsAtNormalPriorityAndNiceFive) {
+  const sched_param fifo{.sched_priority = 1};
+  const bool raised = pthread_setschedparam(pthread_self(), SCHED_FIFO, &fifo) == 0;
+  pid_t pid = 0;
+  // /proc/self/stat of the shell: fields 19 (nice) and 41 (policy), after the ") " of comm.
+  const std::string out = RunShell(
+      "read -r line </proc/self/stat; set -- ${line##*) }; shift 16; n=$1; shift 22; "
+      "echo \"$n $1\" >&100",
+      false, &pid);
+  const sched_param other{.sched_priority = 0};
+  if (raised) pthread_setschedparam(pthread_self(), SCHED_OTHER, &other);
+  if (!raised) GTEST_SKIP() << "SCHED_FIFO not permitted here: nothing to drop";
+  EXPECT_EQ(out, "5 0\n");  // nice 5, SCHED_OTHER
 }
 
 TEST(SpawnChildTest, ExecFailureIsReportedWithItsCause) {

@@ -12,6 +12,7 @@
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
 #include "recovery/blocked_watch.h"
+#include "recovery/heartbeat_watch.h"
 #include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
 #include "recovery/supervisor.h"
@@ -25,6 +26,9 @@ constexpr int kLivelockPeriods = 4;
 // timeouts is blocked (BlockedWatch): long enough for a slow disk flush.
 constexpr int kBlockedPeriods = 20;
 
+// Past a heartbeat deadline when the monitor wakes for it: ppoll may return a little early.
+constexpr absl::Duration kHeartbeatDeadlineSlack = absl::Microseconds(200);
+
 bool IsStopped(pid_t pid) {
   const std::optional<char> state = ProcessState(pid);
   return !state.has_value() || *state == 'T' || *state == 't' || *state == 'Z' || *state == 'X';
@@ -37,13 +41,10 @@ void Supervisor::MonitorLoop() {
   // at once, not after the CPU-bound vCPU threads' time slices (CFS gave the fence a 1-4 ms
   // p99 tail on 2 busy cores).
   const ScopedRealtime realtime;
-  struct Beat {
-    uint64_t value = 0;
-    absl::Time changed;
-  };
-  std::map<uint64_t, Beat> beats;            // by L1 id
-  std::map<uint64_t, LivelockWatch> busy;    // by L1 id
-  std::map<uint64_t, BlockedWatch> blocked;  // by L1 id
+  std::map<uint64_t, HeartbeatWatch> beats;   // by L1 id
+  absl::Time checked = absl::InfinitePast();  // when the last round of checks ran
+  std::map<uint64_t, LivelockWatch> busy;     // by L1 id
+  std::map<uint64_t, BlockedWatch> blocked;   // by L1 id
   const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
   const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
   for (;;) {
@@ -61,27 +62,39 @@ void Supervisor::MonitorLoop() {
     if (active) fds.push_back({active->pidfd(), POLLIN, 0});
     for (const L1Ptr& s : standbys) fds.push_back({s->pidfd(), POLLIN, 0});
     // A crash wakes this poll at once; otherwise it doubles as the heartbeat tick.
-    // On the shared grid of periodic wake-ups (base/periodic_tick.h): with the L1s' heartbeats.
-    const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
+    // On the shared grid of periodic wake-ups (base/periodic_tick.h): with the L1s' heartbeats;
+    // or sooner, when an L1's heartbeat will have been silent for the hang timeout.
+    const absl::Time before = absl::Now();
+    absl::Time due = absl::InfiniteFuture();
+    // The two thresholds of `check` below, from the first one the last round has not passed
+    // (one that passed since is due at once).
+    auto next_due = [&](const L1Ptr& l1) {
+      due = std::min(
+          due, beats[l1->id()].NextDeadline(checked, {hang, 20 * hang}) + kHeartbeatDeadlineSlack);
+    };
+    if (active) next_due(active);
+    for (const L1Ptr& s : standbys) next_due(s);
+    const timespec tick =
+        NoLaterThan(TimeToNextTick(absl::ToInt64Nanoseconds(period)), due, before);
     ppoll(fds.data(), fds.size(), &tick, nullptr);
     const absl::Time now = absl::Now();
+    const int64_t now_mono_ns = MonotonicNowNs();
+    checked = now;
     auto check = [&](const L1Ptr& l1) -> std::string {
       if (l1->Exited()) {
         const std::string note = l1->reported_failure();
         return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " ", l1->ExitDescription())
                             : absl::StrCat("self-reported failure: ", note);
       }
-      Beat& beat = beats[l1->id()];
-      const uint64_t value = l1->heartbeat();
-      if (beat.changed == absl::Time() || value != beat.value) {
-        beat = {value, now};
-      } else if (now - beat.changed > hang &&
-                 (IsStopped(l1->pid()) || now - beat.changed > 20 * hang)) {
+      HeartbeatWatch& beat = beats[l1->id()];
+      beat.Sample(now, now_mono_ns, l1->heartbeat(), l1->heartbeat_ns());
+      if (const absl::Duration silent = beat.Silence(now);
+          silent >= hang && (IsStopped(l1->pid()) || silent > 20 * hang)) {
         // The heartbeat thread only sleeps and counts: when it misses beats, either the whole
         // process is stopped (hung: fail over now), or the host does not schedule it (starved:
         // allow 20 periods). A stuck exit thread is caught by the exit deadline instead.
         return absl::StrCat("hang: no heartbeat from L1 pid ", l1->pid(), " for ",
-                            absl::ToInt64Milliseconds(now - beat.changed), " ms");
+                            absl::ToInt64Milliseconds(silent), " ms");
       }
       // Beating, but its exit thread spinning without committing or announcing progress (e.g.
       // stuck in a device notification, where no exit deadline runs): a livelock.

@@ -14,6 +14,7 @@
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
 #include "base/status_macros.h"
+#include "recovery/heartbeat_watch.h"
 #include "recovery/l1_fault_names.h"
 #include "recovery/livelock_watch.h"
 #include "recovery/proc_stats.h"
@@ -104,11 +105,11 @@ void VerifiedSupervisor::Stop(const std::string& reason) {
 void VerifiedSupervisor::MonitorLoop() {
   const ScopedRealtime realtime;  // a crash must be fenced at once, not after vCPU time slices
   struct Watch {
-    uint64_t beat = 0;
-    absl::Time changed;
+    HeartbeatWatch beat;
     LivelockWatch busy;
   };
-  std::map<uint64_t, Watch> watches;  // by L1 id
+  std::map<uint64_t, Watch> watches;          // by L1 id
+  absl::Time checked = absl::InfinitePast();  // when the last round of checks ran
   const absl::Duration hang = absl::Milliseconds(config_.policy.hang_timeout_ms);
   const absl::Duration period = absl::Milliseconds(config_.policy.heartbeat_period_ms);
   for (;;) {
@@ -132,27 +133,38 @@ void VerifiedSupervisor::MonitorLoop() {
         fds.push_back({f.replica.l1->pidfd(), POLLIN, 0});
       }
     }
-    const timespec tick = TimeToNextTick(absl::ToInt64Nanoseconds(period));
+    // On the grid of the L1s' heartbeats, or when a heartbeat will have been silent too long.
+    const absl::Time before = absl::Now();
+    absl::Time due = absl::InfiniteFuture();
+    for (const auto& [id, w] : watches) {
+      // (A little past it: ppoll may return early.)
+      // (From the first threshold the last round has not passed; a little past it: ppoll may
+      // return early.)
+      due =
+          std::min(due, w.beat.NextDeadline(checked, {hang, 20 * hang}) + absl::Microseconds(200));
+    }
+    const timespec tick =
+        NoLaterThan(TimeToNextTick(absl::ToInt64Nanoseconds(period)), due, before);
     ppoll(fds.data(), fds.size(), &tick, nullptr);
     FinishPendingFences(/*all=*/false);
     const absl::Time now = absl::Now();
+    const int64_t now_mono_ns = MonotonicNowNs();
+    checked = now;
     auto check = [&](const Replica& r) -> std::string {
       if (r.l1->Exited()) {
         return ExitCause(*r.l1);
       }
-      auto [it, added] = watches.try_emplace(r.l1->id(), Watch{0, now, LivelockWatch(4 * hang)});
+      auto [it, added] =
+          watches.try_emplace(r.l1->id(), Watch{HeartbeatWatch(), LivelockWatch(4 * hang)});
       Watch& w = it->second;
-      const uint64_t beat = r.l1->heartbeat();
-      if (beat != w.beat) {
-        w.beat = beat;
-        w.changed = now;
-      } else if (now - w.changed > hang) {
+      w.beat.Sample(now, now_mono_ns, r.l1->heartbeat(), r.l1->heartbeat_ns());
+      if (const absl::Duration silent = w.beat.Silence(now); silent >= hang) {
         const std::optional<char> state = ProcessState(r.l1->pid());
         const bool stopped =
             !state.has_value() || *state == 'T' || *state == 't' || *state == 'Z' || *state == 'X';
-        if (stopped || now - w.changed > 20 * hang) {
+        if (stopped || silent > 20 * hang) {
           return absl::StrCat("hang: no heartbeat from L1 pid ", r.l1->pid(), " for ",
-                              absl::ToInt64Milliseconds(now - w.changed), " ms");
+                              absl::ToInt64Milliseconds(silent), " ms");
         }
       }
       if (const std::optional<uint64_t> runtime = MainThreadRuntimeNs(r.l1->pid())) {

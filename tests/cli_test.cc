@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 
@@ -11,6 +12,8 @@
 #include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/poll_until.h"
+#include "tests/rehome_child.h"
 #include "tests/subprocess.h"
 
 namespace rehome {
@@ -95,6 +98,41 @@ TEST(CliTest, BadNetdevGetsOneLineErrors) {
         Rehome({"run", "--kernel", GuestElf(), "--mode", mode, "--netdev", "tap,ifname=lo"}), 64,
         "not a (single-queue) tap device");
   }
+}
+
+// Split mode runs its L1s as `rehome-l1` (next to rehome: the L1 alone, with a fraction of the
+// libraries), and that binary refuses to be started by hand.
+TEST(CliTest, SplitModeRunsItsL1sAsRehomeL1) {
+  const std::string l1 = RehomeBinary().substr(0, RehomeBinary().rfind('/') + 1) + "rehome-l1";
+  ExpectOneLineError(RunProcess({l1}, absl::Seconds(30)).value(), 64, "started by rehome only");
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  testing::ScratchDir dir;
+  absl::StatusOr<std::unique_ptr<testing::RehomeChild>> vm = testing::RehomeChild::Start(
+      {"run", "--kernel", GuestElf(), "--mode", "split", "--cmdline", "workload=counter steps=0"},
+      dir.path());
+  ASSERT_TRUE(vm.ok()) << vm.status();
+  auto l1_children = [&] {  // the exe of every process whose parent is the VM's rehome
+    std::vector<std::string> exes;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
+      std::ifstream status(entry.path() / "status");
+      std::string line;
+      while (std::getline(status, line)) {
+        if (line != absl::StrCat("PPid:\t", (*vm)->pid())) continue;
+        std::error_code gone;  // it may exit meanwhile: an empty path
+        exes.push_back(std::filesystem::read_symlink(entry.path() / "exe", gone));
+      }
+    }
+    return exes;
+  };
+  std::vector<std::string> exes;
+  ASSERT_TRUE(testing::PollUntil(
+      [&] {
+        exes = l1_children();
+        return exes.size() >= 2;  // the active L1 and a standby
+      },
+      absl::Seconds(60)))
+      << (*vm)->Stderr();
+  for (const std::string& exe : exes) EXPECT_EQ(exe, l1);
 }
 
 TEST(CliTest, MissingKvmIsReported) {

@@ -39,11 +39,16 @@ struct BootEnd {
   int exit_code = 0;
 };
 
-std::string SelfBinary() {
+// The L1 binary when none is configured: `rehome-l1` next to this executable (the L1 alone,
+// with a fraction of the libraries: it starts and dies faster and exposes less), else this
+// executable itself (`rehome __l1`).
+std::string DefaultL1Binary() {
   char path[4096];
   const ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
   if (n <= 0) return "/proc/self/exe";
-  return std::string(path, static_cast<size_t>(n));
+  const std::string self(path, static_cast<size_t>(n));
+  const std::string sibling = self.substr(0, self.rfind('/') + 1) + "rehome-l1";
+  return access(sibling.c_str(), X_OK) == 0 ? sibling : self;
 }
 
 }  // namespace
@@ -234,7 +239,7 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     config.split.l1_realtime = options->l1_realtime;
     config.split.post_writes = options->posted_writes;
     config.split.l1_binary =
-        options->policy.l1_binary.empty() ? SelfBinary() : options->policy.l1_binary;
+        options->policy.l1_binary.empty() ? DefaultL1Binary() : options->policy.l1_binary;
     config.split.standby_l1_binary = options->policy.standby_l1_binary;
     config.split.policy = options->policy;
     auto err_mu = std::make_shared<absl::Mutex>();

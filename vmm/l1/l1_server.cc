@@ -233,6 +233,10 @@ class L1Server final {
     const int64_t period_ns = static_cast<int64_t>(options_.heartbeat_ms) * 1000000;
     while (!hung_.load(std::memory_order_relaxed)) {
       if (L0Gone(options_.lifeline_fd, options_.parent_pid)) _exit(0);
+      timespec now{};
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      channel_.header().heartbeat_ns.store(
+          static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec, std::memory_order_relaxed);
       channel_.header().heartbeat.fetch_add(1, std::memory_order_release);
       const timespec left = TimeToNextTick(period_ns);  // on the shared grid (periodic_tick.h)
       (void)nanosleep(&left, nullptr);
