@@ -488,8 +488,8 @@ def main():
         ("kill every", args.kill_active_every_ms), ("hang every", args.hang_every_ms),
         ("switchover every", args.switchover_every_ms)) if v) or "no faults"
     print(f"netping: {args.count} datagrams every {args.interval_ms} ms per run, "
-          f"{args.memory} MiB guest, {faults} (split only), hang timeout {args.hang_timeout_ms} "
-          f"ms, load average {os.getloadavg()[0]:.2f}")
+          f"{args.memory} MiB guest, {faults} (split and verify-*), hang timeout "
+          f"{args.hang_timeout_ms} ms, load average {os.getloadavg()[0]:.2f}")
     print("| mode | sent | echoed | lost | dup | reordered | rtt mean us | p50 us | p99 us | "
           "max us | gap between echoes away from failovers, p99 / max ms | failovers | "
           "service interruption per failover |")

@@ -310,7 +310,7 @@ def main():
         ("switchover every", args.switchover_every_ms)) if v) or "no faults"
     length = f"{args.count} requests" if args.count else f"{args.duration_s:g} s"
     print(f"service_bench: {args.workload} ({prepared['description']}), load {args.load}, "
-          f"{length} per run, {args.memory} MiB guest, {faults} (split only), "
+          f"{length} per run, {args.memory} MiB guest, {faults} (split and verify-*), "
           f"load average {os.getloadavg()[0]:.2f}")
     print("| mode | rep | req/s | mean ms | p50 ms | p95 ms | p99 ms | max ms | answered | "
           "unanswered | retries | failovers | oracle |")
