@@ -90,8 +90,8 @@ ApplyResult ApplyEffects(const Effects& effects, const VerifiedEffectsSink& sink
           continue;
         }
         break;
-      case EffectType::kAvailWatch:  // read by VerifiedSupervisor, nothing to apply
-        continue;
+      case EffectType::kAvailWatch:  // read by VerifiedSupervisor: nothing to do, counted applied
+        break;
     }
     ++result.applied;
   }

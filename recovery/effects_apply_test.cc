@@ -65,10 +65,10 @@ TEST_F(EffectsApplyTest, AppliesEveryKindInOrder) {
   effects.entries = {Entry(EffectType::kRamWrite, kRamBase + 16, "done"),
                      Entry(EffectType::kDiskWrite, 512, "sector"), Entry(EffectType::kDiskFlush, 0),
                      Entry(EffectType::kIrq, kLine), Entry(EffectType::kConsoleOut, 0, "hello"),
-                     // Read by the supervisor, not applied (and not refused).
+                     // Read by the supervisor: nothing to do, counted as applied.
                      Entry(EffectType::kAvailWatch, kRamBase + 2)};
   const ApplyResult result = ApplyEffects(effects, sink_, kDiskBytes);
-  EXPECT_EQ(result.applied, 5u);
+  EXPECT_EQ(result.applied, 6u);
   EXPECT_EQ(result.refused, 0u);
   EXPECT_TRUE(result.first_refusal.empty());
   EXPECT_FALSE(result.disk_error);

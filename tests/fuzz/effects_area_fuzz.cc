@@ -44,7 +44,7 @@ void CheckParsed(std::span<const uint8_t> bytes, const std::vector<Effect>& entr
   const uint8_t* next = bytes.data();
   std::vector<uint8_t> again;
   for (const Effect& e : entries) {
-    Check(e.type >= EffectType::kRamWrite && e.type <= EffectType::kNetRxDone);
+    Check(e.type >= EffectType::kRamWrite && e.type <= EffectType::kAvailWatch);
     Check(e.data.data() >= next);
     Check(e.data.data() + e.data.size() <= bytes.data() + bytes.size());
     next = e.data.data() + e.data.size();
