@@ -89,6 +89,44 @@ class NetTest : public ::testing::TestWithParam<MachineMode> {
            Console().find(line) != std::string::npos;
   }
 
+  // 8 datagrams kept in flight through the guest's echo (for up to 60 s) until Finish; stopped
+  // when destroyed too (an assertion may end the test early).
+  struct Traffic {
+    std::unique_ptr<testing::EchoClient> client;
+    absl::Status run;
+    std::thread thread;
+    ~Traffic() {
+      if (client != nullptr) client->Stop();
+      if (thread.joinable()) thread.join();
+    }
+    testing::EchoClient::Counters Finish() {
+      client->Stop();
+      thread.join();
+      EXPECT_TRUE(run.ok()) << run;
+      return client->counters();
+    }
+  };
+  // nullptr, with a failed expectation, when the client cannot be made.
+  static std::unique_ptr<Traffic> StartTraffic() {
+    absl::StatusOr<std::unique_ptr<testing::EchoClient>> client =
+        testing::EchoClient::Create(kPort);
+    EXPECT_TRUE(client.ok()) << client.status();
+    if (!client.ok()) return nullptr;
+    auto t = std::make_unique<Traffic>();
+    t->client = std::move(*client);
+    Traffic* raw = t.get();
+    t->thread = std::thread([raw] { raw->run = raw->client->Run(0, 8, absl::Seconds(60)); });
+    return t;
+  }
+  // Every datagram sent came back exactly once, in order, unchanged.
+  static void ExpectEachOnce(const testing::EchoClient::Counters& c) {
+    EXPECT_EQ(c.lost, 0u);
+    EXPECT_EQ(c.duplicated, 0u);
+    EXPECT_EQ(c.reordered, 0u);
+    EXPECT_EQ(c.corrupted, 0u);
+    EXPECT_EQ(c.echoed, c.sent);
+  }
+
   std::unique_ptr<testing::ScopedNetNamespace> ns_;
   VerifyMode verify_ = VerifyMode::kNone;  // for Make
   std::unique_ptr<Machine> machine_;
@@ -235,25 +273,15 @@ TEST_P(NetTest, VerifiedNetEchoThroughDivergences) {
     ASSERT_NE(Make("workload=netecho steps=0"), nullptr);
     Machine& m = *machine_;
     ASSERT_TRUE(AwaitConsole("netecho serving")) << Console();
-    absl::StatusOr<std::unique_ptr<testing::EchoClient>> client =
-        testing::EchoClient::Create(kPort);
-    ASSERT_TRUE(client.ok()) << client.status();
-    absl::Status run;
-    std::thread traffic([&] { run = (*client)->Run(0, 8, absl::Seconds(60)); });
-    struct StopOnExit {  // also when an assertion ends the test early
-      testing::EchoClient* client;
-      std::thread* thread;
-      ~StopOnExit() {
-        client->Stop();
-        if (thread->joinable()) thread->join();
-      }
-    } stop_on_exit{client->get(), &traffic};
+    std::unique_ptr<Traffic> traffic = StartTraffic();
+    ASSERT_NE(traffic, nullptr);
+    testing::EchoClient* client = traffic->client.get();
     L1Supervisor& s = *m.supervisor();
     std::mt19937_64 random(7);
     constexpr uint64_t kDivergences = 6;
     for (uint64_t n = 1; n <= kDivergences; ++n) {
-      const uint64_t echoed = (*client)->echoed();
-      ASSERT_TRUE(PollUntil([&] { return (*client)->echoed() >= echoed + 10; }, absl::Seconds(60)))
+      const uint64_t echoed = client->echoed();
+      ASSERT_TRUE(PollUntil([&] { return client->echoed() >= echoed + 10; }, absl::Seconds(60)))
           << "no traffic before divergence " << n << Console();
       const auto after = static_cast<uint32_t>(random() % 20);  // items: exits and frames
       // (A wrong state may also crash its replica before it is outvoted: caught either way.)
@@ -266,7 +294,7 @@ TEST_P(NetTest, VerifiedNetEchoThroughDivergences) {
         ASSERT_TRUE(s.InjectFault("active", "wrong-state", after).ok());
         seen = PollUntil([&] { return caught() > before; }, absl::Seconds(15));
       }
-      ASSERT_TRUE(seen) << "divergence " << n << ": echoed " << (*client)->echoed() << ", items "
+      ASSERT_TRUE(seen) << "divergence " << n << ": echoed " << client->echoed() << ", items "
                         << s.verification().items << ", L1s " << s.L1s().size() << " rx "
                         << m.net_tap()->stats().rx_frames << " tx "
                         << m.net_tap()->stats().tx_frames << " ring " << m.net_tap()->rx_produced()
@@ -274,19 +302,11 @@ TEST_P(NetTest, VerifiedNetEchoThroughDivergences) {
                         << Console();
       ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
     }
-    const uint64_t before_stop = (*client)->echoed();
-    EXPECT_TRUE(
-        PollUntil([&] { return (*client)->echoed() >= before_stop + 50; }, absl::Seconds(60)));
-    (*client)->Stop();
-    traffic.join();
-    EXPECT_TRUE(run.ok()) << run;
-    const testing::EchoClient::Counters c = (*client)->counters();
+    const uint64_t before_stop = client->echoed();
+    EXPECT_TRUE(PollUntil([&] { return client->echoed() >= before_stop + 50; }, absl::Seconds(60)));
+    const testing::EchoClient::Counters c = traffic->Finish();
     EXPECT_GT(c.echoed, 0u);
-    EXPECT_EQ(c.lost, 0u);
-    EXPECT_EQ(c.duplicated, 0u);
-    EXPECT_EQ(c.reordered, 0u);
-    EXPECT_EQ(c.corrupted, 0u);
-    EXPECT_EQ(c.echoed, c.sent);
+    ExpectEachOnce(c);
     EXPECT_GE(s.verification().divergences, 1u);
     if (s.verification().last.has_value()) {
       EXPECT_THAT(s.verification().last->what, HasSubstr("state"));
@@ -312,19 +332,9 @@ TEST_P(NetTest, VerifiedNetEveryFrameOnceAcrossReplicaFailures) {
     ASSERT_NE(Make("workload=netecho steps=0"), nullptr);
     Machine& m = *machine_;
     ASSERT_TRUE(AwaitConsole("netecho serving")) << Console();
-    absl::StatusOr<std::unique_ptr<testing::EchoClient>> client =
-        testing::EchoClient::Create(kPort);
-    ASSERT_TRUE(client.ok()) << client.status();
-    absl::Status run;
-    std::thread traffic([&] { run = (*client)->Run(0, 8, absl::Seconds(60)); });
-    struct StopOnExit {  // also when an assertion ends the test early
-      testing::EchoClient* client;
-      std::thread* thread;
-      ~StopOnExit() {
-        client->Stop();
-        if (thread->joinable()) thread->join();
-      }
-    } stop_on_exit{client->get(), &traffic};
+    std::unique_ptr<Traffic> traffic = StartTraffic();
+    ASSERT_NE(traffic, nullptr);
+    testing::EchoClient* client = traffic->client.get();
     L1Supervisor& s = *m.supervisor();
     std::vector<std::string> faults(12, "kill");
     faults.insert(faults.end(), 3, "die-before-commit");
@@ -334,10 +344,9 @@ TEST_P(NetTest, VerifiedNetEveryFrameOnceAcrossReplicaFailures) {
     std::shuffle(faults.begin(), faults.end(), random);
     uint64_t failovers = 0;
     for (const std::string& kind : faults) {
-      const uint64_t echoed = (*client)->echoed();
+      const uint64_t echoed = client->echoed();
       const uint64_t more = 1 + random() % 30;  // a random moment in the stream
-      ASSERT_TRUE(
-          PollUntil([&] { return (*client)->echoed() >= echoed + more; }, absl::Seconds(60)))
+      ASSERT_TRUE(PollUntil([&] { return client->echoed() >= echoed + more; }, absl::Seconds(60)))
           << "no traffic before fault " << failovers << " (" << kind << ")" << Console();
       const std::string target = random() % 2 == 0 ? "active" : "replica-1";
       if (!s.InjectFault(target, kind).ok()) continue;  // between a fence and its replacement
@@ -347,21 +356,12 @@ TEST_P(NetTest, VerifiedNetEveryFrameOnceAcrossReplicaFailures) {
       ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
     }
     EXPECT_GE(failovers, 10u);
-    const uint64_t before_stop = (*client)->echoed();
-    EXPECT_TRUE(
-        PollUntil([&] { return (*client)->echoed() >= before_stop + 50; }, absl::Seconds(60)));
+    const uint64_t before_stop = client->echoed();
+    EXPECT_TRUE(PollUntil([&] { return client->echoed() >= before_stop + 50; }, absl::Seconds(60)));
     for (const L1Info& l1 : s.L1s()) {
       EXPECT_EQ(kill(l1.pid, 0), 0) << l1.role << " pid " << l1.pid << " is listed but gone";
     }
-    (*client)->Stop();
-    traffic.join();
-    EXPECT_TRUE(run.ok()) << run;
-    const testing::EchoClient::Counters c = (*client)->counters();
-    EXPECT_EQ(c.lost, 0u);
-    EXPECT_EQ(c.duplicated, 0u);
-    EXPECT_EQ(c.reordered, 0u);
-    EXPECT_EQ(c.corrupted, 0u);
-    EXPECT_EQ(c.echoed, c.sent);
+    ExpectEachOnce(traffic->Finish());
     EXPECT_EQ(m.net_tap()->stats().ring_errors, 0u);
     EXPECT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
   }
