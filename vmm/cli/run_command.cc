@@ -367,12 +367,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
     for (Periodic& p : periodic) p.next = absl::Now() + absl::Milliseconds(p.every_ms);
     std::optional<MachineResult> result;
     for (;;) {
-      absl::Time next = absl::InfiniteFuture();
-      for (const Periodic& p : periodic) next = std::min(next, p.next);
-      // Requests and signals are looked at between waits.
-      next = std::min(next, absl::Now() + absl::Milliseconds(control != nullptr ? 20 : 50));
-      result = vm.WaitFor(next - absl::Now());
-      if (result.has_value()) break;
+      // Signals and requests come first: a guest that resets or powers off faster than one wait
+      // must not keep a quit (or a signal) waiting for ever across its reboots.
       if (const int signal_number = signals.received(); signal_number != 0) {
         relay->Detach();
         return stop_for_signal(signal_number, &vm);
@@ -402,6 +398,11 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
         vm.Stop();
         return finish(kExitInternal);
       }
+      absl::Time next = absl::InfiniteFuture();
+      for (const Periodic& p : periodic) next = std::min(next, p.next);
+      next = std::min(next, absl::Now() + absl::Milliseconds(control != nullptr ? 20 : 50));
+      result = vm.WaitFor(next - absl::Now());
+      if (result.has_value()) break;
     }
     pump->reset();
     relay->Detach();
