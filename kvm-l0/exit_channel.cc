@@ -28,6 +28,11 @@ absl::StatusOr<UniqueFd> NewEventFd() {
   return fd;
 }
 
+// The header's layout is a format (docs/exit-channel.md): fields only ever get added at its end.
+static_assert(offsetof(ExitChannelHeader, heartbeat_ns) == 456 &&
+              offsetof(ExitChannelHeader, exit_thread_notice) == 464 &&
+              sizeof(ExitChannelHeader) == 512);
+
 size_t HeaderSize() { return (sizeof(ExitChannelHeader) + 4095) / 4096 * 4096; }
 
 uLong CrcOf(uLong crc, const void* data, size_t len) {

@@ -34,8 +34,8 @@ namespace rehome {
 
 inline constexpr uint64_t kExitChannelMagic = 0x314c454e4e414843ull;  // "CHANNEL1"
 // 2: work_progress; 3: console; 4: sleeping flags; 5: posted-write ranges; 6: sandbox_layers;
-// 7: the available-index snapshot of a verified item and heartbeat_ns.
-inline constexpr uint32_t kExitChannelVersion = 7;
+// 7: the available-index snapshot of a verified item and heartbeat_ns; 8: exit_thread_notice.
+inline constexpr uint32_t kExitChannelVersion = 8;
 inline constexpr uint32_t kExitDataMax = 4096;    // PIO/MMIO payload per exit
 inline constexpr uint32_t kExitOutputMax = 4096;  // console bytes produced by one exit
 inline constexpr uint32_t kExitReasonMax = 240;
@@ -172,6 +172,10 @@ struct alignas(64) ExitChannelHeader {
   // L1: CLOCK_MONOTONIC nanoseconds of its latest heartbeat, stored before the counter moves.
   // L0 dates the beat by it within what it saw itself (recovery/heartbeat_watch.h).
   std::atomic<int64_t> heartbeat_ns;
+  // L1 exit thread, at start-up: its death notice (base/death_notice.h). The kernel marks it as
+  // the thread dies, before the process's memory is torn down: L0 learns of a crash without
+  // waiting for the pidfd (docs/exit-channel.md).
+  std::atomic<uint32_t> exit_thread_notice;
 };
 
 // How a failure note written by an L1's SIGSYS handler begins ("seccomp: system call #41 is not
@@ -253,6 +257,7 @@ enum class L1Fault : uint32_t {
   kScribbleJournal = 37,          // journal header and buffer fields (restored before exiting)
   kScribbleConsoleRing = 38,      // console ring positions
   kScribblePostedRanges = 39,     // invalid posted-write ranges, read at the next promotion
+  kScribbleDeathNotice = 40,      // its death notice marked while it lives on, then exits
 };
 // A fault request (ExitChannelHeader::fault_request) is the L1Fault in bits 0-7 and, in bits
 // 8-31, how many exits the L1 handles before the fault applies to the next one ("at a chosen

@@ -37,6 +37,7 @@ absl::StatusOr<std::optional<L1Fault>> L1FaultNamed(std::string_view kind) {
       {"scribble-journal", L1Fault::kScribbleJournal},
       {"scribble-console-ring", L1Fault::kScribbleConsoleRing},
       {"scribble-posted-ranges", L1Fault::kScribblePostedRanges},
+      {"scribble-death-notice", L1Fault::kScribbleDeathNotice},
   };
   const auto it = kFaults.find(kind);
   if (it == kFaults.end()) {

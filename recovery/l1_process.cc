@@ -24,6 +24,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
+#include "base/death_notice.h"
 #include "base/errno_status.h"
 #include "base/spin_wait.h"
 #include "base/status_macros.h"
@@ -290,7 +291,10 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   return l1;
 }
 
-L1Process::~L1Process() { Fence(); }
+L1Process::~L1Process() {
+  Fence();
+  Reap(/*block=*/true);
+}
 
 absl::Status L1Process::WaitFor(const std::function<bool()>& done, absl::Duration timeout,
                                 const char* what) {
@@ -326,20 +330,34 @@ absl::Status L1Process::WaitReady(absl::Duration timeout) {
   return absl::OkStatus();
 }
 
+namespace {
+// Calls `apply` with the id of each thread of process `pid` (none when it is gone).
+void ForEachThread(pid_t pid, const std::function<void(pid_t)>& apply) {
+  const std::string dir = absl::StrCat("/proc/", pid, "/task");
+  DIR* tasks = opendir(dir.c_str());
+  if (tasks == nullptr) return;
+  while (const dirent* e = readdir(tasks)) {
+    pid_t tid = 0;
+    if (absl::SimpleAtoi(e->d_name, &tid) && tid > 0) apply(tid);
+  }
+  closedir(tasks);
+}
+}  // namespace
+
+void L1Process::YieldTeardown() {
+  // Every thread: the one that drops the last reference to the memory does the teardown.
+  const sched_param idle{.sched_priority = 0};
+  ForEachThread(pid_, [&](pid_t tid) { (void)sched_setscheduler(tid, SCHED_IDLE, &idle); });
+}
+
 void L1Process::GiveSchedulingToThreads() {
   // What the L1 did for itself before it was confined (l1_scheduling.h): nice -10 for every
   // thread, then SCHED_FIFO 1 (the nice value stays for when it drops to SCHED_OTHER).
-  const std::string dir = absl::StrCat("/proc/", pid_, "/task");
-  DIR* tasks = opendir(dir.c_str());
-  if (tasks == nullptr) return;
   const sched_param fifo{.sched_priority = 1};
-  while (const dirent* e = readdir(tasks)) {
-    pid_t tid = 0;
-    if (!absl::SimpleAtoi(e->d_name, &tid) || tid <= 0) continue;
+  ForEachThread(pid_, [&](pid_t tid) {
     (void)setpriority(PRIO_PROCESS, static_cast<id_t>(tid), -10);
     if (realtime_) (void)sched_setscheduler(tid, SCHED_FIFO, &fifo);
-  }
-  closedir(tasks);
+  });
 }
 
 std::string L1Process::reported_failure() const {
@@ -374,23 +392,66 @@ absl::Status L1Process::Promote(uint64_t generation, absl::Duration timeout) {
       timeout, "taking over");
 }
 
+namespace {
+// How long Fence waits for the kernel to finish tearing down a dead L1 (see Fence).
+constexpr absl::Duration kTeardownWait = absl::Milliseconds(2);
+}  // namespace
+
 void L1Process::Fence() {
   absl::MutexLock lock(&mu_);
   if (fenced_ || pid_ <= 0) return;
   PidfdSendSignal(pidfd_.get(), SIGKILL);
-  siginfo_t info{};
+  // Done when the exit thread is dead: the death notice (marked before the kernel tears the
+  // process down) or, for an L1 that never claimed it, the reap.
+  std::atomic<uint32_t>* notice = death_notice();
   const int pidfd = pidfd_.get();
-  const bool reaped = SpinUntil(
-      [pidfd, &info] {
-        info.si_pid = 0;  // WNOHANG leaves it 0 while the child still runs
-        return waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) == 0 &&
-               info.si_pid != 0;
-      },
-      kFailoverSpin);
-  while (!reaped && waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 &&
+  auto reap_now = [pidfd] {
+    siginfo_t info{};  // WNOHANG leaves si_pid 0 while the child still runs
+    return waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED | WNOHANG) == 0 &&
+           info.si_pid != 0;
+  };
+  const bool claimed = notice->load(std::memory_order_acquire) != 0;
+  bool reaped = false;
+  const bool dead = SpinUntil(
+      [&] { return (claimed && DeathNoticed(*notice)) || (reaped = reap_now()); }, kFailoverSpin);
+  if (!dead && claimed) {
+    while (!AwaitDeathNotice(notice, absl::Milliseconds(1)) && !(reaped = reap_now())) {
+    }
+  } else if (!dead) {
+    siginfo_t info{};
+    while (waitid(P_PIDFD, static_cast<id_t>(pidfd), &info, WEXITED) != 0 && errno == EINTR) {
+    }
+    reaped = true;
+  }
+  // The exit thread is dead; the kernel may still be tearing the process down. A short
+  // teardown is waited for: overlapping it with the promotion and the guest's first exits made
+  // the client's interruption about a millisecond longer here (docs/benchmarks.md, section 18).
+  // A long one (an L1 that touched much guest RAM: tens of milliseconds per GiB) is not: it
+  // goes on at SCHED_IDLE (not before the exit thread is dead: a killed but still running L1
+  // could wait long for a CPU to die on), and the monitor reaps the process later.
+  if (!reaped) {
+    pollfd fd{pidfd, POLLIN, 0};
+    if (poll(&fd, 1, static_cast<int>(absl::ToInt64Milliseconds(kTeardownWait))) == 1) {
+      reaped = reap_now();
+    }
+  }
+  reaped_ = reaped;
+  fenced_ = true;
+  if (!reaped_) YieldTeardown();
+}
+
+bool L1Process::Reap(bool block) {
+  absl::MutexLock lock(&mu_);
+  if (reaped_ || pid_ <= 0) return true;
+  siginfo_t info{};
+  const int flags = WEXITED | (block ? 0 : WNOHANG);
+  int r;
+  while ((r = waitid(P_PIDFD, static_cast<id_t>(pidfd_.get()), &info, flags)) != 0 &&
          errno == EINTR) {
   }
-  fenced_ = true;
+  // ECHILD: already collected elsewhere (or never ours): nothing left to wait for.
+  reaped_ = (r == 0 && info.si_pid != 0) || (r != 0 && errno == ECHILD);
+  return reaped_;
 }
 
 void L1Process::Signal(int signal) {
@@ -412,9 +473,20 @@ void L1Process::RequestFault(L1Fault fault, uint32_t after_exits) {
   channel_.SignalRequest();
 }
 
+bool L1Process::ExitThreadDied() const {
+  return DeathNoticed(channel_.header().exit_thread_notice);
+}
+
 bool L1Process::Exited() const {
+  if (ExitThreadDied()) return true;
   pollfd fd{pidfd_.get(), POLLIN, 0};
   return poll(&fd, 1, 0) == 1;
+}
+
+std::string L1Process::CrashCause() const {
+  const std::string note = reported_failure();
+  return note.empty() ? absl::StrCat("crash: L1 pid ", pid_, " ", ExitDescription())
+                      : absl::StrCat("self-reported failure: ", note);
 }
 
 }  // namespace rehome

@@ -2,9 +2,11 @@
 // in its internal `__l1` role with exactly the fds it needs (guest RAM memfds, its own exit
 // channel, the commit journal), confined as the recovery policy's l1-sandbox level asks (its own
 // pid namespace from the spawn, the rest applied by the L1 itself: vmm/l1/l1_sandbox.h, docs/
-// security.md), watched through a pidfd, and fenced with SIGKILL + reap. Once Fence() returns,
-// the process is gone: it can no longer write guest memory or the journal.
-// Move-only owner (held by shared_ptr in the Supervisor); the destructor fences.
+// security.md), watched through a pidfd and its exit thread's death notice (base/death_notice.h),
+// and fenced with SIGKILL. Once Fence() returns, the L1's exit thread is gone (the process may
+// still be being torn down by the kernel: Reap() collects it): it can no longer answer, commit
+// or write guest memory.
+// Move-only owner (held by shared_ptr in the Supervisor); the destructor fences and reaps.
 // Thread-safety: Fence/Signal/Exited/HeartbeatValue/state are safe from any thread.
 #ifndef REHOME_RECOVERY_L1_PROCESS_H_
 #define REHOME_RECOVERY_L1_PROCESS_H_
@@ -89,14 +91,29 @@ class L1Process final {
   // Asks a ready L1 to restore the journal and become active as `generation`, and waits for its
   // acknowledgement.
   absl::Status Promote(uint64_t generation, absl::Duration timeout);
-  // SIGKILL and reap. Idempotent; returns once the process no longer exists.
+  // SIGKILL. Idempotent; returns once the L1's exit thread is dead (its death notice is marked)
+  // and the process reaped, or 2 ms after the notice when the kernel's teardown takes longer
+  // (much memory mapped: it goes on at SCHED_IDLE, Reap collects it later); for an L1 that never
+  // claimed the notice, once the process is reaped.
   void Fence();
+  // Collects the exited process: without blocking when `block` is false (then true only if it
+  // was collected). Idempotent.
+  bool Reap(bool block);
   // Sends `signal` (SIGKILL, SIGSTOP, SIGCONT) without reaping. No-op once fenced.
   void Signal(int signal);
   // Asks the L1 to inject `fault` into itself, into the exit after the next `after_exits`.
   void RequestFault(L1Fault fault, uint32_t after_exits = 0);
-  // Whether the process has exited (pidfd readable).
+  // Whether the L1 died: its exit thread's death notice is marked (the kernel marks it before it
+  // tears the process down; or the L1 wrote it, and is fenced for that as for a crash), or the
+  // process has exited (pidfd readable).
   bool Exited() const;
+  // Whether the death notice is marked (a subset of Exited()).
+  bool ExitThreadDied() const;
+  // The death notice word, for waiting on it (base/death_notice.h).
+  std::atomic<uint32_t>* death_notice() { return &channel_.header().exit_thread_notice; }
+  // The failure's cause once Exited(): "crash: L1 pid P <ExitDescription>", or
+  // "self-reported failure: <note>" when the L1 wrote one.
+  std::string CrashCause() const;
 
   uint64_t id() const { return id_; }
   pid_t pid() const { return pid_; }
@@ -126,6 +143,9 @@ class L1Process final {
  private:
   L1Process(uint64_t id, ExitChannel channel, L1SandboxLevel sandbox)
       : id_(id), channel_(std::move(channel)), sandbox_(sandbox) {}
+  // A killed L1: SCHED_IDLE for each of its threads, so that the kernel's teardown of the
+  // process (in the context of its last thread) takes no CPU from the guest and its new L1.
+  void YieldTeardown();
   // Sandboxed L1: nice -10 and (realtime) SCHED_FIFO for each of its threads.
   void GiveSchedulingToThreads();
   // Polls the ack eventfd and the pidfd until `done` holds or `timeout` passes.
@@ -140,6 +160,7 @@ class L1Process final {
   absl::Time started_;
   absl::Mutex mu_;
   bool fenced_ ABSL_GUARDED_BY(mu_) = false;
+  bool reaped_ ABSL_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace rehome

@@ -15,6 +15,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
+#include "base/death_notice.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
 #include "base/spin_wait.h"
@@ -73,6 +74,7 @@ absl::StatusOr<std::unique_ptr<Supervisor>> Supervisor::Start(SupervisorConfig c
   }
   s->monitor_ = std::thread([raw = s.get()] { raw->MonitorLoop(); });
   s->standby_keeper_ = std::thread([raw = s.get()] { raw->StandbyLoop(); });
+  s->death_watch_ = std::thread([raw = s.get()] { raw->DeathNoticeLoop(); });
   return s;
 }
 
@@ -84,12 +86,15 @@ void Supervisor::Shutdown() {
     if (stopping_) return;
     stopping_ = true;
     cv_.SignalAll();
+    if (death_watched_ != nullptr) WakeDeathNoticeWaiters(death_watched_->death_notice());
   }
   if (monitor_.joinable()) monitor_.join();
   if (standby_keeper_.joinable()) standby_keeper_.join();
+  if (death_watch_.joinable()) death_watch_.join();
   std::vector<L1Ptr> all;
   {
     absl::MutexLock lock(&mu_);
+    all.swap(graveyard_);
     if (active_) all.push_back(active_);
     if (starting_) all.push_back(starting_);
     for (const L1Ptr& s : standbys_) all.push_back(s);
@@ -312,11 +317,7 @@ std::string Supervisor::AwaitAnswer(L1Process& l1, const ExitRequest& request,
       if (valid.ok()) return "";
       return absl::StrCat("bad answer: ", valid.message());
     }
-    if (l1.Exited()) {
-      const std::string note = l1.reported_failure();
-      return note.empty() ? absl::StrCat("crash: L1 pid ", l1.pid(), " ", l1.ExitDescription())
-                          : absl::StrCat("self-reported failure: ", note);
-    }
+    if (l1.Exited()) return l1.CrashCause();
     absl::Duration left = give_up - absl::Now();
     if (left <= absl::ZeroDuration()) {
       std::string why;
@@ -372,6 +373,17 @@ void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
     number = failovers_ + 1;
   }
   // Events are emitted after the guest can run again: listeners must not delay recovery.
+  // Whatever way this ends: vCPU threads still waiting for the failed L1's answers look again
+  // (they find it dead and retry on the new active), and the monitor reaps it.
+  auto wake_waiters = [&failed] {
+    for (uint32_t v = 0; v < failed->channel().slot_count(); ++v) {
+      failed->channel().SignalResponse(v);
+    }
+  };
+  absl::Cleanup release_failed = [this, &failed, &wake_waiters] {
+    wake_waiters();
+    Bury(std::move(failed));
+  };
   FailoverReport report;
   report.number = number;
   report.cause = cause;
@@ -417,6 +429,7 @@ void Supervisor::OnActiveFailure(uint64_t generation, const std::string& cause,
   }
   absl::Status promoted = PromoteLocked(std::move(next), generation + 1, &report);
   report.total = absl::Now() - detected;
+  wake_waiters();  // now, not after the events below
   std::string failed_reason;
   {
     absl::MutexLock lock(&mu_);

@@ -1,12 +1,13 @@
 // recovery/supervisor.h: L0's keeper of the L1 processes of one VM: one active, and hot standbys
 // as the recovery policy asks. vCPU threads forward their exits through Execute(); the
-// supervisor detects L1 failures (crash: pidfd, immediately; hang: missed heartbeats or an exit
-// deadline; self-reported: the L1's failure note; bad answer: a response that fails validation)
-// and fails over: fence the failed L1 (SIGKILL + reap), promote a standby (which restores the
-// committed journal state), then every vCPU whose exit was in flight either takes the answer the
-// journal committed for it or retries the exit on the new active. A new standby is started in
-// the background. Too many failovers within the policy window stop failover: Execute then fails
-// with FailedPrecondition and the guest stays paused with nothing lost.
+// supervisor detects L1 failures (crash: the exit thread's death notice or the pidfd, at once;
+// hang: missed heartbeats or an exit deadline; self-reported: the L1's failure note; bad answer:
+// a response that fails validation) and fails over: fence the failed L1 (SIGKILL; reaped later,
+// off the failover path), promote a standby (which restores the committed journal state), then
+// every vCPU whose exit was in flight either takes the answer the journal committed for it or
+// retries the exit on the new active. A new standby is started in the background. Too many
+// failovers within the policy window stop failover: Execute then fails with FailedPrecondition
+// and the guest stays paused with nothing lost.
 // Posted writes (docs/exit-channel.md): a write into a range the active L1 accepts as posted is
 // published and left pending for its vCPU, which runs on; SettlePosted collects the answer (the
 // vCPU's next exit, or the end of the VM). A failover re-posts every pending posted exit on the
@@ -130,6 +131,13 @@ class Supervisor final : public L1Supervisor {
   void RepostPendingLocked(const L1Ptr& next) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void MonitorLoop();
   void StandbyLoop();
+  // Waits on the active L1's death notice (base/death_notice.h): the kernel marks it as the
+  // L1's exit thread dies, before it tears the process down (milliseconds before the pidfd
+  // says so), and this thread fails over at once.
+  void DeathNoticeLoop();
+  // Keeps a fenced L1 until the monitor reaps it: its teardown may take milliseconds, which the
+  // thread that fenced it (a vCPU's, on its way to retry an exit) must not wait for.
+  void Bury(L1Ptr l1);
   void Emit(const SupervisorEvent& event) const;
 
   SupervisorConfig config_;
@@ -161,9 +169,12 @@ class Supervisor final : public L1Supervisor {
   };
   std::vector<PostedExit> posted_ ABSL_GUARDED_BY(mu_);
   std::vector<PostedRange> posted_ranges_ ABSL_GUARDED_BY(mu_);  // the active L1's, validated
+  std::vector<L1Ptr> graveyard_ ABSL_GUARDED_BY(mu_);            // fenced, not reaped yet (Bury)
+  L1Ptr death_watched_ ABSL_GUARDED_BY(mu_);  // whose notice DeathNoticeLoop waits on
 
   std::thread monitor_;
   std::thread standby_keeper_;
+  std::thread death_watch_;
 };
 
 }  // namespace rehome

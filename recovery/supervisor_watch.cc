@@ -1,14 +1,17 @@
 // recovery/supervisor_watch.cc: the Supervisor's watchers: the monitor thread (crashes through
 // pidfds, hangs through heartbeats, livelocks and blocked exit threads, for the active L1 and
-// every standby), the exit-deadline hang
-// test (recovery/exit_forwarding.h) and the standby keeper thread.
+// every standby; it also reaps fenced L1s), the death-notice thread (the active L1's crash,
+// before its teardown), the exit-deadline hang test (recovery/exit_forwarding.h) and the
+// standby keeper thread.
 #include <poll.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/death_notice.h"
 #include "base/periodic_tick.h"
 #include "base/scoped_realtime.h"
 #include "recovery/blocked_watch.h"
@@ -28,6 +31,10 @@ constexpr int kBlockedPeriods = 20;
 
 // Past a heartbeat deadline when the monitor wakes for it: ppoll may return a little early.
 constexpr absl::Duration kHeartbeatDeadlineSlack = absl::Microseconds(200);
+
+// The death-notice thread looks again this often when nothing woke it (an L1 that never
+// claimed its notice, a new active, shutdown racing its wake-up).
+constexpr absl::Duration kDeathNoticeRecheck = absl::Milliseconds(100);
 
 bool IsStopped(pid_t pid) {
   const std::optional<char> state = ProcessState(pid);
@@ -51,16 +58,19 @@ void Supervisor::MonitorLoop() {
     L1Ptr active;
     uint64_t generation;
     std::vector<L1Ptr> standbys;
+    std::vector<L1Ptr> graves;
     {
       absl::MutexLock lock(&mu_);
       if (stopping_) return;
       active = active_;
       generation = generation_;
       standbys.assign(standbys_.begin(), standbys_.end());
+      graves = graveyard_;
     }
     std::vector<pollfd> fds;
     if (active) fds.push_back({active->pidfd(), POLLIN, 0});
     for (const L1Ptr& s : standbys) fds.push_back({s->pidfd(), POLLIN, 0});
+    for (const L1Ptr& g : graves) fds.push_back({g->pidfd(), POLLIN, 0});
     // A crash wakes this poll at once; otherwise it doubles as the heartbeat tick.
     // On the shared grid of periodic wake-ups (base/periodic_tick.h): with the L1s' heartbeats;
     // or sooner, when an L1's heartbeat will have been silent for the hang timeout.
@@ -80,12 +90,19 @@ void Supervisor::MonitorLoop() {
     const absl::Time now = absl::Now();
     const int64_t now_mono_ns = MonotonicNowNs();
     checked = now;
+    // Fenced L1s whose teardown finished are collected (and their mappings closed) here.
+    std::vector<L1Ptr> collected;
+    for (const L1Ptr& g : graves) {
+      if (g->Reap(/*block=*/false)) collected.push_back(g);
+    }
+    if (!collected.empty()) {
+      absl::MutexLock lock(&mu_);
+      std::erase_if(graveyard_, [&](const L1Ptr& g) {
+        return std::find(collected.begin(), collected.end(), g) != collected.end();
+      });
+    }
     auto check = [&](const L1Ptr& l1) -> std::string {
-      if (l1->Exited()) {
-        const std::string note = l1->reported_failure();
-        return note.empty() ? absl::StrCat("crash: L1 pid ", l1->pid(), " ", l1->ExitDescription())
-                            : absl::StrCat("self-reported failure: ", note);
-      }
+      if (l1->Exited()) return l1->CrashCause();
       HeartbeatWatch& beat = beats[l1->id()];
       beat.Sample(now, now_mono_ns, l1->heartbeat(), l1->heartbeat_ns());
       if (const absl::Duration silent = beat.Silence(now);
@@ -143,6 +160,7 @@ void Supervisor::MonitorLoop() {
       }
       s->Fence();
       Emit({SupervisorEvent::Kind::kL1Failed, "standby", cause, s->pid(), std::nullopt});
+      Bury(s);
     }
     // Forget L1s that are gone.
     auto live = [&](uint64_t id) {
@@ -159,6 +177,39 @@ void Supervisor::MonitorLoop() {
     for (auto it = blocked.begin(); it != blocked.end();) {
       it = live(it->first) ? std::next(it) : blocked.erase(it);
     }
+  }
+}
+
+void Supervisor::Bury(L1Ptr l1) {
+  if (l1 == nullptr || l1->Reap(/*block=*/false)) return;  // gone already: dropped here
+  absl::MutexLock lock(&mu_);
+  graveyard_.push_back(std::move(l1));
+}
+
+void Supervisor::DeathNoticeLoop() {
+  // Real-time, as the monitor: it fences the crashed active L1 and promotes the standby.
+  const ScopedRealtime realtime;
+  for (;;) {
+    L1Ptr active;
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      if (stopping_) {
+        death_watched_ = nullptr;
+        return;
+      }
+      active = active_;
+      generation = generation_;
+      death_watched_ = active;
+      if (active == nullptr) {
+        cv_.WaitWithTimeout(&mu_, kDeathNoticeRecheck);  // a failover in progress, or stopped
+        continue;
+      }
+    }
+    if (!AwaitDeathNotice(active->death_notice(), kDeathNoticeRecheck)) continue;
+    // Also for the L1's retirement in a switchover (no longer active: a no-op below).
+    WakeDeathNoticeWaiters(active->death_notice());  // the kernel woke only this thread
+    OnActiveFailure(generation, active->CrashCause(), absl::Now());
   }
 }
 

@@ -76,6 +76,33 @@ TEST_F(HostileL1Test, HostileHeaderFieldsAreReadSafely) {
   ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
 }
 
+// An L1 marks its own death notice (the robust futex the kernel marks as its exit thread dies)
+// and lives on: L0 fences it as a crash at once (SIGKILL), and the guest runs on the standby with
+// every report exactly once.
+TEST_F(HostileL1Test, AForgedDeathNoticeIsFencedAsACrash) {
+  auto m = Make(kCounter, Generous());
+  ASSERT_NE(m, nullptr);
+  L1Supervisor& s = *m->supervisor();
+  ASSERT_NO_FATAL_FAILURE(WaitForStandby(*m));
+  const pid_t active = PidOf(*m, "active");
+  ASSERT_TRUE(s.InjectFault("active", "scribble-death-notice").ok());
+  ASSERT_NO_FATAL_FAILURE(WaitForFailovers(*m, 1));
+  EXPECT_THAT(s.last_failover()->cause, StartsWith(absl::StrCat("crash: L1 pid ", active, " ")));
+  EXPECT_NE(PidOf(*m, "active"), active);
+  // Fenced, not left running: the pid is gone (reaped) or a zombie awaiting the monitor.
+  EXPECT_TRUE(PollUntil(
+      [&] {
+        char state = 0;
+        FILE* f = fopen(absl::StrCat("/proc/", active, "/stat").c_str(), "r");
+        if (f == nullptr) return true;
+        const int n = fscanf(f, "%*d %*s %c", &state);
+        fclose(f);
+        return n == 1 && state == 'Z';
+      },
+      absl::Seconds(60)));
+  ASSERT_NO_FATAL_FAILURE(ExpectProgress(*m));
+}
+
 // The active L1 points the journal at a buffer that does not exist, gives lengths past the
 // capacity, a wrong checksum, and a well-checksummed payload that is no commit record, while a
 // thread of L0 reads the journal without pause (LatestCommit, Progress). It puts the journal back

@@ -2,10 +2,12 @@
 #include "vmm/l1/l1_fault_probes.h"
 
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -119,6 +121,9 @@ constexpr absl::Duration kHold = absl::Milliseconds(25);
   h.l1_sleeping.store(0x55u, std::memory_order_relaxed);
   h.work_progress.store(~0ull, std::memory_order_relaxed);
   h.sandbox_layers.store(0xffffffffu, std::memory_order_release);
+  // Another owner with waiters, not dead: the kernel no longer marks the notice at this L1's
+  // death (the owner differs), so L0 must learn of it from the pidfd.
+  h.exit_thread_notice.store(FUTEX_WAITERS | FUTEX_TID_MASK, std::memory_order_release);
   for (uint32_t v = 0; v < t.channel->slot_count(); ++v) {
     ExitSlot& slot = t.channel->slot(v);
     std::memset(static_cast<void*>(&slot.response), 0xff, sizeof(slot.response));
@@ -189,13 +194,23 @@ constexpr absl::Duration kHold = absl::Milliseconds(25);
   KillL1Now();
 }
 
+// The death notice marked as if this L1 had died, while it lives on (and beats) for kHold: L0
+// must fence it as a crashed L1 (SIGKILL), not wait for it.
+[[noreturn]] void ForgeDeathNotice(const ProbeTargets& t) {
+  t.channel->header().exit_thread_notice.store(FUTEX_OWNER_DIED | FUTEX_WAITERS,
+                                               std::memory_order_release);
+  syscall(SYS_futex, &t.channel->header().exit_thread_notice, FUTEX_WAKE, 1, nullptr, nullptr, 0);
+  absl::SleepFor(kHold);
+  KillL1Now();
+}
+
 }  // namespace
 
 bool IsTakenFaultProbe(L1Fault fault) {
   const auto f = static_cast<uint32_t>(fault);
   return (f >= 16 && f < 32) || fault == L1Fault::kScribbleHeader ||
          fault == L1Fault::kScribbleJournal || fault == L1Fault::kScribbleConsoleRing ||
-         fault == L1Fault::kScribblePostedRanges;
+         fault == L1Fault::kScribblePostedRanges || fault == L1Fault::kScribbleDeathNotice;
 }
 
 void RunTakenFaultProbe(L1Fault fault, const ProbeTargets& targets) {
@@ -206,6 +221,8 @@ void RunTakenFaultProbe(L1Fault fault, const ProbeTargets& targets) {
       ScribbleJournal(targets);
     case L1Fault::kScribbleConsoleRing:
       ScribbleConsoleRing(targets);
+    case L1Fault::kScribbleDeathNotice:
+      ForgeDeathNotice(targets);
     case L1Fault::kScribblePostedRanges: {
       // Read by L0 only when it promotes this L1: one bad range and none may be taken.
       ExitChannelHeader& h = targets.channel->header();

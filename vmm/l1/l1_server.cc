@@ -25,6 +25,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "base/death_notice.h"
 #include "base/errno_status.h"
 #include "base/periodic_tick.h"
 #include "base/spin_wait.h"
@@ -139,6 +140,10 @@ class L1Server final {
     // preempt) off a CPU for milliseconds while the guest's traffic waits. SCHED_FIFO while
     // asleep (l1_scheduling.h) from the moment it reports ready.
     PublishPostedRanges();
+    // This (the exit) thread's death marks the header's notice word before the kernel tears
+    // the process down: L0 fails over without waiting for that (docs/exit-channel.md). Without
+    // it (refused: never seen), L0 learns of a crash from the pidfd, as before.
+    (void)ClaimDeathNotice(&channel_.header().exit_thread_notice);
     Rehearse();  // a new standby is warm before it reports ready
     scheduling_.Start();
     std::thread heartbeat([this] { Heartbeat(); });
