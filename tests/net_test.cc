@@ -177,18 +177,9 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
   ASSERT_NE(Make("workload=netecho steps=0"), nullptr);
   Machine& m = *machine_;
   ASSERT_TRUE(AwaitConsole("netecho serving")) << Console();
-  absl::StatusOr<std::unique_ptr<testing::EchoClient>> client = testing::EchoClient::Create(kPort);
-  ASSERT_TRUE(client.ok()) << client.status();
-  absl::Status run;
-  std::thread traffic([&] { run = (*client)->Run(0, 8, absl::Seconds(20)); });
-  struct StopOnExit {  // also when an assertion ends the test early
-    testing::EchoClient* client;
-    std::thread* thread;
-    ~StopOnExit() {
-      client->Stop();
-      if (thread->joinable()) thread->join();
-    }
-  } stop_on_exit{client->get(), &traffic};
+  std::unique_ptr<Traffic> traffic = StartTraffic();
+  ASSERT_NE(traffic, nullptr);
+  testing::EchoClient& client = *traffic->client;
 
   L1Supervisor& s = *m.supervisor();
   std::vector<std::string> faults(40, "kill");
@@ -202,9 +193,9 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
   uint64_t failovers = 0;
   for (const std::string& kind : faults) {
     ASSERT_TRUE(PollUntil([&] { return s.L1s().size() >= 2; }, absl::Seconds(60)));
-    const uint64_t echoed = (*client)->echoed();
+    const uint64_t echoed = client.echoed();
     const uint64_t more = 1 + random() % 40;  // a random moment in the stream
-    ASSERT_TRUE(PollUntil([&] { return (*client)->echoed() >= echoed + more; }, absl::Seconds(60)))
+    ASSERT_TRUE(PollUntil([&] { return client.echoed() >= echoed + more; }, absl::Seconds(60)))
         << "no traffic before fault " << failovers << " (" << kind << ")";
     ASSERT_TRUE(s.InjectFault("active", kind).ok());
     ++failovers;
@@ -212,18 +203,9 @@ TEST_P(NetTest, EveryFrameExactlyOnceAcrossFailovers) {
         << kind;
     ASSERT_FALSE(m.WaitFor(absl::ZeroDuration()).has_value()) << Console();
   }
-  const uint64_t before_stop = (*client)->echoed();
-  EXPECT_TRUE(
-      PollUntil([&] { return (*client)->echoed() >= before_stop + 100; }, absl::Seconds(60)));
-  (*client)->Stop();
-  traffic.join();
-  EXPECT_TRUE(run.ok()) << run;
-  const testing::EchoClient::Counters c = (*client)->counters();
-  EXPECT_EQ(c.lost, 0u);
-  EXPECT_EQ(c.duplicated, 0u);
-  EXPECT_EQ(c.reordered, 0u);
-  EXPECT_EQ(c.corrupted, 0u);
-  EXPECT_EQ(c.echoed, c.sent);
+  const uint64_t before_stop = client.echoed();
+  EXPECT_TRUE(PollUntil([&] { return client.echoed() >= before_stop + 100; }, absl::Seconds(60)));
+  ExpectEachOnce(traffic->Finish());
   EXPECT_EQ(s.failover_count(), faults.size());
   // Each garbage position was refused by L0 and answered with a failover.
   EXPECT_GE(m.net_tap()->stats().ring_errors, 5u);
