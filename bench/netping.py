@@ -306,25 +306,39 @@ def analyze(pinger, events, interval_ms, hang_timeout_ms):
     }
 
 
-def start_vm(mode, args, work):
+def start_service_vm(mode, args, work, cmdline, ready_line, disk=None, disk_read_only=False,
+                     start_timeout_s=60):
+    """Starts the test guest with `cmdline` on the tap (rehome `mode`: split, monolithic,
+    verify-*; or qemu: microvm), optionally with a virtio-blk `disk`, with rehome's faults as
+    `args` asks, and waits until its console shows `ready_line`. Returns (process, Qmp or None,
+    stderr log file, console path). Shared with bench/service_bench.py."""
     serial = os.path.join(work, f"{mode}.console")
-    cmdline = "workload=netecho steps=0"
     if mode == "qemu":
         if b.QEMU is None:
             b.fail("--modes qemu: qemu-system-x86_64 is not installed")
+        drive = []
+        if disk is not None:
+            drive = ["-drive", f"id=d0,file={disk},format=raw,if=none,cache=writeback"
+                     + (",readonly=on" if disk_read_only else ""),
+                     "-device", "virtio-blk-device,drive=d0"]
         cmd = [b.QEMU, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "qemu64", "-m",
                f"{args.memory}M", "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
                "-serial", f"file:{serial}", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-               "-global", "virtio-mmio.force-legacy=false", "-kernel", b.GUEST,
+               "-global", "virtio-mmio.force-legacy=false", "-kernel", b.GUEST, *drive,
                "-netdev", f"tap,id=n0,ifname={TAP},script=no,downscript=no,vhost=off",
                "-device", f"virtio-net-device,netdev=n0,mac={MAC}",
                "-append", f"{cmdline} cpus=1"]
         qmp_path = None
     else:
         qmp_path = os.path.join(work, "qmp.sock")
-        extra = ["--netdev", f"tap,ifname={TAP},mac={MAC}", "--serial-file", serial,
-                 "--qmp", qmp_path, "--hang-timeout-ms", str(args.hang_timeout_ms),
-                 "--max-failovers", "1000000"]
+        if os.path.exists(qmp_path):
+            os.unlink(qmp_path)
+        extra = []
+        if disk is not None:
+            extra += ["--disk", disk, *(["--disk-read-only"] if disk_read_only else [])]
+        extra += ["--netdev", f"tap,ifname={TAP},mac={MAC}", "--serial-file", serial,
+                  "--qmp", qmp_path, "--hang-timeout-ms", str(args.hang_timeout_ms),
+                  "--max-failovers", "1000000"]
         faults = [("--kill-active-every-ms", args.kill_active_every_ms)]
         if mode == "split":  # (verified execution has no planned switchover: all are active)
             faults.append(("--switchover-every-ms", args.switchover_every_ms))
@@ -335,20 +349,26 @@ def start_vm(mode, args, work):
         if mode.startswith("verify-"):
             extra += ["--verify", mode[len("verify-"):]]
         cmd = b.rehome_cmd(cmdline, memory_mib=args.memory,
-                           mode="split" if mode.startswith("verify-") else mode, extra=extra)
+                           mode="monolithic" if mode == "monolithic" else "split", extra=extra)
     log = open(os.path.join(work, f"{mode}.stderr"), "w")
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + 60
+    deadline = time.time() + start_timeout_s
     while True:
-        text = open(serial).read() if os.path.exists(serial) else ""
-        if "netecho serving" in text:
+        text = open(serial, errors="replace").read() if os.path.exists(serial) else ""
+        if ready_line in text:
             break
         if proc.poll() is not None or time.time() > deadline:
             proc.kill()
-            b.fail(f"{mode}: the guest did not start serving: {text[-500:]} "
+            b.fail(f"{mode}: the guest did not start serving: {text[-600:]} "
                    f"{open(log.name).read()[-1000:]}")
         time.sleep(0.02)
     qmp = Qmp(qmp_path, deadline) if qmp_path else None
+    return proc, qmp, log, serial
+
+
+def start_vm(mode, args, work):
+    proc, qmp, log, _ = start_service_vm(mode, args, work, "workload=netecho steps=0",
+                                         "netecho serving")
     return proc, qmp, log
 
 

@@ -52,55 +52,9 @@ def load_args(load):
 
 
 def start_vm(mode, args, workload, image, work):
-    serial = os.path.join(work, f"{mode}.console")
-    cmdline = workload.cmdline(args)
-    if mode == "qemu":
-        if b.QEMU is None:
-            b.fail("--modes qemu: qemu-system-x86_64 is not installed")
-        cmd = [b.QEMU, "-M", "microvm,acpi=off", "-enable-kvm", "-cpu", "qemu64", "-m",
-               f"{args.memory}M", "-smp", "1", "-nographic", "-nodefaults", "-no-reboot",
-               "-serial", f"file:{serial}", "-device", "isa-debug-exit,iobase=0xf4,iosize=4",
-               "-global", "virtio-mmio.force-legacy=false", "-kernel", b.GUEST,
-               "-drive", f"id=d0,file={image},format=raw,if=none,cache=writeback"
-               + (",readonly=on" if workload.read_only else ""),
-               "-device", "virtio-blk-device,drive=d0",
-               "-netdev", f"tap,id=n0,ifname={npg.TAP},script=no,downscript=no,vhost=off",
-               "-device", f"virtio-net-device,netdev=n0,mac={npg.MAC}",
-               "-append", f"{cmdline} cpus=1"]
-        qmp_path = None
-    else:
-        qmp_path = os.path.join(work, "qmp.sock")
-        if os.path.exists(qmp_path):
-            os.unlink(qmp_path)
-        extra = ["--disk", image, *(["--disk-read-only"] if workload.read_only else []),
-                 "--netdev", f"tap,ifname={npg.TAP},mac={npg.MAC}",
-                 "--serial-file", serial, "--qmp", qmp_path,
-                 "--hang-timeout-ms", str(args.hang_timeout_ms), "--max-failovers", "1000000"]
-        if mode.startswith("verify-"):
-            extra += ["--verify", mode[len("verify-"):]]
-        faults = [("--kill-active-every-ms", args.kill_active_every_ms)]
-        if mode == "split":  # (verified execution has no planned switchover: all are active)
-            faults.append(("--switchover-every-ms", args.switchover_every_ms))
-        if npg.faulty(mode):
-            for flag, value in faults:
-                if value:
-                    extra += [flag, str(value)]
-        cmd = b.rehome_cmd(cmdline, memory_mib=args.memory,
-                           mode="monolithic" if mode == "monolithic" else "split", extra=extra)
-    log = open(os.path.join(work, f"{mode}.stderr"), "w")
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.time() + args.start_timeout_s
-    while True:
-        text = open(serial, errors="replace").read() if os.path.exists(serial) else ""
-        if workload.ready_line in text:
-            break
-        if proc.poll() is not None or time.time() > deadline:
-            proc.kill()
-            b.fail(f"{mode}: the guest did not start serving: {text[-600:]} "
-                   f"{open(log.name).read()[-1000:]}")
-        time.sleep(0.05)
-    qmp = npg.Qmp(qmp_path, deadline) if qmp_path else None
-    return proc, qmp, log, serial
+    return npg.start_service_vm(mode, args, work, workload.cmdline(args), workload.ready_line,
+                                disk=image, disk_read_only=workload.read_only,
+                                start_timeout_s=args.start_timeout_s)
 
 
 def warm_up(port, deadline):
