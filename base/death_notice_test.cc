@@ -1,15 +1,20 @@
 #include "base/death_notice.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
+#include <string>
 #include <thread>
 
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
+#include "base/death_notice_bell.h"
 #include "gtest/gtest.h"
 
 namespace rehome {
@@ -57,6 +62,43 @@ class LivingOwner {
   std::thread thread_;
 };
 
+// A child process whose one thread claims `word`, then waits to be killed. The destructor
+// kills and reaps it.
+class ClaimingChild {
+ public:
+  explicit ClaimingChild(std::atomic<uint32_t>* word) {
+    int ready[2];
+    if (pipe(ready) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      if (!ClaimDeathNotice(word).ok()) _exit(1);
+      (void)!write(ready[1], "x", 1);
+      for (;;) pause();
+    }
+    char c;
+    claimed_ = pid_ > 0 && read(ready[0], &c, 1) == 1;
+    close(ready[0]);
+    close(ready[1]);
+  }
+  ~ClaimingChild() {
+    Kill();
+    Reap();
+  }
+  bool claimed() const { return claimed_; }
+  bool Kill() { return pid_ > 0 && kill(pid_, SIGKILL) == 0; }
+  // The wait status; -1 once reaped or never started.
+  int Reap() {
+    int status = 0;
+    if (pid_ <= 0 || waitpid(pid_, &status, 0) != pid_) return -1;
+    pid_ = -1;
+    return status;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool claimed_ = false;
+};
+
 bool AwaitWithDeadline(std::atomic<uint32_t>* word) {
   const absl::Time deadline = absl::Now() + kDeadline;
   while (absl::Now() < deadline) {
@@ -78,25 +120,13 @@ TEST(DeathNotice, AThreadThatEndsIsNoticedWhileItsProcessLives) {
 
 TEST(DeathNotice, AKilledProcessIsNoticed) {
   SharedWord word;
-  int ready[2];
-  ASSERT_EQ(pipe(ready), 0);
-  const pid_t child = fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    if (!ClaimDeathNotice(word.get()).ok()) _exit(1);
-    (void)!write(ready[1], "x", 1);
-    for (;;) pause();
-  }
-  char c;
-  ASSERT_EQ(read(ready[0], &c, 1), 1);
+  ClaimingChild child(word.get());
+  ASSERT_TRUE(child.claimed());
   EXPECT_FALSE(DeathNoticed(*word.get()));
-  ASSERT_EQ(kill(child, SIGKILL), 0);
+  ASSERT_TRUE(child.Kill());
   EXPECT_TRUE(AwaitWithDeadline(word.get()));
-  int status = 0;
-  ASSERT_EQ(waitpid(child, &status, 0), child);
+  const int status = child.Reap();
   EXPECT_TRUE(WIFSIGNALED(status));
-  close(ready[0]);
-  close(ready[1]);
 }
 
 TEST(DeathNotice, AnUnclaimedWordIsNeverNoticed) {
@@ -125,6 +155,84 @@ TEST(DeathNotice, WakeReleasesEveryWaiter) {
   }
   EXPECT_EQ(returned.load(), 2);
   for (std::thread& w : waiters) w.join();
+}
+
+// Whether thread `tid` of this process is asleep (state S).
+bool Sleeping(pid_t tid) {
+  if (tid == 0) return false;
+  std::ifstream stat("/proc/self/task/" + std::to_string(tid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const size_t close = line.rfind(')');
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'S';
+}
+
+// Whether `fd` becomes readable within `timeout`.
+bool Readable(int fd, absl::Duration timeout) {
+  pollfd p{fd, POLLIN, 0};
+  return poll(&p, 1, static_cast<int>(absl::ToInt64Milliseconds(timeout))) == 1;
+}
+
+TEST(DeathNoticeBell, RingsOnceTheOwnerDiesAndStaysRung) {
+  SharedWord word;
+  LivingOwner owner(word.get());
+  ASSERT_TRUE(owner.claimed_ok());
+  absl::StatusOr<DeathNoticeBell> bell = DeathNoticeBell::Start(word.get());
+  ASSERT_TRUE(bell.ok()) << bell.status();
+  EXPECT_FALSE(Readable(bell->fd(), absl::Milliseconds(30)));  // alive: silent
+  EXPECT_FALSE(bell->rung());
+  owner.End();
+  EXPECT_TRUE(Readable(bell->fd(), kDeadline));
+  EXPECT_TRUE(bell->rung());
+  EXPECT_TRUE(Readable(bell->fd(), absl::ZeroDuration()));  // not drained
+}
+
+TEST(DeathNoticeBell, PassesTheKernelsSingleWakeUpOn) {
+  // The kernel wakes one waiter at the owner's death; a second waiter (the fence) must not wait
+  // for its timeout because the bell took that wake-up.
+  SharedWord word;
+  LivingOwner owner(word.get());
+  ASSERT_TRUE(owner.claimed_ok());
+  absl::StatusOr<DeathNoticeBell> bell = DeathNoticeBell::Start(word.get());
+  ASSERT_TRUE(bell.ok()) << bell.status();
+  std::atomic<bool> other_woke{false};
+  std::atomic<pid_t> other_tid{0};
+  std::thread other([&] {
+    other_tid = static_cast<pid_t>(syscall(SYS_gettid));
+    other_woke = AwaitDeathNotice(word.get(), absl::Seconds(30));
+  });
+  // The other waiter asleep in the futex (the bell, at a real-time priority, is woken first).
+  const absl::Time deadline = absl::Now() + kDeadline;
+  while (!Sleeping(other_tid.load()) && absl::Now() < deadline)
+    absl::SleepFor(absl::Milliseconds(1));
+  ASSERT_TRUE(Sleeping(other_tid.load()));
+  const absl::Time died = absl::Now();
+  owner.End();
+  other.join();  // 30 s if nobody passed the wake-up on
+  EXPECT_LT(absl::Now() - died, absl::Seconds(10));
+  EXPECT_TRUE(other_woke.load());
+  EXPECT_TRUE(Readable(bell->fd(), kDeadline));
+}
+
+TEST(DeathNoticeBell, AKilledProcessRingsTheBellBeforeItIsReaped) {
+  SharedWord word;
+  ClaimingChild child(word.get());
+  ASSERT_TRUE(child.claimed());
+  absl::StatusOr<DeathNoticeBell> bell = DeathNoticeBell::Start(word.get());
+  ASSERT_TRUE(bell.ok()) << bell.status();
+  ASSERT_TRUE(child.Kill());
+  EXPECT_TRUE(Readable(bell->fd(), kDeadline));  // not reaped yet
+}
+
+TEST(DeathNoticeBell, StopsPromptlyOnAnUnclaimedWordAndMoves) {
+  SharedWord word;
+  absl::StatusOr<DeathNoticeBell> bell = DeathNoticeBell::Start(word.get());
+  ASSERT_TRUE(bell.ok()) << bell.status();
+  DeathNoticeBell moved = std::move(*bell);
+  EXPECT_FALSE(Readable(moved.fd(), absl::Milliseconds(30)));
+  const absl::Time start = absl::Now();
+  { DeathNoticeBell gone = std::move(moved); }
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));  // joined, not stuck in a futex wait
 }
 
 }  // namespace

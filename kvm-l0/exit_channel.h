@@ -233,7 +233,10 @@ enum class L1Fault : uint32_t {
   // The exit thread blocks in a system call forever while the heartbeat thread beats on (the
   // campaigns' undetected hang: an L1 stuck in `read` on a corrupted fd between exits).
   kBlock = 9,
-  // 10..15: reserved.
+  // The exit thread ends alone (its process lives on, the heartbeat thread beats on): the pidfd
+  // never becomes readable; only the exit thread's death notice tells.
+  kExitThreadExits = 10,
+  // 11..15: reserved.
   // Sandbox probes (tests only; docs/security.md): the L1 tries something its sandbox must stop,
   // then writes the outcome as its failure note and exits, unless seccomp stopped it first
   // (vmm/l1/l1_fault_probes.cc).

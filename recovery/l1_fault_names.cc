@@ -19,6 +19,7 @@ absl::StatusOr<std::optional<L1Fault>> L1FaultNamed(std::string_view kind) {
       {"wrong-state", L1Fault::kWrongState},
       {"wrong-read-data", L1Fault::kWrongReadData},
       {"block", L1Fault::kBlock},
+      {"exit-thread-exits", L1Fault::kExitThreadExits},
       {"try-open-kvm", L1Fault::kTryOpenKvm},
       {"try-open-host-file", L1Fault::kTryOpenHostFile},
       {"try-socket", L1Fault::kTrySocket},
@@ -44,7 +45,8 @@ absl::StatusOr<std::optional<L1Fault>> L1FaultNamed(std::string_view kind) {
     return absl::InvalidArgumentError(
         absl::StrCat("unknown fault kind '", std::string(kind),
                      "' (kill, hang, garbage, assert, die-before-commit, die-after-commit, "
-                     "fail-answer, wrong-state, wrong-read-data, block, or a test kind: try-*, "
+                     "fail-answer, wrong-state, wrong-read-data, block, exit-thread-exits, or a "
+                     "test kind: try-*, "
                      "scribble-*)"));
   }
   return std::optional<L1Fault>(it->second);

@@ -477,6 +477,13 @@ bool L1Process::ExitThreadDied() const {
   return DeathNoticed(channel_.header().exit_thread_notice);
 }
 
+absl::Status L1Process::StartDeathBell() {
+  if (death_bell_.has_value()) return absl::OkStatus();
+  ASSIGN_OR_RETURN(DeathNoticeBell bell, DeathNoticeBell::Start(death_notice()));
+  death_bell_.emplace(std::move(bell));
+  return absl::OkStatus();
+}
+
 bool L1Process::Exited() const {
   if (ExitThreadDied()) return true;
   pollfd fd{pidfd_.get(), POLLIN, 0};

@@ -23,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "base/death_notice_bell.h"
 #include "base/unique_fd.h"
 #include "kvm-l0/exit_channel.h"
 #include "kvm-l0/guest_memory.h"
@@ -111,6 +112,12 @@ class L1Process final {
   bool ExitThreadDied() const;
   // The death notice word, for waiting on it (base/death_notice.h).
   std::atomic<uint32_t>* death_notice() { return &channel_.header().exit_thread_notice; }
+  // For callers that poll fds (verified execution): starts a thread that makes death_fd()
+  // readable once the death notice is marked (base/death_notice_bell.h). Call once, after
+  // WaitReady and before the L1 is shared with other threads.
+  absl::Status StartDeathBell();
+  // Readable once the exit thread died; -1 before StartDeathBell (poll() skips it). Not drained.
+  int death_fd() const { return death_bell_.has_value() ? death_bell_->fd() : -1; }
   // The failure's cause once Exited(): "crash: L1 pid P <ExitDescription>", or
   // "self-reported failure: <note>" when the L1 wrote one.
   std::string CrashCause() const;
@@ -153,6 +160,7 @@ class L1Process final {
 
   const uint64_t id_;
   ExitChannel channel_;
+  std::optional<DeathNoticeBell> death_bell_;  // after channel_: stopped before it is unmapped
   const L1SandboxLevel sandbox_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;

@@ -106,7 +106,10 @@ absl::StatusOr<VerifiedSupervisor::Replica> VerifiedSupervisor::Spawn(bool first
   }
   ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(spec, id));
   r.l1 = std::move(spawned);
-  if (absl::Status ready = r.l1->WaitReady(config_.start_timeout); !ready.ok()) {
+  absl::Status ready = r.l1->WaitReady(config_.start_timeout);
+  // Items and the monitor poll it beside the pidfd: a replica's death is seen before its teardown.
+  if (ready.ok()) ready = r.l1->StartDeathBell();
+  if (!ready.ok()) {
     r.l1->Fence();
     return ready;
   }
@@ -240,12 +243,13 @@ void VerifiedSupervisor::Collect(const std::vector<Replica>& replicas,
       const Replica& r = replicas[p.index];
       fds.push_back({r.l1->channel().response_eventfd(v), POLLIN, 0});
       fds.push_back({r.l1->pidfd(), POLLIN, 0});
+      fds.push_back({r.l1->death_fd(), POLLIN, 0});
       wake = std::min(wake, p.deadline);
     }
     const int64_t ms =
         std::clamp<int64_t>(absl::ToInt64Milliseconds(wake - absl::Now()) + 1, 1, 1000);
     poll(fds.data(), fds.size(), static_cast<int>(ms));  // EINTR (vCPU kick) just loops
-    for (size_t i = 0; i < fds.size(); i += 2) {
+    for (size_t i = 0; i < fds.size(); i += 3) {
       if (fds[i].revents != 0) ExitChannel::Drain(fds[i].fd);
     }
   }

@@ -125,13 +125,15 @@ void VerifiedSupervisor::MonitorLoop() {
       standbys.assign(standbys_.begin(), standbys_.end());
     }
     std::vector<pollfd> fds;
-    for (const Replica& r : members) fds.push_back({r.l1->pidfd(), POLLIN, 0});
-    for (const Replica& r : standbys) fds.push_back({r.l1->pidfd(), POLLIN, 0});
+    auto watch_death = [&fds](L1Process& l1) {
+      fds.push_back({l1.pidfd(), POLLIN, 0});
+      fds.push_back({l1.death_fd(), POLLIN, 0});  // before the teardown
+    };
+    for (const Replica& r : members) watch_death(*r.l1);
+    for (const Replica& r : standbys) watch_death(*r.l1);
     {
       absl::MutexLock lock(&mu_);
-      for (const PendingFence& f : pending_fences_) {
-        fds.push_back({f.replica.l1->pidfd(), POLLIN, 0});
-      }
+      for (const PendingFence& f : pending_fences_) watch_death(*f.replica.l1);
     }
     // On the grid of the L1s' heartbeats, or when a heartbeat will have been silent too long.
     const absl::Time before = absl::Now();

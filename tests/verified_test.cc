@@ -46,7 +46,7 @@ class VerifiedTest : public ::testing::Test {
     config.split.l1_binary = testing::RehomeBinary();
     config.split.policy.verify = mode;
     config.split.policy.max_failovers = 100000;
-    config.split.policy.hang_timeout_ms = 200;  // generous on a loaded 2-core CI machine
+    config.split.policy.hang_timeout_ms = hang_timeout_ms_;
     config.split.standby_l1_binary = standby_binary_;
     config.kernel_path = testing::GuestElf();
     config.cpus = cpus;
@@ -67,6 +67,7 @@ class VerifiedTest : public ::testing::Test {
   }
 
   std::string standby_binary_;  // every replica but the first runs it (design diversity)
+  int hang_timeout_ms_ = 200;   // generous on a loaded 2-core CI machine
 
   std::string Console() {
     std::string out(1 << 20, '\0');
@@ -235,6 +236,42 @@ TEST_F(VerifiedTest, CrashesHangsAndGarbageAreReplicaFailuresInEveryMode) {
     }
     EXPECT_EQ(m->Progress().violations, 0u);
     EXPECT_EQ(s.verification().divergences, 0u);
+    m->Stop();
+  }
+}
+
+// An L1 whose exit thread ends while its process lives on (the heartbeat thread beats on, the
+// pidfd never becomes readable) is a crash in every mode, found by the exit thread's death notice:
+// with the longest hang timeout (60 s) nothing else would find it within the test's 30 s.
+TEST_F(VerifiedTest, AnExitThreadThatEndsAloneIsACrashInEveryMode) {
+  hang_timeout_ms_ = 60000;
+  for (VerifyMode mode : {VerifyMode::kNone, VerifyMode::kDual, VerifyMode::kTriple}) {
+    SCOPED_TRACE(std::string(VerifyModeName(mode)));
+    auto m = Make(mode, "workload=counter seed=44 steps=0 report_every=100000");
+    ASSERT_NE(m, nullptr);
+    L1Supervisor& s = *m->supervisor();
+    for (const char* target : {"active", "replica-1"}) {
+      if (mode == VerifyMode::kNone && std::string(target) != "active") continue;
+      const uint64_t before = s.failover_count();
+      const uint64_t reports = m->Progress().verified_reports;
+      // Members come first in L1s(), in their order: "active" (replica-0), then "replica"s.
+      const size_t index = std::string(target) == "active" ? 0 : 1;
+      const std::vector<L1Info> l1s = s.L1s();
+      ASSERT_GT(l1s.size(), index);
+      ASSERT_NE(l1s[index].role, "standby");
+      const pid_t victim = l1s[index].pid;
+      ASSERT_TRUE(s.InjectFault(target, "exit-thread-exits").ok());
+      ASSERT_TRUE(PollUntil([&] { return s.failover_count() > before; }, absl::Seconds(30)))
+          << target;
+      ASSERT_TRUE(s.last_failover().has_value());
+      EXPECT_THAT(s.last_failover()->cause,
+                  ::testing::StartsWith(absl::StrCat("crash: L1 pid ", victim, " ")));
+      EXPECT_TRUE(PollUntil([&] { return m->Progress().verified_reports > reports + 2; },
+                            absl::Seconds(60)))
+          << "the guest made no progress after the failover";
+      ASSERT_FALSE(m->WaitFor(absl::ZeroDuration()).has_value()) << Console();
+    }
+    EXPECT_EQ(m->Progress().violations, 0u);
     m->Stop();
   }
 }

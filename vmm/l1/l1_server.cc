@@ -14,6 +14,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -282,6 +283,8 @@ class L1Server final {
         BlockForever();
       case L1Fault::kBlock:
         BlockForever();  // the heartbeat thread beats on
+      case L1Fault::kExitThreadExits:
+        for (;;) syscall(SYS_exit, 0);  // this thread only; the heartbeat thread beats on
       default:
         if (IsTakenFaultProbe(fault)) {  // tests of the sandbox and of L0 (l1_fault_probes.h)
           RunTakenFaultProbe(
