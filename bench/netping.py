@@ -15,7 +15,8 @@ consecutive echoes around it. Faults: --kill-active-every-ms (rehome's SIGKILL t
 configurations run by run (--reps rounds) for side-by-side figures (verify-*: split mode with
 `--verify dual|triple`, every frame compared before it leaves); faults apply to split and
 verify-* (switchovers: split only). --plot draws the round-trip time over the run with the
-failovers marked (PNG, matplotlib). The datagram loop is bounded in count (--count) and time.
+failovers marked (PNG, matplotlib). --datagrams writes every datagram's send and echo time with
+the failovers (JSON), to look at what happened around one. The datagram loop is bounded in count (--count) and time.
 Nothing leaves the machine. Exit status: 0; 1 when a run failed (a `bench: ...` line says why)
 or, with --check, when a datagram was lost or duplicated
 or a requested fault produced no failover; 2 bad usage; 77 when the host forbids namespaces or
@@ -482,6 +483,8 @@ def main():
     parser.add_argument("--hang-timeout-ms", type=int, default=50)
     parser.add_argument("--plot", help="PNG of the round-trip time over each run")
     parser.add_argument("--json", help="write every run's figures and failovers here")
+    parser.add_argument("--datagrams",
+                        help="write every datagram's send and echo time (ns) per run here (JSON)")
     parser.add_argument("--realtime", action="store_true",
                         help="run the client's threads SCHED_FIFO (see realtime_thread)")
     parser.add_argument("--list", action="store_true",
@@ -530,6 +533,10 @@ def main():
         with open(args.json, "w") as out:
             json.dump([{k: v for k, v in r.items() if k not in ("sends", "arrivals", "rtt_us")}
                        for r in results], out, indent=1)
+    if args.datagrams:
+        with open(args.datagrams, "w") as out:
+            json.dump([{"mode": r["mode"], "sends": r["sends"], "arrivals": r["arrivals"],
+                        "failovers": r["failovers"]} for r in results], out)
     if args.plot:
         plot(results, args.plot)
         print(f"netping: plot written to {args.plot}")

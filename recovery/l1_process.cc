@@ -271,6 +271,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   }
   // Its own pid namespace, unless the host refused one before (asked once per process).
   request.new_pid_namespace = sandboxed && !PidNamespaceRefused();
+  request.cpus = spec.start_cpus;
   absl::StatusOr<SpawnedChild> child = SpawnChild(request);
   if (!child.ok() && request.new_pid_namespace && !absl::IsNotFound(child.status())) {
     if (strict) {
@@ -285,6 +286,7 @@ absl::StatusOr<std::unique_ptr<L1Process>> L1Process::Spawn(const L1LaunchSpec& 
   l1->pid_ = child->pid;
   l1->pidfd_ = std::move(child->pidfd);
   l1->realtime_ = spec.realtime;
+  l1->started_on_cpus_ = !spec.start_cpus.empty();
   // A confined L1 cannot raise its own priority: L0 does, when it wakes it (l1_scheduling.h).
   if (sandboxed) l1->channel_.set_l1_thread(l1->pid_);
   l1->started_ = absl::Now();
@@ -318,6 +320,7 @@ absl::Status L1Process::WaitFor(const std::function<bool()>& done, absl::Duratio
 
 absl::Status L1Process::WaitReady(absl::Duration timeout) {
   RETURN_IF_ERROR(WaitFor([this] { return state() == L1State::kStandby; }, timeout, "starting"));
+  LiftStartCpus();
   if (sandbox_ == L1SandboxLevel::kOff) return absl::OkStatus();
   GiveSchedulingToThreads();
   const uint32_t missing = kAllSandboxLayers & ~sandbox_layers();
@@ -348,6 +351,13 @@ void L1Process::YieldTeardown() {
   // Every thread: the one that drops the last reference to the memory does the teardown.
   const sched_param idle{.sched_priority = 0};
   ForEachThread(pid_, [&](pid_t tid) { (void)sched_setscheduler(tid, SCHED_IDLE, &idle); });
+}
+
+void L1Process::LiftStartCpus() {
+  cpu_set_t cpus;
+  if (!started_on_cpus_ || sched_getaffinity(0, sizeof(cpus), &cpus) != 0) return;
+  ForEachThread(pid_, [&](pid_t tid) { (void)sched_setaffinity(tid, sizeof(cpus), &cpus); });
+  started_on_cpus_ = false;
 }
 
 void L1Process::GiveSchedulingToThreads() {

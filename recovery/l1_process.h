@@ -65,6 +65,9 @@ struct L1LaunchSpec {
   uint32_t heartbeat_ms = 10;
   bool realtime = true;  // the L1 asks for SCHED_FIFO (falls back to nice -10)
   L1SandboxLevel sandbox = L1SandboxLevel::kBestEffort;
+  // The CPUs the L1 starts on, until it is ready (then every CPU L0 may use): away from the
+  // vCPU threads (recovery/vcpu_threads.h). Empty: anywhere.
+  std::vector<int> start_cpus;
   // Verified execution: the replica's effects area (kvm-l0/effects_area.h), owned by the caller;
   // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
   int effects_fd = -1;
@@ -155,6 +158,8 @@ class L1Process final {
   void YieldTeardown();
   // Sandboxed L1: nice -10 and (realtime) SCHED_FIFO for each of its threads.
   void GiveSchedulingToThreads();
+  // Every thread of a ready L1 started on L1LaunchSpec::start_cpus: the CPUs of the calling thread.
+  void LiftStartCpus();
   // Polls the ack eventfd and the pidfd until `done` holds or `timeout` passes.
   absl::Status WaitFor(const std::function<bool()>& done, absl::Duration timeout, const char* what);
 
@@ -164,7 +169,8 @@ class L1Process final {
   const L1SandboxLevel sandbox_;
   pid_t pid_ = -1;
   UniqueFd pidfd_;
-  bool realtime_ = true;  // L1LaunchSpec::realtime
+  bool realtime_ = true;          // L1LaunchSpec::realtime
+  bool started_on_cpus_ = false;  // L1LaunchSpec::start_cpus was set: WaitReady lifts it
   absl::Time started_;
   absl::Mutex mu_;
   bool fenced_ ABSL_GUARDED_BY(mu_) = false;

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <csignal>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "base/errno_status.h"
@@ -133,6 +134,21 @@ absl::StatusOr<SpawnedChild> SpawnChild(const SpawnRequest& request) {
   sigset_t all, old;
   sigfillset(&all);
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, _NSIG / 8);
+  // The child inherits this thread's CPU affinity: it is cloned (and runs until exec, and loads
+  // its binary) on request.cpus from the start. This thread gets its own affinity back after.
+  std::optional<cpu_set_t> own_cpus;
+  if (!request.cpus.empty()) {
+    cpu_set_t mine;
+    cpu_set_t wanted;
+    CPU_ZERO(&wanted);
+    for (int cpu : request.cpus) {
+      if (cpu >= 0 && cpu < CPU_SETSIZE) CPU_SET(cpu, &wanted);
+    }
+    if (sched_getaffinity(0, sizeof(mine), &mine) == 0 &&
+        sched_setaffinity(0, sizeof(wanted), &wanted) == 0) {
+      own_cpus = mine;
+    }
+  }
   int pidfd = -1;
   const int flags = CLONE_VM | CLONE_VFORK | CLONE_PIDFD | SIGCHLD |
                     (request.new_pid_namespace ? CLONE_NEWPID : 0);
@@ -140,6 +156,7 @@ absl::StatusOr<SpawnedChild> SpawnChild(const SpawnRequest& request) {
       LibcClone()(ChildMain, stack->bytes() + kChildStackBytes, flags, &context, &pidfd);
   const int clone_errno = errno;
   syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, nullptr, _NSIG / 8);
+  if (own_cpus.has_value()) (void)sched_setaffinity(0, sizeof(*own_cpus), &*own_cpus);
   if (pid < 0) {
     return ErrnoToStatus(clone_errno,
                          request.new_pid_namespace ? "clone with a new pid namespace" : "clone");

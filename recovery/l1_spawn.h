@@ -32,6 +32,9 @@ struct SpawnRequest {
   // Every target must be above every source and above 2; nothing else but 0..2 stays open.
   std::vector<ChildFd> fds;
   bool new_pid_namespace = false;  // CLONE_NEWPID: the child is pid 1 of a new namespace
+  // The CPUs the child may start on (sched_setaffinity before exec; best effort); all of the
+  // caller's when empty.
+  std::vector<int> cpus;
 };
 
 struct SpawnedChild {

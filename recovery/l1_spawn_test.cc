@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
@@ -24,7 +25,8 @@ using ::testing::HasSubstr;
 
 // Runs `script` under bash (dash cannot name fd 100) with fd 100 the write end of a pipe; returns
 // what it wrote there.
-std::string RunShell(const std::string& script, bool new_pid_namespace, pid_t* pid) {
+std::string RunShell(const std::string& script, bool new_pid_namespace, pid_t* pid,
+                     std::vector<int> cpus = {}) {
   int out[2];
   EXPECT_EQ(pipe2(out, O_CLOEXEC), 0);
   SpawnRequest request;
@@ -32,6 +34,7 @@ std::string RunShell(const std::string& script, bool new_pid_namespace, pid_t* p
   request.argv = {"bash", "-c", script};
   request.fds = {{out[1], 100}};
   request.new_pid_namespace = new_pid_namespace;
+  request.cpus = std::move(cpus);
   absl::StatusOr<SpawnedChild> child = SpawnChild(request);
   close(out[1]);
   std::string text;
@@ -109,6 +112,23 @@ TEST(SpawnChildTest, TargetsMustLieAboveEverySource) {
   request.argv = {"true"};
   request.fds = {{50, 10}};
   EXPECT_EQ(SpawnChild(request).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST(SpawnChildTest, ChildStartsOnTheCpusAskedForAndTheCallerKeepsItsOwn) {
+  cpu_set_t before;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(before), &before), 0);
+  int last = -1;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &before)) last = cpu;
+  }
+  ASSERT_GE(last, 0);
+  pid_t pid = 0;
+  const std::string out = RunShell("grep Cpus_allowed_list /proc/self/status | tr -d ' \\t' >&100",
+                                   false, &pid, {last});
+  EXPECT_EQ(out, absl::StrCat("Cpus_allowed_list:", last, "\n"));
+  cpu_set_t after;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(after), &after), 0);
+  EXPECT_TRUE(CPU_EQUAL(&before, &after));
 }
 
 }  // namespace

@@ -115,6 +115,7 @@ absl::StatusOr<Supervisor::L1Ptr> Supervisor::SpawnReady(bool first) {
     spec = config_.launch;
     if (!first && !config_.standby_binary.empty()) spec.binary = config_.standby_binary;
   }
+  spec.start_cpus = vcpu_threads_.CpusAwayFromVcpus();
   ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(spec, id));
   L1Ptr l1(std::move(spawned));
   {
@@ -142,6 +143,9 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
   const uint32_t v = request.vcpu;
   if (posted != nullptr) *posted = false;
   // (Without config_.post_writes, posted_ranges_ stays empty: nothing is posted.)
+  if (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio) {
+    vcpu_threads_.Note(v);  // new L1s start away from the vCPU threads (SpawnReady)
+  }
   const bool may_post = posted != nullptr && request.is_write != 0 &&
                         v < static_cast<uint32_t>(config_.launch.cpus) &&
                         (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio);

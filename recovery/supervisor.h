@@ -36,6 +36,7 @@
 #include "recovery/l1_process.h"
 #include "recovery/l1_supervisor.h"
 #include "recovery/policy/recovery_policy.h"
+#include "recovery/vcpu_threads.h"
 #include "state-extract/device_journal.h"
 #include "vmm/l1/commit_record.h"
 
@@ -142,6 +143,7 @@ class Supervisor final : public L1Supervisor {
 
   SupervisorConfig config_;
   DeviceJournal journal_;
+  VcpuThreads vcpu_threads_;
 
   absl::Mutex failover_mu_;  // serialises failover, switchover and fault injection; before mu_
   mutable absl::Mutex mu_;

@@ -104,6 +104,7 @@ absl::StatusOr<VerifiedSupervisor::Replica> VerifiedSupervisor::Spawn(bool first
     id = next_id_++;
     if (!first && !config_.standby_binary.empty()) spec.binary = config_.standby_binary;
   }
+  spec.start_cpus = vcpu_threads_.CpusAwayFromVcpus();
   ASSIGN_OR_RETURN(std::unique_ptr<L1Process> spawned, L1Process::Spawn(spec, id));
   r.l1 = std::move(spawned);
   absl::Status ready = r.l1->WaitReady(config_.start_timeout);
@@ -456,6 +457,9 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
 absl::Status VerifiedSupervisor::Execute(const ExitRequest& request, ExitResponse* response,
                                          bool* posted) {
   if (posted != nullptr) *posted = false;  // no posted writes: every effect waits for agreement
+  if (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio) {
+    vcpu_threads_.Note(request.vcpu);  // new replicas start away from the vCPU threads (Spawn)
+  }
   absl::MutexLock item(&item_mu_);
   for (;;) {
     {

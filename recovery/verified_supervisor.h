@@ -32,6 +32,7 @@
 #include "recovery/l1_process.h"
 #include "recovery/l1_supervisor.h"
 #include "recovery/replica_vote.h"
+#include "recovery/vcpu_threads.h"
 #include "state-extract/device_journal.h"
 
 namespace rehome {
@@ -143,6 +144,7 @@ class VerifiedSupervisor final : public L1Supervisor {
   std::deque<Replica> standbys_ ABSL_GUARDED_BY(mu_);        // ready, not yet promoted
   std::optional<uint32_t> agreed_crc_ ABSL_GUARDED_BY(mu_);  // nullopt: nothing agreed yet
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  VcpuThreads vcpu_threads_;
   std::set<uint64_t> fenced_ids_ ABSL_GUARDED_BY(mu_);  // L1s already reported failed (recent)
   // The journals of recently fenced replicas (l1 and effects null): sources of the agreed state
   // when every member failed at once.
