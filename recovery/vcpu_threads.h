@@ -1,9 +1,8 @@
 // recovery/vcpu_threads.h: VcpuThreads remembers which host threads run the guest's vCPUs (each
 // notes itself as it forwards an exit) and tells which CPUs they are not on, so that L0 can start
-// a new L1 away from them. A process that execs and loads its binary runs mostly in the kernel;
-// on a kernel without full preemption (PREEMPT_NONE, the default of many distributions) a vCPU
-// thread queued behind it on the same CPU waits for the next scheduler tick, up to 4 ms at
-// HZ=250, and the guest stops meanwhile (docs/failover.md, "Scheduling").
+// a new L1 away from them: a vCPU thread that is queued (preempted, not waking) on the CPU where
+// a new L1 starts may wait behind it until the next scheduler tick, up to 4 ms at HZ=250, and the
+// guest stops meanwhile (docs/failover.md, "Scheduling").
 // Thread-safety: Note from the vCPU threads (lock-free), CpusAwayFromVcpus from any thread.
 #ifndef REHOME_RECOVERY_VCPU_THREADS_H_
 #define REHOME_RECOVERY_VCPU_THREADS_H_
