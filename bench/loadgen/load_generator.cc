@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cstring>
 #include <queue>
 #include <unordered_map>
@@ -17,10 +18,28 @@
 namespace rehome::loadgen {
 namespace {
 
-int64_t NowNs() {
+int64_t ClockNs(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+int64_t NowNs() { return ClockNs(CLOCK_MONOTONIC); }
+
+// The kernel's receive time of the datagram `msg` carries (SO_TIMESTAMPNS, CLOCK_REALTIME) on
+// CLOCK_MONOTONIC; `now` (CLOCK_MONOTONIC, read after the receive) when there is none.
+int64_t ArrivalNs(const msghdr& msg, int64_t now) {
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr;
+       c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+      timespec ts;
+      std::memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+      const int64_t realtime = static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+      const int64_t arrival = realtime - (ClockNs(CLOCK_REALTIME) - ClockNs(CLOCK_MONOTONIC));
+      return std::min(arrival, now);
+    }
+  }
+  return now;
 }
 
 struct Pending {
@@ -52,6 +71,8 @@ absl::StatusOr<std::vector<ResponseRecord>> RunLoad(const LoadConfig& config, Lo
   }
   const int buffer = 4 << 20;
   setsockopt(sock.get(), SOL_SOCKET, SO_RCVBUF, &buffer, sizeof(buffer));
+  const int on = 1;
+  setsockopt(sock.get(), SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof(on));  // else: user-space time
 
   std::vector<ResponseRecord> records;
   std::unordered_map<uint64_t, Pending> pending;
@@ -90,6 +111,7 @@ absl::StatusOr<std::vector<ResponseRecord>> RunLoad(const LoadConfig& config, Lo
   };
 
   char buf[2048];
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(timespec))];
   for (;;) {
     int64_t now = NowNs();
     const bool stopping = stop != nullptr && stop->load(std::memory_order_relaxed);
@@ -151,13 +173,20 @@ absl::StatusOr<std::vector<ResponseRecord>> RunLoad(const LoadConfig& config, Lo
     if (ppoll(&fd, 1, &ts, nullptr) < 0 && errno != EINTR) return LastErrnoStatus("ppoll");
     if ((fd.revents & POLLIN) == 0) continue;
     for (;;) {
-      const ssize_t n = recv(sock.get(), buf, sizeof(buf), 0);
+      iovec iov{buf, sizeof(buf)};
+      msghdr msg{};
+      msg.msg_iov = &iov;
+      msg.msg_iovlen = 1;
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof(control);
+      const ssize_t n = recvmsg(sock.get(), &msg, 0);
       if (n < 0) {
         if (errno == EAGAIN || errno == EINTR) break;
         if (errno == ECONNREFUSED) continue;  // an ICMP error for an earlier send
         return LastErrnoStatus("recv");
       }
       now = NowNs();
+      const int64_t arrival = ArrivalNs(msg, now);
       service::Header h;
       if (static_cast<size_t>(n) < sizeof(h)) {
         if (extras != nullptr) ++extras->malformed;
@@ -177,7 +206,7 @@ absl::StatusOr<std::vector<ResponseRecord>> RunLoad(const LoadConfig& config, Lo
         continue;
       }
       ResponseRecord& r = records[h.request_id - 1];
-      r.latency_ns = now - r.send_ns;
+      r.latency_ns = std::max<int64_t>(0, arrival - r.send_ns);
       r.status = h.kind;
       r.body.assign(buf + sizeof(h), static_cast<size_t>(n) - sizeof(h));
       pending.erase(it);

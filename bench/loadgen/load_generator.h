@@ -4,9 +4,11 @@
 // Romulus's Solr clients) or closed loop (`clients` requests outstanding at a time, each answer
 // releasing the next: maximum throughput). Send number k carries request id k+1 and request
 // record k % size; a request unanswered after `timeout` is sent again with the same id, up to
-// `max_retries` times, then given up. Latency is from the first send to the first valid answer
-// (what a retrying client sees). One thread, one connected socket; RunLoad blocks until every
-// request is answered or given up, or `stop` is set (outstanding ones are then unanswered).
+// `max_retries` times, then given up. Latency is from the first send to the first valid answer's
+// arrival (what a retrying client sees), the arrival dated by the kernel as the datagram reached
+// the socket (SO_TIMESTAMPNS), so the client's own scheduling after that does not count. One
+// thread, one connected socket; RunLoad blocks until every request is answered or given up, or
+// `stop` is set (outstanding ones are then unanswered).
 #ifndef REHOME_BENCH_LOADGEN_LOAD_GENERATOR_H_
 #define REHOME_BENCH_LOADGEN_LOAD_GENERATOR_H_
 
