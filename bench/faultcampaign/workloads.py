@@ -248,7 +248,7 @@ class Search(Service):
     name = "search"
     port = 8081
     duration_s = 1.5
-    requests = 1000  # ~0.4 s of queries: most injection moments fall inside the session
+    requests = 3000  # ~1 s of queries: the injection moments fall inside the session
 
     def _template(self, work_dir):
         image = os.path.join(work_dir, "search.img")
@@ -281,6 +281,7 @@ class Oltp(Service):
     name = "oltp"
     port = 8082
     duration_s = 1.5
+    requests = 1500  # ~1 s of transactions: the injection moments fall inside the session
 
     def _template(self, work_dir):
         image = os.path.join(work_dir, "oltp-template.img")
