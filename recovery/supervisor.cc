@@ -143,12 +143,10 @@ absl::Status Supervisor::Execute(const ExitRequest& request, ExitResponse* respo
   const uint32_t v = request.vcpu;
   if (posted != nullptr) *posted = false;
   // (Without config_.post_writes, posted_ranges_ stays empty: nothing is posted.)
-  if (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio) {
-    vcpu_threads_.Note(v);  // new L1s start away from the vCPU threads (SpawnReady)
-  }
+  const bool vcpu_exit = request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio;
+  if (vcpu_exit) vcpu_threads_.Note(v);  // new L1s start away from the vCPU threads (SpawnReady)
   const bool may_post = posted != nullptr && request.is_write != 0 &&
-                        v < static_cast<uint32_t>(config_.launch.cpus) &&
-                        (request.kind == ExitRequest::kPio || request.kind == ExitRequest::kMmio);
+                        v < static_cast<uint32_t>(config_.launch.cpus) && vcpu_exit;
   for (;;) {
     L1Ptr l1;
     uint64_t generation;
