@@ -11,6 +11,7 @@ Clopper-Pearson 95% intervals, recovery rates) and outcomes.png into --out.
   python3 bench/campaign.py --fault fail-stop,register,code --workload blk --runs 500 --out DIR
   python3 bench/campaign.py --fault mutant --workload counter --runs-per-mutant 10
   python3 bench/campaign.py --replay 17 --out DIR      # run 17 of that campaign again
+  python3 bench/campaign.py ...same arguments... --resume --out DIR  # continue a cut-off one
 
 Fault types: fail-stop, register, code, memory, memory-shared, hang, livelock (rehome-inject),
 mutant (L1 builds with a source mutation, bench/mutants.py), rehome-kill, rehome-hang,
@@ -55,6 +56,9 @@ def parse_args(argv):
     p.add_argument("--rehome-args", default="", help="extra `rehome run` arguments (one string)")
     p.add_argument("--out", default=None, help="output directory (default bench/out/campaign-*)")
     p.add_argument("--replay", type=int, default=None, help="re-run run RUN of --out")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the cut-off campaign in --out: keep its runs, run the rest "
+                        "(the same arguments; the same injection moments)")
     p.add_argument("--build", default=os.environ.get("REHOME_BUILD", "build"))
     p.add_argument("--trigger", default="time", choices=["time", "step"],
                    help="rehome-inject trigger (step: NiLiHype's 0..max-steps instructions)")
@@ -76,6 +80,8 @@ def parse_args(argv):
                 p.error(f"unknown fault type {f!r} (one of {', '.join(FAULTS)})")
     if args.replay is not None and not args.out:
         p.error("--replay needs --out DIR of the campaign")
+    if args.resume and not args.out:
+        p.error("--resume needs --out DIR of the campaign")
     return args
 
 
@@ -136,8 +142,9 @@ def plan_runs(args):
 
 
 class Progress:
-    def __init__(self, total):
+    def __init__(self, total, already=0):
         self.total = total
+        self.already = already  # runs kept from before a --resume: not timed here
         self.start = time.monotonic()
         self.counts = {}
         self.last_print = 0.0
@@ -149,7 +156,7 @@ class Progress:
         if not self.tty and done != self.total and now - self.last_print < 20 and done % 25:
             return
         self.last_print = now
-        per_run = (now - self.start) / done
+        per_run = (now - self.start) / max(1, done - self.already)
         eta = per_run * (self.total - done)
         mix = ", ".join(f"{o} {self.counts[o]}" for o in list(outcome.OUTCOMES) +
                         list(outcome.EXCLUDED) if o in self.counts)
@@ -168,25 +175,36 @@ def run_campaign(args):
     out = args.out or os.path.join(SOURCE_DIR, "bench", "out",
                                    f"campaign-{args.fault.replace(',', '+')}-{args.workload}-{stamp}")
     os.makedirs(out, exist_ok=True)
-    meta = {"command": "python3 bench/campaign.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
-            "date": datetime.datetime.now().isoformat(timespec="seconds"),
-            "host": f"{os.cpu_count()} cores, {platform.release()}",
-            "git": git_describe(), "seed": args.seed, "args": vars(args),
-            "title": f"{args.fault} faults, {args.workload} workload, {args.mode} mode"}
+    plans = plan_runs(args)
+    csv_path = os.path.join(out, "runs.csv")
+    segment = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+               "git": git_describe()}
+    if args.resume:
+        meta, rows = resumable_campaign(args, out, plans)
+        workload.duration_s = meta["duration_s"]  # the same injection moments as before
+    else:
+        meta = {"command": "python3 bench/campaign.py " +
+                " ".join(shlex.quote(a) for a in sys.argv[1:]),
+                "date": segment["date"], "host": f"{os.cpu_count()} cores, {platform.release()}",
+                "git": segment["git"], "seed": args.seed, "args": vars(args),
+                "title": f"{args.fault} faults, {args.workload} workload, {args.mode} mode"}
+        rows = []
+    # Each sitting of the campaign (one, unless resumed) with the build it ran.
+    meta.setdefault("segments", []).append(dict(segment, first_run=len(rows)))
     with open(os.path.join(out, "campaign.json"), "w") as f:
         json.dump(meta, f, indent=1)
-    plans = plan_runs(args)
-    rows = []
-    progress = Progress(len(plans))
-    csv_path = os.path.join(out, "runs.csv")
+    progress = Progress(len(plans), already=len(rows))
     # Runs' files (disk images) live in memory when possible: unlinking a written 32 MiB image on
     # this host's ext4 (mounted with discard) took seconds, longer than the run itself.
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
     with tempfile.TemporaryDirectory(prefix="rehome-campaign-", dir=scratch) as work:
-        meta["duration_s"] = calibrate(args, workload, work)
-        with open(os.path.join(out, "campaign.json"), "w") as f:
-            json.dump(meta, f, indent=1)
+        if not args.resume:
+            meta["duration_s"] = calibrate(args, workload, work)
+            with open(os.path.join(out, "campaign.json"), "w") as f:
+                json.dump(meta, f, indent=1)
         for index, (fault, seed, extra, mutant) in enumerate(plans):
+            if index < len(rows):
+                continue
             cfg = make_config(args, workload, fault, extra, work)
             row = execute(cfg, index, seed)
             row["mutant"] = mutant
@@ -204,6 +222,37 @@ def run_campaign(args):
     print(f"\ncampaign: wrote {csv_path}, {os.path.join(out, 'summary.md')}, "
           f"{os.path.join(out, 'outcomes.png')}")
     return 0
+
+
+# The arguments that decide a campaign's runs: a resumed campaign must be given the same.
+RUN_DECIDING_ARGS = ("fault", "workload", "runs", "mode", "target", "seed", "rehome_args",
+                     "trigger", "max_steps", "max_run_us", "no_new_vm_check", "runs_per_mutant",
+                     "mutant_standbys", "max_mutants")
+
+
+def resumable_campaign(args, out, plans):
+    """(meta, rows) of the cut-off campaign in OUT, whose rows are the first runs of PLANS; exits
+    with a one-line reason when there is none or it was started with other arguments."""
+    try:
+        with open(os.path.join(out, "campaign.json")) as f:
+            meta = json.load(f)
+        rows = report.read_csv(os.path.join(out, "runs.csv"))
+    except (OSError, ValueError) as e:
+        sys.exit(f"campaign: nothing to resume in {out} ({e})")
+    if os.path.exists(os.path.join(out, "summary.md")):
+        sys.exit(f"campaign: {out} is finished already (summary.md exists)")
+    differing = [k for k in RUN_DECIDING_ARGS if meta["args"].get(k) != getattr(args, k)]
+    if differing:
+        sys.exit(f"campaign: cannot resume {out}: it was started with other "
+                 f"{', '.join('--' + k.replace('_', '-') for k in differing)}")
+    if "duration_s" not in meta:
+        sys.exit(f"campaign: cannot resume {out}: it was cut off before its calibration run")
+    for index, row in enumerate(rows):
+        if index >= len(plans) or int(row["run"]) != index or int(row["seed"]) != plans[index][1]:
+            sys.exit(f"campaign: cannot resume {out}: run {index} in runs.csv is not this "
+                     "campaign's")
+    print(f"campaign: resuming {out}: {len(rows)} of {len(plans)} runs done", file=sys.stderr)
+    return meta, rows
 
 
 def calibrate(args, workload, work_dir):

@@ -1,6 +1,7 @@
 # bench/campaign_lib.sh: sourced by the bench/campaigns-*.sh scripts. snapshot BUILD copies the
 # binaries a campaign needs into $snap (a rebuild meanwhile cannot mix versions); run NAME ARGS...
-# runs one bench/campaign.py campaign into $out/NAME unless its summary.md exists (resume).
+# runs one bench/campaign.py campaign into $out/NAME unless its summary.md exists; a campaign cut
+# off part-way (runs.csv but no summary.md) is resumed where it stopped (campaign.py --resume).
 snapshot() {  # BUILD
   snap=$(mktemp -d /tmp/rehome-campaign-bin-XXXXXX)
   mkdir -p "$snap/guest" "$out"
@@ -15,7 +16,12 @@ run() {  # NAME ARGS...
     echo "campaigns: $name done already"
     return
   fi
-  echo "campaigns: $name: python3 bench/campaign.py $* --out $out/$name"
-  python3 bench/campaign.py --build "$snap" "$@" --out "$out/$name" > "$out/$name.log" 2>&1 ||
-    echo "campaigns: $name failed (see $out/$name.log)"
+  local resume=()
+  if [[ -f "$out/$name/runs.csv" ]]; then
+    resume=(--resume)
+    echo "campaigns: $name: resuming after $(($(wc -l < "$out/$name/runs.csv") - 1)) runs"
+  fi
+  echo "campaigns: $name: python3 bench/campaign.py $* ${resume[*]} --out $out/$name"
+  python3 bench/campaign.py --build "$snap" "$@" "${resume[@]}" --out "$out/$name" \
+    >> "$out/$name.log" 2>&1 || echo "campaigns: $name failed (see $out/$name.log)"
 }

@@ -127,7 +127,12 @@ def summary_markdown(rows, meta):
     out = [f"# Fault-injection campaign: {meta.get('title', '')}", ""]
     out += [f"- command: `{meta.get('command', '')}`",
             f"- when: {meta.get('date', '')}; host: {meta.get('host', '')}",
-            f"- rehome: {meta.get('git', '')}; seed {meta.get('seed', '')}", ""]
+            f"- rehome: {meta.get('git', '')}; seed {meta.get('seed', '')}"]
+    segments = meta.get("segments", [])
+    if len(segments) > 1:  # resumed: each sitting with its build
+        out.append("- sittings (resumed): " + "; ".join(
+            f"from run {s['first_run']} at {s['date']}, rehome {s['git']}" for s in segments))
+    out.append("")
     groups = {}
     for r in rows:
         groups.setdefault(group_key(r), []).append(r)
