@@ -36,6 +36,7 @@ constexpr std::string_view kCommands[] = {
     "__org.rehome_query-verification",
     "__org.rehome_switchover",
     "__org.rehome_inject-fault",
+    "__org.rehome_set-verification",
 };
 
 constexpr std::string_view kFaultTargets[] = {"active", "standby", "replica-1", "replica-2"};
@@ -48,6 +49,7 @@ constexpr std::string_view kFaultKinds[] = {"kill",
                                             "wrong-state",
                                             "wrong-read-data",
                                             "block"};
+constexpr std::string_view kVerifyModes[] = {"none", "dual", "triple"};
 
 absl::Status Generic(std::string_view desc) { return QmpErrorStatus(kQmpGenericError, desc); }
 
@@ -195,6 +197,12 @@ absl::StatusOr<Json> VmMonitor::Execute(std::string_view name, const Json& args)
         args, {{"binary", nullptr, nullptr, true}, {"standby-binary", nullptr, nullptr, true}},
         &values));
     return Done(control_->Switchover({values[0], values[1]}));
+  }
+  if (name == "__org.rehome_set-verification") {
+    std::vector<std::string> values;
+    RETURN_IF_ERROR(
+        CheckArgs(args, {{"mode", std::begin(kVerifyModes), std::end(kVerifyModes)}}, &values));
+    return Done(control_->SetVerification(values[0]));
   }
   if (absl::Status status = NoArgs(args); !status.ok()) return status;
   if (name == "query-version") {

@@ -86,6 +86,11 @@ class VmControl {
   // `after`: the fault applies after that many exits of the target (the wrong-* kinds).
   virtual absl::Status InjectFault(std::string_view target, std::string_view kind,
                                    uint32_t after = 0) = 0;
+  // Changes verified execution on the running VM: `mode` "none", "dual" or "triple" (already
+  // validated). Refused (FailedPrecondition) where the VM cannot change it live.
+  virtual absl::Status SetVerification(std::string_view /*mode*/) {
+    return absl::UnimplementedError("this VM cannot change its verification mode");
+  }
 };
 
 class VmMonitor final : public CommandHandler {

@@ -154,6 +154,17 @@ class L1Supervisor {
   virtual std::optional<CommitRecord> LatestCommit() const = 0;
   virtual const RecoveryPolicy& policy() const = 0;
   virtual VerificationStatus verification() const { return {}; }
+  // Changes verified execution on the running VM (QMP). Between dual and triple only: the
+  // replica count follows from the next work item on (a recruit joins at the agreed state; an
+  // extra member is fenced once it has agreed). Without verified execution the active L1 serves
+  // the devices through ioeventfds and irqfds, so none <-> dual/triple needs a restart:
+  // FailedPrecondition.
+  virtual absl::Status SetVerifyMode(VerifyMode mode) {
+    if (mode == VerifyMode::kNone) return absl::OkStatus();  // nothing to change
+    return absl::FailedPreconditionError(
+        "verified execution cannot start on a running VM (without it the active L1 serves the "
+        "devices through ioeventfds); restart with --verify dual or triple");
+  }
 
   // Another part of L0 (the network pump) found output of the active L1 impossible (a ring
   // position it published): fails that L1 over as for a bad answer. Supervisor only; no-op for

@@ -46,6 +46,7 @@ VerifiedSupervisor::VerifiedSupervisor(SupervisorConfig config, VerifiedEffectsS
       disk_bytes_(disk_bytes),
       next_seq_(std::move(next_seq)),
       replicas_wanted_(static_cast<size_t>(ReplicaCount(config_.policy.verify))),
+      mode_(config_.policy.verify),
       journal_capacity_(JournalCapacity(config_.launch.cpus)) {}
 
 absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
@@ -69,7 +70,7 @@ absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
   std::unique_ptr<VerifiedSupervisor> s(
       new VerifiedSupervisor(std::move(config), std::move(sink), disk_bytes, std::move(next_seq)));
   s->read_only_disk_ = std::move(read_only_disk);
-  for (size_t i = 0; i < s->replicas_wanted_; ++i) {
+  for (size_t i = 0; i < s->replicas_wanted_.load(); ++i) {
     ASSIGN_OR_RETURN(Replica r, s->Spawn(/*first=*/i == 0));
     RETURN_IF_ERROR(s->Enroll(r, std::nullopt, {}));
     absl::MutexLock lock(&s->mu_);
@@ -307,6 +308,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
               offsetof(ExitRequest, data) + std::min(item.data_len, kExitDataMax));
   StampAvailSnapshot(stamped.get());
   const ExitRequest& request = *stamped;
+  const size_t replicas_wanted = replicas_wanted_.load();  // one count for the whole item
   std::vector<Replica> voters;
   {
     absl::MutexLock lock(&mu_);
@@ -326,7 +328,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   for (size_t round = 0;; ++round) {
     std::vector<const ReplicaResult*> ptrs;
     for (const ReplicaResult& r : results) ptrs.push_back(&r);
-    vote = Decide(ptrs, quorum, replicas_wanted_ + 1);
+    vote = Decide(ptrs, quorum, replicas_wanted + 1);
     if (vote.kind == Vote::Kind::kAgreed) {
       // Agreed at once over a dissenting valid result (triple): a divergence all the same.
       if (!vote.minority.empty() && !divergence.has_value()) {
@@ -336,7 +338,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
       }
       break;
     }
-    if (round > 2 * replicas_wanted_ + 2) {
+    if (round > 2 * replicas_wanted + 2) {
       Stop(absl::StrCat("no agreed result for ", Describe(request), " after ", round,
                         " rounds; the guest is stopped"));
       return absl::FailedPreconditionError("recovery stopped");
@@ -354,7 +356,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
     size_t valid = results.size() - failed;
     // What is missing: replacements up to the wanted number of valid results, or, when the
     // valid ones disagree, one more opinion.
-    size_t wanted = valid >= replicas_wanted_ ? 1 : replicas_wanted_ - valid;
+    size_t wanted = valid >= replicas_wanted ? 1 : replicas_wanted - valid;
     if (vote.kind == Vote::Kind::kNoMajority) {
       const std::string reason = absl::StrCat("no majority on ", Describe(request), ": ",
                                               vote.difference, "; the guest is stopped");
@@ -401,7 +403,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   CopyResponse(*winner.response, response);
   *flags = winner.effects.flags;
   std::set<size_t> keep(vote.majority.begin(),
-                        vote.majority.begin() + std::min(vote.majority.size(), replicas_wanted_));
+                        vote.majority.begin() + std::min(vote.majority.size(), replicas_wanted));
   std::vector<Replica> members;
   std::vector<pid_t> outvoted;
   for (size_t i = 0; i < voters.size(); ++i) {
@@ -490,7 +492,7 @@ absl::Status VerifiedSupervisor::Execute(const ExitRequest& request, ExitRespons
       std::vector<Replica> sources;
       {
         absl::MutexLock lock(&mu_);
-        full = members_.size() >= replicas_wanted_;
+        full = members_.size() >= replicas_wanted_.load();
         sources = members_;
       }
       if (full) break;

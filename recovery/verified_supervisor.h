@@ -20,6 +20,7 @@
 #ifndef REHOME_RECOVERY_VERIFIED_SUPERVISOR_H_
 #define REHOME_RECOVERY_VERIFIED_SUPERVISOR_H_
 
+#include <atomic>
 #include <deque>
 #include <memory>
 #include <set>
@@ -68,6 +69,7 @@ class VerifiedSupervisor final : public L1Supervisor {
   std::optional<CommitRecord> LatestCommit() const override;
   const RecoveryPolicy& policy() const override { return config_.policy; }
   VerificationStatus verification() const override;
+  absl::Status SetVerifyMode(VerifyMode mode) override;
   absl::Status ResumeAfterLimit() override;
   void Shutdown() override;
 
@@ -130,7 +132,10 @@ class VerifiedSupervisor final : public L1Supervisor {
   const VerifiedEffectsSink sink_;
   const uint64_t disk_bytes_;
   const std::function<uint64_t()> next_seq_;
-  const size_t replicas_wanted_;
+  // Members wanted (2 or 3) and the mode they make: SetVerifyMode changes them while items run;
+  // an item reads the count once (RunItem), the next item follows a change.
+  std::atomic<size_t> replicas_wanted_;
+  std::atomic<VerifyMode> mode_;
   const uint64_t journal_capacity_;
   UniqueFd read_only_disk_;  // the replicas' descriptor of the disk image (launch.disk_fd)
 

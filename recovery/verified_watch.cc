@@ -317,7 +317,21 @@ uint64_t VerifiedSupervisor::exits_retried() const {
 
 VerificationStatus VerifiedSupervisor::verification() const {
   absl::MutexLock lock(&mu_);
-  return {config_.policy.verify, items_, divergences_, last_divergence_};
+  return {mode_.load(), items_, divergences_, last_divergence_};
+}
+
+absl::Status VerifiedSupervisor::SetVerifyMode(VerifyMode mode) {
+  if (mode == VerifyMode::kNone) {
+    return absl::FailedPreconditionError(
+        "verify none cannot take over a running verified VM (its replicas hold no ioeventfds or "
+        "irqfds to serve the devices with); restart with --verify none");
+  }
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return absl::CancelledError("shutting down");
+  // Applied from the next item on (Execute recruits up to the count; RunItem keeps at most it).
+  replicas_wanted_.store(static_cast<size_t>(ReplicaCount(mode)));
+  mode_.store(mode);
+  return absl::OkStatus();
 }
 
 std::optional<CommitRecord> VerifiedSupervisor::LatestCommit() const {

@@ -103,6 +103,46 @@ TEST_F(VerifiedTest, LongFaultFreeRunsHaveNoDivergence) {
   }
 }
 
+// An operator's change between dual and triple (QMP __org.rehome_set-verification) on the running
+// VM: the replica count follows at the next item, a joining replica starts at the agreed state
+// and takes part in the vote at once (it is the one made wrong here, and is outvoted), and the
+// guest never notices. Verify none cannot take over a verified VM.
+TEST_F(VerifiedTest, DualAndTripleChangePlacesWhileTheGuestRuns) {
+  auto m = Make(VerifyMode::kDual, "workload=counter seed=43 steps=2000000000 report_every=50000");
+  ASSERT_NE(m, nullptr);
+  L1Supervisor& s = *m->supervisor();
+  auto members = [&] {
+    int n = 0;
+    for (const L1Info& l1 : s.L1s()) n += l1.role == "standby" ? 0 : 1;
+    return n;
+  };
+  ASSERT_EQ(members(), 2);
+  ASSERT_TRUE(s.SetVerifyMode(VerifyMode::kTriple).ok());
+  EXPECT_EQ(s.verification().mode, VerifyMode::kTriple);
+  ASSERT_TRUE(PollUntil([&] { return members() == 3; }, absl::Seconds(30)));
+  ASSERT_TRUE(s.InjectFault("replica-2", "wrong-state", 5).ok());
+  ASSERT_TRUE(PollUntil([&] { return s.verification().divergences == 1; }, absl::Seconds(30)));
+  EXPECT_THAT(s.verification().last->resolution, HasSubstr("majority of 2 of 3"));
+  ASSERT_TRUE(PollUntil([&] { return members() == 3; }, absl::Seconds(30)));  // replaced
+
+  ASSERT_TRUE(s.SetVerifyMode(VerifyMode::kDual).ok());
+  EXPECT_EQ(s.verification().mode, VerifyMode::kDual);
+  ASSERT_TRUE(PollUntil([&] { return members() == 2; }, absl::Seconds(30)));
+  const absl::Status none = s.SetVerifyMode(VerifyMode::kNone);
+  EXPECT_EQ(none.code(), absl::StatusCode::kFailedPrecondition) << none;
+  EXPECT_EQ(s.verification().mode, VerifyMode::kDual);
+  // Dual again: a wrong replica is detected, and a third opinion settles it.
+  ASSERT_TRUE(s.InjectFault("replica-1", "wrong-state", 5).ok());
+  ASSERT_TRUE(PollUntil([&] { return s.verification().divergences == 2; }, absl::Seconds(30)));
+  EXPECT_THAT(s.verification().last->resolution, HasSubstr("majority of 2 of 3"));
+  const uint64_t reports = m->Progress().verified_reports;
+  ASSERT_TRUE(PollUntil([&] { return m->Progress().verified_reports >= reports + 20; },
+                        absl::Seconds(30)));  // the guest runs on
+  EXPECT_EQ(m->Progress().violations, 0u);
+  EXPECT_FALSE(s.limit_reached());
+  m->Stop();
+}
+
 // Design diversity: replicas of another build (here a copy at another path, a separate
 // executable) agree with the first one: they compare state and effects, not binary bytes.
 TEST_F(VerifiedTest, ReplicasOfAnotherBuildAgreeAndOutvoteAWrongOne) {

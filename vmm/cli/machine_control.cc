@@ -39,7 +39,7 @@ nlohmann::json MachineControl::QueryVerification() const {
   absl::MutexLock lock(&machine_mu_);
   const L1Supervisor* s = machine_ != nullptr ? machine_->supervisor() : nullptr;
   const VerificationStatus v = s != nullptr ? s->verification() : VerificationStatus{};
-  return {{"mode", std::string(VerifyModeName(s != nullptr ? v.mode : policy_.verify))},
+  return {{"mode", std::string(VerifyModeName(s != nullptr ? v.mode : verify_mode()))},
           {"items", v.items},
           {"divergences", v.divergences},
           {"last", v.last.has_value() ? DivergenceJson(*v.last) : nlohmann::json(nullptr)}};
@@ -125,7 +125,7 @@ nlohmann::json MachineControl::QueryRecoveryPolicy() const {
           {"l1-binary", policy_.l1_binary},
           {"standby-l1-binary", policy_.standby_l1_binary},
           {"l1-sandbox", std::string(L1SandboxLevelName(policy_.l1_sandbox))},
-          {"verify", std::string(VerifyModeName(policy_.verify))}};
+          {"verify", std::string(VerifyModeName(verify_mode()))}};
 }
 
 absl::Status MachineControl::Switchover(const SwitchoverArgs& args) {
@@ -156,6 +156,26 @@ absl::Status MachineControl::InjectFault(std::string_view target, std::string_vi
   L1Supervisor* s = machine_->supervisor();
   if (s == nullptr) return absl::FailedPreconditionError("fault injection needs --mode split");
   return s->InjectFault(target, kind, after);
+}
+
+absl::Status MachineControl::SetVerification(std::string_view mode_name) {
+  ASSIGN_OR_RETURN(const VerifyMode mode, ParseVerifyMode(mode_name));
+  absl::MutexLock lock(&machine_mu_);
+  if (machine_ == nullptr) return absl::FailedPreconditionError("the guest is between boots");
+  L1Supervisor* s = machine_->supervisor();
+  if (s == nullptr) {
+    if (mode == VerifyMode::kNone) return absl::OkStatus();
+    return absl::FailedPreconditionError("verified execution needs --mode split");
+  }
+  RETURN_IF_ERROR(s->SetVerifyMode(mode));
+  absl::MutexLock queue(&mu_);
+  verify_ = mode;
+  return absl::OkStatus();
+}
+
+VerifyMode MachineControl::verify_mode() const {
+  absl::MutexLock lock(&mu_);
+  return verify_;
 }
 
 std::vector<MachineControl::Request> MachineControl::TakeRequests() {

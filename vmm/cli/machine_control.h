@@ -3,8 +3,8 @@
 // a new one) and detaches it before destroying it. Queries answer at once from thread-safe state;
 // commands that change the VM (stop, cont, quit, system_reset, switchover) are queued for the
 // `rehome run` loop, which owns the Machine and applies them between waits, then reports the
-// result with the matching QMP event. Fault injection goes straight to the supervisor (it only
-// sends a signal or sets a flag). Thread-safety: every method is thread-safe; a query never runs
+// result with the matching QMP event. Fault injection and a change of verification mode go
+// straight to the supervisor (they only send a signal or set a flag). Thread-safety: every method is thread-safe; a query never runs
 // concurrently with Attach() swapping the machine out.
 #ifndef REHOME_VMM_CLI_MACHINE_CONTROL_H_
 #define REHOME_VMM_CLI_MACHINE_CONTROL_H_
@@ -33,6 +33,7 @@ class MachineControl final : public VmControl {
         name_(std::move(name)),
         uuid_(std::move(uuid)),
         policy_(policy),
+        verify_(policy.verify),
         unsupported_devices_(std::move(unsupported_devices)) {}
   // Sets the machine queries and commands act on (nullptr between boots). The caller keeps it
   // alive until it attaches another one or nullptr.
@@ -56,6 +57,10 @@ class MachineControl final : public VmControl {
   absl::Status Switchover(const SwitchoverArgs& args) override;
   absl::Status InjectFault(std::string_view target, std::string_view kind,
                            uint32_t after = 0) override;
+  absl::Status SetVerification(std::string_view mode) override;
+  // The verification mode now: the policy's, or what SetVerification set last (it lasts across
+  // reboots: `rehome run` builds each boot's machine with it).
+  VerifyMode verify_mode() const;
 
   // The run loop's side.
   std::vector<Request> TakeRequests();
@@ -83,6 +88,7 @@ class MachineControl final : public VmControl {
   std::deque<Request> requests_ ABSL_GUARDED_BY(mu_);
   SwitchoverArgs switchover_ ABSL_GUARDED_BY(mu_);
   RunState state_ ABSL_GUARDED_BY(mu_) = RunState::kRunning;
+  VerifyMode verify_ ABSL_GUARDED_BY(mu_);
   std::function<void(std::string_view, std::optional<nlohmann::json>)> emit_ ABSL_GUARDED_BY(mu_);
 };
 

@@ -242,6 +242,8 @@ int RunCommand(const std::vector<std::string>& args, std::ostream& err) {
         options->policy.l1_binary.empty() ? DefaultL1Binary() : options->policy.l1_binary;
     config.split.standby_l1_binary = options->policy.standby_l1_binary;
     config.split.policy = options->policy;
+    // A mode an operator set over QMP holds for every later boot too.
+    if (control != nullptr) config.split.policy.verify = control->verify_mode();
     auto err_mu = std::make_shared<absl::Mutex>();
     auto relay = std::make_shared<EventRelay>();
     const bool quiet = options->quiet;
