@@ -5,6 +5,7 @@
 // image or the console client (checked from outside); kills, hangs and garbage answers are
 // failures of the replica, never of L0; a long fault-free run has no divergence.
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -140,6 +141,37 @@ TEST_F(VerifiedTest, DualAndTripleChangePlacesWhileTheGuestRuns) {
                         absl::Seconds(30)));  // the guest runs on
   EXPECT_EQ(m->Progress().violations, 0u);
   EXPECT_FALSE(s.limit_reached());
+  m->Stop();
+}
+
+// Replicas run side by side: the vCPU thread sleeps while they execute an item, so none of them
+// moves off its CPU (as an active L1 that takes turns with a spinning vCPU thread does); moved,
+// they would all crowd onto the other CPUs and execute every item one after the other.
+TEST_F(VerifiedTest, ReplicasKeepEveryCpuToRunSideBySide) {
+  cpu_set_t mine;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(mine), &mine), 0);
+  if (CPU_COUNT(&mine) < 2) GTEST_SKIP() << "one CPU: nothing to run side by side on";
+  auto m = Make(VerifyMode::kDual, "workload=counter seed=44 steps=2000000000 report_every=20000",
+                /*cpus=*/1);
+  ASSERT_NE(m, nullptr);
+  ASSERT_TRUE(
+      PollUntil([&] { return m->supervisor()->verification().items >= 3000; }, absl::Seconds(60)));
+  int replicas = 0;
+  for (const L1Info& l1 : m->supervisor()->L1s()) {
+    if (l1.role == "standby") continue;
+    ++replicas;
+    for (const auto& task :
+         std::filesystem::directory_iterator(absl::StrCat("/proc/", l1.pid, "/task"))) {
+      cpu_set_t allowed;
+      const pid_t tid = std::stoi(task.path().filename().string());
+      ASSERT_EQ(sched_getaffinity(tid, sizeof(allowed), &allowed), 0);
+      EXPECT_TRUE(CPU_EQUAL(&allowed, &mine))
+          << "replica " << l1.pid << " thread " << tid << " may run on " << CPU_COUNT(&allowed)
+          << " of L0's " << CPU_COUNT(&mine) << " CPUs";
+    }
+  }
+  EXPECT_EQ(replicas, 2);
+  EXPECT_EQ(m->Progress().violations, 0u);
   m->Stop();
 }
 

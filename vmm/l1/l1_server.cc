@@ -165,9 +165,12 @@ class L1Server final {
       // no system call on either side when no device notification can be pending either.
       // Nor when the vCPU thread it answered runs on this CPU: it could not post the next exit
       // while this L1 (real-time) spins there. Rather move to another CPU, if there is one.
+      // Not a replica (verified execution): the vCPU thread sleeps until every replica has
+      // answered, so it takes no turns with one; replicas moved away from it would all crowd
+      // onto the other CPUs and execute each item one after the other.
       int cpu = sched_getcpu();
-      if (active_ && answered_vcpu_exit_ && last_vcpu_cpu_ == static_cast<uint32_t>(cpu) &&
-          scheduling_.MoveAwayFrom(cpu)) {
+      if (active_ && answered_vcpu_exit_ && !effects_.has_value() &&
+          last_vcpu_cpu_ == static_cast<uint32_t>(cpu) && scheduling_.MoveAwayFrom(cpu)) {
         cpu = sched_getcpu();
       }
       // Stored only when it changed: L0 reads this line on every exit, and a store would take
