@@ -70,9 +70,22 @@ absl::StatusOr<bool> ConsoleDevice::ProcessQueue(int q, Virtqueue& vq, const Gue
 absl::StatusOr<bool> ConsoleDevice::Receive(Virtqueue& vq, const GuestMemoryView& mem) {
   absl::MutexLock lock(&mu_);
   bool added = false;
-  while (!state_.pending_input.empty() && mem.HasRoomForWork()) {
+  while (mem.HasRoomForWork()) {
+    if (state_.pending_input.empty()) {
+      // No input waits: the driver need not notify the buffers it re-posts (each notification
+      // is an exit, or an L1 wake-up); the next host input processes this queue, which then
+      // sees them. As virtio-net's receive queue.
+      RETURN_IF_ERROR(vq.SetNotifications(mem, false));
+      break;
+    }
     ASSIGN_OR_RETURN(std::optional<Virtqueue::Chain> chain, vq.Pop(mem));
-    if (!chain) break;
+    if (!chain) {
+      // Input waits and no buffer is posted: ask for a notification, then look once more (the
+      // driver may have posted one meanwhile without notifying).
+      RETURN_IF_ERROR(vq.SetNotifications(mem, true));
+      ASSIGN_OR_RETURN(chain, vq.Pop(mem));
+      if (!chain) break;  // the input waits for the guest's next buffer, which it notifies
+    }
     if (chain->readable_len != 0) {
       return absl::InvalidArgumentError(absl::StrCat("virtio-console receive buffer (head ",
                                                      chain->head, ") has ", chain->readable_len,

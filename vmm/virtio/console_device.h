@@ -3,7 +3,9 @@
 // VIRTIO_CONSOLE_F_EMERG_WRITE (a byte written to config offset 8 goes to the sink). Host input
 // is queued with QueueInput() (bounded to kMaxPendingInput bytes; the rest is dropped and
 // counted) and copied into the guest's posted receive buffers whenever queue 0 is processed: a
-// guest kick of queue 0, or MmioTransport::Kick(0) after QueueInput. Transmitted bytes reach the
+// guest kick of queue 0, or MmioTransport::Kick(0) after QueueInput; with no input left waiting
+// the device sets VIRTQ_USED_F_NO_NOTIFY on queue 0 (re-posted buffers need no notification),
+// and clears it when input waits for a buffer (docs/virtio.md). Transmitted bytes reach the
 // OutputSink in order, in chunks of at most 64 KiB. Pending input outlives a device reset and is
 // part of the saved state. A receive buffer with device-readable descriptors or a transmit
 // buffer with device-writable ones is a malformed chain (DEVICE_NEEDS_RESET).

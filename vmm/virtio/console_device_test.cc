@@ -137,6 +137,34 @@ TEST_F(ConsoleTest, InputIsDeliveredAcrossKicksWithoutLossOrDuplication) {
   EXPECT_EQ(received_, input + "late");
 }
 
+// Receive notifications are suppressed while no input waits (as virtio-net's): re-posted buffers
+// need no kick, host input finds them; input that finds no buffer asks for the next one.
+TEST_F(ConsoleTest, ReceiveBuffersNeedNoNotificationUnlessInputWaits) {
+  auto used_flags = [&] {
+    uint16_t flags;
+    std::memcpy(&flags, driver_->Host(driver_->layout(kRx).used), 2);
+    return flags;
+  };
+  PostRx(2, 4);
+  driver_->Notify(kRx);
+  EXPECT_EQ(used_flags(), kUsedFlagNoNotify);  // nothing waits
+  console().QueueInput("abcdefghijkl");        // 12 bytes, 8 of room
+  transport_->Kick(kRx);
+  CollectRx();
+  EXPECT_EQ(received_, "abcdefgh");
+  EXPECT_EQ(used_flags(), 0);  // input waits: the next buffer must be notified
+  PostRx(1, 4);
+  driver_->Notify(kRx);
+  CollectRx();
+  EXPECT_EQ(received_, "abcdefghijkl");
+  EXPECT_EQ(used_flags(), kUsedFlagNoNotify);
+  PostRx(1, 8);  // posted without a notification, as a driver that honours the flag does
+  console().QueueInput("mn");
+  transport_->Kick(kRx);
+  CollectRx();
+  EXPECT_EQ(received_, "abcdefghijklmn");
+}
+
 TEST_F(ConsoleTest, HostKickDeliversIntoWaitingBuffersAndInterrupts) {
   PostRx(4, 8);
   driver_->Notify(kRx);
