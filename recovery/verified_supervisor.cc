@@ -51,7 +51,6 @@ VerifiedSupervisor::VerifiedSupervisor(SupervisorConfig config, VerifiedEffectsS
       sink_(std::move(sink)),
       disk_bytes_(disk_bytes),
       next_seq_(std::move(next_seq)),
-      replicas_wanted_(static_cast<size_t>(ReplicaCount(config_.policy.verify))),
       mode_(config_.policy.verify),
       journal_capacity_(JournalCapacity(config_.launch.cpus)) {}
 
@@ -76,7 +75,7 @@ absl::StatusOr<std::unique_ptr<VerifiedSupervisor>> VerifiedSupervisor::Start(
   std::unique_ptr<VerifiedSupervisor> s(
       new VerifiedSupervisor(std::move(config), std::move(sink), disk_bytes, std::move(next_seq)));
   s->read_only_disk_ = std::move(read_only_disk);
-  for (size_t i = 0; i < s->replicas_wanted_.load(); ++i) {
+  for (size_t i = 0; i < s->ReplicasWanted(); ++i) {
     ASSIGN_OR_RETURN(Replica r, s->Spawn(/*first=*/i == 0));
     RETURN_IF_ERROR(s->Enroll(r, std::nullopt, {}));
     absl::MutexLock lock(&s->mu_);
@@ -338,7 +337,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
               offsetof(ExitRequest, data) + std::min(item.data_len, kExitDataMax));
   StampAvailSnapshot(stamped.get());
   const ExitRequest& request = *stamped;
-  const size_t replicas_wanted = replicas_wanted_.load();  // one count for the whole item
+  const size_t replicas_wanted = ReplicasWanted();  // one count for the whole item
   std::vector<Replica> voters;
   {
     absl::MutexLock lock(&mu_);
@@ -522,7 +521,7 @@ absl::Status VerifiedSupervisor::Execute(const ExitRequest& request, ExitRespons
       std::vector<Replica> sources;
       {
         absl::MutexLock lock(&mu_);
-        full = members_.size() >= replicas_wanted_.load();
+        full = members_.size() >= ReplicasWanted();
         sources = members_;
       }
       if (full) break;

@@ -132,10 +132,10 @@ class VerifiedSupervisor final : public L1Supervisor {
   const VerifiedEffectsSink sink_;
   const uint64_t disk_bytes_;
   const std::function<uint64_t()> next_seq_;
-  // Members wanted (2 or 3) and the mode they make: SetVerifyMode changes them while items run;
-  // an item reads the count once (RunItem), the next item follows a change.
-  std::atomic<size_t> replicas_wanted_;
+  // dual or triple: SetVerifyMode changes it while items run; an item reads the member count it
+  // makes once (RunItem), the next item follows a change.
   std::atomic<VerifyMode> mode_;
+  size_t ReplicasWanted() const { return static_cast<size_t>(ReplicaCount(mode_.load())); }
   const uint64_t journal_capacity_;
   UniqueFd read_only_disk_;  // the replicas' descriptor of the disk image (launch.disk_fd)
 

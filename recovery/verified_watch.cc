@@ -329,7 +329,6 @@ absl::Status VerifiedSupervisor::SetVerifyMode(VerifyMode mode) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return absl::CancelledError("shutting down");
   // Applied from the next item on (Execute recruits up to the count; RunItem keeps at most it).
-  replicas_wanted_.store(static_cast<size_t>(ReplicaCount(mode)));
   mode_.store(mode);
   return absl::OkStatus();
 }
