@@ -12,6 +12,7 @@ Clopper-Pearson 95% intervals, recovery rates) and outcomes.png into --out.
   python3 bench/campaign.py --fault mutant --workload counter --runs-per-mutant 10
   python3 bench/campaign.py --replay 17 --out DIR      # run 17 of that campaign again
   python3 bench/campaign.py ...same arguments... --resume --out DIR  # continue a cut-off one
+  python3 bench/campaign.py ...same, a larger --runs... --resume --out DIR  # extend one
 
 Fault types: fail-stop, register, code, memory, memory-shared, hang, livelock (rehome-inject),
 mutant (L1 builds with a source mutation, bench/mutants.py), rehome-kill, rehome-hang,
@@ -41,6 +42,12 @@ from netping import enter_netns  # noqa: E402
 SOURCE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+def refuse(reason):
+    """Ends the program with REASON on one line and exit status 2 (bad arguments, missing files)."""
+    print(f"campaign: {reason}", file=sys.stderr)
+    sys.exit(2)
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,7 +65,8 @@ def parse_args(argv):
     p.add_argument("--replay", type=int, default=None, help="re-run run RUN of --out")
     p.add_argument("--resume", action="store_true",
                    help="continue the cut-off campaign in --out: keep its runs, run the rest "
-                        "(the same arguments; the same injection moments)")
+                        "(the same arguments; the same injection moments); with a larger "
+                        "--runs, extend a campaign by the runs it would have had with that many")
     p.add_argument("--build", default=os.environ.get("REHOME_BUILD", "build"))
     p.add_argument("--trigger", default="time", choices=["time", "step"],
                    help="rehome-inject trigger (step: NiLiHype's 0..max-steps instructions)")
@@ -89,8 +97,8 @@ def check_binaries(build):
     for rel in ("rehome", "rehome-inject", "guest/rehome-guest.elf",
                 "guest/rehome_guest_counter_oracle"):
         if not os.path.exists(os.path.join(build, rel)):
-            sys.exit(f"campaign: {os.path.join(build, rel)} is missing (run `make build`, or "
-                     "point --build at a build directory)")
+            refuse(f"{os.path.join(build, rel)} is missing (run `make build`, or "
+                   "point --build at a build directory)")
 
 
 def git_describe():
@@ -111,13 +119,13 @@ def load_mutants(args):
         with open(manifest_path) as f:
             manifest = json.load(f)
     except (OSError, ValueError):
-        sys.exit(f"campaign: no mutant manifest at {manifest_path} (build them first: "
-                 "python3 bench/mutants.py build)")
+        refuse(f"no mutant manifest at {manifest_path} (build them first: "
+               "python3 bench/mutants.py build)")
     mutants = [m for m in manifest["mutants"] if m.get("built")]
     if args.max_mutants:
         mutants = mutants[:args.max_mutants]
     if not mutants:
-        sys.exit(f"campaign: {manifest_path} lists no built mutant")
+        refuse(f"{manifest_path} lists no built mutant")
     return [(m, os.path.join(directory, m["binary"])) for m in mutants]
 
 
@@ -190,7 +198,7 @@ def run_campaign(args):
                 "title": f"{args.fault} faults, {args.workload} workload, {args.mode} mode"}
         rows = []
     # Each sitting of the campaign (one, unless resumed) with the build it ran.
-    meta.setdefault("segments", []).append(dict(segment, first_run=len(rows)))
+    meta.setdefault("segments", []).append(dict(segment, first_run=len(rows), runs=len(plans)))
     with open(os.path.join(out, "campaign.json"), "w") as f:
         json.dump(meta, f, indent=1)
     progress = Progress(len(plans), already=len(rows))
@@ -231,27 +239,32 @@ RUN_DECIDING_ARGS = ("fault", "workload", "runs", "mode", "target", "seed", "reh
 
 
 def resumable_campaign(args, out, plans):
-    """(meta, rows) of the cut-off campaign in OUT, whose rows are the first runs of PLANS; exits
-    with a one-line reason when there is none or it was started with other arguments."""
+    """(meta, rows) of the cut-off (or, with a larger --runs, finished) campaign in OUT, whose rows
+    are the first runs of PLANS; exits with a one-line reason when there is none or it was started
+    with other arguments."""
     try:
         with open(os.path.join(out, "campaign.json")) as f:
             meta = json.load(f)
         rows = report.read_csv(os.path.join(out, "runs.csv"))
     except (OSError, ValueError) as e:
-        sys.exit(f"campaign: nothing to resume in {out} ({e})")
-    if os.path.exists(os.path.join(out, "summary.md")):
-        sys.exit(f"campaign: {out} is finished already (summary.md exists)")
-    differing = [k for k in RUN_DECIDING_ARGS if meta["args"].get(k) != getattr(args, k)]
+        refuse(f"nothing to resume in {out} ({e})")
+    # A larger --runs extends the campaign: its first runs are the same (plan_runs), which the
+    # check of every kept run below confirms.
+    differing = [k for k in RUN_DECIDING_ARGS if meta["args"].get(k) != getattr(args, k) and
+                 not (k == "runs" and getattr(args, k) > meta["args"].get(k, 0))]
     if differing:
-        sys.exit(f"campaign: cannot resume {out}: it was started with other "
-                 f"{', '.join('--' + k.replace('_', '-') for k in differing)}")
+        refuse(f"cannot resume {out}: it was started with other "
+               f"{', '.join('--' + k.replace('_', '-') for k in differing)}")
+    if os.path.exists(os.path.join(out, "summary.md")) and len(plans) <= len(rows):
+        refuse(f"{out} is finished already (summary.md exists; a larger --runs extends it)")
     if "duration_s" not in meta:
-        sys.exit(f"campaign: cannot resume {out}: it was cut off before its calibration run")
+        refuse(f"cannot resume {out}: it was cut off before its calibration run")
     for index, row in enumerate(rows):
         if index >= len(plans) or int(row["run"]) != index or int(row["seed"]) != plans[index][1]:
-            sys.exit(f"campaign: cannot resume {out}: run {index} in runs.csv is not this "
-                     "campaign's")
+            refuse(f"cannot resume {out}: run {index} in runs.csv is not this "
+                   "campaign's")
     print(f"campaign: resuming {out}: {len(rows)} of {len(plans)} runs done", file=sys.stderr)
+    meta["args"]["runs"] = args.runs
     return meta, rows
 
 
@@ -287,7 +300,7 @@ def replay(args):
     recorded = [r for r in report.read_csv(os.path.join(args.out, "runs.csv"))
                 if int(r["run"]) == args.replay]
     if not recorded:
-        sys.exit(f"campaign: run {args.replay} is not in {args.out}/runs.csv")
+        refuse(f"run {args.replay} is not in {args.out}/runs.csv")
     old = recorded[0]
     saved = argparse.Namespace(**meta["args"])
     saved.build = args.build

@@ -1,6 +1,7 @@
 // kvm-l0/nested_state_io.cc: GetNestedState, GetVcpuRegs, SetVcpuRegs.
 #include "kvm-l0/nested_state_io.h"
 
+#include <bit>
 #include <cstring>
 
 #include "kvm-l0/kvm_abi_internal.h"
@@ -42,9 +43,7 @@ absl::StatusOr<Regs> GetVcpuRegs(int vcpu_fd) {
   kvm_regs raw{};
   if (::ioctl(vcpu_fd, KVM_GET_REGS, &raw) < 0) return kvm_internal::LastKvmError("KVM_GET_REGS");
   static_assert(sizeof(Regs) == sizeof(kvm_regs));
-  Regs regs;
-  std::memcpy(&regs, &raw, sizeof(regs));
-  return regs;
+  return std::bit_cast<Regs>(raw);
 }
 
 absl::Status SetVcpuRegs(int vcpu_fd, const Regs& regs) {

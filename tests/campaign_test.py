@@ -4,8 +4,9 @@ real injector: deterministic fault points whose outcome is known (rehome's own d
 is recovered; a kill with recovery none is not; a console peer that corrupts a response is a
 silent corruption; clean runs of each workload have no effect; the network services search
 and oltp with their oracles, clean and through kills), a tiny campaign of every
-injector fault type with its three outputs, and a replay. Bounded: about a minute."""
+injector fault type with its three outputs, a replay, and a campaign resumed to a larger size. Bounded: about a minute."""
 import csv
+import json
 import os
 import subprocess
 import sys
@@ -119,6 +120,29 @@ class CampaignTest(unittest.TestCase):
         self.assertIn(f"recorded target {recorded['inj_target']} bit {recorded['inj_bit']}; "
                       f"replayed target {recorded['inj_target']} bit {recorded['inj_bit']}",
                       done.stdout)
+
+    def test_resume_extends_a_finished_campaign_and_refuses_other_arguments(self):
+        args = ["--fault", "rehome-kill", "--workload", "counter", "--seed", "5"]
+        out, first, _ = self.campaign(*args, "--runs", "1", name="grow")
+        _, rows, stdout = self.campaign(*args, "--runs", "3", "--resume", name="grow")
+        self.assertEqual(len(rows), 3)
+        self.assertEqual(rows[0], first[0])  # kept, not run again
+        self.assertEqual(self.outcomes(rows), ["detected, recovered"] * 3, rows)
+        with open(os.path.join(out, "campaign.json")) as f:
+            meta = json.load(f)
+        self.assertEqual(meta["args"]["runs"], 3)
+        self.assertEqual([(s["first_run"], s["runs"]) for s in meta["segments"][1:]], [(1, 3)])
+        self.assertIn("sittings (resumed)", stdout)
+        for other, reason in ((["--runs", "3"], "finished already"),
+                              (["--runs", "2"], "started with other --runs"),
+                              (["--runs", "4", "--seed", "6"], "started with other --seed")):
+            done = subprocess.run([sys.executable, CAMPAIGN, "--build", BUILD, "--out", out,
+                                   "--resume", "--fault", "rehome-kill", "--workload", "counter",
+                                   "--seed", "5"] + other, capture_output=True, text=True,
+                                  timeout=60)
+            self.assertEqual(done.returncode, 2, done.stderr)
+            self.assertIn(reason, done.stderr)
+            self.assertEqual(len(done.stderr.strip().splitlines()), 1, done.stderr)
 
     def test_monolithic_mode_targets_the_vcpu_thread(self):
         _, rows, _ = self.campaign("--fault", "fail-stop", "--workload", "counter", "--mode",

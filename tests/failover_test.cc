@@ -35,15 +35,20 @@ using FailoverTest = testing::SplitMachineTest;
 
 // 60 SIGKILLs at random moments plus 20 kills inside the handling of an exit (10 before the
 // commit, 10 after it): zero oracle violations and the guest never restarts (one boot banner).
+// A sanitizer build does a quarter of each.
 TEST_F(FailoverTest, KillsAtRandomMomentsAndMidExitLoseNothing) {
+  const int kRandomKills = testing::kSanitizerBuild ? 15 : 60;
+  const int kKills = kRandomKills * 4 / 3;
   auto m = Make("workload=counter seed=21 steps=0 report_every=100000", Generous());
   ASSERT_NE(m, nullptr);
   std::mt19937 rng(1234);
   uint64_t kills = 0;
-  for (int i = 0; i < 80; ++i) {
+  for (int i = 0; i < kKills; ++i) {
     WaitForStandby(*m);
-    const char* kind = i < 60 ? "kill" : (i % 2 == 0 ? "die-before-commit" : "die-after-commit");
-    if (i < 60) absl::SleepFor(absl::Microseconds(rng() % 3000));  // a random moment
+    const bool random_moment = i < kRandomKills;
+    const char* kind =
+        random_moment ? "kill" : (i % 2 == 0 ? "die-before-commit" : "die-after-commit");
+    if (random_moment) absl::SleepFor(absl::Microseconds(rng() % 3000));
     ASSERT_TRUE(m->supervisor()->InjectFault("active", kind).ok());
     ++kills;
     WaitForFailovers(*m, kills);
@@ -62,10 +67,12 @@ TEST_F(FailoverTest, KillsAtRandomMomentsAndMidExitLoseNothing) {
   EXPECT_EQ(banners, 1u) << serial;
 }
 
+// (50 in a sanitizer build.)
 TEST_F(FailoverTest, TwoHundredConsecutiveFailoversInOneGuestLifetime) {
+  const uint64_t kFailovers = testing::kSanitizerBuild ? 50 : 200;
   auto m = Make("workload=counter seed=22 steps=0 report_every=100000", Generous());
   ASSERT_NE(m, nullptr);
-  for (uint64_t i = 1; i <= 200; ++i) {
+  for (uint64_t i = 1; i <= kFailovers; ++i) {
     WaitForStandby(*m);
     ASSERT_TRUE(m->supervisor()->InjectFault("active", "kill").ok());
     WaitForFailovers(*m, i);
@@ -74,7 +81,7 @@ TEST_F(FailoverTest, TwoHundredConsecutiveFailoversInOneGuestLifetime) {
   ExpectProgress(*m);
   const std::optional<FailoverReport> last = m->supervisor()->last_failover();
   ASSERT_TRUE(last.has_value());
-  EXPECT_EQ(last->number, 200u);
+  EXPECT_EQ(last->number, kFailovers);
   EXPECT_THAT(last->cause, StartsWith("crash"));
   m->Stop();
 }

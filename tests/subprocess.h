@@ -35,6 +35,15 @@ inline constexpr bool kThreadSanitizer = true;
 inline constexpr bool kThreadSanitizer = false;
 #endif
 
+// Whether this is a sanitizer build (ASan+UBSan or TSan), where guests and L1s run several times
+// slower: the longest stress tests repeat their loop fewer times there (CI time). Every path the
+// sanitizers check is the same; the normal build runs the full count.
+#if defined(__SANITIZE_THREAD__) || defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kSanitizerBuild = true;
+#else
+inline constexpr bool kSanitizerBuild = false;
+#endif
+
 }  // namespace rehome::testing
 
 #endif  // REHOME_TESTS_SUBPROCESS_H_

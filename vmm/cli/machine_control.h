@@ -4,8 +4,8 @@
 // commands that change the VM (stop, cont, quit, system_reset, switchover) are queued for the
 // `rehome run` loop, which owns the Machine and applies them between waits, then reports the
 // result with the matching QMP event. Fault injection and a change of verification mode go
-// straight to the supervisor (they only send a signal or set a flag). Thread-safety: every method is thread-safe; a query never runs
-// concurrently with Attach() swapping the machine out.
+// straight to the supervisor (they only send a signal or set a flag). Thread-safety: every
+// method is thread-safe; a query never runs concurrently with Attach() swapping the machine out.
 #ifndef REHOME_VMM_CLI_MACHINE_CONTROL_H_
 #define REHOME_VMM_CLI_MACHINE_CONTROL_H_
 
@@ -33,8 +33,8 @@ class MachineControl final : public VmControl {
         name_(std::move(name)),
         uuid_(std::move(uuid)),
         policy_(policy),
-        verify_(policy.verify),
-        unsupported_devices_(std::move(unsupported_devices)) {}
+        unsupported_devices_(std::move(unsupported_devices)),
+        verify_(policy.verify) {}
   // Sets the machine queries and commands act on (nullptr between boots). The caller keeps it
   // alive until it attaches another one or nullptr.
   void Attach(Machine* machine);
