@@ -83,15 +83,67 @@ class VerifiedTest : public ::testing::Test {
     return m.Wait();
   }
 
+  // Runs `m` (an echo workload on console socket `sock`) to its end with the real console peer
+  // (guest/tools/echo_peer.py) on the other side; returns the peer's JSON summary.
+  std::string RunEchoWithPeer(std::unique_ptr<Machine>& m, const std::string& sock,
+                              MachineResult* result, VerificationStatus* verification) {
+    const std::string summary = sock + ".json";
+    const std::string source =
+        std::getenv("REHOME_SOURCE_DIR") ? std::getenv("REHOME_SOURCE_DIR") : ".";
+    absl::StatusOr<testing::ProcessResult> peer;
+    std::thread peer_thread([&] {
+      peer = testing::RunProcess({"/usr/bin/env", "python3", source + "/guest/tools/echo_peer.py",
+                                  sock, "--summary", summary},
+                                 absl::Seconds(120));
+    });
+    *result = m->Wait();
+    *verification = m->supervisor()->verification();
+    m.reset();  // closes the console socket: the peer sees EOF, writes its summary and exits
+    peer_thread.join();
+    EXPECT_TRUE(peer.ok()) << peer.status();
+    std::ifstream in(summary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return text.str();
+  }
+
   UniqueFd serial_;
 };
 
 constexpr char kCounter[] = "workload=counter seed=41 steps=6000000 report_every=100000";
 
-// 1200 reports per mode (a fifth in a sanitizer build).
+// Healthy replicas never diverge, on every device: per mode, counter with 1200 reports (a fifth
+// in a sanitizer build), blk with 600 requests, echo with 300 exchanges with a real console peer.
 TEST_F(VerifiedTest, LongFaultFreeRunsHaveNoDivergence) {
   const uint64_t kReports = testing::kSanitizerBuild ? 240 : 1200;
+  const std::string image = absl::StrCat(::testing::TempDir(), "/fault-free-disk.img");
+  const std::string sock = absl::StrCat(::testing::TempDir(), "/fault-free-console.sock");
   for (VerifyMode mode : {VerifyMode::kDual, VerifyMode::kTriple}) {
+    SCOPED_TRACE(std::string(VerifyModeName(mode)));
+    {
+      std::ofstream(image, std::ios::trunc).close();
+      ASSERT_EQ(truncate(image.c_str(), 32 << 20), 0);
+      auto m = Make(mode, "workload=blk seed=7 steps=600", 1, image);
+      ASSERT_NE(m, nullptr);
+      const MachineResult result = m->Wait();
+      ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason << Console();
+      EXPECT_EQ(result.exit_status, 0) << Console();
+      EXPECT_GE(m->supervisor()->verification().items, 600u);
+      EXPECT_EQ(m->supervisor()->verification().divergences, 0u);
+      EXPECT_EQ(m->supervisor()->failover_count(), 0u);
+    }
+    {
+      unlink(sock.c_str());
+      auto m = Make(mode, "workload=echo seed=8 steps=300", 1, "", sock);
+      ASSERT_NE(m, nullptr);
+      MachineResult result;
+      VerificationStatus v;
+      const std::string summary = RunEchoWithPeer(m, sock, &result, &v);
+      ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+      EXPECT_EQ(result.exit_status, 0);
+      EXPECT_THAT(summary, HasSubstr("\"answered\": 300"));
+      EXPECT_EQ(v.divergences, 0u);
+    }
     auto m = Make(mode, absl::StrCat("workload=counter seed=42 steps=", kReports * 25000,
                                      " report_every=50000"));
     ASSERT_NE(m, nullptr);
@@ -261,33 +313,20 @@ TEST_F(VerifiedTest, NothingUnverifiedReachesTheDiskImage) {
 
 TEST_F(VerifiedTest, NothingUnverifiedReachesTheConsoleClient) {
   const std::string sock = absl::StrCat(::testing::TempDir(), "/verified-console.sock");
-  const std::string summary = sock + ".json";
   unlink(sock.c_str());
   auto m = Make(VerifyMode::kDual, "workload=echo seed=6 steps=400", 1, "", sock);
   ASSERT_NE(m, nullptr);
-  const std::string source =
-      std::getenv("REHOME_SOURCE_DIR") ? std::getenv("REHOME_SOURCE_DIR") : ".";
   ASSERT_TRUE(m->supervisor()->InjectFault("active", "wrong-state", 30).ok());
-  absl::StatusOr<testing::ProcessResult> peer;
-  std::thread peer_thread([&] {
-    peer = testing::RunProcess({"/usr/bin/env", "python3", source + "/guest/tools/echo_peer.py",
-                                sock, "--summary", summary},
-                               absl::Seconds(120));
-  });
-  const MachineResult result = m->Wait();
-  const std::string console = Console();
-  m.reset();  // closes the console socket: the peer sees EOF, writes its summary and exits
-  peer_thread.join();
+  MachineResult result;
+  VerificationStatus v;
+  const std::string summary = RunEchoWithPeer(m, sock, &result, &v);
   ASSERT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
-  EXPECT_EQ(result.exit_status, 0) << console;
-  ASSERT_TRUE(peer.ok());
-  std::ifstream in(summary);
-  std::stringstream text;
-  text << in.rdbuf();
+  EXPECT_EQ(result.exit_status, 0) << Console();
+  EXPECT_EQ(v.divergences, 1u);
   // The peer saw every request once, in order, none malformed (from outside rehome).
-  EXPECT_THAT(text.str(), HasSubstr("\"answered\": 400"));
-  EXPECT_THAT(text.str(), HasSubstr("\"in_order\": true"));
-  EXPECT_THAT(text.str(), HasSubstr("\"malformed\": 0"));
+  EXPECT_THAT(summary, HasSubstr("\"answered\": 400"));
+  EXPECT_THAT(summary, HasSubstr("\"in_order\": true"));
+  EXPECT_THAT(summary, HasSubstr("\"malformed\": 0"));
 }
 
 TEST_F(VerifiedTest, CrashesHangsAndGarbageAreReplicaFailuresInEveryMode) {
