@@ -129,9 +129,10 @@ def summary_markdown(rows, meta):
             f"- when: {meta.get('date', '')}; host: {meta.get('host', '')}",
             f"- rehome: {meta.get('git', '')}; seed {meta.get('seed', '')}"]
     segments = meta.get("segments", [])
-    if len(segments) > 1:  # resumed: each sitting with its build
+    if len(segments) > 1:  # resumed (or extended): each sitting with its build
         out.append("- sittings (resumed): " + "; ".join(
-            f"from run {s['first_run']} at {s['date']}, rehome {s['git']}" for s in segments))
+            f"from run {s['first_run']}" + (f" to {s['runs']}" if "runs" in s else "") +
+            f" at {s['date']}, rehome {s['git']}" for s in segments))
     out.append("")
     groups = {}
     for r in rows:
