@@ -15,7 +15,8 @@ run and every acknowledged transaction present exactly once). Faults (split and 
 --kill-active-every-ms (rehome's own SIGKILL timer), --hang-every-ms (QMP inject-fault hang),
 --switchover-every-ms. Failovers are read from QMP events.
 
-Output: one table row per run (throughput, latency mean/p50/p95/p99/max, unanswered, retries,
+Output: one table row per run (throughput, latency mean/p50/p95/p99/max (with --skip-first-s S:
+of the requests sent after each run's first S seconds), unanswered, retries,
 failovers, oracle verdict), then per configuration the median over the reps and the paired
 ratios (split / monolithic, monolithic / qemu) with their spread. --plot-dir writes PNGs:
 latency over time with failovers marked, and latency CDFs per configuration. Exit status: 0; 1
@@ -25,6 +26,7 @@ namespaces or taps.
 """
 import argparse
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -82,6 +84,26 @@ def warm_up(port, deadline):
         sock.close()
 
 
+def nearest_rank(sorted_values, p):
+    """rehome-loadgen's percentile (bench/loadgen/latency_summary.cc), for the same figures."""
+    if not sorted_values:
+        return 0
+    rank = math.ceil(p / 100 * len(sorted_values))
+    return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
+
+
+def steady_latency(records, skip_s):
+    """Latency summary (µs) of the answered requests sent at least SKIP_S after the run's first."""
+    t0 = min((r.send_ns for r in records), default=0)
+    lat = sorted(r.latency_ns for r in records
+                 if r.latency_ns >= 0 and r.send_ns >= t0 + skip_s * 1e9)
+    if not lat:
+        return {"mean": 0, "p50": 0, "p95": 0, "p99": 0, "max": 0}
+    return {"mean": sum(lat) / len(lat) / 1e3, "p50": nearest_rank(lat, 50) / 1e3,
+            "p95": nearest_rank(lat, 95) / 1e3, "p99": nearest_rank(lat, 99) / 1e3,
+            "max": lat[-1] / 1e3}
+
+
 def one_run(mode, args, workload, prepared, work, rep):
     image = prepared["image"]
     if workload.writes_disk:  # every run starts from the same database
@@ -117,6 +139,9 @@ def one_run(mode, args, workload, prepared, work, rep):
     summary = json.loads(run.stdout.strip().splitlines()[-1])
     verdict = workload.check(args, prepared, image, response_log, work)
     records = sf.read_response_log(response_log)
+    if args.skip_first_s > 0:
+        summary["latency_us"] = steady_latency(records, args.skip_first_s)
+        summary["latency_skips_first_s"] = args.skip_first_s
     return {"mode": mode, "rep": rep, "summary": summary, "verdict": verdict,
             "failovers": npg.failovers_from_events(events), "clock_offset": clock_offset,
             "records": [(r.send_ns, r.latency_ns) for r in records],
@@ -211,6 +236,9 @@ def main():
     parser.add_argument("--load", default="full", help="full, light or closed:N")
     parser.add_argument("--duration-s", type=float, default=20.0, help="load per run")
     parser.add_argument("--count", type=int, default=0, help="requests per run instead")
+    parser.add_argument("--skip-first-s", type=float, default=0.0,
+                        help="latency figures leave out requests sent in each run's first "
+                             "seconds (the services' cold start); counts keep every request")
     parser.add_argument("--timeout-ms", type=int, default=100,
                         help="the client resends an unanswered request (same id) after this")
     parser.add_argument("--memory", type=int, default=64, help="guest RAM in MiB")
@@ -263,9 +291,11 @@ def main():
         ("kill every", args.kill_active_every_ms), ("hang every", args.hang_every_ms),
         ("switchover every", args.switchover_every_ms)) if v) or "no faults"
     length = f"{args.count} requests" if args.count else f"{args.duration_s:g} s"
+    skipped = (f", latency without the first {args.skip_first_s:g} s of each run"
+               if args.skip_first_s > 0 else "")
     print(f"service_bench: {args.workload} ({prepared['description']}), load {args.load}, "
           f"{length} per run, {args.memory} MiB guest, {faults} (split and verify-*), "
-          f"load average {os.getloadavg()[0]:.2f}")
+          f"load average {os.getloadavg()[0]:.2f}{skipped}")
     print("| mode | rep | req/s | mean ms | p50 ms | p95 ms | p99 ms | max ms | answered | "
           "unanswered | retries | failovers | oracle |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
