@@ -88,8 +88,8 @@ class VerifiedTest : public ::testing::Test {
   std::string RunEchoWithPeer(std::unique_ptr<Machine>& m, const std::string& sock,
                               MachineResult* result, VerificationStatus* verification) {
     const std::string summary = sock + ".json";
-    const std::string source =
-        std::getenv("REHOME_SOURCE_DIR") ? std::getenv("REHOME_SOURCE_DIR") : ".";
+    const char* source_dir = std::getenv("REHOME_SOURCE_DIR");
+    const std::string source = source_dir != nullptr ? source_dir : ".";
     absl::StatusOr<testing::ProcessResult> peer;
     std::thread peer_thread([&] {
       peer = testing::RunProcess({"/usr/bin/env", "python3", source + "/guest/tools/echo_peer.py",
