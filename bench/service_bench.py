@@ -265,6 +265,8 @@ def main():
         parser.error(str(e))
     if args.reps < 1 or (args.count <= 0 and args.duration_s <= 0):
         parser.error("--reps and the run length must be positive")
+    if args.skip_first_s < 0:
+        parser.error("--skip-first-s must not be negative")
     b.check_inputs()
     if not os.access(LOADGEN, os.X_OK):
         b.fail(f"{LOADGEN} is missing: build the tree first (make build)")

@@ -4,7 +4,8 @@ real injector: deterministic fault points whose outcome is known (rehome's own d
 is recovered; a kill with recovery none is not; a console peer that corrupts a response is a
 silent corruption; clean runs of each workload have no effect; the network services search
 and oltp with their oracles, clean and through kills), a tiny campaign of every
-injector fault type with its three outputs, a replay, and a campaign resumed to a larger size. Bounded: about a minute."""
+injector fault type with its three outputs, a replay, and a campaign resumed to a larger size.
+Bounded: about a minute."""
 import csv
 import json
 import os
