@@ -23,8 +23,13 @@ all: build
 deps:
 	@bash scripts/install-deps.sh $(DEB_PACKAGES)
 
+# The normal build compiles -O2 with line tables (-g1: perf, backtraces and file:line, no
+# variables; 20-35% less CPU per source than -g, which CI feels). Full debug information:
+# CMAKE_FLAGS="-DCMAKE_CXX_FLAGS_RELWITHDEBINFO='-O2 -g -DNDEBUG'".
+NORMAL_FLAGS := "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
+  "-DCMAKE_C_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG"
 $(BUILD)/build.ninja:
-	cmake -S . -B $(BUILD) -G Ninja $(CMAKE_FLAGS)
+	cmake -S . -B $(BUILD) -G Ninja $(NORMAL_FLAGS) $(CMAKE_FLAGS)
 
 build: deps $(BUILD)/build.ninja
 	ninja -C $(BUILD) -j $(JOBS)
