@@ -10,6 +10,7 @@ Clopper-Pearson 95% intervals, recovery rates) and outcomes.png into --out.
   python3 bench/campaign.py --fault register --workload counter --runs 20
   python3 bench/campaign.py --fault fail-stop,register,code --workload blk --runs 500 --out DIR
   python3 bench/campaign.py --fault mutant --workload counter --runs-per-mutant 10
+  python3 bench/campaign.py --mode nested --fault l1vm-register,l1vm-panic --runs 10
   python3 bench/campaign.py --replay 17 --out DIR      # run 17 of that campaign again
   python3 bench/campaign.py ...same arguments... --resume --out DIR  # continue a cut-off one
   python3 bench/campaign.py ...same, a larger --runs... --resume --out DIR  # extend one
@@ -17,7 +18,9 @@ Clopper-Pearson 95% intervals, recovery rates) and outcomes.png into --out.
 Fault types: fail-stop, register, code, memory, memory-shared, hang, livelock (rehome-inject),
 mutant (L1 builds with a source mutation, bench/mutants.py), rehome-kill, rehome-hang,
 rehome-garbage, rehome-assert, rehome-die-before-commit, rehome-die-after-commit (rehome's own
-deterministic faults over QMP), none (no fault).
+deterministic faults over QMP), none (no fault); with --mode nested (whole L1 VMs, run inside
+the emulated AMD host, faultcampaign/nested.py): l1vm-kill, l1vm-panic, l1vm-hang, l1vm-crash,
+l1vm-register.
 Exit status: 0 the campaign ran (whatever its outcomes); 2 bad arguments or missing binaries.
 """
 import argparse
@@ -34,7 +37,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from faultcampaign import outcome, report  # noqa: E402
+from faultcampaign import nested, outcome, report  # noqa: E402
 from faultcampaign.run import FAULTS, RunConfig, execute  # noqa: E402
 from faultcampaign.workloads import WORKLOADS  # noqa: E402
 from netping import enter_netns  # noqa: E402
@@ -55,7 +58,8 @@ def parse_args(argv):
     p.add_argument("--fault", help="fault type, or several separated by commas")
     p.add_argument("--workload", default="counter", choices=sorted(WORKLOADS))
     p.add_argument("--runs", type=int, default=20, help="runs per fault type")
-    p.add_argument("--mode", default="split", choices=["split", "monolithic"])
+    p.add_argument("--mode", default="split", choices=["split", "monolithic", "nested"],
+                   help="nested: whole L1 VMs on the emulated AMD host (l1vm-* faults)")
     p.add_argument("--target", default="active", choices=["active", "replica", "standby"],
                    help="the L1 to inject into, by its role over QMP (with --verify: `active` is "
                         "replica 0, `replica` the next one)")
@@ -84,8 +88,14 @@ def parse_args(argv):
         p.error("--fault is required (or --replay RUN --out DIR)")
     if args.fault:
         for f in args.fault.split(","):
-            if f not in FAULTS:
-                p.error(f"unknown fault type {f!r} (one of {', '.join(FAULTS)})")
+            if f not in FAULTS + nested.NESTED_FAULTS:
+                p.error(f"unknown fault type {f!r} (one of "
+                        f"{', '.join(FAULTS + nested.NESTED_FAULTS)})")
+            if (f in nested.NESTED_FAULTS) != (args.mode == "nested"):
+                p.error(f"fault type {f!r} needs --mode nested" if f in nested.NESTED_FAULTS
+                        else f"--mode nested takes only {', '.join(nested.NESTED_FAULTS)}")
+        if args.mode == "nested" and args.workload != "counter":
+            p.error("--mode nested runs the counter workload only")
     if args.replay is not None and not args.out:
         p.error("--replay needs --out DIR of the campaign")
     if args.resume and not args.out:
@@ -93,9 +103,9 @@ def parse_args(argv):
     return args
 
 
-def check_binaries(build):
-    for rel in ("rehome", "rehome-inject", "guest/rehome-guest.elf",
-                "guest/rehome_guest_counter_oracle"):
+def check_binaries(build, mode="split"):
+    extra = ("rehome-agent",) if mode == "nested" else ("rehome-inject",)
+    for rel in ("rehome", "guest/rehome-guest.elf", "guest/rehome_guest_counter_oracle") + extra:
         if not os.path.exists(os.path.join(build, rel)):
             refuse(f"{os.path.join(build, rel)} is missing (run `make build`, or "
                    "point --build at a build directory)")
@@ -175,9 +185,11 @@ class Progress:
 
 
 def run_campaign(args):
-    check_binaries(args.build)
+    check_binaries(args.build, args.mode)
     workload = WORKLOADS[args.workload](args.build, SOURCE_DIR)
-    if getattr(workload, "needs_network", False):
+    if args.mode == "nested":
+        workload.duration_s = 0  # injection moments are drawn by nested.run_spec
+    elif getattr(workload, "needs_network", False):
         enter_netns(workload.TAP)  # every run's tap lives in this process's own namespace
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     out = args.out or os.path.join(SOURCE_DIR, "bench", "out",
@@ -202,6 +214,27 @@ def run_campaign(args):
     with open(os.path.join(out, "campaign.json"), "w") as f:
         json.dump(meta, f, indent=1)
     progress = Progress(len(plans), already=len(rows))
+    if args.mode == "nested":
+        meta["duration_s"] = 0  # nothing to calibrate (nested.run_spec draws the moments)
+        with open(os.path.join(out, "campaign.json"), "w") as f:
+            json.dump(meta, f, indent=1)
+        run_nested(args, out, plans, rows, progress, csv_path)
+    else:
+        run_local(args, workload, meta, out, plans, rows, progress, csv_path)
+    if progress.tty:
+        print(file=sys.stderr)
+    summary = report.summary_markdown(rows, meta)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(summary)
+    report.plot(rows, os.path.join(out, "outcomes.png"), meta["title"])
+    print(summary)
+    print(f"\ncampaign: wrote {csv_path}, {os.path.join(out, 'summary.md')}, "
+          f"{os.path.join(out, 'outcomes.png')}")
+    return 0
+
+
+def run_local(args, workload, meta, out, plans, rows, progress, csv_path):
+    """Runs the campaign's remaining PLANS on this host, one `rehome run` each."""
     # Runs' files (disk images) live in memory when possible: unlinking a written 32 MiB image on
     # this host's ext4 (mounted with discard) took seconds, longer than the run itself.
     scratch = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
@@ -220,16 +253,42 @@ def run_campaign(args):
             rows.append(row)
             report.write_csv(rows, csv_path)  # as it goes: a cut-off campaign keeps its runs
             progress.update(index + 1, row)
-    if progress.tty:
-        print(file=sys.stderr)
-    summary = report.summary_markdown(rows, meta)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(summary)
-    report.plot(rows, os.path.join(out, "outcomes.png"), meta["title"])
-    print(summary)
-    print(f"\ncampaign: wrote {csv_path}, {os.path.join(out, 'summary.md')}, "
-          f"{os.path.join(out, 'outcomes.png')}")
-    return 0
+
+
+def run_nested(args, out, plans, rows, progress, csv_path):
+    """Runs the campaign's remaining PLANS inside the emulated AMD host (faultcampaign/nested.py),
+    RUNS_PER_BOOT per boot, classifying each run as its console lines arrive."""
+    oracle = os.path.join(args.build, "guest", "rehome_guest_counter_oracle")
+    expected = subprocess.run([oracle, "0", str(nested.GUEST_SEED), str(nested.STEPS)],
+                              capture_output=True, text=True, timeout=300,
+                              check=True).stdout.strip()
+    todo = [(i, plan) for i, plan in enumerate(plans) if i >= len(rows)]
+    for start in range(0, len(todo), nested.RUNS_PER_BOOT):
+        chunk = todo[start:start + nested.RUNS_PER_BOOT]
+        specs, base = [], {}
+        for index, (fault, seed, _, _) in chunk:
+            spec, delay_ms = nested.run_spec(index, fault, seed)
+            specs.append(spec)
+            base[index] = {"run": index, "seed": seed, "fault": fault, "workload": "counter",
+                           "mode": "nested", "target_role": "active", "mutant": "",
+                           "delay_ms": delay_ms}
+
+        def on_run(index, run):
+            row = dict(base[index], **nested.classify_run(run, expected))
+            rows.append(row)
+            report.write_csv(rows, csv_path)  # as it goes: a cut-off campaign keeps its runs
+            progress.update(index + 1, row)
+
+        log = os.path.join(out, f"console-{chunk[0][0]:05d}.log")
+        print(f"campaign: booting the emulated host for runs {chunk[0][0]}-{chunk[-1][0]} "
+              f"(console in {log})", file=sys.stderr)
+        rc, missing = nested.run_boot(SOURCE_DIR, args.build, specs, log, on_run)
+        for index in missing:  # the emulated host ended (timeout, failure) before these
+            row = dict(base[index], outcome=outcome.HARNESS_ERROR,
+                       detail=f"the emulated host ended before this run (run.sh rc={rc})")
+            rows.append(row)
+            report.write_csv(rows, csv_path)
+            progress.update(index + 1, row)
 
 
 # The arguments that decide a campaign's runs: a resumed campaign must be given the same.
@@ -303,6 +362,9 @@ def replay(args):
         refuse(f"run {args.replay} is not in {args.out}/runs.csv")
     old = recorded[0]
     saved = argparse.Namespace(**meta["args"])
+    if saved.mode == "nested":
+        refuse("--replay does not re-run nested campaigns (runs.csv has the run's delay_ms and "
+               "seed; see docs/fault-injection.md)")
     saved.build = args.build
     check_binaries(saved.build)
     workload = WORKLOADS[old["workload"]](saved.build, SOURCE_DIR)

@@ -156,6 +156,16 @@ class CampaignTest(unittest.TestCase):
                               capture_output=True, text=True, timeout=30)
         self.assertEqual(done.returncode, 2)
         self.assertIn("unknown fault type", done.stderr)
+        # Nested faults need nested mode and nested mode takes only them (its runs execute in
+        # the emulated AMD host: faultcampaign/nested_test.py tests their classification).
+        for argv, why in ((["--fault", "l1vm-kill"], "needs --mode nested"),
+                          (["--mode", "nested", "--fault", "register"], "takes only l1vm-"),
+                          (["--mode", "nested", "--fault", "l1vm-panic", "--workload", "blk"],
+                           "counter workload only")):
+            done = subprocess.run([sys.executable, CAMPAIGN] + argv, capture_output=True,
+                                  text=True, timeout=30)
+            self.assertEqual(done.returncode, 2, argv)
+            self.assertIn(why, done.stderr)
 
 
 if __name__ == "__main__":

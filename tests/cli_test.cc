@@ -206,6 +206,21 @@ TEST(CliTest, GuestExceptionIsAFailure) {
   EXPECT_THAT(r.out, HasSubstr("vector=6"));
 }
 
+// A guest kernel that reports its panic through pvpanic (as Linux's driver does) ends the run as a
+// guest crash (66) in both modes: the panic is the guest's, never an L1 failure.
+TEST(CliTest, PvPanicIsAGuestCrash) {
+  if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";
+  for (const char* mode : {"split", "monolithic"}) {
+    ProcessResult r =
+        Rehome({"run", "--kernel", GuestElf(), "--mode", mode, "--cmdline", "workload=panic"});
+    EXPECT_EQ(r.exit_code, 66) << mode << ": " << r.err;
+    EXPECT_THAT(r.out, HasSubstr("panicking through pvpanic, events=1"));
+    EXPECT_THAT(r.out, Not(HasSubstr("the host ignored the request")));
+    EXPECT_THAT(r.err, HasSubstr("guest kernel panicked (pvpanic event 0x1)"));
+    EXPECT_THAT(r.err, Not(HasSubstr("failover #")));
+  }
+}
+
 // A guest's own failure follows --on-crash and never fails over the L1.
 TEST(CliTest, GuestCrashFollowsTheCrashPolicy) {
   if (!HaveKvm()) GTEST_SKIP() << "no usable /dev/kvm on this host";

@@ -8,6 +8,7 @@
 #include "guest/abi/rehome_abi.h"
 #include "vmm/devices/counter_report_port.h"
 #include "vmm/devices/power_off_port.h"
+#include "vmm/devices/pvpanic_port.h"
 #include "vmm/devices/reset_port.h"
 #include "vmm/state_codec.h"
 #include "vmm/virtio/blk_device.h"
@@ -126,6 +127,8 @@ absl::StatusOr<std::unique_ptr<DeviceModel>> DeviceModel::Create(DeviceModelConf
                                std::make_shared<ResetPort>(model->requests_)));
   RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kPowerOffPort, PowerOffPort::kPortCount,
                                std::make_shared<PowerOffPort>(model->requests_)));
+  RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kPvPanicPort, PvPanicPort::kPortCount,
+                               std::make_shared<PvPanicPort>(model->requests_)));
   RETURN_IF_ERROR(bus.Register(BusSpace::kPio, abi::kPioBenchPort, PioBenchPort::kPortCount,
                                model->pio_bench_));
   if (config.oracle.has_value()) {

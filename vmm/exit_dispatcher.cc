@@ -130,6 +130,10 @@ ExitOutcome DispatchExit(KvmExit& exit, Bus& bus, const VmRequests& requests) {
       return Outcome(ExitOutcome::kReset, "guest requested reset (port 0xcf9)");
     case VmRequest::Kind::kShutdown:
       return Outcome(ExitOutcome::kShutdown, "shutdown requested");
+    case VmRequest::Kind::kPanic:
+      return Outcome(
+          ExitOutcome::kGuestCrash,
+          absl::StrFormat("guest kernel panicked (pvpanic event 0x%x)", request->exit_value));
   }
   return outcome;
 }

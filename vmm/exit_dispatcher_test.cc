@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "guest/abi/rehome_abi.h"
 #include "vmm/devices/debug_exit_port.h"
+#include "vmm/devices/pvpanic_port.h"
 #include "vmm/devices/reset_port.h"
 #include "vmm/devices/serial8250.h"
 
@@ -47,6 +48,9 @@ class ExitDispatcherTest : public ::testing::Test {
                     .ok());
     ASSERT_TRUE(bus_.Register(BusSpace::kPio, abi::kResetPort, ResetPort::kPortCount,
                               std::make_shared<ResetPort>(requests_))
+                    .ok());
+    ASSERT_TRUE(bus_.Register(BusSpace::kPio, abi::kPvPanicPort, PvPanicPort::kPortCount,
+                              std::make_shared<PvPanicPort>(requests_))
                     .ok());
   }
   ExitOutcome Dispatch(KvmExit exit) { return DispatchExit(exit, bus_, *requests_); }
@@ -171,6 +175,17 @@ TEST_F(ExitDispatcherTest, ResetPortRequestsResetOnlyForResetValues) {
     EXPECT_EQ(out.action, ExitOutcome::kReset);
     EXPECT_THAT(out.reason, HasSubstr("0xcf9"));
   }
+}
+
+TEST_F(ExitDispatcherTest, PvPanicWriteEndsTheVmAsAGuestCrash) {
+  std::vector<uint8_t> data = {0};
+  EXPECT_EQ(Dispatch(PortIoExit{false, abi::kPvPanicPort, 1, 1, data}).action,
+            ExitOutcome::kContinue);
+  EXPECT_EQ(data[0], abi::kPvPanicPanicked);
+  data = {abi::kPvPanicPanicked};
+  const ExitOutcome out = Dispatch(PortIoExit{true, abi::kPvPanicPort, 1, 1, data});
+  EXPECT_EQ(out.action, ExitOutcome::kGuestCrash);
+  EXPECT_THAT(out.reason, HasSubstr("panicked (pvpanic"));
 }
 
 TEST_F(ExitDispatcherTest, ShutdownRequestFromTheHostStopsTheVcpu) {

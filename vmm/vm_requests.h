@@ -1,7 +1,7 @@
 // vmm/vm_requests.h: VM-wide requests that devices post from a vCPU thread (guest exit via the
-// debug-exit port, reset via 0xcf9) and the exit dispatcher / runner read after an exit. The
-// first request posted wins and stays pending until Clear() (so every vCPU that looks sees the
-// same outcome). Thread-safe and lock-free: one atomic word.
+// debug-exit port, reset via 0xcf9, a kernel panic via pvpanic) and the exit dispatcher / runner
+// read after an exit. The first request posted wins and stays pending until Clear() (so every vCPU
+// that looks sees the same outcome). Thread-safe and lock-free: one atomic word.
 #ifndef REHOME_VMM_VM_REQUESTS_H_
 #define REHOME_VMM_VM_REQUESTS_H_
 
@@ -12,9 +12,10 @@
 namespace rehome {
 
 struct VmRequest {
-  enum class Kind : uint32_t { kExit = 1, kReset = 2, kShutdown = 3 };
+  enum class Kind : uint32_t { kExit = 1, kReset = 2, kShutdown = 3, kPanic = 4 };
   Kind kind = Kind::kExit;
-  uint32_t exit_value = 0;  // the value written to the debug-exit port (kExit only)
+  uint32_t exit_value = 0;  // the value written to the debug-exit port (kExit), the pvpanic event
+                            // (kPanic)
 };
 
 class VmRequests final {
@@ -27,6 +28,7 @@ class VmRequests final {
   bool RequestExit(uint32_t value) { return Post(VmRequest::Kind::kExit, value); }
   bool RequestReset() { return Post(VmRequest::Kind::kReset, 0); }
   bool RequestShutdown() { return Post(VmRequest::Kind::kShutdown, 0); }
+  bool RequestPanic(uint32_t event) { return Post(VmRequest::Kind::kPanic, event); }
 
   std::optional<VmRequest> Pending() const {
     const uint64_t word = word_.load(std::memory_order_acquire);

@@ -22,6 +22,12 @@ inline constexpr uint8_t kResetValue = 0x06;
 // off (on_poweroff applies); QEMU microvm has no device there and ignores it.
 inline constexpr uint16_t kPowerOffPort = 0x604;
 inline constexpr uint16_t kPowerOffValue = 0x2000;
+// pvpanic (QEMU's ISA pvpanic device, iobase 0x505): a read returns the events the host
+// supports (kPvPanicPanicked); an 8-bit write of kPvPanicPanicked says the guest's kernel
+// panicked, and rehome ends the VM as a guest crash. Linux's pvpanic driver finds it in the DSDT
+// ("QEMU0001") of a Linux guest; QEMU microvm has no device there and ignores it.
+inline constexpr uint16_t kPvPanicPort = 0x505;
+inline constexpr uint8_t kPvPanicPanicked = 0x01;
 // Counter workload report port: a 32-bit write of the guest-physical address of a
 // CounterReport (below 4 GiB, 64-byte aligned). QEMU has no device here; writes are ignored.
 inline constexpr uint16_t kCounterReportPort = 0x7e0;
@@ -50,11 +56,13 @@ struct CounterReport {
 static_assert(sizeof(CounterReport) == 64, "CounterReport is 64 bytes");
 
 // ---- Command line keys understood by the guest (space-separated key=value) ----
-//   workload=counter|idle|pio|blk|echo|netecho|search|oltp|virtio-bad   (default idle: print
-//                            banner, exit kExitSuccess; pio: vCPU 0 does `steps` 1-byte writes to
-//                            kPioBenchPort, then exits; blk/echo/netecho/search/oltp/virtio-bad: vCPU 0
-//                            drives the virtio devices below, kExitWorkloadFailed on a failed
-//                            check)
+//   workload=counter|idle|pio|blk|echo|netecho|search|oltp|virtio-bad|reboot|poweroff|panic
+//                            (default idle: print banner, exit kExitSuccess; pio: vCPU 0 does
+//                            `steps` 1-byte writes to kPioBenchPort, then exits;
+//                            blk/echo/netecho/search/oltp/virtio-bad: vCPU 0 drives the virtio
+//                            devices below, kExitWorkloadFailed on a failed check;
+//                            reboot/poweroff/panic: vCPU 0 resets, powers off or reports a
+//                            panic through pvpanic)
 //   virtio_mmio.device=<size>@<base>:<irq>   one virtio-mmio (version 2) transport, repeatable
 //                            (Linux syntax; sizes/base decimal or 0x hex, optional K/M/G)
 //   seed=<u64>              (default 1)
@@ -65,8 +73,8 @@ static_assert(sizeof(CounterReport) == 64, "CounterReport is 64 bytes");
 //   port=<1..65535>         the UDP port netecho (default 7) or oltp (default 8082) serves
 //   cache_kib=<n>           search: the index block cache in KiB (default 4096, >= 4)
 inline constexpr uint64_t kDefaultReportEvery = 100000;
-inline constexpr uint32_t kDefaultGuestIp = 0x0a00020f;  // 10.0.2.15
-inline constexpr uint16_t kDefaultNetEchoPort = 7;       // the echo service
+inline constexpr uint32_t kDefaultGuestIp = 0x0a00020f;   // 10.0.2.15
+inline constexpr uint16_t kDefaultNetEchoPort = 7;        // the echo service
 inline constexpr uint64_t kDefaultSearchCacheKib = 4096;  // search: 1024 cached 4 KiB blocks
 
 }  // namespace rehome::abi

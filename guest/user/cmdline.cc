@@ -98,6 +98,8 @@ const char* WorkloadName(Workload w) {
       return "reboot";
     case Workload::kPowerOff:
       return "poweroff";
+    case Workload::kPanic:
+      return "panic";
     case Workload::kIdle:
       break;
   }
@@ -143,6 +145,8 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
         config->workload = Workload::kReboot;
       } else if (TokenEquals(val, val_len, "poweroff")) {
         config->workload = Workload::kPowerOff;
+      } else if (TokenEquals(val, val_len, "panic")) {
+        config->workload = Workload::kPanic;
       } else {
         error->Str("unknown workload '");
         AppendToken(error, val, val_len);

@@ -25,7 +25,8 @@ enum class Workload {
   kOltp,
   kVirtioBad,
   kReboot,
-  kPowerOff
+  kPowerOff,
+  kPanic
 };
 
 struct GuestConfig {

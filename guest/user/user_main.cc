@@ -129,13 +129,18 @@ void RunShare(uint32_t vcpu) {
       break;
     case Workload::kReboot:
     case Workload::kPowerOff:
+    case Workload::kPanic:
       if (vcpu == 0) {
-        const bool reboot = config.workload == Workload::kReboot;
-        LineWriter().Str(reboot ? "rehome-guest: rebooting" : "rehome-guest: powering off").Flush();
-        if (reboot) {
+        if (config.workload == Workload::kReboot) {
+          LineWriter().Str("rehome-guest: rebooting").Flush();
           OutB(abi::kResetPort, abi::kResetValue);
-        } else {
+        } else if (config.workload == Workload::kPowerOff) {
+          LineWriter().Str("rehome-guest: powering off").Flush();
           OutW(abi::kPowerOffPort, abi::kPowerOffValue);
+        } else {  // what Linux's pvpanic driver does: read the supported events, report a panic
+          const uint8_t events = InB(abi::kPvPanicPort);
+          LineWriter().Str("rehome-guest: panicking through pvpanic, events=").Dec(events).Flush();
+          if ((events & abi::kPvPanicPanicked) != 0) OutB(abi::kPvPanicPort, abi::kPvPanicPanicked);
         }
         // The host stops the vCPUs; a host without the device (QEMU microvm has no power-off
         // register) leaves the guest here: report that rather than hang.

@@ -71,6 +71,7 @@ int NestedRun(const RunOptions& options, const std::string& cmdline, std::ostrea
   if (!n.fault.empty()) config.fault = *ParseNestedFault(n.fault);
   config.fault_every = absl::Milliseconds(n.fault_every_ms);
   config.fault_count = static_cast<int>(n.faults);
+  config.fault_seed = n.fault_seed;
   if (const char* kvm_path = std::getenv("REHOME_KVM_PATH"); kvm_path != nullptr) {
     config.kvm_path = kvm_path;
   }

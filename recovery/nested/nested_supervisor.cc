@@ -239,8 +239,12 @@ bool NestedSupervisor::CheckActive() {
   }
   std::string cause;
   if (std::optional<MachineResult> ended = a.Ended(); ended.has_value()) {
-    const bool panic = a.ConsoleTail(8192).find("Kernel panic") != std::string::npos;
-    cause = absl::StrCat("L1 VM ended", panic ? " after a kernel panic" : "", ": ", ended->reason);
+    // An L1 kernel panic: at once through pvpanic (the L1's driver), else seen when it resets.
+    const bool pvpanic = ended->reason.find("pvpanic") != std::string::npos;
+    const bool panic = pvpanic || a.ConsoleTail(8192).find("Kernel panic") != std::string::npos;
+    cause = absl::StrCat("L1 VM ended",
+                         pvpanic ? " by a kernel panic" : (panic ? " after a kernel panic" : ""),
+                         ": ", ended->reason);
   } else if (state == AgentState::kDied) {
     cause = absl::StrCat("agent died: ", a.control()->message);
   } else if (state == AgentState::kFailed) {
@@ -338,7 +342,7 @@ void NestedSupervisor::MaybeInjectFault() {
 }
 
 void NestedSupervisor::InjectRegisterFault() {
-  std::mt19937_64 rng(static_cast<uint64_t>(absl::ToUnixNanos(absl::Now())));
+  std::mt19937_64& rng = flip_rng_;
   NestedL1& a = *active_;
   for (int attempt = 0; attempt < kMaxCaptureAttempts; ++attempt) {
     if (!a.machine().Pause(absl::Seconds(5)).ok()) return;

@@ -21,6 +21,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -28,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "base/unique_fd.h"
 #include "kvm-l0/guest_memory.h"
@@ -58,9 +60,10 @@ struct NestedConfig {
   absl::Duration takeover_timeout = absl::Seconds(120);
   int max_failovers = 1000;
   NestedFault fault = NestedFault::kNone;
-  absl::Duration fault_every = absl::Seconds(1);      // after L2 runs and a standby is ready
-  int fault_count = 0;                                // 0: no limit
-  std::function<void(std::string_view)> log;          // status lines (may be null)
+  absl::Duration fault_every = absl::Seconds(1);  // after L2 runs and a standby is ready
+  int fault_count = 0;                            // 0: no limit
+  uint64_t fault_seed = 0;                    // seeds the register flips' choices (0: the clock)
+  std::function<void(std::string_view)> log;  // status lines (may be null)
   absl::Duration progress_every = absl::Seconds(15);  // a progress line this often
   std::string kvm_path = "/dev/kvm";
 };
@@ -105,7 +108,11 @@ class NestedSupervisor final {
   std::vector<double> l1_boot_seconds() const;
 
  private:
-  explicit NestedSupervisor(NestedConfig config) : config_(std::move(config)) {}
+  explicit NestedSupervisor(NestedConfig config)
+      : config_(std::move(config)),
+        flip_rng_(config_.fault_seed != 0 ? config_.fault_seed
+                                          : static_cast<uint64_t>(absl::ToUnixNanos(absl::Now()))) {
+  }
   absl::StatusOr<std::unique_ptr<NestedL1>> StartL1();
   void Watch();
   void Log(std::string_view line) const;
@@ -136,6 +143,7 @@ class NestedSupervisor final {
   std::optional<absl::Time> pending_fault_;  // a command fault sent, not yet detected
   std::optional<absl::Time> pending_flip_;   // a register flipped, no failure seen yet
   int register_faults_ = 0, masked_faults_ = 0;
+  std::mt19937_64 flip_rng_;  // the register flips' choices (NestedConfig::fault_seed)
   int standby_ready_id_ = 0;  // the standby whose boot time is recorded
   bool verify_pending_ = false;
   absl::Time verify_at_;

@@ -43,7 +43,7 @@ cp "$guest" "$root/share/rehome-guest.elf"
 add_binary "$root" "$build/rehome"
 
 # A Linux guest of rehome: busybox and an init that reports and powers off (or reboots).
-"$here/build-guest-initramfs.sh" "$out/hello.cpio.gz" >/dev/null
+"$here/build-guest-initramfs.sh" "$out/hello.cpio.gz" "$out/cache/modules" >/dev/null
 cp "$out/hello.cpio.gz" "$root/share/hello.cpio.gz"
 cp "$out/l1.cpio.gz" "$root/share/l1.cpio.gz"
 

@@ -5,7 +5,8 @@
 # only when every selected test passed.
 # Usage: run.sh BUILD_DIR [test,test,...|all]   Env: NESTED_TIMEOUT (s, default 1800),
 #        NESTED_MEM (MiB, default 3072), NESTED_OUT (default build-nested), NESTED_ENV
-#        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600).
+#        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600), NESTED_LOG
+#        (the timestamped console, default NESTED_OUT/console.log).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: run.sh BUILD_DIR [tests]}
@@ -13,7 +14,7 @@ tests=${2:-all}
 out=${NESTED_OUT:-$here/../../build-nested}
 "$here/build-image.sh" "$build" "$out" || exit 1
 out=$(cd "$out" && pwd)
-log=$out/console.log
+log=${NESTED_LOG:-$out/console.log}
 echo "test-nested: booting the emulated host (QEMU TCG); console in $log"
 start=${EPOCHREALTIME/./}
 timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \

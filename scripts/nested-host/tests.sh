@@ -63,11 +63,16 @@ t_nested() {  # name fault count steps extra-args...
     want=0
     echo "$summary" | grep -q "; $count register faults" || rc="$rc (not $count register faults)"
   fi
+  for f in /l1-logs/$name/*.log; do  # how each L1 ended (a standby that failed shows why)
+    [ -f "$f" ] && sed "s|^|  $name $(basename $f) end: |" "$f" | tail -n 3
+  done
   if [ "$rc" = 0 ] && [ "$n" -ge "$want" ]; then
     report $name PASS "rc=0 in $(awk "BEGIN{print $t1-$t0}")s, $n failovers: $summary"
     return 0
   fi
   report $name FAIL "rc=$rc, $n failovers (want $count): ${summary:-no summary}"
+  [ -r /sys/kernel/tracing/trace ] && grep -v "^#" /sys/kernel/tracing/trace | grep -v kvm_nested_vmrun |
+    tail -n ${NESTED_TRACE_LINES:-60} | sed "s/^/  $name trace: /"
   sed "s/^/  $name stderr: /" /tmp/$name.err | tail -n 60
   sed "s/^/  $name L2 console: /" /tmp/$name.log | tail -n 20
   for f in /l1-logs/$name/*.log; do
@@ -97,6 +102,27 @@ if wanted linux-virtio-acpi; then
     { grep -q "acpi-virtio=1" /tmp/linux-virtio-acpi.log ||
       report linux-virtio-acpi FAIL "the LNRO0005 device was not enumerated"; }
 fi
+# A Linux guest that panics with the pvpanic driver loaded (guest-init.sh action=panic): rehome
+# ends the run as a guest crash (66) on the driver's write, before the kernel's own reset.
+t_linux_pvpanic() {
+  name=linux-pvpanic
+  t0=$(up)
+  timeout -s KILL ${NESTED_TEST_TIMEOUT:-400} rehome run --mode monolithic --kernel /share/vmlinuz \
+    --initrd /share/hello.cpio.gz --memory 256 --serial-file /tmp/$name.log \
+    --cmdline "console=ttyS0 panic=-1 quiet action=panic" >/tmp/$name.err 2>&1
+  rc=$?
+  t1=$(up)
+  line=$(grep "REHOME-LINUX-BOOTED" /tmp/$name.log | tr -d "\r")
+  if [ $rc = 66 ] && grep -q "pvpanic event" /tmp/$name.err && echo "$line" | grep -q "acpi-pvpanic=1"; then
+    report $name PASS "rc=66 in $(awk "BEGIN{print $t1-$t0}")s: $(grep 'rehome: guest crashed' /tmp/$name.err)"
+    return 0
+  fi
+  report $name FAIL "rc=$rc: ${line:-no marker}; guest console and rehome's stderr follow"
+  sed "s/^/  $name console: /" /tmp/$name.log | tail -n 60
+  sed "s/^/  $name stderr: /" /tmp/$name.err | tail -n 20
+  return 1
+}
+run linux-pvpanic t_linux_pvpanic
 run nested-boot t_nested nested-boot none 0 ${NESTED_BOOT_STEPS:-2000000}
 run nested-kill t_nested nested-kill kill 3 ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 2000
 run nested-failovers t_nested nested-failovers mixed 20 ${NESTED_LONG_STEPS:-320000000} \
@@ -105,4 +131,46 @@ run nested-register t_nested nested-register register 4 ${NESTED_REGISTER_STEPS:
   --nested-fault-every-ms 1000
 run nested-big t_nested nested-big kill 3 ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 2000 \
   --memory 512
+# Failover time against L2 RAM size: L2 lifetimes at 64 MiB and at NESTED_FLAT_BIG MiB (1024)
+# in turn, NESTED_FLAT_ROUNDS (2) of each, each with NESTED_FLAT_KILLS (3) kills of the active L1;
+# bench/nested_failovers.py tabulates the phases from the console log.
+if wanted nested-flat; then
+  for round in $(seq 1 ${NESTED_FLAT_ROUNDS:-2}); do
+    for mib in 64 ${NESTED_FLAT_BIG:-1024}; do
+      echo "NESTED-TEST-START nested-flat-$mib-$round at $(up)s"
+      t_nested nested-flat-$mib-$round kill ${NESTED_FLAT_KILLS:-3} \
+        ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 2000 --memory $mib
+    done
+  done
+fi
+# Kernel panics of the active L1 (the agent panics it through sysrq): detected through pvpanic.
+run nested-panic t_nested nested-panic panic ${NESTED_PANICS:-4} ${NESTED_KILL_STEPS:-20000000} \
+  --nested-fault-every-ms 1000
+# A fault-injection campaign into whole L1s, driven by bench/campaign.py --mode nested:
+# NESTED_CAMPAIGN lists runs "index:fault:delay_ms:seed" separated by commas. Each run is one L2
+# lifetime (the counter workload, NESTED_CAMPAIGN_STEPS steps) with one fault, injected delay_ms
+# after L2 runs and a standby is ready; it prints rehome's status lines, L2's final counter line
+# and then "NESTED-CAMPAIGN-RUN index rc=N wall=S" (rc 137: killed at NESTED_CAMPAIGN_TIMEOUT).
+if wanted nested-campaign && [ -n "${NESTED_CAMPAIGN:-}" ]; then
+  echo "NESTED-TEST-START nested-campaign at $(up)s"
+  steps=${NESTED_CAMPAIGN_STEPS:-20000000}
+  for spec in $(echo "${NESTED_CAMPAIGN:-}" | tr ',' ' '); do
+    i=${spec%%:*}; rest=${spec#*:}; fault=${rest%%:*}; rest=${rest#*:}
+    delay=${rest%%:*}; seed=${rest#*:}
+    rm -rf /l1-logs/campaign && mkdir -p /l1-logs/campaign
+    t0=$(up)
+    timeout -s KILL ${NESTED_CAMPAIGN_TIMEOUT:-900} rehome run --mode nested \
+      --kernel /share/rehome-guest.elf --l1-kernel /share/vmlinuz --l1-initrd /share/l1.cpio.gz \
+      --l1-console-dir /l1-logs/campaign --memory 64 --l1-hang-timeout-ms ${NESTED_HANG_MS:-8000} \
+      --cmdline "workload=counter steps=$steps report_every=$((steps / 200 + 1))" \
+      --serial-file /tmp/campaign.log --nested-fault "$fault" --nested-faults 1 \
+      --nested-fault-every-ms "$delay" --nested-fault-seed "$seed" >/tmp/campaign.err 2>&1
+    rc=$?
+    t1=$(up)
+    grep -E "^rehome" /tmp/campaign.err | sed "s/^/NESTED-CAMPAIGN-LOG $i /"
+    grep "vcpu=0 step=" /tmp/campaign.log | tail -n 1 | tr -d "\r" | sed "s/^/NESTED-CAMPAIGN-L2 $i /"
+    echo "NESTED-CAMPAIGN-RUN $i rc=$rc wall=$(awk "BEGIN{print $t1-$t0}")"
+  done
+  report nested-campaign PASS "$(echo "${NESTED_CAMPAIGN:-}" | tr ',' '\n' | grep -c .) runs"
+fi
 exit $failures

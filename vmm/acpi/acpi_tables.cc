@@ -109,6 +109,11 @@ std::vector<uint8_t> BuildDsdt(const AcpiConfig& config) {
                                      {aml::IoPort(config.com1_port, 8),
                                       aml::ExtendedInterrupt(config.com1_gsi, aml::Trigger::kEdge,
                                                              false, false)}))}));
+  if (config.pvpanic_port != 0) {
+    devices.push_back(aml::Device(
+        "PEVT", {aml::Name("_HID", aml::String("QEMU0001")),
+                 aml::Name("_CRS", aml::ResourceTemplate({aml::IoPort(config.pvpanic_port, 1)}))}));
+  }
   for (size_t i = 0; i < config.virtio.size(); ++i) {
     const AcpiVirtioDevice& d = config.virtio[i];
     devices.push_back(aml::Device(

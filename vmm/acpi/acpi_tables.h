@@ -5,8 +5,9 @@
 // in-kernel IOAPIC at GSI 0); the FADT points at a DSDT that describes COM1 (PNP0501, its ports
 // and IRQ: without a legacy PIC, which hardware-reduced ACPI implies, Linux maps ISA IRQs only
 // from such descriptions), every virtio-mmio device as an "LNRO0005" device (what Linux's
-// virtio_mmio driver matches on ACPI systems) with its register window and interrupt, and \_S5
-// for power-off. All tables are checksummed. They live
+// virtio_mmio driver matches on ACPI systems) with its register window and interrupt, the
+// pvpanic port as a "QEMU0001" device (what Linux's pvpanic-mmio driver matches), and \_S5 for
+// power-off. All tables are checksummed. They live
 // in [kAcpiBase, kAcpiEnd), which the e820 map marks reserved. Pure, thread-safe.
 #ifndef REHOME_VMM_ACPI_ACPI_TABLES_H_
 #define REHOME_VMM_ACPI_ACPI_TABLES_H_
@@ -39,6 +40,7 @@ struct AcpiConfig {
   uint8_t reset_value = 0x06;
   uint16_t sleep_control_port = 0x604;  // SLEEP_CONTROL_REG (8-bit I/O): SLP_EN is bit 5
   uint16_t sleep_status_port = 0x605;   // SLEEP_STATUS_REG (8-bit I/O)
+  uint16_t pvpanic_port = 0x505;        // "QEMU0001" (1 port); 0 = not described
 };
 
 struct AcpiTables {

@@ -5,11 +5,13 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 
 #include "gtest/gtest.h"
 #include "vmm/acpi/aml.h"
@@ -123,6 +125,16 @@ TEST(AcpiTables, RejectsWhatDoesNotFit) {
   EXPECT_FALSE(BuildAcpiTables(config).ok());
 }
 
+TEST(AcpiTables, DsdtDescribesPvPanicUnlessTurnedOff) {
+  auto contains = [](const std::vector<uint8_t>& t, std::string_view what) {
+    return std::search(t.begin(), t.end(), what.begin(), what.end()) != t.end();
+  };
+  AcpiConfig config;
+  EXPECT_TRUE(contains(BuildDsdt(config), "QEMU0001"));
+  config.pvpanic_port = 0;
+  EXPECT_FALSE(contains(BuildDsdt(config), "QEMU0001"));
+}
+
 // iasl -d turns the DSDT back into ASL: the devices Linux's virtio_mmio driver binds to must be
 // there with their windows and interrupts.
 TEST(AcpiTables, IaslDisassemblesTheDsdtIntoTheVirtioDevices) {
@@ -150,6 +162,9 @@ TEST(AcpiTables, IaslDisassemblesTheDsdtIntoTheVirtioDevices) {
   EXPECT_NE(asl.find("Device (COM1)"), std::string::npos);
   EXPECT_NE(asl.find("EisaId (\"PNP0501\")"), std::string::npos);
   EXPECT_NE(asl.find("0x03F8,"), std::string::npos);
+  EXPECT_NE(asl.find("Device (PEVT)"), std::string::npos);  // pvpanic
+  EXPECT_NE(asl.find("\"QEMU0001\""), std::string::npos);
+  EXPECT_NE(asl.find("0x0505,"), std::string::npos);
   std::system(("rm -rf " + std::string(dir)).c_str());
 }
 

@@ -44,6 +44,8 @@ std::optional<absl::Status> ParseNestedOption(const std::string& name, const std
     return Number(name, value, 1, 86400000, &o->fault_every_ms);
   } else if (name == "--nested-faults") {
     return Number(name, value, 0, 1000000, &o->faults);
+  } else if (name == "--nested-fault-seed") {
+    return Number(name, value, 0, UINT64_MAX, &o->fault_seed);
   } else {
     return std::nullopt;
   }
@@ -71,7 +73,9 @@ const char* NestedOptionsUsage() {
          "                            hang, crash, mixed (the four in turn) or register (a bit\n"
          "                            flip in an L1 vCPU register while it runs L1 code)\n"
          "  --nested-fault-every-ms MS  nested: inject every MS ms once a standby is ready\n"
-         "  --nested-faults N         nested: stop injecting after N faults\n";
+         "  --nested-faults N         nested: stop injecting after N faults\n"
+         "  --nested-fault-seed N     nested: seed of the register flips' choices (register\n"
+         "                            and bit), for campaigns and replays (default: the clock)\n";
 }
 
 }  // namespace rehome

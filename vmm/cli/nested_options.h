@@ -20,6 +20,7 @@ struct NestedOptions {
   std::string fault;                // --nested-fault kill|panic|hang|crash|mixed|register
   uint64_t fault_every_ms = 1000;   // --nested-fault-every-ms MS (after a standby is ready)
   uint64_t faults = 0;              // --nested-faults N: stop injecting after N (0: no limit)
+  uint64_t fault_seed = 0;          // --nested-fault-seed N: register flips' choices (0: clock)
 };
 
 // Handles `name` (with `value`) if it is a nested-mode option: nullopt when it is not one,

@@ -31,7 +31,9 @@ TEST(NestedOptionsTest, ParsesEveryOption) {
                                   "--nested-fault-every-ms",
                                   "1500",
                                   "--nested-faults",
-                                  "20"});
+                                  "20",
+                                  "--nested-fault-seed",
+                                  "18446744073709551615"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_TRUE(options->nested);
   EXPECT_FALSE(options->split);
@@ -44,6 +46,7 @@ TEST(NestedOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(n.fault, "mixed");
   EXPECT_EQ(n.fault_every_ms, 1500u);
   EXPECT_EQ(n.faults, 20u);
+  EXPECT_EQ(n.fault_seed, UINT64_MAX);
 }
 
 TEST(NestedOptionsTest, DefaultsApply) {
@@ -55,6 +58,7 @@ TEST(NestedOptionsTest, DefaultsApply) {
   EXPECT_EQ(n.hang_timeout_ms, 3000u);
   EXPECT_TRUE(n.fault.empty());
   EXPECT_EQ(n.faults, 0u);
+  EXPECT_EQ(n.fault_seed, 0u);
 }
 
 TEST(NestedOptionsTest, NotANestedOptionIsLeftAlone) {

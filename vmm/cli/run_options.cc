@@ -55,7 +55,8 @@ bool IsValueOption(std::string_view name) {
                                                 "--l1-hang-timeout-ms",
                                                 "--nested-fault",
                                                 "--nested-fault-every-ms",
-                                                "--nested-faults"};
+                                                "--nested-faults",
+                                                "--nested-fault-seed"};
   for (std::string_view known : kNames) {
     if (name == known) return true;
   }

@@ -15,6 +15,7 @@
 #include "vmm/devices/counter_report_port.h"
 #include "vmm/devices/debug_exit_port.h"
 #include "vmm/devices/power_off_port.h"
+#include "vmm/devices/pvpanic_port.h"
 #include "vmm/devices/reset_port.h"
 #include "vmm/devices/serial8250.h"
 
@@ -255,6 +256,19 @@ TEST(PowerOffPort, HardwareReducedSleepControlByteWithSlpEnPowersOff) {
   Out(port, 0, (5 << 2) | PowerOffPort::kSleepControlEnable);  // what Linux writes for S5
   ASSERT_TRUE(requests->Pending().has_value());
   EXPECT_EQ(requests->Pending()->kind, VmRequest::Kind::kShutdown);
+}
+
+TEST(PvPanicPort, AdvertisesPanickedOnlyAndPostsAPanicForThatBit) {
+  auto requests = std::make_shared<VmRequests>();
+  PvPanicPort port(requests);
+  EXPECT_EQ(In(port, 0), abi::kPvPanicPanicked);  // what Linux's driver reads at probe
+  Out(port, 0, 0x02);  // "crash kernel loaded" is not advertised: ignored
+  Out(port, 0, 0x00);
+  EXPECT_FALSE(requests->Pending().has_value());
+  Out(port, 0, abi::kPvPanicPanicked);
+  ASSERT_TRUE(requests->Pending().has_value());
+  EXPECT_EQ(requests->Pending()->kind, VmRequest::Kind::kPanic);
+  EXPECT_EQ(requests->Pending()->exit_value, abi::kPvPanicPanicked);
 }
 
 TEST(FlatGuestMemoryView, BoundsChecksEveryRange) {

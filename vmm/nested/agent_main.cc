@@ -70,8 +70,17 @@ class Agent final {
     // Read the sequence before announcing kReady: L0 sends kBoot as soon as it sees kReady, and
     // a command published in between must not count as already seen.
     uint64_t last_seq = page_->command_seq.load(std::memory_order_acquire);
-    SetState(page_, AgentState::kReady);
-    Log("ready");
+    // L2's VM is built before the agent says ready: a take-over then only restores into it.
+    const absl::Time prepare_start = absl::Now();
+    absl::StatusOr<std::unique_ptr<L2Runner>> prepared = L2Runner::Prepare(RunnerConfig());
+    if (!prepared.ok()) {
+      Fail(prepared.status());
+    } else {
+      prepared_ = std::move(*prepared);
+      SetState(page_, AgentState::kReady);
+      Log(absl::StrCat("ready (L2 VM prepared in ",
+                       absl::FormatDuration(absl::Now() - prepare_start), ")"));
+    }
     absl::Time status_at = absl::Now() + absl::Seconds(10);
     while (true) {
       if (runner_ != nullptr && absl::Now() >= status_at) {  // for the L1's console log
@@ -128,10 +137,15 @@ class Agent final {
       case Command::kTakeOver: {
         if (runner_ != nullptr) return Fail(absl::FailedPreconditionError("L2 already runs"));
         Log(command == Command::kBoot ? "booting L2" : "taking L2 over");
-        absl::StatusOr<std::unique_ptr<L2Runner>> runner =
-            command == Command::kBoot ? L2Runner::Boot(RunnerConfig()) : TakeOver();
-        if (!runner.ok()) return Fail(runner.status());
-        runner_ = std::move(*runner);
+        if (prepared_ == nullptr) {
+          absl::StatusOr<std::unique_ptr<L2Runner>> prepared = L2Runner::Prepare(RunnerConfig());
+          if (!prepared.ok()) return Fail(prepared.status());
+          prepared_ = std::move(*prepared);
+        }
+        runner_ = std::move(prepared_);
+        const absl::Status set_up =
+            command == Command::kBoot ? runner_->SetUpBoot() : TakeOver(*runner_);
+        if (!set_up.ok()) return Fail(set_up);
         if (absl::Status started = runner_->Start(); !started.ok()) return Fail(started);
         SetState(page_, AgentState::kRunning);
         Log(command == Command::kBoot ? "L2 booted" : "L2 taken over");
@@ -152,7 +166,7 @@ class Agent final {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<L2Runner>> TakeOver() {
+  absl::Status TakeOver(L2Runner& runner) {
     const uint64_t len = page_->transfer_len;
     if (len == 0 || len > regions_->transfer().size()) {
       return absl::InvalidArgumentError(absl::StrCat("transfer area holds ", len, " bytes"));
@@ -161,7 +175,7 @@ class Agent final {
     ASSIGN_OR_RETURN(const VmState state, DecodeVmState(blob));
     ASSIGN_OR_RETURN(const std::string payload, regions_->journal().ReadCommitted());
     ASSIGN_OR_RETURN(const NestedCommit committed, DecodeNestedCommit(payload));
-    return L2Runner::TakeOver(RunnerConfig(), state, committed);
+    return runner.Restore(state, committed);
   }
 
   void Inject(Command fault) {
@@ -186,6 +200,7 @@ class Agent final {
   KvmSystem kvm_;
   std::ostream& err_;
   ControlPage* page_;
+  std::unique_ptr<L2Runner> prepared_;  // L2's VM, built before the agent said ready
   std::unique_ptr<L2Runner> runner_;
   std::atomic<bool> hung_{false};
 };

@@ -33,26 +33,44 @@ class RamView final : public GuestMemoryView {
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<L2Runner>> L2Runner::Boot(Config config) {
+absl::StatusOr<std::unique_ptr<L2Runner>> L2Runner::Prepare(Config config) {
   std::unique_ptr<L2Runner> runner(new L2Runner(std::move(config)));
   RETURN_IF_ERROR(runner->BuildVm());
-  const nested_abi::BootParams& boot = runner->control_->boot;
-  RETURN_IF_ERROR(runner->vcpu_->SetupPvhBootState(boot.entry32, boot.start_info));
-  RETURN_IF_ERROR(runner->vcpu_->SetupBootMsrs());
-  ASSIGN_OR_RETURN(const std::vector<CpuidEntry> supported, runner->config_.kvm->SupportedCpuid());
-  RETURN_IF_ERROR(runner->vcpu_->SetupBootXcr0(SupportedXcr0(supported)));
+  return runner;
+}
+
+absl::Status L2Runner::SetUpBoot() {
+  if (set_up_ || running_.load()) return absl::FailedPreconditionError("L2 is set up already");
+  const nested_abi::BootParams& boot = control_->boot;
+  RETURN_IF_ERROR(vcpu_->SetupPvhBootState(boot.entry32, boot.start_info));
+  RETURN_IF_ERROR(vcpu_->SetupBootMsrs());
+  ASSIGN_OR_RETURN(const std::vector<CpuidEntry> supported, config_.kvm->SupportedCpuid());
+  RETURN_IF_ERROR(vcpu_->SetupBootXcr0(SupportedXcr0(supported)));
+  set_up_ = true;
+  return absl::OkStatus();
+}
+
+absl::Status L2Runner::Restore(const VmState& state, const NestedCommit& committed) {
+  if (set_up_ || running_.load()) return absl::FailedPreconditionError("L2 is set up already");
+  const std::vector<int> fds{vcpu_->fd()};
+  RETURN_IF_ERROR(RestoreVm(config_.kvm->fd(), vm_->fd(), fds, state));
+  RETURN_IF_ERROR(model_->RestoreState(committed.device_state));
+  exits_ = committed.exits;
+  console_total_ = committed.console_bytes;
+  set_up_ = true;
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::unique_ptr<L2Runner>> L2Runner::Boot(Config config) {
+  ASSIGN_OR_RETURN(std::unique_ptr<L2Runner> runner, Prepare(std::move(config)));
+  RETURN_IF_ERROR(runner->SetUpBoot());
   return runner;
 }
 
 absl::StatusOr<std::unique_ptr<L2Runner>> L2Runner::TakeOver(Config config, const VmState& state,
                                                              const NestedCommit& committed) {
-  std::unique_ptr<L2Runner> runner(new L2Runner(std::move(config)));
-  RETURN_IF_ERROR(runner->BuildVm());
-  const std::vector<int> fds{runner->vcpu_->fd()};
-  RETURN_IF_ERROR(RestoreVm(runner->config_.kvm->fd(), runner->vm_->fd(), fds, state));
-  RETURN_IF_ERROR(runner->model_->RestoreState(committed.device_state));
-  runner->exits_ = committed.exits;
-  runner->console_total_ = committed.console_bytes;
+  ASSIGN_OR_RETURN(std::unique_ptr<L2Runner> runner, Prepare(std::move(config)));
+  RETURN_IF_ERROR(runner->Restore(state, committed));
   return runner;
 }
 
@@ -90,6 +108,7 @@ absl::Status L2Runner::BuildVm() {
 L2Runner::~L2Runner() { Stop(); }
 
 absl::Status L2Runner::Start() {
+  if (!set_up_) return absl::FailedPreconditionError("L2 is neither booted nor restored");
   if (running_.exchange(true)) return absl::FailedPreconditionError("L2 already started");
   InstallVcpuKickHandler();
   thread_ = std::thread([this] {

@@ -10,8 +10,8 @@
 // Fault injection (panic, hang, crash) happens only at a parked point: RequestFault kicks the
 // vCPU out of KVM_RUN (a commit without an exit) and the thread calls the injector there.
 //
-// Thread-safety: Start, RequestFault, Stop, done() and result() from any thread; the rest is
-// the vCPU thread's.
+// Thread-safety: Start, RequestFault, Stop, done() and result() from any thread; Prepare,
+// SetUpBoot and Restore from the agent's thread before Start; the rest is the vCPU thread's.
 #ifndef REHOME_VMM_NESTED_L2_RUNNER_H_
 #define REHOME_VMM_NESTED_L2_RUNNER_H_
 
@@ -49,9 +49,18 @@ class L2Runner final {
     std::function<void(std::string_view)> log;  // may be null
   };
 
-  // A fresh L2: the kernel L0 loaded into L2 RAM starts at the PVH entry in the boot params.
+  // L2's VM built ahead of need from the boot parameters in the control page: its memory slot
+  // over the shared L2 RAM, irqchip, vCPU and devices, not started. A standby agent prepares
+  // one before it reports ready, so that a take-over only restores state into it (the memory
+  // slot, whose set-up grows with L2's RAM, is off the failover path).
+  static absl::StatusOr<std::unique_ptr<L2Runner>> Prepare(Config config);
+  // Then once, before Start, either a fresh L2 (the kernel L0 loaded into L2 RAM starts at the
+  // PVH entry in the boot params) ...
+  absl::Status SetUpBoot();
+  // ... or L2 rebuilt from `state` (L0's capture) and the devices of the journal's last commit.
+  absl::Status Restore(const VmState& state, const NestedCommit& committed);
+  // Prepare + SetUpBoot, and Prepare + Restore.
   static absl::StatusOr<std::unique_ptr<L2Runner>> Boot(Config config);
-  // L2 rebuilt from `state` (L0's capture) and the devices of the journal's last commit.
   static absl::StatusOr<std::unique_ptr<L2Runner>> TakeOver(Config config, const VmState& state,
                                                             const NestedCommit& committed);
   ~L2Runner();
@@ -79,6 +88,7 @@ class L2Runner final {
   std::unique_ptr<VcpuFd> vcpu_;
   std::unique_ptr<GuestMemoryView> view_;  // L2 RAM as the devices see it; outlives model_
   std::unique_ptr<DeviceModel> model_;
+  bool set_up_ = false;  // SetUpBoot or Restore done
   uint64_t exits_ = 0;
   uint64_t console_total_ = 0;  // bytes emitted (published up to the last commit)
   std::string console_pending_;

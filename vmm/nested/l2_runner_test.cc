@@ -123,6 +123,13 @@ TEST_F(L2RunnerTest, L2SurvivesItsAgentStoppingAtAParkedPointAndTheOracleSeesEve
   Command injected = Command::kNone;
   auto first = L2Runner::Boot(Config(first_regions.get(), 1, &injected));
   ASSERT_TRUE(first.ok()) << first.status();
+  // The standby prepares its L2 VM while the first runs L2 (as a standby agent does before it
+  // reports ready); it must not touch L2 until it restores.
+  std::unique_ptr<AgentRegions> second_regions = MapRegions();
+  ASSERT_NE(second_regions, nullptr);
+  auto second = L2Runner::Prepare(Config(second_regions.get(), 2, &injected));
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ((*second)->Start().code(), absl::StatusCode::kFailedPrecondition);  // not set up
   ASSERT_TRUE((*first)->Start().ok());
   auto reports = [&]() -> uint64_t {
     auto payload = journal_->ReadCommitted();
@@ -148,13 +155,11 @@ TEST_F(L2RunnerTest, L2SurvivesItsAgentStoppingAtAParkedPointAndTheOracleSeesEve
   const uint64_t exits_before = committed->exits;
   first->reset();  // the first "L1" is gone
 
-  // L0 hands the parked state to a standby, which takes L2 over in a VM of its own.
-  std::unique_ptr<AgentRegions> second_regions = MapRegions();
-  ASSERT_NE(second_regions, nullptr);
+  // L0 hands the parked state to the standby, which restores L2 into its prepared VM.
   auto state = DecodeVmState(committed->l2_state);
   ASSERT_TRUE(state.ok()) << state.status();
-  auto second = L2Runner::TakeOver(Config(second_regions.get(), 2, &injected), *state, *committed);
-  ASSERT_TRUE(second.ok()) << second.status();
+  ASSERT_TRUE((*second)->Restore(*state, *committed).ok());
+  EXPECT_EQ((*second)->SetUpBoot().code(), absl::StatusCode::kFailedPrecondition);  // once only
   ASSERT_TRUE((*second)->Start().ok());
   ASSERT_TRUE(PollUntil([&] { return (*second)->done(); }, absl::Seconds(120)));
   EXPECT_EQ(static_cast<AgentState>(control->agent_state.load()), AgentState::kFinished)
