@@ -257,38 +257,39 @@ def run_local(args, workload, meta, out, plans, rows, progress, csv_path):
 
 def run_nested(args, out, plans, rows, progress, csv_path):
     """Runs the campaign's remaining PLANS inside the emulated AMD host (faultcampaign/nested.py),
-    RUNS_PER_BOOT per boot, classifying each run as its console lines arrive."""
+    RUNS_PER_BOOT per boot, classifying each run as its console lines arrive. A boot that ends
+    early (the emulated host died) is followed by another for the runs it left; after two boots
+    in a row that finish no run, the rest are harness errors."""
     oracle = os.path.join(args.build, "guest", "rehome_guest_counter_oracle")
     expected = subprocess.run([oracle, "0", str(nested.GUEST_SEED), str(nested.STEPS)],
                               capture_output=True, text=True, timeout=300,
                               check=True).stdout.strip()
-    todo = [(i, plan) for i, plan in enumerate(plans) if i >= len(rows)]
-    for start in range(0, len(todo), nested.RUNS_PER_BOOT):
-        chunk = todo[start:start + nested.RUNS_PER_BOOT]
-        specs, base = [], {}
-        for index, (fault, seed, _, _) in chunk:
-            spec, delay_ms = nested.run_spec(index, fault, seed)
-            specs.append(spec)
-            base[index] = {"run": index, "seed": seed, "fault": fault, "workload": "counter",
-                           "mode": "nested", "target_role": "active", "mutant": "",
-                           "delay_ms": delay_ms}
+    base = {}
+    for index, (fault, seed, _, _) in enumerate(plans):
+        spec, delay_ms = nested.run_spec(index, fault, seed)
+        base[index] = {"run": index, "seed": seed, "fault": fault, "workload": "counter",
+                       "mode": "nested", "target_role": "active", "mutant": "",
+                       "delay_ms": delay_ms, "spec": spec}
 
-        def on_run(index, run):
-            row = dict(base[index], **nested.classify_run(run, expected))
-            rows.append(row)
-            report.write_csv(rows, csv_path)  # as it goes: a cut-off campaign keeps its runs
-            progress.update(index + 1, row)
+    def record(index, row):
+        rows.append(row)
+        report.write_csv(rows, csv_path)  # as it goes: a cut-off campaign keeps its runs
+        progress.update(index + 1, row)
 
-        log = os.path.join(out, f"console-{chunk[0][0]:05d}.log")
-        print(f"campaign: booting the emulated host for runs {chunk[0][0]}-{chunk[-1][0]} "
+    def boot(chunk, on_run):
+        log = os.path.join(out, f"console-{chunk[0]:05d}.log")
+        print(f"campaign: booting the emulated host for runs {chunk[0]}-{chunk[-1]} "
               f"(console in {log})", file=sys.stderr)
-        rc, missing = nested.run_boot(SOURCE_DIR, args.build, specs, log, on_run)
-        for index in missing:  # the emulated host ended (timeout, failure) before these
-            row = dict(base[index], outcome=outcome.HARNESS_ERROR,
-                       detail=f"the emulated host ended before this run (run.sh rc={rc})")
-            rows.append(row)
-            report.write_csv(rows, csv_path)
-            progress.update(index + 1, row)
+        return nested.run_boot(SOURCE_DIR, args.build, [base[i]["spec"] for i in chunk], log,
+                               on_run)
+
+    todo = nested.run_all(
+        range(len(rows), len(plans)), boot,
+        lambda i, run: record(i, dict(base[i], **nested.classify_run(run, expected))),
+        log=lambda line: print(line, file=sys.stderr))
+    for index in todo:
+        record(index, dict(base[index], outcome=outcome.HARNESS_ERROR,
+                           detail="the emulated host ended twice before this run"))
 
 
 # The arguments that decide a campaign's runs: a resumed campaign must be given the same.

@@ -13,8 +13,9 @@ digest and reads the oracle's count from rehome's summary. A standby that is rea
 recovery, QMP and a new VM are not checked (an L1 boots in about a minute under emulation,
 longer than L2 runs on).
 
-Pure parsing and classification (parse_console, observe, classify_run) plus the driver
-(run_boot), which starts scripts/nested-host/run.sh and hands each finished run to a callback.
+Pure parsing and classification (parse_console, observe, classify_run), the driver of one boot
+(run_boot: starts scripts/nested-host/run.sh and hands each finished run to a callback) and of
+the whole list (run_all: boots again for the runs a dead emulated host left).
 """
 import os
 import random
@@ -139,3 +140,21 @@ def run_boot(source_dir, build_dir, specs, log_path, on_run, poll_s=5.0):
                 break
             time.sleep(poll_s)
     return proc.returncode, sorted(wanted - done)
+
+
+def run_all(todo, boot, on_run, log=print):
+    """Runs the run indices TODO through BOOT(indices) -> (rc, missing indices), RUNS_PER_BOOT at
+    a time (BOOT calls ON_RUN(index, run) for each finished run). The runs a boot left (the
+    emulated host died) go into the next boot; after two boots in a row that finish none of
+    their runs it stops. Returns the indices never run."""
+    todo = list(todo)
+    fruitless = 0
+    while todo and fruitless < 2:
+        chunk = todo[:RUNS_PER_BOOT]
+        rc, missing = boot(chunk, on_run)
+        fruitless = fruitless + 1 if len(missing) == len(chunk) else 0
+        todo = list(missing) + todo[len(chunk):]
+        if missing:
+            log(f"campaign: the emulated host ended before run {missing[0]} (run.sh rc={rc}); "
+                f"{'giving up' if fruitless >= 2 else 'booting it again'}")
+    return todo

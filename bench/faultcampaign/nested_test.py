@@ -91,5 +91,33 @@ class NestedCampaignTest(unittest.TestCase):
         self.assertEqual(row["outcome"], outcome.NOT_INJECTED, row)
 
 
+    def test_runs_a_dead_host_left_go_into_the_next_boot(self):
+        boots, done = [], []
+
+        def boot(chunk, on_run):  # the emulated host dies after two runs of its first boot
+            boots.append(list(chunk))
+            finished = chunk[:2] if len(boots) == 1 else chunk
+            for i in finished:
+                on_run(i, {})
+            return (0 if finished == chunk else 1), [i for i in chunk if i not in finished]
+
+        left = nested.run_all(range(nested.RUNS_PER_BOOT + 3), boot,
+                              lambda i, run: done.append(i), log=lambda line: None)
+        self.assertEqual(left, [])
+        self.assertEqual(done, list(range(nested.RUNS_PER_BOOT + 3)))  # in order, each once
+        self.assertEqual(boots[1][0], 2)
+        self.assertEqual(len(boots), 3)
+
+    def test_two_fruitless_boots_in_a_row_give_up(self):
+        boots = []
+
+        def boot(chunk, on_run):
+            boots.append(list(chunk))
+            return 1, list(chunk)
+
+        left = nested.run_all([5, 6, 7], boot, lambda i, run: None, log=lambda line: None)
+        self.assertEqual((left, len(boots)), ([5, 6, 7], 2))
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -16,11 +16,12 @@ insmod /lib/modules/irqbypass.ko
 insmod /lib/modules/kvm.ko
 insmod /lib/modules/kvm-amd.ko nested=1 || echo "=== NESTED-HOST: insmod kvm-amd failed"
 echo "=== NESTED-HOST /dev/kvm: $(ls /dev/kvm 2>&1), nested=$(cat /sys/module/kvm_amd/parameters/nested 2>&1)"
-# NESTED_TRACE=1: KVM's exception injections and shutdowns into a trace buffer that tests.sh
+# NESTED_TRACE=1: KVM's exits (the last ones before a shutdown), exception injections and
+# nested exits into a trace buffer that tests.sh
 # prints when a nested test fails (why an L1 triple-faulted).
 if [ "${NESTED_TRACE:-0}" = 1 ] && mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null; then
   echo 4096 > /sys/kernel/tracing/buffer_size_kb
-  for e in kvm/kvm_inj_exception kvm/kvm_nested_vmexit_inject kvm/kvm_nested_vmrun; do
+  for e in kvm/kvm_exit kvm/kvm_inj_exception kvm/kvm_nested_vmexit_inject; do
     echo 1 > /sys/kernel/tracing/events/$e/enable 2>/dev/null || echo "=== NESTED-HOST: no event $e"
   done
 fi

@@ -6,7 +6,8 @@
 # Usage: run.sh BUILD_DIR [test,test,...|all]   Env: NESTED_TIMEOUT (s, default 1800),
 #        NESTED_MEM (MiB, default 3072), NESTED_OUT (default build-nested), NESTED_ENV
 #        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600), NESTED_LOG
-#        (the timestamped console, default NESTED_OUT/console.log).
+#        (the timestamped console, default NESTED_OUT/console.log), NESTED_TCG_THREAD (multi:
+#        one host thread per emulated CPU, QEMU's default; single: one thread for both).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: run.sh BUILD_DIR [tests]}
@@ -18,7 +19,7 @@ log=${NESTED_LOG:-$out/console.log}
 echo "test-nested: booting the emulated host (QEMU TCG); console in $log"
 start=${EPOCHREALTIME/./}
 timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
-  -accel tcg -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
+  -accel "tcg,thread=${NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
   -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" \
   -append "console=ttyS0 mitigations=off panic=-1 quiet no_timer_check tests=$tests ${NESTED_ENV:-}" </dev/null 2>&1 |
   while IFS= read -r line; do

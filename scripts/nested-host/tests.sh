@@ -71,7 +71,7 @@ t_nested() {  # name fault count steps extra-args...
     return 0
   fi
   report $name FAIL "rc=$rc, $n failovers (want $count): ${summary:-no summary}"
-  [ -r /sys/kernel/tracing/trace ] && grep -v "^#" /sys/kernel/tracing/trace | grep -v kvm_nested_vmrun |
+  [ -r /sys/kernel/tracing/trace ] && grep -v "^#" /sys/kernel/tracing/trace |
     tail -n ${NESTED_TRACE_LINES:-60} | sed "s/^/  $name trace: /"
   sed "s/^/  $name stderr: /" /tmp/$name.err | tail -n 60
   sed "s/^/  $name L2 console: /" /tmp/$name.log | tail -n 20
