@@ -169,6 +169,9 @@ if wanted nested-campaign && [ -n "${NESTED_CAMPAIGN:-}" ]; then
     t1=$(up)
     grep -E "^rehome" /tmp/campaign.err | sed "s/^/NESTED-CAMPAIGN-LOG $i /"
     grep "vcpu=0 step=" /tmp/campaign.log | tail -n 1 | tr -d "\r" | sed "s/^/NESTED-CAMPAIGN-L2 $i /"
+    for f in /l1-logs/campaign/*.log; do  # how each L1 ended
+      [ -f "$f" ] && tail -n 4 "$f" | tr -d "\r" | sed "s|^|NESTED-CAMPAIGN-L1 $i $(basename $f): |"
+    done
     echo "NESTED-CAMPAIGN-RUN $i rc=$rc wall=$(awk "BEGIN{print $t1-$t0}")"
   done
   report nested-campaign PASS "$(echo "${NESTED_CAMPAIGN:-}" | tr ',' '\n' | grep -c .) runs"
