@@ -136,12 +136,9 @@ class Agent final {
       case Command::kBoot:
       case Command::kTakeOver: {
         if (runner_ != nullptr) return Fail(absl::FailedPreconditionError("L2 already runs"));
+        // Without a prepared VM the agent never reported ready (it failed instead).
+        if (prepared_ == nullptr) return Fail(absl::FailedPreconditionError("no L2 VM prepared"));
         Log(command == Command::kBoot ? "booting L2" : "taking L2 over");
-        if (prepared_ == nullptr) {
-          absl::StatusOr<std::unique_ptr<L2Runner>> prepared = L2Runner::Prepare(RunnerConfig());
-          if (!prepared.ok()) return Fail(prepared.status());
-          prepared_ = std::move(*prepared);
-        }
         runner_ = std::move(prepared_);
         const absl::Status set_up =
             command == Command::kBoot ? runner_->SetUpBoot() : TakeOver(*runner_);
