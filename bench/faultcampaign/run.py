@@ -26,6 +26,7 @@ INJECTOR_FAULTS = ("fail-stop", "register", "code", "memory", "memory-shared", "
                    "livelock")
 FAULTS = INJECTOR_FAULTS + tuple("rehome-" + f for f in REHOME_FAULTS) + ("none", "mutant")
 EVENT_PREFIX = "__org.rehome_"
+REJECTED = object()  # _inject: rehome refused the QMP fault (nothing left to inject into)
 
 
 @dataclass
@@ -149,6 +150,8 @@ def execute(cfg, index, seed):
             pid, tid = _find_target(qmp, cfg, proc.pid)
             row["target_pid"] = pid
             injector = _inject(cfg, qmp, pid, tid, delay_ms, injector_seed, run_dir)
+            if injector is REJECTED:  # nothing was injected: left out of the statistics
+                obs.injected, injector = False, None
         post_checked = 0
         while proc.poll() is None and time.monotonic() < deadline:
             if qmp is not None and qmp.events(EVENT_PREFIX + "FAILOVER_FAILED"):
@@ -227,7 +230,7 @@ def _inject(cfg, qmp, pid, tid, delay_ms, injector_seed, run_dir):
             qmp.execute(f"{EVENT_PREFIX}inject-fault",
                         {"target": cfg.target, "kind": cfg.fault[len("rehome-"):]})
         except QmpError:
-            pass  # the target was gone already: the run shows no failure
+            return REJECTED  # the guest had ended (rehome gone) or the target was gone first
         return None
     cmd = [os.path.join(cfg.build_dir, "rehome-inject"), "--pid", str(pid), "--tid", str(tid),
            "--fault", cfg.fault, "--seed", str(injector_seed), "--delay-ms", str(delay_ms),
