@@ -13,7 +13,9 @@ answer; the workload's oracle then checks every answer (search: the top-10 by BM
 the host from the raw corpus; oltp: TPC-C's consistency conditions on the disk image after the
 run and every acknowledged transaction present exactly once). Faults (split and verify-* modes):
 --kill-active-every-ms (rehome's own SIGKILL timer), --hang-every-ms (QMP inject-fault hang),
---switchover-every-ms. Failovers are read from QMP events.
+--switchover-every-ms. Failovers are read from QMP events. A configuration may carry guest
+command-line arguments after a slash, '+'-separated (e.g. `split/io_depth=1`): the same mode with
+them appended, reported as its own configuration (ratios pair modes with the same arguments).
 
 Output: one table row per run (throughput, latency mean/p50/p95/p99/max (with --skip-first-s S:
 of the requests sent after each run's first S seconds), unanswered, retries,
@@ -53,8 +55,16 @@ def load_args(load):
     raise ValueError(f"--load: {load!r} (full, light or closed:N)")
 
 
-def start_vm(mode, args, workload, image, work):
-    return npg.start_service_vm(mode, args, work, workload.cmdline(args), workload.ready_line,
+def split_config(config):
+    """'split/io_depth=1+x=2' -> ('split', 'io_depth=1 x=2'); 'split' -> ('split', '')."""
+    mode, _, guest_args = config.partition("/")
+    return mode, " ".join(a for a in guest_args.split("+") if a)
+
+
+def start_vm(config, args, workload, image, work):
+    mode, guest_args = split_config(config)
+    cmdline = workload.cmdline(args) + (f" {guest_args}" if guest_args else "")
+    return npg.start_service_vm(mode, args, work, cmdline, workload.ready_line,
                                 disk=image, disk_read_only=workload.read_only,
                                 start_timeout_s=args.start_timeout_s)
 
@@ -118,10 +128,10 @@ def one_run(mode, args, workload, prepared, work, rep):
             qmp.command("__org.rehome_inject-fault", {"target": "active", "kind": "hang"})
 
     hanger = None
-    if npg.faulty(mode) and args.hang_every_ms:
+    if npg.faulty(split_config(mode)[0]) and args.hang_every_ms:
         hanger = threading.Thread(target=hang_loop, daemon=True)
         hanger.start()
-    response_log = os.path.join(work, f"{mode}-{rep}.rhlg")
+    response_log = os.path.join(work, f"{mode.replace('/', '_')}-{rep}.rhlg")
     clock_offset = time.time() - time.monotonic()  # loadgen's CLOCK_MONOTONIC -> realtime
     cmd = [LOADGEN, "--target", f"{npg.GUEST_IP}:{workload.port}", "--requests",
            prepared["requests"], "--out", response_log, *load_args(args.load),
@@ -257,7 +267,7 @@ def main():
     args = parser.parse_args()
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     for m in modes:
-        if m not in MODES:
+        if split_config(m)[0] not in MODES:
             parser.error(f"--modes: unknown mode {m!r}")
     try:
         load_args(args.load)
@@ -303,12 +313,15 @@ def main():
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(row(r))
-    for a, c in (("split", "monolithic"), ("monolithic", "qemu"), ("verify-dual", "split"),
-                 ("verify-triple", "split")):
-        if a in modes and c in modes:
-            rt = ratios(results, a, c)
-            print(f"service_bench: {a} / {c} (paired per rep, median [min..max]): "
-                  + ", ".join(f"{k} {v}" for k, v in rt.items()))
+    suffixes = dict.fromkeys(m[len(split_config(m)[0]):] for m in modes)
+    for suffix in suffixes:
+        for a, c in (("split", "monolithic"), ("monolithic", "qemu"), ("verify-dual", "split"),
+                     ("verify-triple", "split")):
+            a, c = a + suffix, c + suffix
+            if a in modes and c in modes:
+                rt = ratios(results, a, c)
+                print(f"service_bench: {a} / {c} (paired per rep, median [min..max]): "
+                      + ", ".join(f"{k} {v}" for k, v in rt.items()))
     if args.plot_dir:
         for path in plot(results, args.plot_dir, f"{args.workload}, load {args.load}, {faults}"):
             print(f"service_bench: plot written to {path}")

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Unit tests of bench/service_bench.py's steady-state latency (--skip-first-s): the same
-nearest-rank percentiles as rehome-loadgen, over the answered requests sent after the skip."""
+nearest-rank percentiles as rehome-loadgen, over the answered requests sent after the skip; and
+of its configurations with guest arguments (split/io_depth=1)."""
 import os
 import sys
 import unittest
@@ -40,6 +41,25 @@ class SteadyLatencyTest(unittest.TestCase):
     def test_nothing_left_gives_zeros(self):
         self.assertEqual(sb.steady_latency([record(0, 5)], 10)["p99"], 0)
         self.assertEqual(sb.steady_latency([], 1)["max"], 0)
+
+
+class ConfigTest(unittest.TestCase):
+    def test_guest_arguments_after_a_slash(self):
+        self.assertEqual(sb.split_config("split"), ("split", ""))
+        self.assertEqual(sb.split_config("monolithic/io_depth=1"), ("monolithic", "io_depth=1"))
+        self.assertEqual(sb.split_config("split/io_depth=1+cache_kib=8"),
+                         ("split", "io_depth=1 cache_kib=8"))
+
+    def test_ratios_pair_the_same_configuration_per_rep(self):
+        def result(mode, rep, p99):
+            return {"mode": mode, "rep": rep,
+                    "summary": {"throughput_per_s": 100.0,
+                                "latency_us": {"p99": p99, "mean": p99}}}
+        results = [result("split/io_depth=1", 0, 30), result("monolithic/io_depth=1", 0, 10),
+                   result("split", 0, 12), result("monolithic", 0, 10)]
+        self.assertTrue(sb.ratios(results, "split/io_depth=1",
+                                  "monolithic/io_depth=1")["p99"].startswith("3.000"))
+        self.assertTrue(sb.ratios(results, "split", "monolithic")["p99"].startswith("1.200"))
 
 
 if __name__ == "__main__":

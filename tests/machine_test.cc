@@ -95,6 +95,19 @@ TEST_P(MachineTest, BadGuestCommandLineIsReportedByTheGuest) {
   EXPECT_EQ(result.exit_status, 3);  // abi::kExitBadCommandLine
 }
 
+TEST_P(MachineTest, OutOfRangeIoDepthIsReportedByTheGuest) {
+  for (const char* depth : {"io_depth=0", "io_depth=17", "io_depth=x"}) {
+    auto machine = Make(1, std::string("workload=oltp ") + depth);
+    ASSERT_NE(machine, nullptr);
+    ASSERT_TRUE(machine->Start().ok());
+    const MachineResult result = machine->Wait();
+    EXPECT_EQ(result.kind, MachineResult::Kind::kGuestExit) << result.reason;
+    EXPECT_EQ(result.exit_status, 3) << depth;  // abi::kExitBadCommandLine
+    EXPECT_THAT(SerialOutput(), HasSubstr(std::string("malformed value in '") + depth + "'"));
+  }
+  EXPECT_THAT(SerialOutput(), HasSubstr("(io_depth must be 1..16)"));
+}
+
 TEST_P(MachineTest, CounterOnTwoVcpusVerifiesEveryReport) {
   auto machine = Make(2, "workload=counter seed=5 steps=3000000 report_every=200000");
   ASSERT_NE(machine, nullptr);

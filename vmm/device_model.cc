@@ -85,6 +85,10 @@ bool DeviceModel::NetTransmitAvailable() const {
   return net_ != nullptr && net_->HasAvailable(virtio::NetDevice::kTransmitQueue);
 }
 
+bool DeviceModel::DiskRequestAvailable() const {
+  return disk_ != nullptr && disk_->HasAvailable(0);
+}
+
 std::vector<uint64_t> DeviceModel::AvailIndexAddresses() const {
   std::vector<uint64_t> out;
   for (const virtio::MmioTransport* t : {disk_.get(), console_.get(), net_.get()}) {

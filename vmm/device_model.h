@@ -118,6 +118,8 @@ class DeviceModel final {
   bool has_net() const { return net_ != nullptr; }
   // Whether the guest has made a transmit chain available that the device has not taken yet.
   bool NetTransmitAvailable() const;
+  // Whether the guest has made a disk request available that the device has not taken yet.
+  bool DiskRequestAvailable() const;
   // Where the available index of every ready virtqueue lives (disk, console, network, in queue
   // order): the words a verified replica reads the guest's progress from (see
   // GuestMemoryView::AvailableIndex).

@@ -72,6 +72,8 @@ static_assert(sizeof(CounterReport) == 64, "CounterReport is 64 bytes");
 //   ip=<a.b.c.d>            the guest's IPv4 address on its virtio-net device (netecho)
 //   port=<1..65535>         the UDP port netecho (default 7) or oltp (default 8082) serves
 //   cache_kib=<n>           search: the index block cache in KiB (default 4096, >= 4)
+//   io_depth=<1..16>        oltp: page writes in flight at once (checkpoints, write-behind;
+//                            default 16; 1 = one request at a time)
 inline constexpr uint64_t kDefaultReportEvery = 100000;
 inline constexpr uint32_t kDefaultGuestIp = 0x0a00020f;   // 10.0.2.15
 inline constexpr uint16_t kDefaultNetEchoPort = 7;        // the echo service

@@ -182,15 +182,20 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
     const bool is_cpus = TokenEquals(key, eq, "cpus");
     const bool is_port = TokenEquals(key, eq, "port");
     const bool is_cache = TokenEquals(key, eq, "cache_kib");
-    if (!is_seed && !is_steps && !is_every && !is_cpus && !is_port && !is_cache) continue;
+    const bool is_depth = TokenEquals(key, eq, "io_depth");
+    if (!is_seed && !is_steps && !is_every && !is_cpus && !is_port && !is_cache && !is_depth) {
+      continue;
+    }
     if (!ParseU64(val, val_len, &number) || (is_cpus && (number == 0 || number > GUEST_MAX_CPUS)) ||
-        (is_port && (number == 0 || number > 65535)) || (is_cache && number < 4)) {
+        (is_port && (number == 0 || number > 65535)) || (is_cache && number < 4) ||
+        (is_depth && (number == 0 || number > kBlkMaxBatch))) {
       error->Str("malformed value in '");
       AppendToken(error, tok, len);
       error->Str("'");
       if (is_cpus) error->Str(" (cpus must be 1..").Dec(GUEST_MAX_CPUS).Str(")");
       if (is_port) error->Str(" (port must be 1..65535)");
       if (is_cache) error->Str(" (cache_kib must be at least 4)");
+      if (is_depth) error->Str(" (io_depth must be 1..").Dec(kBlkMaxBatch).Str(")");
       return false;
     }
     if (is_port) {
@@ -198,6 +203,7 @@ bool ParseCommandLine(const char* cmdline, GuestConfig* config, LineWriter* erro
       config->port_given = true;
     }
     if (is_cache) config->cache_kib = number;
+    if (is_depth) config->io_depth = static_cast<uint32_t>(number);
     if (is_seed) config->seed = number;
     if (is_steps) config->steps = number;
     if (is_every) config->report_every = number;

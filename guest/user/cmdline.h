@@ -10,6 +10,7 @@
 #include "guest/abi/rehome_abi.h"
 #include "guest/kernel/serial.h"
 #include "guest/virtio/mmio_cmdline.h"
+#include "guest/virtio/virtio_blk.h"
 
 namespace rehome::guest {
 
@@ -40,6 +41,7 @@ struct GuestConfig {
   uint32_t ip = abi::kDefaultGuestIp;                // ip=A.B.C.D (host byte order)
   uint16_t port = abi::kDefaultNetEchoPort;          // port=N (1..65535)
   uint64_t cache_kib = abi::kDefaultSearchCacheKib;  // cache_kib=N (search, >= 4)
+  uint32_t io_depth = kBlkMaxBatch;                  // io_depth=N (oltp page writes in flight)
   bool port_given = false;                           // port= was on the command line
 };
 

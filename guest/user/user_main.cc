@@ -100,7 +100,7 @@ bool RunIo() {
       return RunSearch(devices, config.ip, config.steps, config.cache_kib, ram_end);
     case Workload::kOltp:
       return RunOltp(devices, config.ip, config.port_given ? config.port : service::kOltpPort,
-                     config.steps, ram_end);
+                     config.steps, ram_end, config.io_depth);
     default:
       return RunVirtioBad(devices, config.seed);
   }

@@ -81,6 +81,59 @@ bool VirtioBlk::Write(uint64_t sector, const void* buf, uint32_t len, LineWriter
 
 bool VirtioBlk::Flush(LineWriter* err) { return Submit(kBlkTypeFlush, 0, 0, 0, false, err); }
 
+uint32_t VirtioBlk::max_batch() const {
+  const uint32_t by_queue = vq_.size() / 3;
+  if (by_queue < 1) return 1;
+  return by_queue < kBlkMaxBatch ? by_queue : kBlkMaxBatch;
+}
+
+bool VirtioBlk::WriteBatch(const BlkWrite* writes, uint32_t n, LineWriter* err) {
+  const uint32_t depth = max_batch();
+  while (n != 0) {
+    const uint32_t k = n < depth ? n : depth;
+    VirtqDesc* d = vq_.desc();
+    for (uint32_t i = 0; i < k; ++i) {
+      BlkRequestHeader& h = batch_headers_[i];
+      h = {kBlkTypeOut, 0, writes[i].sector};
+      batch_status_[i] = 0xff;
+      const uint16_t head = static_cast<uint16_t>(3 * i);
+      d[head] = {Addr(&h), sizeof(h), kDescFNext, static_cast<uint16_t>(head + 1)};
+      d[head + 1] = {Addr(writes[i].buf), writes[i].len, kDescFNext,
+                     static_cast<uint16_t>(head + 2)};
+      d[head + 2] = {Addr(&batch_status_[i]), 1, kDescFWrite, 0};
+      vq_.Publish(head);
+    }
+    mmio_.Notify(vq_);  // one notification for the whole batch
+    uint32_t seen = 0;  // bit i: request i came back
+    for (uint32_t done = 0; done < k; ++done) {
+      VirtqUsedElem used;
+      if (vq_.WaitUsed(kBlkTimeoutTicks, &used) == WaitResult::kTimeout) {
+        mmio_.AckInterrupts();
+        err->Str("blk write batch of ").Dec(k).Str(": timeout after ").Dec(done);
+        err->Str(" completions, status=").Hex(mmio_.Status());
+        return false;
+      }
+      const uint32_t i = used.id / 3;
+      if (used.id % 3 != 0 || i >= k || (seen & (1u << i)) != 0) {
+        err->Str("blk write batch: unexpected used id=").Dec(used.id);
+        return false;
+      }
+      seen |= 1u << i;
+    }
+    for (uint32_t i = 0; i < k; ++i) {
+      const uint8_t status = __atomic_load_n(&batch_status_[i], __ATOMIC_ACQUIRE);
+      if (status != kBlkStatusOk) {
+        err->Str("blk write sector=").Dec(writes[i].sector).Str(" (batched): request status=");
+        err->Dec(status);
+        return false;
+      }
+    }
+    writes += k;
+    n -= k;
+  }
+  return true;
+}
+
 bool VirtioBlk::GetId(char* id, LineWriter* err) {
   for (uint32_t i = 0; i <= kBlkIdBytes; ++i) id[i] = '\0';
   return Submit(kBlkTypeGetId, 0, Addr(id), kBlkIdBytes, true, err);

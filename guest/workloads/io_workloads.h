@@ -38,9 +38,10 @@ bool RunSearch(const VirtioDevices& devices, uint32_t ip, uint64_t steps, uint64
 // Serves TPC-C's five transactions (docs/service-protocol.md, "oltp") on UDP `port` against the
 // oltp database on the first virtio-blk device (docs/oltp-format.md), `steps` requests (0 =
 // forever), then checkpoints; answers ARP and ping meanwhile. Its page cache and recorded
-// responses (8 MiB) live in the RAM between the guest image and `ram_end`.
+// responses (8 MiB) live in the RAM between the guest image and `ram_end`. Page writes go
+// `io_depth` at a time (at most what the disk's queue holds).
 bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps,
-             uint64_t ram_end);
+             uint64_t ram_end, uint32_t io_depth);
 // Brings up the first virtio-net device and a NetStack on it (printing the device line); the
 // network services (netecho, and the request/response workloads) serve through *out.
 class NetStack;

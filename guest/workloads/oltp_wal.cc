@@ -12,6 +12,7 @@ constexpr uint32_t kCacheBuckets = 2048;
 constexpr uint32_t kMaxWrites = 256;  // records written by one transaction (Delivery: 190)
 constexpr uint32_t kIdSlots = 8192;   // recent request ids remembered
 constexpr uint32_t kIdBuckets = 16384;
+constexpr uint32_t kWriteBehindScan = 64;  // slots past a dirty victim looked at for write-behind
 
 struct Slot {
   uint64_t page;
@@ -70,16 +71,46 @@ int32_t Store::FindSlot(uint64_t page) const {
 }
 
 bool Store::WriteHome(int32_t slot) {
-  LineWriter err;
-  err.Str("rehome-guest: oltp: page write: ");
-  if (!blk_->Write(slots[slot].page * kSectorsPerPage, cache[slot], kPage, &err)) {
-    err.Flush();
-    fatal_ = true;
-    return false;
+  int32_t one[1] = {slot};
+  return WriteHomeBatch(one, 1);
+}
+
+bool Store::WriteHomeBatch(const int32_t* slot_list, uint32_t n) {
+  BlkWrite writes[kBlkMaxBatch];
+  while (n != 0) {
+    const uint32_t k = n < kBlkMaxBatch ? n : kBlkMaxBatch;
+    for (uint32_t i = 0; i < k; ++i) {
+      writes[i] = {slots[slot_list[i]].page * kSectorsPerPage, cache[slot_list[i]], kPage};
+    }
+    LineWriter err;
+    err.Str("rehome-guest: oltp: page write: ");
+    if (!(k == 1 ? blk_->Write(writes[0].sector, writes[0].buf, kPage, &err)
+                 : blk_->WriteBatch(writes, k, &err))) {
+      err.Flush();
+      fatal_ = true;
+      return false;
+    }
+    for (uint32_t i = 0; i < k; ++i) slots[slot_list[i]].dirty = 0;
+    stats_.page_writes += k;
+    slot_list += k;
+    n -= k;
   }
-  ++stats_.page_writes;
-  slots[slot].dirty = 0;
   return true;
+}
+
+// Write-behind: the dirty victim `slot` goes home together with up to io_depth_ - 1 more dirty,
+// unpinned pages that the clock hand reaches next (they stay cached, now clean), so a run of
+// evictions costs one batched request instead of one request per page.
+bool Store::WriteHomeWithNeighbours(int32_t slot) {
+  int32_t batch[kBlkMaxBatch];
+  uint32_t n = 0;
+  batch[n++] = slot;
+  for (uint32_t step = 1; step < kWriteBehindScan && n < io_depth_; ++step) {
+    const int32_t s = static_cast<int32_t>((static_cast<uint32_t>(slot) + step) % kCachePages);
+    const Slot& sl = slots[s];
+    if (sl.valid && sl.dirty && sl.pin_epoch != epoch_) batch[n++] = s;
+  }
+  return WriteHomeBatch(batch, n);
 }
 
 // Clock: the first slot that is free, or unpinned with its reference bit clear (dirty pages are
@@ -95,7 +126,7 @@ int32_t Store::Victim() {
       sl.ref = 0;
       continue;
     }
-    if (sl.dirty && !WriteHome(s)) return -1;
+    if (sl.dirty && !WriteHomeWithNeighbours(s)) return -1;
     int32_t* link = &buckets[PageBucket(sl.page)];
     while (*link != s + 1) link = &slots[*link - 1].next;
     *link = sl.next;
@@ -265,9 +296,18 @@ bool Store::Commit(uint16_t kind, uint64_t request_id, uint16_t status, const ui
 
 bool Store::Checkpoint() {
   if (fatal_) return false;
+  // Every dirty page, io_depth_ writes in flight at a time.
+  int32_t batch[kBlkMaxBatch];
+  uint32_t n = 0;
   for (uint32_t s = 0; s < kCachePages; ++s) {
-    if (slots[s].valid && slots[s].dirty && !WriteHome(static_cast<int32_t>(s))) return false;
+    if (!slots[s].valid || !slots[s].dirty) continue;
+    batch[n++] = static_cast<int32_t>(s);
+    if (n == io_depth_) {
+      if (!WriteHomeBatch(batch, n)) return false;
+      n = 0;
+    }
   }
+  if (n != 0 && !WriteHomeBatch(batch, n)) return false;
   LineWriter err;
   err.Str("rehome-guest: oltp: checkpoint: ");
   if (!blk_->Flush(&err)) {

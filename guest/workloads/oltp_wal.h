@@ -7,8 +7,10 @@
 // transaction ends) and Commit, which appends one log entry (the after-images of every record
 // written, the request id and the response), FLUSHes the disk when anything was written, and only
 // then returns; Abandon ends a transaction that wrote nothing and is not recorded. Pages go home
-// lazily (evictions of unpinned pages, which only ever hold committed data) and at checkpoints,
-// which the caller asks for between transactions (MaybeCheckpoint). An I/O error or an
+// lazily (evictions of unpinned pages, which only ever hold committed data, with the dirty
+// unpinned pages the clock reaches next written behind in the same batch) and at checkpoints,
+// which the caller asks for between transactions (MaybeCheckpoint); both put io_depth() page
+// writes in flight at once. An I/O error or an
 // inconsistency sets fatal(): the caller stops serving. Not thread-safe: vCPU 0 only; one
 // instance (its tables are static).
 #ifndef REHOME_GUEST_WORKLOADS_OLTP_WAL_H_
@@ -86,12 +88,18 @@ class Store final {
   // Writes every dirty page home, flushes, writes the next checkpoint slot (ckpt = the log's
   // end, prev = the last ckpt), flushes.
   bool Checkpoint();
+  // Page writes in flight at once (checkpoints, and write-behind with an eviction): 1 ..
+  // the disk's max_batch(); 1 writes one page per request, as before io_depth existed.
+  void set_io_depth(uint32_t depth) { io_depth_ = depth; }
+  uint32_t io_depth() const { return io_depth_; }
 
  private:
   int32_t FindSlot(uint64_t page) const;
   int32_t GetPage(uint64_t page, bool pin);  // -1 on failure (fatal_ set)
   int32_t Victim();
   bool WriteHome(int32_t slot);
+  bool WriteHomeBatch(const int32_t* slot_list, uint32_t n);  // n any; io_depth_ per request group
+  bool WriteHomeWithNeighbours(int32_t slot);
   uint64_t WalPosition(uint64_t lsn) const;
   uint64_t WalSector(uint64_t lsn) const;
   bool ReadEntry(uint64_t lsn, uint32_t* total, LineWriter* err);  // into log_buf; false = end
@@ -111,6 +119,7 @@ class Store final {
   uint32_t hand_ = 0;
   uint32_t id_hand_ = 0;
   uint32_t writes_ = 0;  // entries in the write set
+  uint32_t io_depth_ = 1;
 };
 
 }  // namespace rehome::guest::oltp

@@ -447,7 +447,7 @@ bool Fail(LineWriter* err) {
 }  // namespace
 
 bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t steps,
-             uint64_t ram_end) {
+             uint64_t ram_end, uint32_t io_depth) {
   LineWriter err;
   err.Str("rehome-guest: oltp: ");
   VirtioMmio found;
@@ -466,10 +466,9 @@ bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t 
         .Hex(ram_end);
     return Fail(&err);
   }
-  if (!disk.Init(found.base(), &err) ||
-      !store.Open(&disk, reinterpret_cast<uint8_t*>(arena), &err)) {
-    return Fail(&err);
-  }
+  if (!disk.Init(found.base(), &err)) return Fail(&err);
+  store.set_io_depth(io_depth < disk.max_batch() ? io_depth : disk.max_batch());
+  if (!store.Open(&disk, reinterpret_cast<uint8_t*>(arena), &err)) return Fail(&err);
   const StoreStats& s = store.stats();
   LineWriter()
       .Str("rehome-guest: oltp recovered entries=")
@@ -478,6 +477,8 @@ bool RunOltp(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64_t 
       .Dec(s.replayed_entries)
       .Str(" next_lsn=")
       .Dec(store.next_lsn())
+      .Str(" io_depth=")
+      .Dec(store.io_depth())
       .Flush();
   NetStack* net = nullptr;
   if (!BringUpNet(devices, ip, &net, &err)) return Fail(&err);

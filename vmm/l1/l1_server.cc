@@ -217,12 +217,13 @@ class L1Server final {
         L1DataPath::Drain(fds[1 + i].fd);
         kicked[static_cast<int>(devices[i])] = true;
       }
+      bool gave_guest_work = false;  // completions or frames the guest acts on next
       for (int d = 0; d < 3; ++d) {
         if (!kicked[d]) continue;
-        const uint64_t received = model_->net_rx_frames();
-        HandleDeviceNotification(static_cast<L1DataPath::Device>(d));
-        if (model_->net_rx_frames() != received) AwaitNetReply();
+        const bool changed = HandleDeviceNotification(static_cast<L1DataPath::Device>(d));
+        gave_guest_work |= changed && d != static_cast<int>(L1DataPath::Device::kConsole);
       }
+      if (gave_guest_work) AwaitGuestFollowUp();
     }
   }
 
@@ -377,8 +378,9 @@ class L1Server final {
   // the frame positions. A failure before the commit leaves nothing the guest or L0 can see; the
   // next active L1 processes the same chains again from the committed ring positions and
   // rewrites the same bytes and frames at the same ring positions (Promote).
-  void HandleDeviceNotification(L1DataPath::Device device) {
-    if (!L1DataPath::Kick(*model_, device)) return;
+  // True when the device's state changed (and was committed and published).
+  bool HandleDeviceNotification(L1DataPath::Device device) {
+    if (!L1DataPath::Kick(*model_, device)) return false;
     if (pending_fault_ == L1Fault::kDieBeforeCommit) KillL1Now();
     Commit();
     if (pending_fault_ == L1Fault::kDieAfterCommit) KillL1Now();
@@ -388,20 +390,35 @@ class L1Server final {
     if (pending_fault_ == L1Fault::kGarbageAnswer && data_path_.PublishGarbage()) {
       pending_fault_ = L1Fault::kNone;
     }
+    return true;
   }
 
-  // Frames just reached the guest, whose reply (an echo, a response) typically follows within
-  // microseconds: spin briefly on the transmit queue's available index in guest RAM, and take
-  // the reply at once, rather than sleep until its ioeventfd wakes this L1 again (a wake-up of
-  // tens of microseconds on a busy host). At normal priority, as every spin of this L1; it stops
-  // early for an exit or a request.
-  void AwaitNetReply() {
-    constexpr absl::Duration kNetReplySpin = absl::Microseconds(50);
-    scheduling_.BeforeSpin();
-    if (SpinUntil([&] { return model_->NetTransmitAvailable() || RequestPending(); },
-                  kNetReplySpin) &&
-        model_->NetTransmitAvailable()) {
-      HandleDeviceNotification(L1DataPath::Device::kNet);
+  // The guest just got frames or disk completions, and its next request (a reply frame, the
+  // next disk request of a transaction: a log write, its FLUSH) typically follows within
+  // microseconds: spin briefly on the transmit queue's and the disk queue's available indexes
+  // in guest RAM and take it at once, rather than sleep until its ioeventfd wakes this L1 again
+  // (a wake-up of tens of microseconds on a busy host); again after each one taken, so a chain
+  // frame -> disk -> disk -> reply costs one wake-up. At normal priority, as every spin of this
+  // L1; it stops early for an exit or a request, and the ioeventfd the guest signalled anyway
+  // only finds the queue processed.
+  void AwaitGuestFollowUp() {
+    constexpr absl::Duration kFollowUpSpin = absl::Microseconds(50);
+    constexpr int kMaxFollowUps = 64;  // then back to the main loop, whatever the guest does
+    for (int i = 0; i < kMaxFollowUps; ++i) {
+      scheduling_.BeforeSpin();
+      bool net = false, disk = false;
+      const bool found = SpinUntil(
+          [&] {
+            net = model_->NetTransmitAvailable();
+            disk = model_->DiskRequestAvailable();
+            return net || disk || RequestPending();
+          },
+          kFollowUpSpin);
+      if (!found || (!net && !disk)) return;  // nothing, or an exit first: the main loop
+      bool changed = false;
+      if (disk) changed |= HandleDeviceNotification(L1DataPath::Device::kDisk);
+      if (net) changed |= HandleDeviceNotification(L1DataPath::Device::kNet);
+      if (!changed) return;
     }
   }
 
