@@ -31,7 +31,7 @@ absl::StatusOr<UniqueFd> NewEventFd() {
 // The header's layout is a format (docs/exit-channel.md): fields only ever get added at its end.
 static_assert(offsetof(ExitChannelHeader, heartbeat_ns) == 456 &&
               offsetof(ExitChannelHeader, exit_thread_notice) == 464 &&
-              sizeof(ExitChannelHeader) == 512);
+              offsetof(ExitChannelHeader, vcpu_cpus) == 468 && sizeof(ExitChannelHeader) == 512);
 
 size_t HeaderSize() { return (sizeof(ExitChannelHeader) + 4095) / 4096 * 4096; }
 

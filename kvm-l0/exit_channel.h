@@ -176,6 +176,10 @@ struct alignas(64) ExitChannelHeader {
   // the thread dies, before the process's memory is torn down: L0 learns of a crash without
   // waiting for the pidfd (docs/exit-channel.md).
   std::atomic<uint32_t> exit_thread_notice;
+  // L0's monitor, every heartbeat period, for the active L1: bit c set = a vCPU thread runs or
+  // last ran on host CPU c (0..31); 0 = unknown. A hint: the L1 does not spin for the guest's
+  // next request on such a CPU (it would keep the vCPU thread from posting it).
+  std::atomic<uint32_t> vcpu_cpus;
 };
 
 // How a failure note written by an L1's SIGSYS handler begins ("seccomp: system call #41 is not

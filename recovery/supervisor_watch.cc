@@ -90,6 +90,15 @@ void Supervisor::MonitorLoop() {
     const absl::Time now = absl::Now();
     const int64_t now_mono_ns = MonotonicNowNs();
     checked = now;
+    // Where the vCPU threads run, for the active L1's decisions to spin (a hint it reads
+    // relaxed; ExitChannelHeader::vcpu_cpus).
+    if (active) {
+      std::atomic<uint32_t>& hint = active->channel().header().vcpu_cpus;
+      const uint32_t cpus = vcpu_threads_.CpuMask();
+      if (hint.load(std::memory_order_relaxed) != cpus) {
+        hint.store(cpus, std::memory_order_relaxed);
+      }
+    }
     // Fenced L1s whose teardown finished are collected (and their mappings closed) here.
     std::vector<L1Ptr> collected;
     for (const L1Ptr& g : graves) {

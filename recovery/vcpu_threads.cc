@@ -41,6 +41,17 @@ std::vector<int> VcpuThreads::CpusAwayFromVcpus() const {
   return away;
 }
 
+uint32_t VcpuThreads::CpuMask() const {
+  uint32_t mask = 0;
+  for (const std::atomic<pid_t>& tid : tids_) {
+    const pid_t t = tid.load(std::memory_order_relaxed);
+    if (t == 0) continue;
+    const std::optional<int> cpu = CpuOfThread(t);
+    if (cpu.has_value() && *cpu >= 0 && *cpu < 32) mask |= 1u << *cpu;
+  }
+  return mask;
+}
+
 std::optional<int> CpuOfThread(pid_t tid) {
   std::ifstream stat(absl::StrCat("/proc/self/task/", tid, "/stat"));
   std::string line;

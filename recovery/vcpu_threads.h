@@ -2,8 +2,10 @@
 // notes itself as it forwards an exit) and tells which CPUs they are not on, so that L0 can start
 // a new L1 away from them: a vCPU thread that is queued (preempted, not waking) on the CPU where
 // a new L1 starts may wait behind it until the next scheduler tick, up to 4 ms at HZ=250, and the
-// guest stops meanwhile (docs/failover.md, "Scheduling").
-// Thread-safety: Note from the vCPU threads (lock-free), CpusAwayFromVcpus from any thread.
+// guest stops meanwhile (docs/failover.md, "Scheduling"); and tells the active L1 which CPUs they
+// are on (ExitChannelHeader::vcpu_cpus), where it should not spin.
+// Thread-safety: Note from the vCPU threads (lock-free), CpusAwayFromVcpus and CpuMask from any
+// thread.
 #ifndef REHOME_RECOVERY_VCPU_THREADS_H_
 #define REHOME_RECOVERY_VCPU_THREADS_H_
 
@@ -27,6 +29,9 @@ class VcpuThreads final {
   // The CPUs this thread may run on where no noted vCPU thread is running or last ran; empty when
   // that leaves none (every CPU hosts a vCPU) or no vCPU thread was noted yet.
   std::vector<int> CpusAwayFromVcpus() const;
+  // Bit c set: a noted vCPU thread runs or last ran on CPU c (CPUs 0..31 only); 0 when none is
+  // known. Reads /proc once per noted thread.
+  uint32_t CpuMask() const;
 
  private:
   std::array<std::atomic<pid_t>, kMaxVcpus> tids_{};

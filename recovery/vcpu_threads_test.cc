@@ -88,6 +88,21 @@ TEST(VcpuThreadsTest, TheCpusOfTheVcpuThreadsAreAvoided) {
   EXPECT_THAT(threads.CpusAwayFromVcpus(), IsEmpty());
 }
 
+TEST(VcpuThreadsTest, TheMaskHasTheCpusOfTheVcpuThreads) {
+  VcpuThreads threads;
+  EXPECT_EQ(threads.CpuMask(), 0u);  // none noted: unknown
+  const std::vector<int> cpus = AllowedCpus();
+  if (cpus.back() >= 32)
+    GTEST_SKIP() << "the mask covers CPUs 0..31, this process has " << cpus.back();
+  PinnedVcpuThread vcpu0(threads, 0, cpus.back());
+  ASSERT_TRUE(vcpu0.pinned());
+  EXPECT_EQ(threads.CpuMask(), 1u << cpus.back());
+  if (cpus.size() < 2) return;
+  PinnedVcpuThread vcpu1(threads, 1, cpus.front());
+  ASSERT_TRUE(vcpu1.pinned());
+  EXPECT_EQ(threads.CpuMask(), (1u << cpus.back()) | (1u << cpus.front()));
+}
+
 TEST(VcpuThreadsTest, CpuOfThreadReadsWhereAThreadRuns) {
   const std::vector<int> cpus = AllowedCpus();
   cpu_set_t set;

@@ -399,12 +399,13 @@ class L1Server final {
   // in guest RAM and take it at once, rather than sleep until its ioeventfd wakes this L1 again
   // (a wake-up of tens of microseconds on a busy host); again after each one taken, so a chain
   // frame -> disk -> disk -> reply costs one wake-up. At normal priority, as every spin of this
-  // L1; it stops early for an exit or a request, and the ioeventfd the guest signalled anyway
-  // only finds the queue processed.
+  // L1, and never on a vCPU thread's CPU; it stops early for an exit or a request, and the
+  // ioeventfd the guest signalled anyway only finds the queue processed.
   void AwaitGuestFollowUp() {
     constexpr absl::Duration kFollowUpSpin = absl::Microseconds(50);
     constexpr int kMaxFollowUps = 64;  // then back to the main loop, whatever the guest does
     for (int i = 0; i < kMaxFollowUps; ++i) {
+      if (!OffTheVcpusCpus()) return;
       scheduling_.BeforeSpin();
       bool net = false, disk = false;
       const bool found = SpinUntil(
@@ -420,6 +421,19 @@ class L1Server final {
       if (net) changed |= HandleDeviceNotification(L1DataPath::Device::kNet);
       if (!changed) return;
     }
+  }
+
+  // Whether this thread runs on a CPU where, by L0's hint (vcpu_cpus), no vCPU thread runs;
+  // when it does not, it moves to the others if it may (at most once per 10 ms). Spinning beside
+  // the vCPU thread would keep the guest from posting what the spin waits for.
+  bool OffTheVcpusCpus() {
+    const uint32_t vcpu_cpus = channel_.header().vcpu_cpus.load(std::memory_order_relaxed);
+    int cpu = sched_getcpu();
+    auto beside = [&] { return cpu >= 0 && cpu < 32 && (vcpu_cpus & (1u << cpu)) != 0; };
+    if (!beside()) return true;
+    if (!scheduling_.MoveAwayFrom(cpu)) return false;
+    cpu = sched_getcpu();
+    return !beside();
   }
 
   // Tells L0 which writes it may post: the device model's posted-write ranges (at most
