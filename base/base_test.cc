@@ -1,10 +1,14 @@
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <thread>
+#include <vector>
 
+#include "base/cpu_avoidance.h"
 #include "base/errno_status.h"
 #include "base/mapped_region.h"
 #include "base/periodic_tick.h"
@@ -15,6 +19,35 @@
 
 namespace rehome {
 namespace {
+
+// On a thread of its own (its affinity changes): where it runs, what MoveOff makes of it.
+TEST(CpuAvoidance, MovesOffBusyCpusOnlyWhereOthersAreAllowed) {
+  cpu_set_t all;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(all), &all), 0);
+  std::vector<int> cpus;
+  for (int c = 0; c < 32; ++c) {
+    if (CPU_ISSET(c, &all)) cpus.push_back(c);
+  }
+  if (cpus.size() < 2)
+    GTEST_SKIP() << "needs 2 CPUs among 0..31, this process may use " << cpus.size();
+  std::thread([&] {
+    CpuAvoidance avoidance;
+    EXPECT_FALSE(avoidance.MoveOff(0));  // unknown: stays
+    const int here = sched_getcpu();
+    EXPECT_FALSE(avoidance.MoveOff(~(1u << here)));  // not on a busy CPU
+    uint32_t every = 0;
+    for (int c : cpus) every |= 1u << c;
+    EXPECT_FALSE(avoidance.MoveOff(every));  // nowhere else to go
+    ASSERT_TRUE(avoidance.MoveOff(1u << here));
+    EXPECT_NE(sched_getcpu(), here);  // sched_setaffinity migrates the caller at once
+    cpu_set_t now;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(now), &now), 0);
+    EXPECT_FALSE(CPU_ISSET(here, &now));
+    EXPECT_EQ(CPU_COUNT(&now), static_cast<int>(cpus.size()) - 1);
+    // At most once per interval, whatever the mask says now.
+    EXPECT_FALSE(avoidance.MoveOff(1u << sched_getcpu()));
+  }).join();
+}
 
 TEST(ErrnoStatus, MapsCommonErrnosToFixedCodes) {
   EXPECT_EQ(ErrnoToStatus(ENOENT, "open x").code(), absl::StatusCode::kNotFound);

@@ -153,6 +153,9 @@ class L1Supervisor {
   // The last agreed (committed) record; nullopt when there is none yet.
   virtual std::optional<CommitRecord> LatestCommit() const = 0;
   virtual const RecoveryPolicy& policy() const = 0;
+  // Bit c: a vCPU thread runs or last ran on CPU c (0..31), as of the monitor's last round; 0
+  // when unknown. For L0's own service threads (base/cpu_avoidance.h).
+  virtual uint32_t VcpuCpus() const { return 0; }
   virtual VerificationStatus verification() const { return {}; }
   // Changes verified execution on the running VM (QMP). Between dual and triple only: the
   // replica count follows from the next work item on (a recruit joins at the agreed state; an

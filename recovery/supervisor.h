@@ -20,6 +20,7 @@
 #ifndef REHOME_RECOVERY_SUPERVISOR_H_
 #define REHOME_RECOVERY_SUPERVISOR_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -102,6 +103,7 @@ class Supervisor final : public L1Supervisor {
   // 100 times); nullopt when nothing is committed yet or every read was torn.
   std::optional<CommitRecord> LatestCommit() const override;
   const RecoveryPolicy& policy() const override { return config_.policy; }
+  uint32_t VcpuCpus() const override { return vcpu_cpus_.load(std::memory_order_relaxed); }
 
   // Lets the guest continue after the failover limit stopped it (an operator's `cont`):
   // clears the window and starts a new active.
@@ -144,6 +146,7 @@ class Supervisor final : public L1Supervisor {
   SupervisorConfig config_;
   DeviceJournal journal_;
   VcpuThreads vcpu_threads_;
+  std::atomic<uint32_t> vcpu_cpus_{0};  // vcpu_threads_.CpuMask() at the monitor's last round
 
   absl::Mutex failover_mu_;  // serialises failover, switchover and fault injection; before mu_
   mutable absl::Mutex mu_;

@@ -92,11 +92,12 @@ void Supervisor::MonitorLoop() {
     checked = now;
     // Where the vCPU threads run, for the active L1's decisions to spin (a hint it reads
     // relaxed; ExitChannelHeader::vcpu_cpus).
+    const uint32_t vcpu_cpus = vcpu_threads_.CpuMask();
+    vcpu_cpus_.store(vcpu_cpus, std::memory_order_relaxed);  // for L0's service threads too
     if (active) {
       std::atomic<uint32_t>& hint = active->channel().header().vcpu_cpus;
-      const uint32_t cpus = vcpu_threads_.CpuMask();
-      if (hint.load(std::memory_order_relaxed) != cpus) {
-        hint.store(cpus, std::memory_order_relaxed);
+      if (hint.load(std::memory_order_relaxed) != vcpu_cpus) {
+        hint.store(vcpu_cpus, std::memory_order_relaxed);
       }
     }
     // Fenced L1s whose teardown finished are collected (and their mappings closed) here.

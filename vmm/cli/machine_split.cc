@@ -103,6 +103,10 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
                    SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
                                        console_output, std::move(sink), disk_bytes));
   supervisor_ = &split->supervisor();
+  if (tap != nullptr) {
+    const L1Supervisor* watched = supervisor_;
+    tap->AvoidCpusOf([watched] { return watched->VcpuCpus(); });
+  }
   if (tap != nullptr && verified) {
     // Frames arrived: the replicas process the device's queues (a request on the host slot).
     SplitBackend* raw = split.get();

@@ -14,6 +14,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/cpu_avoidance.h"
 #include "base/errno_status.h"
 #include "base/scoped_realtime.h"
 #include "base/status_macros.h"
@@ -126,7 +127,9 @@ void NetTap::Loop() {
   // CPU (as L0's monitor thread and the L1s, it runs SCHED_FIFO when permitted). It sleeps in
   // poll almost all the time.
   ScopedRealtime realtime;
+  CpuAvoidance avoidance;
   for (;;) {
+    if (busy_cpus_) avoidance.MoveOff(busy_cpus_());
     const bool room = RxFree() > 0;
     // Verified execution: a replica that found frames but no receive buffer enables the guest's
     // notifications and looks again, but its writes reach guest RAM only once the replicas

@@ -62,6 +62,9 @@ class NetTap final {
   void Start(std::function<void()> kick,
              std::function<void(const std::string&)> on_ring_error = nullptr,
              bool rekick_waiting = false);
+  // Before Start: where the vCPU threads run (L1Supervisor::VcpuCpus); the pump thread keeps off
+  // those CPUs when it wakes on one (base/cpu_avoidance.h). Unset: it runs where it is put.
+  void AvoidCpusOf(std::function<uint32_t()> busy_cpus) { busy_cpus_ = std::move(busy_cpus); }
   void Stop();  // idempotent; joins the pump thread
   // Writes every published, not yet sent transmit frame to the tap, in order. True when it
   // freed slots of a full ring (the device may have stopped for room: kick it).
@@ -90,6 +93,7 @@ class NetTap final {
   FrameRing tx_ring_;
   const UniqueFd kick_, wake_, stop_;
   std::function<void()> on_kick_;
+  std::function<uint32_t()> busy_cpus_;
   std::function<void(const std::string&)> on_ring_error_;
   bool rekick_waiting_ = false;
   void RingError(const absl::Status& status);

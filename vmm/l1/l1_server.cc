@@ -186,6 +186,8 @@ class L1Server final {
       answered_vcpu_exit_ = false;
       const bool said_sleeping = !work;
       if (said_sleeping) {
+        // Its wake-up must not land on a vCPU thread's CPU (base/cpu_avoidance.h).
+        if (active_) (void)OffTheVcpusCpus();
         channel_.SetL1Sleeping(scheduling_.BeforeSleep());
         work = RequestPending();  // published before L0 could see the flag
       }
