@@ -70,11 +70,6 @@ int32_t Store::FindSlot(uint64_t page) const {
   return -1;
 }
 
-bool Store::WriteHome(int32_t slot) {
-  int32_t one[1] = {slot};
-  return WriteHomeBatch(one, 1);
-}
-
 bool Store::WriteHomeBatch(const int32_t* slot_list, uint32_t n) {
   BlkWrite writes[kBlkMaxBatch];
   while (n != 0) {

@@ -97,7 +97,6 @@ class Store final {
   int32_t FindSlot(uint64_t page) const;
   int32_t GetPage(uint64_t page, bool pin);  // -1 on failure (fatal_ set)
   int32_t Victim();
-  bool WriteHome(int32_t slot);
   bool WriteHomeBatch(const int32_t* slot_list, uint32_t n);  // n any; io_depth_ per request group
   bool WriteHomeWithNeighbours(int32_t slot);
   uint64_t WalPosition(uint64_t lsn) const;
