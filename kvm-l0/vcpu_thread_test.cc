@@ -351,10 +351,23 @@ TEST(VcpuSet, StopVerdictWhileAnotherThreadPauses) {
       break;
     }
     ++pauses;
+    uint64_t exits_at_pause;
+    {
+      absl::MutexLock lock(&logs.mu);
+      exits_at_pause = logs.at(0).exits;
+    }
     const absl::Status resumed = vcpus.ResumeAll();
     if (!resumed.ok()) {
       ASSERT_EQ(resumed.code(), absl::StatusCode::kFailedPrecondition) << resumed;
       break;
+    }
+    // Pausing again at once could keep vCPU 0 from ever running on a loaded host (each pause
+    // kicks it out of KVM_RUN before its first instruction): let it make an exit first, or stop.
+    while (!WaitFor(
+        logs.mu, [&]() ABSL_NO_THREAD_SAFETY_ANALYSIS { return logs.at(0).exits > exits_at_pause; },
+        absl::Milliseconds(10))) {
+      if (vcpus.WaitForStopFor(absl::ZeroDuration()).has_value()) break;
+      ASSERT_LT(absl::Now(), deadline) << "vCPU 0 made no progress after a resume";
     }
   }
   const auto reason = vcpus.WaitForStopFor(kProgressTimeout);
