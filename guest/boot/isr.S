@@ -1,5 +1,6 @@
 /* guest/boot/isr.S: the CPL0 entry stubs: exceptions 0-31 (fatal: ExceptionHandler prints and
    exits), the LAPIC timer tick (counts into PerCpu.ticks, sends EOI), the spurious vector, the
+   device interrupt (sets PerCpu.device_irq, sends EOI), the
    system-call gate (a signed `ud2`, see below) and EnterUser (iretq to CPL3). GS base (and
    KERNEL_GS_BASE) always hold this CPU's PerCpu, so no swapgs is needed; CPL3 code never
    touches GS. Every path is a handful of instructions because CPL0 code
@@ -90,6 +91,18 @@ timer_stub:
   pop %rax
   iretq
 
+/* A device interrupt (edge-triggered through the I/O APIC): its only job is to end a yield's hlt,
+   or to make the next yield return at once if it came while the CPU was not halted. */
+  .balign 16
+  .globl device_irq_stub
+device_irq_stub:
+  push %rax
+  movq $1, %gs:PC_DEVICE_IRQ
+  mov $LAPIC_BASE, %eax
+  movl $0, 0xb0(%rax)  /* EOI */
+  pop %rax
+  iretq
+
   .balign 16
   .globl spurious_stub
 spurious_stub:
@@ -127,10 +140,18 @@ sys_get_ticks:
   mov %gs:PC_TICKS, %rax
   iretq
 sys_yield:
+  /* Interrupts are off here (interrupt gate): a device interrupt that came after the caller last
+     looked at its rings is in PC_DEVICE_IRQ, so the check and the halt cannot miss it. */
+  mov $1, %eax  /* 1: a device interrupt was pending, no halt */
+  cmpq $0, %gs:PC_DEVICE_IRQ
+  jne 3f
   sti
   hlt
   cli
-  xor %eax, %eax
+  mov %gs:PC_DEVICE_IRQ, %rax
+  add %rax, %rax  /* 2: a device interrupt ended the halt; 0: another one did */
+3:
+  movq $0, %gs:PC_DEVICE_IRQ
   iretq
 sys_exit_task:
   sti

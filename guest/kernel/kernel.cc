@@ -18,6 +18,7 @@
 extern "C" {
 extern const uint64_t exception_stubs[32];
 void timer_stub();
+void device_irq_stub();
 void spurious_stub();
 [[noreturn]] void EnterUser(uint64_t entry, uint64_t user_rsp, uint64_t arg0, uint64_t arg1);
 [[noreturn]] void halt_forever();
@@ -47,10 +48,12 @@ struct alignas(PC_SIZE) PerCpu {
   uint64_t ticks;  // LAPIC timer ticks, incremented by timer_stub
   uint64_t index;  // dense vCPU index
   uint64_t kstack_top;
+  uint64_t device_irq;  // set by device_irq_stub, cleared by the yield system call
 };
 static_assert(offsetof(PerCpu, ticks) == PC_TICKS);
 static_assert(offsetof(PerCpu, index) == PC_INDEX);
 static_assert(offsetof(PerCpu, kstack_top) == PC_KSTACK_TOP);
+static_assert(offsetof(PerCpu, device_irq) == PC_DEVICE_IRQ);
 static_assert(sizeof(PerCpu) == PC_SIZE);
 
 struct __attribute__((packed)) Tss {
@@ -133,6 +136,7 @@ void SetGate(int vector, uint64_t handler) {
 void BuildIdt() {
   for (int v = 0; v < 32; ++v) SetGate(v, exception_stubs[v]);
   SetGate(VEC_TIMER, reinterpret_cast<uint64_t>(&timer_stub));
+  SetGate(VEC_DEVICE, reinterpret_cast<uint64_t>(&device_irq_stub));
   SetGate(VEC_SPURIOUS, reinterpret_cast<uint64_t>(&spurious_stub));
 }
 

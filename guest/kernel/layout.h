@@ -24,6 +24,7 @@
 #define PC_TICKS 0
 #define PC_INDEX 8
 #define PC_KSTACK_TOP 16
+#define PC_DEVICE_IRQ 24  // nonzero: a device interrupt arrived since this CPU's last yield
 #define PC_SIZE 64
 
 // Real-mode AP trampoline (copied below 1 MiB; SIPI vector = paddr >> 12).
@@ -35,6 +36,7 @@
 
 // Interrupt vectors.
 #define VEC_TIMER 0x40
+#define VEC_DEVICE 0x41  // virtio interrupts routed through the I/O APIC (user/ioapic.h)
 #define VEC_SPURIOUS 0xff
 
 // System calls. `syscall` does not reach CPL0 on the development host (PVM runs the LSTAR
@@ -43,7 +45,7 @@
 // Number in rax, arguments in rdi and rsi, result in rax; caller-saved registers are clobbered.
 #define SYSCALL_SIGNATURE 0x48520b0f
 #define SYS_EXIT_TASK 0  // this vCPU is done: halt forever (interrupts on)
-#define SYS_YIELD 1      // halt until the next interrupt, then return 0
+#define SYS_YIELD 1      // halt until the next interrupt: 0 timer, 1 device irq pending, 2 woke
 #define SYS_GET_TICKS 2  // returns this vCPU's LAPIC timer tick count
 #define SYS_START_AP 3   // rdi = LAPIC id, rsi = vCPU index: INIT-SIPI-SIPI; 0 or ~0 (bad args)
 

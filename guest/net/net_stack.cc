@@ -51,9 +51,10 @@ uint32_t PseudoHeaderSum(uint32_t src, uint32_t dst, uint8_t protocol, uint32_t 
 
 }  // namespace
 
-void NetStack::Init(VirtioNet* nic, uint32_t ip) {
+void NetStack::Init(VirtioNet* nic, uint32_t ip, bool wake_on_irq) {
   nic_ = nic;
   ip_ = ip;
+  wake_on_irq_ = wake_on_irq;
   stats_ = NetStats{};
 }
 
@@ -64,7 +65,8 @@ bool NetStack::UdpServe(uint16_t port, UdpHandler handler, void* ctx, uint64_t m
   ctx_ = ctx;
   uint64_t served = 0;
   uint64_t last_frame = SysGetTicks();
-  bool seen = false;  // a frame since the clock was last read
+  bool seen = false;    // a frame since the clock was last read
+  bool ack_due = true;  // the device's line may be up: acknowledge before sleeping on it
   for (uint32_t spins = 0;;) {
     uint32_t len = 0;
     const uint8_t* frame = nic_->Receive(&len);
@@ -74,10 +76,23 @@ bool NetStack::UdpServe(uint16_t port, UdpHandler handler, void* ctx, uint64_t m
       const uint64_t now = SysGetTicks();
       if (seen) last_frame = now;
       seen = false;
-      if (now - last_frame > kIdleTicks) SysYield();  // quiet: sleep until the next tick
+      if (now - last_frame <= kIdleTicks) continue;
+      // Quiet: sleep until the next interrupt. With the device's interrupt routed here, first
+      // drop its line (a frame that lands after the acknowledgement raises it again: an edge,
+      // which ends the halt or makes the yield return at once), then look at the ring again.
+      if (wake_on_irq_ && ack_due) {
+        nic_->AckUsedBufferInterrupt();
+        ack_due = false;
+        spins = kIdleCheckSpins - 1;  // one more look at the ring, then the clock, then sleep
+        continue;
+      }
+      const uint64_t woke = SysYield();
+      if (woke == kYieldDeviceWoke) ++stats_.irq_wakes;
+      if (woke != kYieldOther) ack_due = true;
       continue;
     }
     seen = true;
+    ack_due = true;
     ++stats_.frames;
     const Verdict v = Handle(frame, len, err);
     nic_->Release();

@@ -4,8 +4,10 @@
 // handed to a handler whose reply (if any) goes back to the sender's address, port and MAC.
 // Replies are addressed from the request itself (no ARP cache, no routing); IPv4 fragments,
 // IP options, bad checksums and frames for other addresses are dropped and counted. Everything
-// is polled; the serving loop spins while traffic flows and yields the vCPU (hlt until the next
-// timer tick) after 100 ms of silence. Not thread-safe: one vCPU.
+// is polled; the serving loop spins while traffic flows and yields the vCPU after 100 ms of
+// silence: until the device's interrupt when the caller routed it here (Init's `wake_on_irq`;
+// the loop acknowledges the line before it sleeps, and the timer tick still ends each halt),
+// else until the next timer tick. Not thread-safe: one vCPU.
 #ifndef REHOME_GUEST_NET_NET_STACK_H_
 #define REHOME_GUEST_NET_NET_STACK_H_
 
@@ -35,13 +37,14 @@ inline constexpr uint32_t kUdpStopAfterReply = 0x80000000u;
 using UdpHandler = uint32_t (*)(void* ctx, const UdpRequest& req, uint8_t* reply, uint32_t max);
 
 struct NetStats {
-  uint64_t frames = 0;   // received
-  uint64_t arp = 0;      // ARP requests answered
-  uint64_t icmp = 0;     // echo requests answered
-  uint64_t udp = 0;      // datagrams to the served port handed to the handler
-  uint64_t replies = 0;  // UDP replies sent
-  uint64_t dropped = 0;  // malformed, fragmented, checksum errors
-  uint64_t ignored = 0;  // well formed but not for us (other address, protocol or port)
+  uint64_t frames = 0;     // received
+  uint64_t arp = 0;        // ARP requests answered
+  uint64_t icmp = 0;       // echo requests answered
+  uint64_t udp = 0;        // datagrams to the served port handed to the handler
+  uint64_t replies = 0;    // UDP replies sent
+  uint64_t dropped = 0;    // malformed, fragmented, checksum errors
+  uint64_t ignored = 0;    // well formed but not for us (other address, protocol or port)
+  uint64_t irq_wakes = 0;  // idle halts the device's interrupt ended (not the timer tick)
 };
 
 class NetStack final {
@@ -50,8 +53,10 @@ class NetStack final {
   NetStack(const NetStack&) = delete;
   NetStack& operator=(const NetStack&) = delete;
 
-  // `ip` in host byte order (10.0.2.15 = 0x0a00020f).
-  void Init(VirtioNet* nic, uint32_t ip);
+  // `ip` in host byte order (10.0.2.15 = 0x0a00020f). `wake_on_irq`: the device's interrupt is
+  // routed to this vCPU's VEC_DEVICE (user/ioapic.h), so an idle loop can sleep until it comes.
+  void Init(VirtioNet* nic, uint32_t ip, bool wake_on_irq = false);
+  bool wakes_on_irq() const { return wake_on_irq_; }
   uint32_t ip() const { return ip_; }
   const NetStats& stats() const { return stats_; }
 
@@ -73,6 +78,7 @@ class NetStack final {
 
   VirtioNet* nic_ = nullptr;
   uint32_t ip_ = 0;
+  bool wake_on_irq_ = false;
   uint16_t port_ = 0;
   UdpHandler handler_ = nullptr;
   void* ctx_ = nullptr;

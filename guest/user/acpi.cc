@@ -29,23 +29,28 @@ const uint8_t* Table(uint64_t paddr) {
   return t;
 }
 
+// The MADT reached from the RSDP at `rsdp_paddr`, or nullptr.
+const uint8_t* FindMadt(uint64_t rsdp_paddr) {
+  if (rsdp_paddr == 0 || rsdp_paddr + 36 >= kMappedLimit) return nullptr;
+  const auto* rsdp = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rsdp_paddr));
+  if (!SignatureIs(rsdp, "RSD PTR ", 8)) return nullptr;
+  const bool use_xsdt = rsdp[15] >= 2 && Read64(rsdp + 24) != 0;
+  const uint8_t* root = Table(use_xsdt ? Read64(rsdp + 24) : Read32(rsdp + 16));
+  if (root == nullptr) return nullptr;
+  const uint32_t entry_size = use_xsdt ? 8 : 4;
+  const uint32_t entries = (Read32(root + 4) - 36) / entry_size;
+  for (uint32_t i = 0; i < entries; ++i) {
+    const uint8_t* e = root + 36 + i * entry_size;
+    const uint8_t* t = Table(use_xsdt ? Read64(e) : Read32(e));
+    if (t != nullptr && SignatureIs(t, "APIC", 4)) return t;
+  }
+  return nullptr;
+}
+
 }  // namespace
 
 uint32_t MadtApicIds(uint64_t rsdp_paddr, uint32_t* ids, uint32_t max) {
-  if (rsdp_paddr == 0 || rsdp_paddr + 36 >= kMappedLimit) return 0;
-  const auto* rsdp = reinterpret_cast<const uint8_t*>(static_cast<uintptr_t>(rsdp_paddr));
-  if (!SignatureIs(rsdp, "RSD PTR ", 8)) return 0;
-  const bool use_xsdt = rsdp[15] >= 2 && Read64(rsdp + 24) != 0;
-  const uint8_t* root = Table(use_xsdt ? Read64(rsdp + 24) : Read32(rsdp + 16));
-  if (root == nullptr) return 0;
-  const uint32_t entry_size = use_xsdt ? 8 : 4;
-  const uint32_t entries = (Read32(root + 4) - 36) / entry_size;
-  const uint8_t* madt = nullptr;
-  for (uint32_t i = 0; i < entries && madt == nullptr; ++i) {
-    const uint8_t* e = root + 36 + i * entry_size;
-    const uint8_t* t = Table(use_xsdt ? Read64(e) : Read32(e));
-    if (t != nullptr && SignatureIs(t, "APIC", 4)) madt = t;
-  }
+  const uint8_t* madt = FindMadt(rsdp_paddr);
   if (madt == nullptr) return 0;
   const uint32_t length = Read32(madt + 4);
   uint32_t count = 0;
@@ -66,6 +71,28 @@ uint32_t MadtApicIds(uint64_t rsdp_paddr, uint32_t* ids, uint32_t max) {
     off += len;
   }
   return count;
+}
+
+bool MadtIoApicFor(uint64_t rsdp_paddr, uint32_t gsi, uint64_t* base, uint32_t* gsi_base) {
+  const uint8_t* madt = FindMadt(rsdp_paddr);
+  if (madt == nullptr) return false;
+  const uint32_t length = Read32(madt + 4);
+  bool found = false;
+  for (uint32_t off = 44; off + 2 <= length;) {
+    const uint8_t type = madt[off];
+    const uint8_t len = madt[off + 1];
+    if (len < 2 || off + len > length) break;
+    // Type 1: I/O APIC (id, reserved, address, GSI base). The one with the highest base at or
+    // below `gsi` serves it (its pin count is in its own version register).
+    const uint32_t first = len >= 12 ? Read32(madt + off + 8) : 0;
+    if (type == 1 && len >= 12 && first <= gsi && (!found || first > *gsi_base)) {
+      *base = Read32(madt + off + 4);
+      *gsi_base = first;
+      found = true;
+    }
+    off += len;
+  }
+  return found;
 }
 
 }  // namespace rehome::guest

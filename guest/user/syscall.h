@@ -19,8 +19,13 @@ inline uint64_t Syscall(uint64_t nr, uint64_t a0 = 0, uint64_t a1 = 0) {
   return ret;
 }
 
-// Halts this vCPU until its next interrupt (at most one timer tick).
-inline void SysYield() { Syscall(SYS_YIELD); }
+// Halts this vCPU until its next interrupt (at most one timer tick). Returns kYieldDevicePending
+// without halting when a device interrupt (VEC_DEVICE) came since the previous yield,
+// kYieldDeviceWoke when one ended the halt, else kYieldOther (the timer tick).
+inline constexpr uint64_t kYieldOther = 0;
+inline constexpr uint64_t kYieldDevicePending = 1;
+inline constexpr uint64_t kYieldDeviceWoke = 2;
+inline uint64_t SysYield() { return Syscall(SYS_YIELD); }
 inline uint64_t SysGetTicks() { return Syscall(SYS_GET_TICKS); }
 [[noreturn]] inline void SysExitTask() {
   Syscall(SYS_EXIT_TASK);

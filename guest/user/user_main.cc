@@ -28,7 +28,8 @@ uint32_t apic_ids[GUEST_MAX_CPUS];  // by vCPU index; [0] is the BSP
 uint32_t started = 0;
 uint32_t finished = 0;
 char cmdline[1024];
-uint64_t ram_end = 0;  // end of the RAM range holding the image (PVH memory map), 0 = unknown
+uint64_t ram_end = 0;     // end of the RAM range holding the image (PVH memory map), 0 = unknown
+uint64_t rsdp_paddr = 0;  // the ACPI RSDP from the PVH start info, 0 = none
 
 [[noreturn]] void Exit(uint32_t status) {
   OutL(abi::kDebugExitPort, status);
@@ -88,7 +89,7 @@ void WaitForAll(const uint32_t* counter) {
 
 // The virtio workloads (vCPU 0 only); each prints its own result lines.
 bool RunIo() {
-  const VirtioDevices devices{config.virtio, config.virtio_count};
+  const VirtioDevices devices{config.virtio, config.virtio_count, rsdp_paddr};
   switch (config.workload) {
     case Workload::kBlk:
       return RunBlk(devices, config.seed, config.steps);
@@ -187,6 +188,7 @@ extern "C" {
   const auto* info = reinterpret_cast<const HvmStartInfo*>(static_cast<uintptr_t>(start_info));
   CopyCommandLine(info);
   FindRamEnd(info);
+  rsdp_paddr = info->rsdp_paddr;
   LineWriter error;
   error.Str("rehome-guest: bad command line: ");
   if (!ParseCommandLine(cmdline, &config, &error) || !ChooseCpus(info, &error)) {

@@ -17,7 +17,7 @@ inline constexpr uint64_t kMinVirtioMmioSize = 0x200;
 struct VirtioMmioRegion {
   uint64_t base = 0;
   uint64_t size = 0;
-  uint32_t irq = 0;  // informational: the guest polls and never enables the interrupt
+  uint32_t irq = 0;  // global system interrupt; the network services wake on it when idle
 };
 
 // Parses the `n` bytes at `s` (the value after `virtio_mmio.device=`). Sizes and the base are

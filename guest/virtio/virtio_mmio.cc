@@ -177,6 +177,7 @@ bool FindVirtioDevice(const VirtioMmioRegion* regions, uint32_t count, uint32_t 
     }
     if (id == device_id) {
       out->set_base(regions[i].base);
+      out->set_irq(regions[i].irq);
       return true;
     }
   }

@@ -28,6 +28,7 @@ inline constexpr uint32_t kStatusFailed = 0x80;
 inline constexpr uint64_t kFeatureVersion1 = 1ull << 32;
 inline constexpr uint16_t kDescFNext = 1;
 inline constexpr uint16_t kDescFWrite = 2;
+inline constexpr uint32_t kInterruptUsedBuffer = 1;  // InterruptStatus bit 0
 inline constexpr uint16_t kUsedFNoNotify = 1;  // used ring flags: the device needs no notification
 
 // Register offsets (virtio 1.x, 4.2.2).
@@ -132,6 +133,9 @@ class VirtioMmio final {
 
   void set_base(uint64_t base) { base_ = base; }
   uint64_t base() const { return base_; }
+  // The transport's interrupt (global system interrupt) from its virtio_mmio.device= entry.
+  void set_irq(uint32_t irq) { irq_ = irq; }
+  uint32_t irq() const { return irq_; }
 
   uint32_t Read(uint32_t reg) const;
   void Write(uint32_t reg, uint32_t value) const;
@@ -156,10 +160,11 @@ class VirtioMmio final {
 
  private:
   uint64_t base_ = 0;
+  uint32_t irq_ = 0;
 };
 
-// Scans `regions` for the first transport whose DeviceID is `device_id`; sets its base in
-// `out` and returns true. Transports that fail the probe are reported on serial and skipped.
+// Scans `regions` for the first transport whose DeviceID is `device_id`; sets its base and irq
+// in `out` and returns true. Transports that fail the probe are reported on serial and skipped.
 struct VirtioMmioRegion;
 bool FindVirtioDevice(const VirtioMmioRegion* regions, uint32_t count, uint32_t device_id,
                       VirtioMmio* out);

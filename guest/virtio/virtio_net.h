@@ -47,6 +47,9 @@ class VirtioNet final {
   bool Send(const uint8_t* frame, uint32_t len, uint64_t timeout_ticks, LineWriter* err);
   // Waits until the device has completed every transmitted buffer.
   bool Flush(uint64_t timeout_ticks, LineWriter* err);
+  // Acknowledges the used-buffer interrupt (one InterruptACK write, no read), so that the next
+  // used buffer raises the device's line again: a new edge for an edge-triggered route.
+  void AckUsedBufferInterrupt() { mmio_.Write(kRegInterruptAck, kInterruptUsedBuffer); }
 
   // Raw access for the hostile-driver workload (virtio-bad).
   VirtioMmio& transport() { return mmio_; }

@@ -20,6 +20,7 @@ inline constexpr uint64_t kOutsideRam = 0xffff0000000ull;
 struct VirtioDevices {
   const VirtioMmioRegion* regions;
   uint32_t count;
+  uint64_t rsdp_paddr = 0;  // the ACPI tables (I/O APICs) from the PVH start info; 0 = none
 };
 
 // `steps` write/read-back iterations on the first virtio-blk device (0 = forever).

@@ -5,6 +5,7 @@
 // call. CPL3.
 #include "guest/kernel/serial.h"
 #include "guest/net/net_stack.h"
+#include "guest/user/ioapic.h"
 #include "guest/virtio/virtio_net.h"
 #include "guest/workloads/io_workloads.h"
 
@@ -36,7 +37,9 @@ bool BringUpNet(const VirtioDevices& devices, uint32_t ip, NetStack** out, LineW
     return false;
   }
   if (!nic.Init(found.base(), err)) return false;
-  stack.Init(&nic, ip);
+  // Idle, the serving loop sleeps until the device's interrupt (else until the next tick).
+  const bool wake_on_irq = RouteDeviceIrqHere(devices.rsdp_paddr, found.irq());
+  stack.Init(&nic, ip, wake_on_irq);
   *out = &stack;
   LineWriter w;
   w.Str("rehome-guest: net device base=").Hex(found.base()).Str(" mac=");
@@ -48,6 +51,12 @@ bool BringUpNet(const VirtioDevices& devices, uint32_t ip, NetStack** out, LineW
   }
   w.Str(" ip=");
   PutIp(&w, ip);
+  w.Str(" irq=");
+  if (wake_on_irq) {
+    w.Dec(found.irq());
+  } else {
+    w.Str("polled");
+  }
   w.Flush();
   return true;
 }
@@ -79,6 +88,8 @@ bool RunNetEcho(const VirtioDevices& devices, uint32_t ip, uint16_t port, uint64
       .Dec(s.dropped)
       .Str(" ignored=")
       .Dec(s.ignored)
+      .Str(" irq_wakes=")
+      .Dec(s.irq_wakes)
       .Flush();
   return true;
 }
