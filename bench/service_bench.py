@@ -102,16 +102,35 @@ def nearest_rank(sorted_values, p):
     return sorted_values[min(max(rank, 1), len(sorted_values)) - 1]
 
 
+def latency_summary(latencies_ns):
+    """mean, p50, p95, p99 and max (µs) of answered requests' latencies (ns); zeros when none."""
+    lat = sorted(latencies_ns)
+    if not lat:
+        return {"mean": 0, "p50": 0, "p95": 0, "p99": 0, "max": 0, "n": 0}
+    return {"mean": sum(lat) / len(lat) / 1e3, "p50": nearest_rank(lat, 50) / 1e3,
+            "p95": nearest_rank(lat, 95) / 1e3, "p99": nearest_rank(lat, 99) / 1e3,
+            "max": lat[-1] / 1e3, "n": len(lat)}
+
+
 def steady_latency(records, skip_s):
     """Latency summary (µs) of the answered requests sent at least SKIP_S after the run's first."""
     t0 = min((r.send_ns for r in records), default=0)
-    lat = sorted(r.latency_ns for r in records
-                 if r.latency_ns >= 0 and r.send_ns >= t0 + skip_s * 1e9)
-    if not lat:
-        return {"mean": 0, "p50": 0, "p95": 0, "p99": 0, "max": 0}
-    return {"mean": sum(lat) / len(lat) / 1e3, "p50": nearest_rank(lat, 50) / 1e3,
-            "p95": nearest_rank(lat, 95) / 1e3, "p99": nearest_rank(lat, 99) / 1e3,
-            "max": lat[-1] / 1e3}
+    return latency_summary(r.latency_ns for r in records
+                           if r.latency_ns >= 0 and r.send_ns >= t0 + skip_s * 1e9)
+
+
+def pooled_latency(results, mode, skip_s):
+    """Latency summary (µs) of every rep of MODE together, each run without its first SKIP_S.
+
+    At light load a run's p99 is one of its few slowest answers (the 3rd of 300), so pairs of
+    runs scatter widely; the pooled figure is one estimate from all of a configuration's answers."""
+    lat = []
+    for r in results:
+        if r["mode"] != mode or not r["records"]:
+            continue
+        t0 = min(send for send, _ in r["records"])
+        lat += [ns for send, ns in r["records"] if ns >= 0 and send >= t0 + skip_s * 1e9]
+    return latency_summary(lat)
 
 
 def one_run(mode, args, workload, prepared, work, rep):
@@ -322,6 +341,12 @@ def main():
                 rt = ratios(results, a, c)
                 print(f"service_bench: {a} / {c} (paired per rep, median [min..max]): "
                       + ", ".join(f"{k} {v}" for k, v in rt.items()))
+                pa, pc = (pooled_latency(results, m, args.skip_first_s) for m in (a, c))
+                if pa["n"] and pc["n"] and pc["p99"] and pc["mean"]:
+                    print(f"service_bench: {a} / {c} (every rep pooled, {pa['n']} and {pc['n']} "
+                          f"answers): p99 {pa['p99'] / 1e3:.2f} / {pc['p99'] / 1e3:.2f} ms = "
+                          f"{pa['p99'] / pc['p99']:.3f}, mean {pa['mean'] / 1e3:.2f} / "
+                          f"{pc['mean'] / 1e3:.2f} ms = {pa['mean'] / pc['mean']:.3f}")
     if args.plot_dir:
         for path in plot(results, args.plot_dir, f"{args.workload}, load {args.load}, {faults}"):
             print(f"service_bench: plot written to {path}")

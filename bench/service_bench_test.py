@@ -61,6 +61,25 @@ class ConfigTest(unittest.TestCase):
                                   "monolithic/io_depth=1")["p99"].startswith("3.000"))
         self.assertTrue(sb.ratios(results, "split", "monolithic")["p99"].startswith("1.200"))
 
+    def test_pooled_latency_takes_every_rep_of_the_mode_without_its_first_seconds(self):
+        def result(mode, rep, latencies_ms):
+            # one request per second from t = 100 s; the first 2 s are the cold start
+            return {"mode": mode, "rep": rep,
+                    "records": [(int((100 + i) * 1e9), int(ms * 1e6))
+                                for i, ms in enumerate(latencies_ms)]}
+        results = [result("split", 0, [50, 40] + [1] * 98), result("split", 1, [60] + [2] * 99),
+                   result("monolithic", 0, [9] * 100)]
+        pooled = sb.pooled_latency(results, "split", 2)
+        self.assertEqual(pooled["n"], 98 + 98)
+        self.assertEqual(pooled["max"], 2000)  # the cold starts are out
+        self.assertEqual(pooled["p50"], 1000)  # 98 ones then 98 twos: rank 98 of 196 is a one
+        self.assertEqual(pooled["p99"], 2000)
+        self.assertAlmostEqual(pooled["mean"], 1500)
+        self.assertEqual(sb.pooled_latency(results, "qemu", 2)["n"], 0)
+        unanswered = [result("split", 0, [1, 1, 1, -1e-6, 5])]
+        self.assertEqual(sb.pooled_latency(unanswered, "split", 0)["max"], 5000)
+        self.assertEqual(sb.pooled_latency(unanswered, "split", 0)["n"], 4)
+
 
 if __name__ == "__main__":
     unittest.main()
