@@ -1,7 +1,10 @@
 // vmm/l1/l1_scheduling.cc: L1Scheduling.
 #include "vmm/l1/l1_scheduling.h"
 
+#include <errno.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "absl/time/clock.h"
 #include "kvm-l0/exit_channel.h"
@@ -11,6 +14,47 @@ namespace {
 
 constexpr sched_param kFifo{.sched_priority = 1};
 constexpr sched_param kOther{.sched_priority = 0};
+
+// The kernel's struct sched_attr, first version (SCHED_ATTR_SIZE_VER0); glibc 2.36 has no
+// wrapper for sched_setattr.
+struct SchedAttr {
+  uint32_t size = sizeof(SchedAttr);
+  uint32_t sched_policy = 0;
+  uint64_t sched_flags = 0;
+  int32_t sched_nice = 0;
+  uint32_t sched_priority = 0;
+  uint64_t sched_runtime = 0;
+  uint64_t sched_deadline = 0;
+  uint64_t sched_period = 0;
+};
+static_assert(sizeof(SchedAttr) == 48);
+
+// SCHED_OTHER at nice -10 with a short time slice. Since Linux 6.12 (EEVDF's PREEMPT_SHORT) a
+// woken task whose slice is shorter than the running task's preempts it at once; with the default
+// slice, an L1 woken by a device notification (an ioeventfd, signalled from the vCPU thread
+// itself) or by L0's network pump waited up to a whole slice or tick behind the vCPU thread that
+// kept its CPU: 1-4 ms answers at light load (docs/benchmarks.md, section 26). The slice needs no
+// privilege (sched_runtime of a fair task); 100 us is the kernel's minimum. Older kernels
+// ignore it (EINVAL on kernels without sched_setattr's fair-slice: then plain nice -10).
+constexpr uint64_t kL1SliceNs = 100000;
+
+// True if the thread is at SCHED_OTHER now.
+bool BecomeNormalWithShortSlice() {
+  SchedAttr attr;
+  attr.sched_policy = SCHED_OTHER;
+  attr.sched_nice = -10;
+  attr.sched_runtime = kL1SliceNs;
+  if (syscall(SYS_sched_setattr, 0, &attr, 0) == 0) return true;
+  if (errno == EPERM) {  // may not lower its nice value: keep the one it has
+    errno = 0;
+    const int nice = getpriority(PRIO_PROCESS, 0);
+    attr.sched_nice = errno == 0 ? nice : 0;
+    if (syscall(SYS_sched_setattr, 0, &attr, 0) == 0) return true;
+  }
+  if (sched_setscheduler(0, SCHED_OTHER, &kOther) != 0) return false;
+  (void)setpriority(PRIO_PROCESS, 0, -10);  // this thread (Linux: per-thread nice)
+  return true;
+}
 
 }  // namespace
 
@@ -26,7 +70,7 @@ void L1Scheduling::Start() {
   if (!realtime_wanted_) (void)sched_setscheduler(0, SCHED_OTHER, &kOther);
   fifo_now_ = realtime_wanted_ && sched_setscheduler(0, SCHED_FIFO, &kFifo) == 0;
   realtime_ = fifo_now_ || (realtime_wanted_ && l0_raises_);
-  if (!fifo_now_) (void)setpriority(PRIO_PROCESS, 0, -10);
+  if (!fifo_now_) (void)BecomeNormalWithShortSlice();
 }
 
 // A real-time L1 is real-time only while it may sleep: its wake-up (an exit, a promotion) must
@@ -59,10 +103,7 @@ void L1Scheduling::AfterWake() {
 
 void L1Scheduling::BeforeSpin() {
   if (!realtime_ || !fifo_now_) return;
-  if (sched_setscheduler(0, SCHED_OTHER, &kOther) == 0) {
-    (void)setpriority(PRIO_PROCESS, 0, -10);  // this thread (Linux: per-thread nice)
-    fifo_now_ = false;
-  }
+  if (BecomeNormalWithShortSlice()) fifo_now_ = false;
 }
 
 // Left on the CPU of the vCPU thread it answers, the two take turns on that CPU for good: the L1

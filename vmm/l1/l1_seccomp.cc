@@ -89,11 +89,11 @@ absl::Status LoadL1SeccompFilter(pid_t self_pid) {
   const scmp_arg_cmp no_exec = SCMP_A2(SCMP_CMP_MASKED_EQ, PROT_EXEC, 0);
   add(SCMP_ACT_ALLOW, SCMP_SYS(mmap), 1, &no_exec);
   add(SCMP_ACT_ALLOW, SCMP_SYS(mprotect), 1, &no_exec);
-  // Scheduling of the calling thread only (RealtimeWhileAsleepOnly, MoveAwayFrom).
+  // Scheduling of the calling thread only (L1Scheduling: policy, nice and time slice; CPUs).
   const scmp_arg_cmp self = SCMP_A0(SCMP_CMP_EQ, 0);
   for (int nr :
-       {SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_getscheduler), SCMP_SYS(sched_getparam),
-        SCMP_SYS(sched_setaffinity), SCMP_SYS(sched_getaffinity)}) {
+       {SCMP_SYS(sched_setscheduler), SCMP_SYS(sched_setattr), SCMP_SYS(sched_getscheduler),
+        SCMP_SYS(sched_getparam), SCMP_SYS(sched_setaffinity), SCMP_SYS(sched_getaffinity)}) {
     add(SCMP_ACT_ALLOW, nr, 1, &self);
   }
   const scmp_arg_cmp priority[] = {SCMP_A0(SCMP_CMP_EQ, PRIO_PROCESS), SCMP_A1(SCMP_CMP_EQ, 0)};

@@ -1,0 +1,124 @@
+// vmm/l1/l1_scheduling_test.cc: L1Scheduling on a real thread. An exit thread that drops to
+// SCHED_OTHER to spin gets nice -10 and a 100 us time slice (so that, woken by a device
+// notification, it preempts the vCPU thread at once: docs/failover.md, "Scheduling"), and goes
+// back to SCHED_FIFO before it sleeps; a confined L1 (seccomp) may set that slice itself.
+// Slices are read from /proc (se.slice); on kernels without per-task slices (before Linux 6.12)
+// the slice checks skip with that reason.
+#include "vmm/l1/l1_scheduling.h"
+
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "kvm-l0/exit_channel.h"
+#include "vmm/l1/l1_sandbox.h"
+
+namespace rehome {
+namespace {
+
+constexpr int64_t kShortSliceNs = 100000;
+
+// se.slice of `tid`'s scheduling entity in ns; nullopt when the kernel does not show it.
+std::optional<int64_t> SliceOf(const std::string& sched_path) {
+  std::ifstream in(sched_path);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("se.slice", 0) != 0) continue;
+    const size_t colon = line.find(':');
+    if (colon == std::string::npos) return std::nullopt;
+    return std::stoll(line.substr(colon + 1));
+  }
+  return std::nullopt;
+}
+
+std::optional<int64_t> OwnSlice() { return SliceOf("/proc/thread-self/sched"); }
+
+TEST(L1SchedulingTest, SpinningIsNiceMinusTenWithAShortSliceAndSleepingIsFifo) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (SCHED_FIFO)";
+  std::thread t([] {
+    L1Scheduling scheduling(/*realtime=*/true, /*l0_raises=*/false, /*vcpus=*/1);
+    scheduling.Start();
+    ASSERT_EQ(sched_getscheduler(0), SCHED_FIFO);
+    scheduling.BeforeSpin();
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    EXPECT_EQ(getpriority(PRIO_PROCESS, 0), -10);
+    const std::optional<int64_t> slice = OwnSlice();
+    EXPECT_EQ(scheduling.BeforeSleep(), kL1Asleep);
+    EXPECT_EQ(sched_getscheduler(0), SCHED_FIFO);
+    if (!slice.has_value() || *slice != kShortSliceNs) {
+      GTEST_SKIP() << "this kernel has no per-task time slices (Linux 6.12+); se.slice "
+                   << (slice.has_value() ? std::to_string(*slice) : "absent");
+    }
+  });
+  t.join();
+}
+
+TEST(L1SchedulingTest, WithoutRealTimeItRunsAtNiceMinusTenWithTheShortSlice) {
+  if (geteuid() != 0) GTEST_SKIP() << "needs root (nice -10)";
+  std::thread t([] {
+    L1Scheduling scheduling(/*realtime=*/false, /*l0_raises=*/false, /*vcpus=*/1);
+    scheduling.Start();
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    EXPECT_EQ(getpriority(PRIO_PROCESS, 0), -10);
+    EXPECT_EQ(scheduling.BeforeSleep(), kL1Asleep);  // and stays SCHED_OTHER
+    EXPECT_EQ(sched_getscheduler(0), SCHED_OTHER);
+    const std::optional<int64_t> slice = OwnSlice();
+    if (!slice.has_value() || *slice != kShortSliceNs) {
+      GTEST_SKIP() << "this kernel has no per-task time slices (Linux 6.12+)";
+    }
+  });
+  t.join();
+}
+
+// A confined L1 (seccomp allow-list, no privileges it could use to raise itself) still sets
+// its slice: the parent reads it from /proc while the child waits on a pipe.
+TEST(L1SchedulingTest, AConfinedL1SetsItsOwnSlice) {
+  int to_child[2];
+  int to_parent[2];
+  ASSERT_EQ(pipe(to_child), 0);
+  ASSERT_EQ(pipe(to_parent), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    ExitChannelHeader header{};
+    L1SandboxOptions options;
+    options.level = L1SandboxLevel::kBestEffort;
+    options.realtime = true;
+    if (!ApplyL1Sandbox(options, header).ok()) _exit(3);
+    L1Scheduling scheduling(/*realtime=*/true, /*l0_raises=*/true, /*vcpus=*/1);
+    scheduling.Start();
+    scheduling.BeforeSpin();
+    const char ready = sched_getscheduler(0) == SCHED_OTHER ? 'o' : 'f';
+    if (write(to_parent[1], &ready, 1) != 1) _exit(4);
+    char go = 0;
+    if (read(to_child[0], &go, 1) != 1) _exit(5);
+    _exit(0);
+  }
+  close(to_child[0]);
+  close(to_parent[1]);  // a child that dies leaves the read below at end of file
+  char ready = 0;
+  const ssize_t got = read(to_parent[0], &ready, 1);
+  const std::optional<int64_t> slice = SliceOf("/proc/" + std::to_string(pid) + "/sched");
+  const char go = 'g';
+  if (got == 1) EXPECT_EQ(write(to_child[1], &go, 1), 1);
+  close(to_child[1]);
+  close(to_parent[0]);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  ASSERT_TRUE(WIFEXITED(status)) << "the confined child died: a denied system call?";
+  ASSERT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_EQ(ready, 'o');  // SCHED_OTHER while it spins
+  if (!slice.has_value() || *slice != kShortSliceNs) {
+    GTEST_SKIP() << "this kernel has no per-task time slices (Linux 6.12+)";
+  }
+}
+
+}  // namespace
+}  // namespace rehome
