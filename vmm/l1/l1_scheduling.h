@@ -2,15 +2,13 @@
 // "Scheduling"). A real-time L1 is SCHED_FIFO (priority 1) only while it may sleep, so that its
 // wake-up (an exit, a promotion) preempts vCPU threads; while it spins for the next exit and
 // handles what it finds it runs at SCHED_OTHER, nice -10, with a 100 us time slice (so that a
-// wake-up L0 did not raise, a device notification's, still preempts). And it moves off the CPU of the vCPU
-// thread it answers when it has CPUs to spare.
-// A confined L1 has no privilege to raise itself back to SCHED_FIFO: L0 does it on its behalf.
-// L0 gives every thread of the L1 SCHED_FIFO and nice -10 when it reports ready
-// (L1Process::WaitReady); before sleeping, an L1 that dropped to SCHED_OTHER publishes
-// l1_sleeping = 2 ("raise me"), and the L0 thread that wakes it makes it SCHED_FIFO first
-// (ExitChannel::WakeL1*). Dropping to SCHED_OTHER and back to nice -10, and the slice, need no
-// privilege.
-// Thread-safety: the exit thread only.
+// wake-up L0 did not raise, a device notification's, still preempts). And it moves off the CPU of
+// the vCPU thread it answers when it has CPUs to spare. A confined L1 has no privilege to raise
+// itself back to SCHED_FIFO: L0 does it on its behalf. L0 gives every thread of the L1 SCHED_FIFO
+// and nice -10 when it reports ready (L1Process::WaitReady); before sleeping, an L1 that dropped to
+// SCHED_OTHER publishes l1_sleeping = 2 ("raise me"), and the L0 thread that wakes it makes it
+// SCHED_FIFO first (ExitChannel::WakeL1*). Dropping to SCHED_OTHER and back to nice -10, and the
+// slice, need no privilege. Thread-safety: the exit thread only.
 #ifndef REHOME_VMM_L1_L1_SCHEDULING_H_
 #define REHOME_VMM_L1_L1_SCHEDULING_H_
 
