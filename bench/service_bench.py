@@ -30,6 +30,7 @@ import argparse
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -119,18 +120,45 @@ def steady_latency(records, skip_s):
                            if r.latency_ns >= 0 and r.send_ns >= t0 + skip_s * 1e9)
 
 
-def pooled_latency(results, mode, skip_s):
-    """Latency summary (µs) of every rep of MODE together, each run without its first SKIP_S.
-
-    At light load a run's p99 is one of its few slowest answers (the 3rd of 300), so pairs of
-    runs scatter widely; the pooled figure is one estimate from all of a configuration's answers."""
+def pooled_latencies(results, mode, skip_s):
+    """Every answered latency (ns) of every rep of MODE, each run without its first SKIP_S."""
     lat = []
     for r in results:
         if r["mode"] != mode or not r["records"]:
             continue
         t0 = min(send for send, _ in r["records"])
         lat += [ns for send, ns in r["records"] if ns >= 0 and send >= t0 + skip_s * 1e9]
-    return latency_summary(lat)
+    return lat
+
+
+def pooled_latency(results, mode, skip_s):
+    """Latency summary (µs) of every rep of MODE together, each run without its first SKIP_S.
+
+    At light load a run's p99 is one of its few slowest answers (the 3rd of 300), so pairs of
+    runs scatter widely; the pooled figure is one estimate from all of a configuration's answers."""
+    return latency_summary(pooled_latencies(results, mode, skip_s))
+
+
+def p99_ratio_interval(a_ns, c_ns, resamples=2000, seed=1):
+    """Bootstrap 95% interval of p99(A) / p99(C): both samples resampled with replacement
+    RESAMPLES times (seeded: the same data gives the same interval). None when either is empty.
+
+    The p99 of a thousand answers rests on its ten slowest, so a pooled ratio of 1.07 may be
+    chance; the interval says how far it could be."""
+    if not a_ns or not c_ns:
+        return None
+    rng = random.Random(seed)
+    ratios = []
+    for _ in range(resamples):
+        a = sorted(rng.choices(a_ns, k=len(a_ns)))
+        c = sorted(rng.choices(c_ns, k=len(c_ns)))
+        pc = nearest_rank(c, 99)
+        if pc:
+            ratios.append(nearest_rank(a, 99) / pc)
+    ratios.sort()
+    if not ratios:
+        return None
+    return (ratios[int(0.025 * (len(ratios) - 1))], ratios[int(0.975 * (len(ratios) - 1))])
 
 
 def one_run(mode, args, workload, prepared, work, rep):
@@ -277,7 +305,8 @@ def main():
     parser.add_argument("--hang-timeout-ms", type=int, default=50)
     parser.add_argument("--start-timeout-s", type=float, default=120.0)
     parser.add_argument("--plot-dir", help="write latency-over-time.png and latency-cdf.png here")
-    parser.add_argument("--json", help="write every run's figures here")
+    parser.add_argument("--json",
+                        help="write every run's figures and steady-state latencies (ns) here")
     parser.add_argument("--keep", help="keep the prepared image and request file in this dir")
     parser.add_argument("--check", action="store_true",
                         help="exit 1 on a wrong answer, a lost or duplicated transaction, or a "
@@ -343,17 +372,21 @@ def main():
                       + ", ".join(f"{k} {v}" for k, v in rt.items()))
                 pa, pc = (pooled_latency(results, m, args.skip_first_s) for m in (a, c))
                 if pa["n"] and pc["n"] and pc["p99"] and pc["mean"]:
+                    ci = p99_ratio_interval(*(pooled_latencies(results, m, args.skip_first_s)
+                                              for m in (a, c)))
+                    ci_text = f" (bootstrap 95% interval {ci[0]:.3f}..{ci[1]:.3f})" if ci else ""
                     print(f"service_bench: {a} / {c} (every rep pooled, {pa['n']} and {pc['n']} "
                           f"answers): p99 {pa['p99'] / 1e3:.2f} / {pc['p99'] / 1e3:.2f} ms = "
-                          f"{pa['p99'] / pc['p99']:.3f}, mean {pa['mean'] / 1e3:.2f} / "
+                          f"{pa['p99'] / pc['p99']:.3f}{ci_text}, mean {pa['mean'] / 1e3:.2f} / "
                           f"{pc['mean'] / 1e3:.2f} ms = {pa['mean'] / pc['mean']:.3f}")
     if args.plot_dir:
         for path in plot(results, args.plot_dir, f"{args.workload}, load {args.load}, {faults}"):
             print(f"service_bench: plot written to {path}")
     if args.json:
         with open(args.json, "w") as out:
-            json.dump([{k: v for k, v in r.items() if k != "records"} for r in results], out,
-                      indent=1)
+            json.dump([{**{k: v for k, v in r.items() if k != "records"},
+                        "steady_latencies_ns": pooled_latencies([r], r["mode"], args.skip_first_s)}
+                       for r in results], out)
     if args.check:
         bad = [f"{r['mode']} rep {r['rep']}: {r['verdict']['line']}" for r in results
                if not r["verdict"]["ok"]]

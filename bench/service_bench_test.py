@@ -80,6 +80,18 @@ class ConfigTest(unittest.TestCase):
         self.assertEqual(sb.pooled_latency(unanswered, "split", 0)["max"], 5000)
         self.assertEqual(sb.pooled_latency(unanswered, "split", 0)["n"], 4)
 
+    def test_p99_ratio_interval_brackets_the_ratio_and_narrows_with_a_clear_difference(self):
+        same = [1000 * (i % 100 + 1) for i in range(1000)]  # 1..100 us, ten of each
+        lo, hi = sb.p99_ratio_interval(same, list(same))
+        self.assertLessEqual(lo, 1.0)
+        self.assertGreaterEqual(hi, 1.0)
+        self.assertEqual(sb.p99_ratio_interval(same, list(same)), (lo, hi))  # seeded
+        doubled = [2 * v for v in same]
+        lo2, hi2 = sb.p99_ratio_interval(doubled, same)
+        self.assertGreater(lo2, 1.5)  # twice as slow everywhere: clearly above 1
+        self.assertLess(hi2, 2.5)
+        self.assertIsNone(sb.p99_ratio_interval([], same))
+
 
 if __name__ == "__main__":
     unittest.main()
