@@ -34,8 +34,8 @@ static_assert(sizeof(SchedAttr) == 48);
 // slice, an L1 woken by a device notification (an ioeventfd, signalled from the vCPU thread
 // itself) or by L0's network pump waited up to a whole slice or tick behind the vCPU thread that
 // kept its CPU: 1-4 ms answers at light load (docs/benchmarks.md, section 26). The slice needs no
-// privilege (sched_runtime of a fair task); 100 us is the kernel's minimum. Older kernels
-// ignore it (EINVAL on kernels without sched_setattr's fair-slice: then plain nice -10).
+// privilege (sched_runtime of a fair task); 100 us is the kernel's minimum. Kernels before 6.12
+// accept and ignore it; where sched_setattr itself fails, plain SCHED_OTHER at nice -10.
 constexpr uint64_t kL1SliceNs = 100000;
 
 // True if the thread is at SCHED_OTHER now.
