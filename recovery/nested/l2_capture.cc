@@ -71,6 +71,10 @@ absl::StatusOr<nested::PlacementReport> Placement(NestedL1& l1, uint64_t n_cr3,
 
 }  // namespace
 
+bool ParkedAtLastCommit(uint32_t parked, uint64_t parked_commit, uint64_t last_commit) {
+  return parked == 1 && (parked_commit == last_commit || parked_commit + 1 == last_commit);
+}
+
 std::string L2Capture::Describe() const {
   if (source == Source::kParked) {
     return absl::StrFormat("L2 parked at commit %d", commit_number);
@@ -102,8 +106,9 @@ absl::StatusOr<L2Capture> CaptureL2(NestedL1& l1, const DeviceJournal& journal,
     return capture;
   }
   const nested_abi::ControlPage* page = l1.control();
-  if (page->parked.load(std::memory_order_acquire) == 1 &&
-      page->parked_commit.load(std::memory_order_acquire) == capture.commit_number) {
+  if (ParkedAtLastCommit(page->parked.load(std::memory_order_acquire),
+                         page->parked_commit.load(std::memory_order_acquire),
+                         capture.commit_number)) {
     capture.source = L2Capture::Source::kParked;
     capture.l2 = std::move(committed_l2);
     return capture;

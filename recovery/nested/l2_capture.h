@@ -4,8 +4,10 @@
 //    state with the agent's last commit (state-extract/nested/l2_state.h). From the VMCB's
 //    N_CR3 L0 walks L2's nested page tables in L1 memory and checks that every L2 page lies in
 //    the shared L2 RAM range and no table page does (state-extract/nested/shared_range.h).
-//  - Otherwise L2 is exact only if the agent parked it at the journal's last commit (the
-//    control page says so): that commit is L2's state.
+//  - Otherwise L2 is exact only if the agent parked it (the control page says so): L2 has not
+//    run since the parked commit, so the journal's last commit is L2's state — the parked one,
+//    or the one after it, which an agent parked at an exit's pre-handling commit writes after
+//    handling the exit (vmm/nested/l2_runner.h).
 // Anything else (L2 between an exit and its commit, inside the L1 hypervisor) is Unavailable:
 // L0 then lets a live L1 run a moment and tries again, or gives up on a dead one.
 // Thread-safety: called by the controller thread with the L1's vCPUs paused or stopped.
@@ -41,6 +43,10 @@ struct L2Capture {
 // DataLoss for an unreadable journal; Internal for KVM errors.
 absl::StatusOr<L2Capture> CaptureL2(NestedL1& l1, const DeviceJournal& journal,
                                     uint64_t l2_ram_size);
+
+// Whether the control page's `parked` and `parked_commit` make the journal's commit number
+// `last_commit` L2's exact state (above).
+bool ParkedAtLastCommit(uint32_t parked, uint64_t parked_commit, uint64_t last_commit);
 
 // The NPT check alone on an L1 in guest mode (a post-failover verification); nullopt when no
 // vCPU of the paused L1 is in guest mode.

@@ -51,8 +51,9 @@ void WriteAll(int fd, std::string_view bytes) {
 }  // namespace
 
 std::optional<NestedFault> ParseNestedFault(std::string_view name) {
-  for (NestedFault f : {NestedFault::kKill, NestedFault::kPanic, NestedFault::kHang,
-                        NestedFault::kCrash, NestedFault::kMixed, NestedFault::kRegister}) {
+  for (NestedFault f :
+       {NestedFault::kKill, NestedFault::kPanic, NestedFault::kHang, NestedFault::kCrash,
+        NestedFault::kCrashInExit, NestedFault::kMixed, NestedFault::kRegister}) {
     if (name == NestedFaultName(f)) return f;
   }
   return std::nullopt;
@@ -70,6 +71,8 @@ const char* NestedFaultName(NestedFault fault) {
       return "hang";
     case NestedFault::kCrash:
       return "crash";
+    case NestedFault::kCrashInExit:
+      return "crash-in-exit";
     case NestedFault::kMixed:
       return "mixed";
     case NestedFault::kRegister:
@@ -315,8 +318,9 @@ void NestedSupervisor::MaybeInjectFault() {
   NestedFault fault = config_.fault;
   if (fault == NestedFault::kMixed) {
     static constexpr NestedFault kCycle[] = {NestedFault::kKill, NestedFault::kPanic,
-                                             NestedFault::kHang, NestedFault::kCrash};
-    fault = kCycle[faults_injected_ % 4];
+                                             NestedFault::kHang, NestedFault::kCrash,
+                                             NestedFault::kCrashInExit};
+    fault = kCycle[faults_injected_ % std::size(kCycle)];
   }
   ++faults_injected_;
   last_fault_ = absl::Now();
@@ -334,6 +338,9 @@ void NestedSupervisor::MaybeInjectFault() {
       break;
     case NestedFault::kCrash:
       active_->Send(Command::kCrash);
+      break;
+    case NestedFault::kCrashInExit:
+      active_->Send(Command::kCrashInExit);
       break;
     default:
       return;

@@ -40,8 +40,9 @@
 
 namespace rehome {
 
-enum class NestedFault { kNone, kKill, kPanic, kHang, kCrash, kMixed, kRegister };
-// "kill", "panic", "hang", "crash", "mixed" (kill, panic, hang, crash in turn), "register" (a
+enum class NestedFault { kNone, kKill, kPanic, kHang, kCrash, kCrashInExit, kMixed, kRegister };
+// "kill", "panic", "hang", "crash", "crash-in-exit" (the agent exits while it handles one of
+// L2's port I/O exits), "mixed" (kill, panic, hang, crash, crash-in-exit in turn), "register" (a
 // bit flip in an L1 vCPU register while the L1 runs its own code); nullopt else.
 std::optional<NestedFault> ParseNestedFault(std::string_view name);
 const char* NestedFaultName(NestedFault fault);

@@ -143,6 +143,10 @@ if wanted nested-flat; then
     done
   done
 fi
+# The agent dies while it handles one of L2's port I/O exits (after the device model took it,
+# before its commit): L2 is re-homed from the exit's pre-handling commit, exactly once.
+run nested-crash-in-exit t_nested nested-crash-in-exit crash-in-exit ${NESTED_CRASHES:-4} \
+  ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 1000
 # Kernel panics of the active L1 (the agent panics it through sysrq): detected through pvpanic.
 run nested-panic t_nested nested-panic panic ${NESTED_PANICS:-4} ${NESTED_KILL_STEPS:-20000000} \
   --nested-fault-every-ms 1000

@@ -61,6 +61,17 @@ TEST(NestedOptionsTest, DefaultsApply) {
   EXPECT_EQ(n.fault_seed, 0u);
 }
 
+TEST(NestedOptionsTest, EveryFaultKindParses) {
+  for (const char* kind :
+       {"kill", "panic", "hang", "crash", "crash-in-exit", "mixed", "register"}) {
+    NestedOptions n;
+    const std::optional<absl::Status> parsed = ParseNestedOption("--nested-fault", kind, &n);
+    ASSERT_TRUE(parsed.has_value()) << kind;
+    EXPECT_TRUE(parsed->ok()) << kind << ": " << *parsed;
+    EXPECT_EQ(n.fault, kind);
+  }
+}
+
 TEST(NestedOptionsTest, NotANestedOptionIsLeftAlone) {
   NestedOptions n;
   EXPECT_FALSE(ParseNestedOption("--memory", "64", &n).has_value());

@@ -151,8 +151,9 @@ class Agent final {
       case Command::kPanic:
       case Command::kHang:
       case Command::kCrash:
+      case Command::kCrashInExit:
         if (runner_ != nullptr && !runner_->done()) {
-          runner_->RequestFault(command);  // at L2's next parked point
+          runner_->RequestFault(command);  // at L2's next parked point (or inside its next exit)
         } else {
           Inject(command);
         }
@@ -185,7 +186,9 @@ class Agent final {
         hung_.store(true, std::memory_order_release);
         while (true) pause();
       case Command::kCrash:
-        Log("exiting (fault injection)");
+      case Command::kCrashInExit:
+        Log(fault == Command::kCrash ? "exiting (fault injection)"
+                                     : "exiting inside an exit (fault injection)");
         err_.flush();
         _exit(99);
       default:

@@ -57,6 +57,18 @@ absl::Status L2Runner::Restore(const VmState& state, const NestedCommit& committ
   RETURN_IF_ERROR(model_->RestoreState(committed.device_state));
   exits_ = committed.exits;
   console_total_ = committed.console_bytes;
+  if (committed.pending_write.has_value()) {  // L2 executed it; the devices have not seen it
+    std::vector<uint8_t> data = committed.pending_write->data;
+    PortIoExit write;
+    write.is_write = true;
+    write.port = committed.pending_write->port;
+    write.size = static_cast<uint8_t>(data.size());
+    write.data = std::span<uint8_t>(data);
+    KvmExit exit = write;
+    restored_outcome_ = model_->Handle(exit);
+    ++exits_;
+    Log(absl::StrCat("handled the committed port write to 0x", absl::Hex(write.port)));
+  }
   set_up_ = true;
   return absl::OkStatus();
 }
@@ -119,6 +131,10 @@ absl::Status L2Runner::Start() {
 }
 
 void L2Runner::RequestFault(nested_abi::Command fault) {
+  if (fault == nested_abi::Command::kCrashInExit) {  // at the next port I/O exit, no kick
+    crash_in_exit_.store(true, std::memory_order_release);
+    return;
+  }
   pending_fault_.store(static_cast<uint32_t>(fault), std::memory_order_release);
   if (vcpu_ != nullptr) vcpu_->SetImmediateExit(true);  // the next KVM_RUN returns at once
   const pthread_t thread = thread_handle_.load(std::memory_order_acquire);
@@ -136,6 +152,10 @@ void L2Runner::Stop() {
 }
 
 void L2Runner::Loop() {
+  if (restored_outcome_.has_value()) {  // the write a pre-handling commit carried, handled
+    if (absl::Status committed = CommitParked(); !committed.ok()) return Fail(committed);
+    if (restored_outcome_->action != ExitOutcome::kContinue) return Finish(*restored_outcome_);
+  }
   while (!stop_.load(std::memory_order_acquire)) {
     control_->parked.store(0, std::memory_order_release);
     absl::StatusOr<KvmExit> exit = vcpu_->Run();
@@ -143,6 +163,22 @@ void L2Runner::Loop() {
     ExitOutcome outcome;
     const bool io =
         std::holds_alternative<PortIoExit>(*exit) || std::holds_alternative<MmioExit>(*exit);
+    const auto* pio = std::get_if<PortIoExit>(&*exit);
+    RipAtExit* rip_at_exit = nullptr;  // what this backend does with this exit's RIP
+    uint64_t exit_rip = 0;
+    bool before = false;  // a pre-handling commit
+    if (pio != nullptr && pio->count == 1 && pio->rip != 0) {
+      rip_at_exit = pio->is_write ? &out_rip_ : &in_rip_;
+      exit_rip = pio->rip;
+      std::optional<PendingPortWrite> pending;
+      if (*rip_at_exit == RipAtExit::kPastInstruction && pio->is_write) {
+        pending = PendingPortWrite{pio->port, {pio->data.begin(), pio->data.end()}};
+      }
+      before = *rip_at_exit == RipAtExit::kAtInstruction || pending.has_value();
+      if (before) {
+        if (absl::Status committed = CommitParked(pending); !committed.ok()) return Fail(committed);
+      }
+    }
     if (!std::holds_alternative<InterruptedExit>(*exit)) {
       outcome = model_->Handle(*exit);
       if (++exits_ <= 3) Log(absl::StrCat("L2 exit ", exits_, ": index ", exit->index()));
@@ -153,7 +189,24 @@ void L2Runner::Loop() {
       if (!done.ok()) return Fail(done.status());
     }
     vcpu_->SetImmediateExit(false);
+    if (before && crash_in_exit_.exchange(false) && config_.inject) {
+      Log(absl::StrCat("fault crash-in-exit: exit ", exits_,
+                       " handled, not committed (L2 parked at commit ",
+                       control_->parked_commit.load(), ")"));
+      if (config_.inject(
+              nested_abi::Command::kCrashInExit)) {  // production injectors do not return
+        done_.store(true, std::memory_order_release);
+        return;
+      }
+    }
     if (absl::Status committed = CommitParked(); !committed.ok()) return Fail(committed);
+    if (rip_at_exit != nullptr && *rip_at_exit == RipAtExit::kUnknown) {
+      *rip_at_exit =
+          last_committed_rip_ == exit_rip ? RipAtExit::kPastInstruction : RipAtExit::kAtInstruction;
+      Log(absl::StrCat("port ", pio->is_write ? "writes" : "reads", " exit ",
+                       *rip_at_exit == RipAtExit::kAtInstruction ? "at" : "past",
+                       " their instruction"));
+    }
     if (outcome.action != ExitOutcome::kContinue) return Finish(outcome);
     const auto fault =
         static_cast<nested_abi::Command>(pending_fault_.exchange(0, std::memory_order_acq_rel));
@@ -168,10 +221,12 @@ void L2Runner::Loop() {
   }
 }
 
-absl::Status L2Runner::CommitParked() {
+absl::Status L2Runner::CommitParked(std::optional<PendingPortWrite> pending) {
   const std::vector<int> fds{vcpu_->fd()};
   ASSIGN_OR_RETURN(const VmState state, CaptureVm(config_.kvm->fd(), vm_->fd(), fds));
+  if (!state.vcpus.empty()) last_committed_rip_ = state.vcpus[0].regs.rip;
   NestedCommit commit;
+  commit.pending_write = std::move(pending);
   commit.exits = exits_;
   commit.console_bytes = console_total_ + console_pending_.size();
   if (const CounterOracle* oracle = model_->oracle(); oracle != nullptr) {

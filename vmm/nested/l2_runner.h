@@ -21,6 +21,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -76,8 +77,15 @@ class L2Runner final {
   explicit L2Runner(Config config) : config_(std::move(config)) {}
   absl::Status BuildVm();
   void Loop();
+  // Where the backend leaves RIP at a port I/O exit of one element (string I/O and MMIO go
+  // through KVM's emulator and get no pre-handling commit). Learnt from the first exit of each
+  // direction (RIP at the exit against RIP after completion): at the instruction (Linux's KVM),
+  // the standby executes it again; past it (this project's development host, for writes), a
+  // write's pre-handling commit carries the write. Reads past their instruction get no
+  // pre-handling commit.
+  enum class RipAtExit { kUnknown, kAtInstruction, kPastInstruction };
   // Captures L2, commits, marks it parked and publishes the console. Errors end the loop.
-  absl::Status CommitParked();
+  absl::Status CommitParked(std::optional<PendingPortWrite> pending = std::nullopt);
   void Finish(const ExitOutcome& outcome);
   void Fail(const absl::Status& status);
   void Log(std::string_view line) const;
@@ -93,6 +101,11 @@ class L2Runner final {
   uint64_t console_total_ = 0;  // bytes emitted (published up to the last commit)
   std::string console_pending_;
   std::atomic<uint32_t> pending_fault_{0};
+  std::atomic<bool> crash_in_exit_{false};
+  RipAtExit out_rip_ = RipAtExit::kUnknown;
+  RipAtExit in_rip_ = RipAtExit::kUnknown;
+  uint64_t last_committed_rip_ = 0;
+  std::optional<ExitOutcome> restored_outcome_;  // Restore handled a committed pending write
   std::atomic<bool> stop_{false};
   std::atomic<bool> done_{false};
   std::atomic<bool> running_{false};

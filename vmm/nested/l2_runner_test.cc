@@ -179,6 +179,82 @@ TEST_F(L2RunnerTest, L2SurvivesItsAgentStoppingAtAParkedPointAndTheOracleSeesEve
   EXPECT_NE(console.find("counter"), std::string::npos) << console;
 }
 
+// The agent dies inside an exit: it handled one of L2's port I/O exits (the oracle counted a
+// report, or COM1 took a byte) and completed the instruction, but did not commit. L2 is parked
+// at the exit's pre-handling commit; a standby restored from it executes the instruction again,
+// and the oracle sees every report exactly once. Three such deaths in one L2 lifetime.
+TEST_F(L2RunnerTest, L2SurvivesItsAgentDyingInsideAnExitExactlyOnce) {
+  constexpr int kReports = 40;
+  constexpr uint64_t kDeaths = 3;
+  PrepareBoot("workload=counter steps=400000 report_every=10000 cpus=1");
+  auto reports = [&]() -> uint64_t {
+    auto payload = journal_->ReadCommitted();
+    if (!payload.ok()) return 0;
+    auto commit = DecodeNestedCommit(*payload);
+    return commit.ok() ? commit->verified_reports : 0;
+  };
+  std::vector<std::unique_ptr<AgentRegions>> regions;
+  regions.push_back(MapRegions());
+  ASSERT_NE(regions.back(), nullptr);
+  Command injected = Command::kNone;
+  auto booted = L2Runner::Boot(Config(regions.back().get(), 1, &injected));
+  ASSERT_TRUE(booted.ok()) << booted.status();
+  std::unique_ptr<L2Runner> active = std::move(*booted);
+  nested_abi::ControlPage* control = regions.back()->control();
+  ASSERT_TRUE(active->Start().ok());
+  for (uint64_t death = 1; death <= kDeaths; ++death) {
+    ASSERT_TRUE(PollUntil([&] { return reports() >= 3 * death; }, absl::Seconds(60)))
+        << "L2 made " << control->l2_exits.load() << " exits";
+    const uint64_t exits_seen = control->l2_exits.load();
+    active->RequestFault(Command::kCrashInExit);
+    ASSERT_TRUE(PollUntil([&] { return active->done(); }, absl::Seconds(30)));
+    EXPECT_EQ(injected, Command::kCrashInExit);
+    injected = Command::kNone;
+    // Parked at the pre-handling commit of the exit it died in, which is the last commit.
+    ASSERT_EQ(control->parked.load(), 1u);
+    ASSERT_EQ(control->parked_commit.load(), journal_->commits());
+    auto committed = DecodeNestedCommit(*journal_->ReadCommitted());
+    ASSERT_TRUE(committed.ok()) << committed.status();
+    EXPECT_EQ(committed->agent_generation, death);
+    EXPECT_GE(committed->exits, exits_seen);
+    EXPECT_LT(committed->verified_reports, static_cast<uint64_t>(kReports));
+    active.reset();  // this "L1" is gone
+
+    regions.push_back(MapRegions());
+    ASSERT_NE(regions.back(), nullptr);
+    auto state = DecodeVmState(committed->l2_state);
+    ASSERT_TRUE(state.ok()) << state.status();
+    auto next =
+        L2Runner::TakeOver(Config(regions.back().get(), death + 1, &injected), *state, *committed);
+    ASSERT_TRUE(next.ok()) << next.status();
+    active = std::move(*next);
+    ASSERT_TRUE(active->Start().ok());
+  }
+  ASSERT_TRUE(PollUntil([&] { return active->done(); }, absl::Seconds(120)));
+  EXPECT_EQ(static_cast<AgentState>(control->agent_state.load()), AgentState::kFinished)
+      << control->message;
+  EXPECT_EQ(control->result.exit_status, 0) << control->message;
+  auto last = DecodeNestedCommit(*journal_->ReadCommitted());
+  ASSERT_TRUE(last.ok());
+  EXPECT_EQ(last->verified_reports, static_cast<uint64_t>(kReports));
+  EXPECT_EQ(last->oracle_violations, 0u);
+  EXPECT_EQ(last->agent_generation, kDeaths + 1);
+  // Every console line whole: a byte COM1 took in a dead agent is written once, by its successor.
+  const std::string console =
+      ReadConsoleRing(regions.back()->console_ring(), 0, control->console_published.load());
+  size_t start = 0, lines = 0;
+  while (start < console.size()) {
+    size_t end = console.find('\n', start);
+    if (end == std::string::npos) end = console.size();
+    const std::string line = console.substr(start, end - start);
+    EXPECT_EQ(line.rfind("rehome-guest: ", 0), 0u) << "line " << lines << ": " << line;
+    ++lines;
+    start = end + 1;
+  }
+  EXPECT_GT(lines, 0u);
+  EXPECT_NE(console.find("counter"), std::string::npos) << console;
+}
+
 TEST_F(L2RunnerTest, ARunnerRefusesMoreThanOneVcpu) {
   PrepareBoot("workload=idle cpus=2");
   std::unique_ptr<AgentRegions> regions = MapRegions();

@@ -44,6 +44,10 @@ enum class Command : uint32_t {
   kHang = 4,      // fault injection: stop heartbeats and L2 when L2 is next parked
   kCrash = 5,     // fault injection: the agent exits when L2 is next parked
   kStop = 6,      // stop L2 and exit
+  // fault injection: the agent exits in the middle of L2's next I/O exit, after handling it and
+  // completing its instruction, before committing the result (L2 is parked at the exit's
+  // pre-handling commit then)
+  kCrashInExit = 7,
 };
 
 // Agent -> L0.
@@ -85,9 +89,11 @@ struct alignas(64) ControlPage {
   std::atomic<uint64_t> command_done;  // the last command_seq the agent acted on
   std::atomic<uint64_t> heartbeat;
   std::atomic<uint32_t> agent_state;
-  std::atomic<uint32_t> parked;         // 1: L2 is stopped exactly at journal commit parked_commit
-  std::atomic<uint64_t> parked_commit;  // the journal's commit count at that point
-  std::atomic<uint64_t> l2_exits;       // exits the agent handled for L2
+  // 1: L2 has not run since journal commit parked_commit: the journal's last commit (that one,
+  // or the one after it that the agent is writing) is L2's exact state.
+  std::atomic<uint32_t> parked;
+  std::atomic<uint64_t> parked_commit;      // the journal's commit count at that point
+  std::atomic<uint64_t> l2_exits;           // exits the agent handled for L2
   std::atomic<uint64_t> console_published;  // L2 console bytes in the ring (absolute count)
   L2Result result;
   uint64_t agent_pid;

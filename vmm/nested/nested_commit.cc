@@ -3,6 +3,7 @@
 
 #include <span>
 
+#include "absl/strings/str_cat.h"
 #include "base/status_macros.h"
 #include "vmm/state_codec.h"
 
@@ -18,6 +19,12 @@ std::vector<uint8_t> EncodeNestedCommit(const NestedCommit& c) {
   w.Bytes(c.l2_state);
   w.Bytes(std::string_view(reinterpret_cast<const char*>(c.device_state.data()),
                            c.device_state.size()));
+  w.U8(c.pending_write.has_value() ? 1 : 0);
+  if (c.pending_write.has_value()) {
+    w.U16(c.pending_write->port);
+    w.Bytes(std::string_view(reinterpret_cast<const char*>(c.pending_write->data.data()),
+                             c.pending_write->data.size()));
+  }
   return w.Finish();
 }
 
@@ -35,6 +42,24 @@ absl::StatusOr<NestedCommit> DecodeNestedCommit(std::string_view bytes) {
   c.l2_state = r.Bytes(kMaxNestedStateBytes);
   const std::string device = r.Bytes(kMaxNestedStateBytes);
   c.device_state.assign(device.begin(), device.end());
+  const uint8_t has_pending = r.U8();
+  if (has_pending > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("nested commit: pending-write flag ", has_pending, " is not 0 or 1"));
+  }
+  if (has_pending == 1) {
+    PendingPortWrite pending;
+    pending.port = r.U16();
+    const std::string data = r.Bytes(4);
+    pending.data.assign(data.begin(), data.end());
+    RETURN_IF_ERROR(r.Finish());
+    if (data.size() != 1 && data.size() != 2 && data.size() != 4) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("nested commit: a pending port write of ", data.size(), " bytes"));
+    }
+    c.pending_write = std::move(pending);
+    return c;
+  }
   RETURN_IF_ERROR(r.Finish());
   return c;
 }

@@ -1,13 +1,17 @@
-// vmm/nested/nested_commit.h: what the agent commits to the journal after every L2 exit in
-// nested mode (docs/nested.md, "The journal"): L2's complete VM state at that point (the exit's
-// instruction completed, as RHSTATE), the device model state, and counters L0 reports. A
-// standby rebuilds L2 from the last commit when L2 was parked there, or from L0's live capture
-// plus this commit's device and interrupt-controller state otherwise. Encoding: version byte
-// then StateWriter fields (little-endian). Pure; thread-safe.
+// vmm/nested/nested_commit.h: what the agent commits to the journal in nested mode
+// (docs/nested.md, "The journal record"): after every L2 exit, and at a port I/O exit also before
+// handling it, L2's complete VM state at that point (as RHSTATE), the device model state, and
+// counters L0 reports. A pre-handling commit of a port write whose instruction KVM had already
+// stepped over before the exit (some backends do) carries the write itself (`pending_write`): a
+// standby restored from it hands that write to its devices before L2 runs. A standby rebuilds
+// L2 from the last commit when L2 was parked there, or from L0's live capture plus this commit's
+// device and interrupt-controller state otherwise. Encoding: version byte then StateWriter
+// fields (little-endian). Pure; thread-safe.
 #ifndef REHOME_VMM_NESTED_NESTED_COMMIT_H_
 #define REHOME_VMM_NESTED_NESTED_COMMIT_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,8 +20,15 @@
 
 namespace rehome {
 
-inline constexpr uint8_t kNestedCommitVersion = 1;
+inline constexpr uint8_t kNestedCommitVersion = 2;  // 2 added pending_write
 inline constexpr uint32_t kMaxNestedStateBytes = 1u << 20;
+
+// A port write L2 executed that the committed device state has not yet seen.
+struct PendingPortWrite {
+  uint16_t port = 0;
+  std::vector<uint8_t> data;  // 1, 2 or 4 bytes
+  bool operator==(const PendingPortWrite&) const = default;
+};
 
 struct NestedCommit {
   uint64_t exits = 0;          // L2 exits handled so far (all agents)
@@ -27,11 +38,13 @@ struct NestedCommit {
   uint64_t agent_generation = 0;      // which L1's agent committed
   std::string l2_state;               // EncodeVmState of L2
   std::vector<uint8_t> device_state;  // DeviceModel::SaveState()
+  std::optional<PendingPortWrite> pending_write;
   bool operator==(const NestedCommit&) const = default;
 };
 
 std::vector<uint8_t> EncodeNestedCommit(const NestedCommit& commit);
-// InvalidArgument for a truncated, oversized or foreign record.
+// InvalidArgument for a truncated, oversized or foreign record, or a pending write of a size
+// other than 1, 2 or 4 bytes.
 absl::StatusOr<NestedCommit> DecodeNestedCommit(std::string_view bytes);
 
 }  // namespace rehome

@@ -37,6 +37,33 @@ TEST(NestedCommitTest, RoundTrips) {
   EXPECT_EQ(*back, Sample());
 }
 
+std::string_view View(const std::vector<uint8_t>& bytes) {
+  return std::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+}
+
+TEST(NestedCommitTest, RoundTripsWithAPendingPortWrite) {
+  for (const std::vector<uint8_t>& data :
+       {std::vector<uint8_t>{0x41}, std::vector<uint8_t>{1, 2}, std::vector<uint8_t>{1, 2, 3, 4}}) {
+    NestedCommit c = Sample();
+    c.pending_write = PendingPortWrite{0x3f8, data};
+    absl::StatusOr<NestedCommit> back = DecodeNestedCommit(View(EncodeNestedCommit(c)));
+    ASSERT_TRUE(back.ok()) << back.status();
+    EXPECT_EQ(*back, c);
+  }
+}
+
+TEST(NestedCommitTest, RefusesAPendingWriteOfABadSizeOrABadFlag) {
+  NestedCommit c = Sample();
+  c.pending_write = PendingPortWrite{0x80, {1, 2, 3}};
+  absl::StatusOr<NestedCommit> three = DecodeNestedCommit(View(EncodeNestedCommit(c)));
+  EXPECT_EQ(three.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(three.status().message().find("3 bytes"), std::string::npos) << three.status();
+  std::vector<uint8_t> bytes = EncodeNestedCommit(Sample());
+  bytes.back() = 2;  // the flag is the last byte without a pending write
+  absl::StatusOr<NestedCommit> flag = DecodeNestedCommit(View(bytes));
+  EXPECT_EQ(flag.status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 TEST(NestedCommitTest, RefusesTruncatedAndForeignRecords) {
   std::vector<uint8_t> bytes = EncodeNestedCommit(Sample());
   for (size_t len : {size_t{0}, size_t{1}, bytes.size() / 2, bytes.size() - 1}) {
