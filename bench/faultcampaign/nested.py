@@ -2,7 +2,8 @@
 
 Fault types l1vm-kill, l1vm-panic, l1vm-hang, l1vm-crash, l1vm-crash-in-exit and l1vm-register
 are rehome's own `--nested-fault` kinds: L0 stops the active L1 VM, its kernel panics, its agent
-stops or exits (at a parked point, or while it handles one of L2's port I/O exits), or one bit of an L1 vCPU register flips while the L1 runs its own code (Romulus's and
+stops or exits (at a parked point, or while it handles one of L2's port I/O exits), or one bit
+of an L1 vCPU register flips while the L1 runs its own code (Romulus's and
 NiLiHype's register model). Nested mode needs SVM with nested KVM, which only the emulated AMD
 host has here (scripts/nested-host), so the runs execute inside it: one boot of the emulated host
 runs up to RUNS_PER_BOOT runs (the `nested-campaign` test of tests.sh), each one L2 lifetime of
@@ -27,7 +28,7 @@ import time
 from faultcampaign import outcome
 
 NESTED_FAULTS = ("l1vm-kill", "l1vm-panic", "l1vm-hang", "l1vm-crash", "l1vm-crash-in-exit",
-                 "l1vm-register")
+                 "l1vm-die-in-exit", "l1vm-register")
 RUNS_PER_BOOT = 25          # the run list travels on the emulated host's kernel command line
 STEPS = 20_000_000          # L2's counter steps (tests.sh's NESTED_CAMPAIGN_STEPS)
 GUEST_SEED = 1              # the test guest's default seed

@@ -9,6 +9,7 @@
 #include "base/status_macros.h"
 #include "kvm-l0/cpu_state_io.h"
 #include "kvm-l0/nested_state_io.h"
+#include "recovery/nested/l1_memory.h"
 #include "state-extract/nested/l2_state.h"
 #include "state-extract/nested/nested_state.h"
 #include "state-extract/nested/npt_walker.h"
@@ -17,22 +18,6 @@
 
 namespace rehome {
 namespace {
-
-// L1 guest-physical memory as L0 maps it.
-class L1Memory final : public nested::PhysicalMemory {
- public:
-  explicit L1Memory(const GuestMemory& ram) : ram_(ram) {}
-  std::optional<uint64_t> ReadU64(uint64_t gpa) const override {
-    const uint8_t* p = ram_.HostAddress(gpa, 8);
-    if (p == nullptr) return std::nullopt;
-    uint64_t v;
-    std::memcpy(&v, p, 8);
-    return v;
-  }
-
- private:
-  const GuestMemory& ram_;
-};
 
 // The physical address width the L1 sees (its CPUID comes from this host's).
 int MaxPhysAddr() {
@@ -75,9 +60,30 @@ bool ParkedAtLastCommit(uint32_t parked, uint64_t parked_commit, uint64_t last_c
   return parked == 1 && (parked_commit == last_commit || parked_commit + 1 == last_commit);
 }
 
+const char* CaptureSourceName(L2Capture::Source source) {
+  using Source = L2Capture::Source;
+  switch (source) {
+    case Source::kGuestMode:
+      return "live guest mode";
+    case Source::kParked:
+      return "parked";
+    case Source::kExit:
+      return "exit";
+    case Source::kAfterExit:
+      return "after exit";
+  }
+  return "?";
+}
+
 std::string L2Capture::Describe() const {
-  if (source == Source::kParked) {
-    return absl::StrFormat("L2 parked at commit %d", commit_number);
+  if (source == Source::kParked || source == Source::kAfterExit) {
+    return absl::StrFormat("L2 %s at commit %d", source == Source::kParked ? "parked" : "stopped",
+                           commit_number);
+  }
+  if (source == Source::kExit) {
+    return absl::StrFormat(
+        "L2 at its exit %d to the L1 (devices from commit %d; NPT root 0x%x: %s)", exit_number,
+        commit_number, npt_root, placement.has_value() ? placement->Summary() : "not walked");
   }
   return absl::StrFormat("L2 live in guest mode (devices from commit %d; NPT root 0x%x: %s)",
                          commit_number, npt_root,
@@ -113,9 +119,47 @@ absl::StatusOr<L2Capture> CaptureL2(NestedL1& l1, const DeviceJournal& journal,
     capture.l2 = std::move(committed_l2);
     return capture;
   }
-  return absl::UnavailableError(absl::StrFormat(
-      "L2 is neither in guest mode nor parked at the last commit %d (parked=%d at %d)",
-      capture.commit_number, page->parked.load(), page->parked_commit.load()));
+  if (!l1.exit_tracking()) {
+    return absl::UnavailableError(absl::StrFormat(
+        "L2 is neither in guest mode nor parked at the last commit %d (parked=%d at %d)",
+        capture.commit_number, page->parked.load(), page->parked_commit.load()));
+  }
+  const std::optional<L2ExitSnapshot> exit = l1.LastExit();
+  if (!exit.has_value()) {
+    return absl::UnavailableError(absl::StrFormat(
+        "L2 is inside the L1 with no exit of it captured (%d exits seen, %d capture errors)",
+        l1.exits_tracked(), l1.exit_capture_errors()));
+  }
+  if (exit->commits < capture.commit_number) {  // committed after the exit; not run since
+    capture.source = L2Capture::Source::kAfterExit;
+    capture.l2 = std::move(committed_l2);
+    return capture;
+  }
+  if (exit->commits > capture.commit_number) {
+    return absl::DataLossError(
+        absl::StrFormat("the journal went back: exit %d saw %d commits, it has %d", exit->number,
+                        exit->commits, capture.commit_number));
+  }
+  capture.source = L2Capture::Source::kExit;
+  capture.exit_number = exit->number;
+  capture.npt_root = exit->vmcb.control.nested_cr3;
+  absl::StatusOr<VmState> l2 = nested::AssembleL2FromExit(exit->l1, exit->vmcb, committed_l2);
+  if (!l2.ok()) {
+    return absl::UnavailableError(
+        absl::StrCat("L2's exit ", exit->number, ": ", l2.status().message()));
+  }
+  ASSIGN_OR_RETURN(capture.placement, Placement(l1, capture.npt_root, l2_ram_size));
+  if (!capture.placement->ok) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("L2's memory is not in the shared range: ", capture.placement->Summary()));
+  }
+  capture.l2 = std::move(*l2);
+  return capture;
+}
+
+absl::StatusOr<bool> L2InGuestMode(NestedL1& l1) {
+  ASSIGN_OR_RETURN(std::optional<GuestModeVcpu> live, FindGuestMode(l1));
+  return live.has_value();
 }
 
 absl::StatusOr<std::optional<nested::PlacementReport>> CheckL2Placement(NestedL1& l1,

@@ -32,16 +32,19 @@ int ExitCodeFor(const NestedResult& r) {
 std::string FailoverSummary(const std::vector<NestedFailover>& failovers) {
   if (failovers.empty()) return "no failovers";
   std::vector<double> ms;
-  int live = 0;
+  int live = 0, parked = 0, exit = 0;
   for (const NestedFailover& f : failovers) {
     ms.push_back(absl::ToDoubleMilliseconds(f.total));
     if (f.source == L2Capture::Source::kGuestMode) ++live;
+    if (f.source == L2Capture::Source::kParked) ++parked;
+    if (f.source == L2Capture::Source::kExit) ++exit;
   }
   std::sort(ms.begin(), ms.end());
+  const int after_exit = static_cast<int>(failovers.size()) - live - parked - exit;
   return absl::StrFormat(
-      "%d failovers (%d from live guest mode, %d parked), median %.1f ms, "
-      "max %.1f ms",
-      failovers.size(), live, failovers.size() - live, ms[ms.size() / 2], ms.back());
+      "%d failovers (%d from live guest mode, %d parked, %d at an exit, %d after an exit), "
+      "median %.1f ms, max %.1f ms",
+      failovers.size(), live, parked, exit, after_exit, ms[ms.size() / 2], ms.back());
 }
 
 }  // namespace
@@ -68,7 +71,14 @@ int NestedRun(const RunOptions& options, const std::string& cmdline, std::ostrea
   config.serial_output = std::move(*serial);
   config.hang_timeout = absl::Milliseconds(n.hang_timeout_ms);
   config.max_failovers = options.policy.max_failovers;
-  if (!n.fault.empty()) config.fault = *ParseNestedFault(n.fault);
+  if (!n.fault.empty()) {
+    const std::optional<NestedFault> fault = ParseNestedFault(n.fault);
+    if (!fault.has_value()) {  // the option parser admits only known names
+      err << "rehome: --nested-fault: unknown fault '" << n.fault << "'\n";
+      return kExitUsage;
+    }
+    config.fault = *fault;
+  }
   config.fault_every = absl::Milliseconds(n.fault_every_ms);
   config.fault_count = static_cast<int>(n.faults);
   config.fault_seed = n.fault_seed;

@@ -51,9 +51,9 @@ void WriteAll(int fd, std::string_view bytes) {
 }  // namespace
 
 std::optional<NestedFault> ParseNestedFault(std::string_view name) {
-  for (NestedFault f :
-       {NestedFault::kKill, NestedFault::kPanic, NestedFault::kHang, NestedFault::kCrash,
-        NestedFault::kCrashInExit, NestedFault::kMixed, NestedFault::kRegister}) {
+  for (NestedFault f : {NestedFault::kKill, NestedFault::kPanic, NestedFault::kHang,
+                        NestedFault::kCrash, NestedFault::kCrashInExit, NestedFault::kDieInExit,
+                        NestedFault::kMixed, NestedFault::kRegister}) {
     if (name == NestedFaultName(f)) return f;
   }
   return std::nullopt;
@@ -73,6 +73,8 @@ const char* NestedFaultName(NestedFault fault) {
       return "crash";
     case NestedFault::kCrashInExit:
       return "crash-in-exit";
+    case NestedFault::kDieInExit:
+      return "die-in-exit";
     case NestedFault::kMixed:
       return "mixed";
     case NestedFault::kRegister:
@@ -85,9 +87,8 @@ std::string NestedFailover::ToString() const {
   return absl::StrFormat(
       "failover #%d (%s): L1 #%d -> L1 #%d in %s (detect %s, pause+capture %s [%s, commit %d, "
       "%d attempt(s)], handoff %s, takeover %s; state %d bytes)%s",
-      number, cause, from_l1, to_l1, Ms(total), Ms(detect), Ms(capture),
-      source == L2Capture::Source::kGuestMode ? "live guest mode" : "parked", commit,
-      capture_attempts, Ms(handoff), Ms(takeover), state_bytes,
+      number, cause, from_l1, to_l1, Ms(total), Ms(detect), Ms(capture), CaptureSourceName(source),
+      commit, capture_attempts, Ms(handoff), Ms(takeover), state_bytes,
       placement.empty() ? "" : absl::StrCat("; NPT: ", placement));
 }
 
@@ -145,6 +146,8 @@ absl::StatusOr<std::unique_ptr<NestedL1>> NestedSupervisor::StartL1() {
   c.l2_ram_size = config_.l2_memory;
   c.boot = boot_;
   c.kvm_path = config_.kvm_path;
+  DeviceJournal* journal = journal_.get();
+  c.journal_commits = [journal] { return journal->commits(); };
   Log(absl::StrCat("starting L1 #", c.id));
   return NestedL1::Start(std::move(c));
 }
@@ -205,6 +208,7 @@ bool NestedSupervisor::CheckActive() {
       return false;
     }
     if (state == AgentState::kReady) {
+      ArmExitTracking(a);
       a.Send(Command::kBoot);
       l2_started_ = true;
       heartbeat_seen_ = absl::Now();
@@ -325,6 +329,7 @@ void NestedSupervisor::MaybeInjectFault() {
   ++faults_injected_;
   last_fault_ = absl::Now();
   if (fault == NestedFault::kRegister) return InjectRegisterFault();
+  if (fault == NestedFault::kDieInExit) return InjectDeathInExit();
   Log(absl::StrCat("injecting ", NestedFaultName(fault), " into L1 #", active_->id()));
   switch (fault) {
     case NestedFault::kKill:
@@ -369,6 +374,39 @@ void NestedSupervisor::InjectRegisterFault() {
     }
     absl::SleepFor(absl::Microseconds(200 + rng() % 1800));  // L2 runs: catch L1 code later
   }
+}
+
+void NestedSupervisor::InjectDeathInExit() {
+  std::mt19937_64& rng = flip_rng_;
+  NestedL1& a = *active_;
+  for (int attempt = 0; attempt < kMaxCaptureAttempts; ++attempt) {
+    if (!a.machine().Pause(absl::Seconds(5)).ok()) return;
+    absl::StatusOr<bool> guest_mode = L2InGuestMode(a);
+    const nested_abi::ControlPage* page = a.control();
+    const bool parked =
+        ParkedAtLastCommit(page->parked.load(), page->parked_commit.load(), journal_->commits());
+    if (guest_mode.ok() && !*guest_mode && !parked) {
+      Log(absl::StrCat("injecting die-in-exit into L1 #", a.id(), " (attempt ", attempt + 1, ", ",
+                       a.exits_tracked(), " exits tracked)"));
+      pending_fault_ = absl::Now();
+      // Dead where it stands: paused now, captured once (no retry), then fenced.
+      (void)Failover("died inside an L2 exit (injected)", /*l1_alive=*/false, absl::Now());
+      return;
+    }
+    (void)a.machine().Resume();
+    absl::SleepFor(absl::Microseconds(200 + rng() % 1800));  // L2 in guest mode or parked
+  }
+  Log("die-in-exit not injected: L2 was never inside the L1 when paused");
+}
+
+void NestedSupervisor::ArmExitTracking(NestedL1& l1) {
+  const uint64_t rip = l1.control()->vmrun_return_rip.load(std::memory_order_acquire);
+  if (rip == 0 || l1.exit_tracking()) return;
+  absl::Status armed = l1.machine().Pause(absl::Seconds(5));
+  if (armed.ok()) armed = l1.ArmExitTracking(rip);
+  (void)l1.machine().Resume();
+  Log(armed.ok() ? absl::StrFormat("L1 #%d: following L2's exits at 0x%x", l1.id(), rip)
+                 : absl::StrCat("L1 #", l1.id(), ": L2's exits not followed: ", armed.message()));
 }
 
 bool NestedSupervisor::Failover(const std::string& cause, bool l1_alive, absl::Time detected) {
@@ -438,6 +476,7 @@ bool NestedSupervisor::Failover(const std::string& cause, bool l1_alive, absl::T
   }
   std::memcpy(next.transfer().data(), state.data(), state.size());
   next.control()->transfer_len = state.size();
+  ArmExitTracking(next);
   next.Send(Command::kTakeOver);
   const absl::Time handed = absl::Now();
   f.handoff = handed - captured;
@@ -479,15 +518,19 @@ void NestedSupervisor::LogProgress() {
     }
   }
   const nested_abi::ControlPage* page = active_->control();
-  Log(
-      absl::StrFormat("L2 in L1 #%d (agent state %d: %s): %d exits, %d reports verified, "
-                      "commit %d; standby %s",
-                      active_->id(), page->agent_state.load(), page->message, page->l2_exits.load(),
-                      reports, journal_->commits(),
-                      standby_ == nullptr ? "none"
-                      : standby_->agent_state() == AgentState::kReady
-                          ? absl::StrCat("L1 #", standby_->id(), " ready")
-                          : absl::StrCat("L1 #", standby_->id(), " booting")));
+  Log(absl::StrFormat(
+      "L2 in L1 #%d (agent state %d: %s): %d exits, %d reports verified, "
+      "commit %d; %s; standby %s",
+      active_->id(), page->agent_state.load(), page->message, page->l2_exits.load(), reports,
+      journal_->commits(),
+      active_->exit_tracking()
+          ? absl::StrFormat("%d exits to the L1 followed (%d unreadable)", active_->exits_tracked(),
+                            active_->exit_capture_errors())
+          : "exits to the L1 not followed",
+      standby_ == nullptr ? "none"
+      : standby_->agent_state() == AgentState::kReady
+          ? absl::StrCat("L1 #", standby_->id(), " ready")
+          : absl::StrCat("L1 #", standby_->id(), " booting")));
 }
 
 // After a take-over, L0 checks once that the new L1 keeps L2 in the shared range: with it

@@ -40,9 +40,21 @@
 
 namespace rehome {
 
-enum class NestedFault { kNone, kKill, kPanic, kHang, kCrash, kCrashInExit, kMixed, kRegister };
+enum class NestedFault {
+  kNone,
+  kKill,
+  kPanic,
+  kHang,
+  kCrash,
+  kCrashInExit,
+  kDieInExit,
+  kMixed,
+  kRegister
+};
 // "kill", "panic", "hang", "crash", "crash-in-exit" (the agent exits while it handles one of
-// L2's port I/O exits), "mixed" (kill, panic, hang, crash, crash-in-exit in turn), "register" (a
+// L2's port I/O exits), "die-in-exit" (L0 stops the L1 for good, as a dead one, at a moment
+// L2 is inside it: neither in guest mode nor parked), "mixed" (kill, panic, hang, crash,
+// crash-in-exit in turn), "register" (a
 // bit flip in an L1 vCPU register while the L1 runs its own code); nullopt else.
 std::optional<NestedFault> ParseNestedFault(std::string_view name);
 const char* NestedFaultName(NestedFault fault);
@@ -125,6 +137,11 @@ class NestedSupervisor final {
   void MaybeInjectFault();
   // Flips a random register bit of the active L1 at a moment it runs its own code.
   void InjectRegisterFault();
+  // Stops the active L1 for good at a moment L2 is inside it (die-in-exit) and fails over
+  // without letting it run again.
+  void InjectDeathInExit();
+  // Arms exit tracking in `l1` before L2 runs there (when its agent found the VMRUN return).
+  void ArmExitTracking(NestedL1& l1);
   bool Failover(const std::string& cause, bool l1_alive, absl::Time fault_time);
   void VerifyPlacement();
   void LogProgress();

@@ -147,6 +147,11 @@ fi
 # before its commit): L2 is re-homed from the exit's pre-handling commit, exactly once.
 run nested-crash-in-exit t_nested nested-crash-in-exit crash-in-exit ${NESTED_CRASHES:-4} \
   ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 1000
+# The active L1 stops for good while L2 is inside it (out of guest mode, not parked: its KVM
+# handles an exit of L2's): L0 re-homes L2 from the exit it captured at the L1's VMRUN return
+# (or from the commit after it), without letting the L1 run again.
+run nested-die-in-exit t_nested nested-die-in-exit die-in-exit ${NESTED_DEATHS:-4} \
+  ${NESTED_KILL_STEPS:-20000000} --nested-fault-every-ms 1000
 # Kernel panics of the active L1 (the agent panics it through sysrq): detected through pvpanic.
 run nested-panic t_nested nested-panic panic ${NESTED_PANICS:-4} ${NESTED_KILL_STEPS:-20000000} \
   --nested-fault-every-ms 1000

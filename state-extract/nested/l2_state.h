@@ -19,12 +19,27 @@
 
 #include "absl/status/statusor.h"
 #include "state-extract/cpu_state.h"
+#include "state-extract/nested/vmcb.h"
 
 namespace rehome::nested {
 
 // `live`: the L1 vCPU's CpuState captured in guest mode; `committed`: L2's VmState at the
 // agent's last commit (one vCPU). InvalidArgument unless `committed` has exactly one vCPU.
 absl::StatusOr<VmState> AssembleL2FromGuestMode(const CpuState& live, const VmState& committed);
+
+// L2 at one of its exits to the L1 hypervisor (docs/nested.md, "Tracking L2's exits"): L0
+// stopped the L1 vCPU at the instruction after VMRUN, before the L1 has run any of its own code.
+// `vmcb12` (the VMCB the L1 ran L2 with, read from L1 memory at the VMRUN's RAX) then holds what
+// #VMEXIT saves: RIP, RSP, RAX, RFLAGS, ES/CS/SS/DS, GDTR/IDTR, CR0/2/3/4, EFER, DR6/DR7, the
+// interrupt shadow and the exit. Everything else of L2's CPU is still in the L1 vCPU
+// (`l1_at_return`): the other general registers, FS/GS/TR/LDTR and KERNEL_GS_BASE (VMSAVE
+// state, which the L1 has not saved yet), the FPU/XSAVE registers. The rest as
+// AssembleL2FromGuestMode, from `committed`: LAPIC, MSRs, XCRs, the VM-wide devices. The CR8
+// comes from the VMCB's V_TPR; nothing is left injected. FailedPrecondition when the exit
+// interrupted an event delivery (EXITINTINFO valid: the event would have to be injected again)
+// or the VMCB fails VMRUN's own checks (not the VMCB L2 ran with); InvalidArgument as above.
+absl::StatusOr<VmState> AssembleL2FromExit(const CpuState& l1_at_return, const Vmcb& vmcb12,
+                                           const VmState& committed);
 
 }  // namespace rehome::nested
 

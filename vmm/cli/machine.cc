@@ -414,6 +414,7 @@ int Machine::generation() const {
 }
 
 ExitVerdict Machine::HandleExit(int vcpu_index, KvmExit& exit) {
+  if (config_.exit_hook && config_.exit_hook(vcpu_index, exit)) return ExitVerdict::kContinue;
   const int64_t start = config_.exit_stats ? absl::GetCurrentTimeNanos() : 0;
   ExitOutcome outcome = backend_->Handle(vcpu_index, exit);
   if (config_.exit_stats) {

@@ -88,6 +88,9 @@ struct MachineConfig {
   std::vector<GuestMemory::RegionDesc> extra_memory;
   // Device diagnostics (unhandled ports, ...); null: "rehome: ..." lines on stderr.
   std::function<void(std::string_view)> device_log;
+  // Called first for every exit, on the vCPU's thread; true: the hook consumed the exit and
+  // the vCPU runs on (nested mode's trap at an L1's VMRUN return, docs/nested.md).
+  std::function<bool(int vcpu_index, const KvmExit& exit)> exit_hook;
 };
 
 // Exits handled and the time the VMM spent handling them (outside KVM_RUN: in monolithic mode

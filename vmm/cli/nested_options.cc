@@ -34,10 +34,11 @@ std::optional<absl::Status> ParseNestedOption(const std::string& name, const std
     return Number(name, value, 10, 600000, &o->hang_timeout_ms);
   } else if (name == "--nested-fault") {
     if (value != "kill" && value != "panic" && value != "hang" && value != "crash" &&
-        value != "crash-in-exit" && value != "mixed" && value != "register") {
+        value != "crash-in-exit" && value != "die-in-exit" && value != "mixed" &&
+        value != "register") {
       return absl::InvalidArgumentError(absl::StrCat(
-          "--nested-fault: expected kill, panic, hang, crash, crash-in-exit, mixed or register, "
-          "got '",
+          "--nested-fault: expected kill, panic, hang, crash, crash-in-exit, die-in-exit, mixed or "
+          "register, got '",
           value, "'"));
     }
     o->fault = value;
@@ -72,7 +73,8 @@ const char* NestedOptionsUsage() {
          "  --l1-hang-timeout-ms MS   nested: an agent silent this long is hung (default 3000)\n"
          "  --nested-fault KIND       nested fault injection into the active L1: kill, panic,\n"
          "                            hang, crash, crash-in-exit (the agent dies while it\n"
-         "                            handles one of L2's port I/O exits), mixed (the five in\n"
+         "                            handles one of L2's port I/O exits), die-in-exit (the L1\n"
+         "                            stops for good while L2 is inside it), mixed (the five in\n"
          "                            turn) or register (a bit flip in an L1 vCPU register\n"
          "                            while it runs L1 code)\n"
          "  --nested-fault-every-ms MS  nested: inject every MS ms once a standby is ready\n"

@@ -17,7 +17,8 @@ struct NestedOptions {
   uint64_t l1_memory_mib = 320;     // --l1-memory MIB
   std::string l1_console_dir;       // --l1-console-dir DIR: each L1's console log
   uint64_t hang_timeout_ms = 3000;  // --l1-hang-timeout-ms MS: a silent agent is hung
-  std::string fault;  // --nested-fault kill|panic|hang|crash|crash-in-exit|mixed|register
+  std::string
+      fault;  // --nested-fault kill|panic|hang|crash|crash-in-exit|die-in-exit|mixed|register
   uint64_t fault_every_ms = 1000;  // --nested-fault-every-ms MS (after a standby is ready)
   uint64_t faults = 0;             // --nested-faults N: stop injecting after N (0: no limit)
   uint64_t fault_seed = 0;         // --nested-fault-seed N: register flips' choices (0: clock)

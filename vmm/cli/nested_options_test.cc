@@ -63,7 +63,7 @@ TEST(NestedOptionsTest, DefaultsApply) {
 
 TEST(NestedOptionsTest, EveryFaultKindParses) {
   for (const char* kind :
-       {"kill", "panic", "hang", "crash", "crash-in-exit", "mixed", "register"}) {
+       {"kill", "panic", "hang", "crash", "crash-in-exit", "die-in-exit", "mixed", "register"}) {
     NestedOptions n;
     const std::optional<absl::Status> parsed = ParseNestedOption("--nested-fault", kind, &n);
     ASSERT_TRUE(parsed.has_value()) << kind;

@@ -17,6 +17,7 @@
 #include "state-extract/state_codec.h"
 #include "vmm/nested/agent_regions.h"
 #include "vmm/nested/l2_runner.h"
+#include "vmm/nested/vmrun_return.h"
 
 namespace rehome {
 namespace {
@@ -73,6 +74,12 @@ class Agent final {
     // L2's VM is built before the agent says ready: a take-over then only restores into it.
     const absl::Time prepare_start = absl::Now();
     absl::StatusOr<std::unique_ptr<L2Runner>> prepared = L2Runner::Prepare(RunnerConfig());
+    if (absl::StatusOr<uint64_t> rip = FindVmrunReturn(); rip.ok()) {
+      page_->vmrun_return_rip.store(*rip, std::memory_order_release);
+      Log(absl::StrCat("the L1 kernel returns from VMRUN at 0x", absl::Hex(*rip)));
+    } else {
+      Log(absl::StrCat("L0 cannot follow L2's exits: ", rip.status().message()));
+    }
     if (!prepared.ok()) {
       Fail(prepared.status());
     } else {

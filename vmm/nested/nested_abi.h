@@ -33,7 +33,7 @@ inline constexpr uint64_t kL2RamGpa = 0x2'0000'0000;        // 8 GiB
 inline constexpr uint64_t kMaxL2Ram = 3ull << 30;           // one region below the MMIO hole
 
 inline constexpr uint64_t kControlMagic = 0x31304c54434e4852ull;  // "RHNCTL01"
-inline constexpr uint32_t kControlVersion = 1;
+inline constexpr uint32_t kControlVersion = 2;                    // 2 added vmrun_return_rip
 
 // L0 -> agent.
 enum class Command : uint32_t {
@@ -99,6 +99,9 @@ struct alignas(64) ControlPage {
   uint64_t agent_pid;
   char message[256];  // the agent's last status or error line, NUL-terminated
   BootParams boot;    // L0 -> agent, before kBoot
+  // Agent -> L0, before kReady: the linear address in the L1 kernel of the instruction after
+  // kvm_amd's VMRUN (vmm/nested/vmrun_return.h), where L0 captures L2 at each exit; 0: unknown.
+  std::atomic<uint64_t> vmrun_return_rip;
 };
 static_assert(sizeof(ControlPage) <= kTransferOffset, "ControlPage fits its page");
 
