@@ -82,6 +82,7 @@ int NestedRun(const RunOptions& options, const std::string& cmdline, std::ostrea
   config.fault_every = absl::Milliseconds(n.fault_every_ms);
   config.fault_count = static_cast<int>(n.faults);
   config.fault_seed = n.fault_seed;
+  config.track_exits = n.exit_tracking;
   if (const char* kvm_path = std::getenv("REHOME_KVM_PATH"); kvm_path != nullptr) {
     config.kvm_path = kvm_path;
   }

@@ -401,7 +401,7 @@ void NestedSupervisor::InjectDeathInExit() {
 
 void NestedSupervisor::ArmExitTracking(NestedL1& l1) {
   const uint64_t rip = l1.control()->vmrun_return_rip.load(std::memory_order_acquire);
-  if (rip == 0 || l1.exit_tracking()) return;
+  if (!config_.track_exits || rip == 0 || l1.exit_tracking()) return;
   absl::Status armed = l1.machine().Pause(absl::Seconds(5));
   if (armed.ok()) armed = l1.ArmExitTracking(rip);
   (void)l1.machine().Resume();

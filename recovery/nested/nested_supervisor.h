@@ -76,6 +76,7 @@ struct NestedConfig {
   absl::Duration fault_every = absl::Seconds(1);  // after L2 runs and a standby is ready
   int fault_count = 0;                            // 0: no limit
   uint64_t fault_seed = 0;                    // seeds the register flips' choices (0: the clock)
+  bool track_exits = true;  // follow L2's exits to its L1 (docs/nested.md, "Tracking L2's exits")
   std::function<void(std::string_view)> log;  // status lines (may be null)
   absl::Duration progress_every = absl::Seconds(15);  // a progress line this often
   std::string kvm_path = "/dev/kvm";

@@ -38,7 +38,8 @@ t_linux_boot() {  # name mode marker-prefix extra-args...
 # an L1 VM (the cloud kernel + l1.cpio.gz) under rehome on this emulated host; faults hit the
 # whole L1 and L0 re-homes L2 into the standby L1. Passes when L2 finishes with every counter
 # report verified (rehome's exit status 0) after at least `count` failovers (register faults:
-# after `count` flips, which may or may not fail the L1).
+# after `count` flips, which may or may not fail the L1). NESTED_RUN_ARGS adds options to every
+# such run (e.g. --l1-exit-tracking off).
 t_nested() {  # name fault count steps extra-args...
   name=$1; fault=$2; count=$3; steps=$4; shift 4
   t0=$(up)
@@ -52,7 +53,8 @@ t_nested() {  # name fault count steps extra-args...
     --l1-console-dir /l1-logs/$name --memory 64 --max-failovers 1000 \
     --l1-hang-timeout-ms ${NESTED_HANG_MS:-8000} \
     --cmdline "workload=counter steps=$steps report_every=$((steps / 200 + 1))" \
-    --serial-file /tmp/$name.log "$@" 2>&1 | tee /tmp/$name.err | sed "s/^/  $name live: /"
+    --serial-file /tmp/$name.log ${NESTED_RUN_ARGS:-} "$@" 2>&1 | tee /tmp/$name.err |
+    sed "s/^/  $name live: /"
   rc=$?
   set +o pipefail
   t1=$(up)

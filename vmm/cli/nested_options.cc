@@ -48,6 +48,12 @@ std::optional<absl::Status> ParseNestedOption(const std::string& name, const std
     return Number(name, value, 0, 1000000, &o->faults);
   } else if (name == "--nested-fault-seed") {
     return Number(name, value, 0, UINT64_MAX, &o->fault_seed);
+  } else if (name == "--l1-exit-tracking") {
+    if (value != "on" && value != "off") {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--l1-exit-tracking: expected on or off, got '", value, "'"));
+    }
+    o->exit_tracking = value == "on";
   } else {
     return std::nullopt;
   }
@@ -71,6 +77,8 @@ const char* NestedOptionsUsage() {
          "  --l1-memory MIB           nested: RAM of each L1 (default 320)\n"
          "  --l1-console-dir DIR      nested: write each L1's console to DIR/l1-N.log\n"
          "  --l1-hang-timeout-ms MS   nested: an agent silent this long is hung (default 3000)\n"
+         "  --l1-exit-tracking on|off nested: L0 captures L2 at each of its exits to the L1, to\n"
+         "                            re-home it from an L1 that dies inside its KVM (default on)\n"
          "  --nested-fault KIND       nested fault injection into the active L1: kill, panic,\n"
          "                            hang, crash, crash-in-exit (the agent dies while it\n"
          "                            handles one of L2's port I/O exits), die-in-exit (the L1\n"

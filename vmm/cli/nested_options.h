@@ -21,6 +21,7 @@ struct NestedOptions {
       fault;  // --nested-fault kill|panic|hang|crash|crash-in-exit|die-in-exit|mixed|register
   uint64_t fault_every_ms = 1000;  // --nested-fault-every-ms MS (after a standby is ready)
   uint64_t faults = 0;             // --nested-faults N: stop injecting after N (0: no limit)
+  bool exit_tracking = true;       // --l1-exit-tracking on|off (docs/nested.md)
   uint64_t fault_seed = 0;         // --nested-fault-seed N: register flips' choices (0: clock)
 };
 

@@ -33,7 +33,9 @@ TEST(NestedOptionsTest, ParsesEveryOption) {
                                   "--nested-faults",
                                   "20",
                                   "--nested-fault-seed",
-                                  "18446744073709551615"});
+                                  "18446744073709551615",
+                                  "--l1-exit-tracking",
+                                  "off"});
   ASSERT_TRUE(options.ok()) << options.status();
   EXPECT_TRUE(options->nested);
   EXPECT_FALSE(options->split);
@@ -47,6 +49,7 @@ TEST(NestedOptionsTest, ParsesEveryOption) {
   EXPECT_EQ(n.fault_every_ms, 1500u);
   EXPECT_EQ(n.faults, 20u);
   EXPECT_EQ(n.fault_seed, UINT64_MAX);
+  EXPECT_FALSE(n.exit_tracking);
 }
 
 TEST(NestedOptionsTest, DefaultsApply) {
@@ -59,6 +62,7 @@ TEST(NestedOptionsTest, DefaultsApply) {
   EXPECT_TRUE(n.fault.empty());
   EXPECT_EQ(n.faults, 0u);
   EXPECT_EQ(n.fault_seed, 0u);
+  EXPECT_TRUE(n.exit_tracking);
 }
 
 TEST(NestedOptionsTest, EveryFaultKindParses) {
@@ -92,6 +96,8 @@ TEST(NestedOptionsTest, RejectsBadInput) {
       {{"--l1-kernel", "k", "--l1-initrd", "i", "--nested-fault", "melt"}, "--nested-fault"},
       {{"--l1-kernel", "k", "--l1-initrd", "i", "--nested-fault-every-ms", "0"},
        "--nested-fault-every-ms"},
+      {{"--l1-kernel", "k", "--l1-initrd", "i", "--l1-exit-tracking", "maybe"},
+       "--l1-exit-tracking"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> args = base;

@@ -56,7 +56,8 @@ bool IsValueOption(std::string_view name) {
                                                 "--nested-fault",
                                                 "--nested-fault-every-ms",
                                                 "--nested-faults",
-                                                "--nested-fault-seed"};
+                                                "--nested-fault-seed",
+                                                "--l1-exit-tracking"};
   for (std::string_view known : kNames) {
     if (name == known) return true;
   }
