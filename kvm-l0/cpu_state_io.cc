@@ -189,6 +189,19 @@ absl::Status RestoreEvents(int vcpu_fd, const VcpuEvents& events) {
 
 }  // namespace
 
+absl::StatusOr<CpuState> CaptureRegistersAndFpu(int kvm_fd, int vcpu_fd,
+                                                std::span<const uint32_t> msr_indices) {
+  CpuState s;
+  RETURN_IF_ERROR(GetInto<kvm_regs>(vcpu_fd, KVM_GET_REGS, "KVM_GET_REGS", s.regs));
+  RETURN_IF_ERROR(GetInto<kvm_sregs>(vcpu_fd, KVM_GET_SREGS, "KVM_GET_SREGS", s.sregs));
+  RETURN_IF_ERROR(GetInto<kvm_fpu>(vcpu_fd, KVM_GET_FPU, "KVM_GET_FPU", s.fpu));
+  RETURN_IF_ERROR(CaptureXsave(kvm_fd, vcpu_fd, s.xsave));
+  if (!msr_indices.empty()) {
+    ASSIGN_OR_RETURN(s.msrs, ReadMsrs(vcpu_fd, msr_indices));
+  }
+  return s;
+}
+
 absl::StatusOr<CpuState> CaptureCpuState(int kvm_fd, int vcpu_fd) {
   CpuState s;
   // MP_STATE first: KVM_GET_MP_STATE processes pending INIT/SIPI, which changes other state.

@@ -20,6 +20,9 @@
 #ifndef REHOME_KVM_L0_CPU_STATE_IO_H_
 #define REHOME_KVM_L0_CPU_STATE_IO_H_
 
+#include <cstdint>
+#include <span>
+
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "state-extract/cpu_state.h"
@@ -29,6 +32,11 @@ namespace rehome {
 // kvm_fd: /dev/kvm (for the MSR index list and capability checks); vcpu_fd: the vCPU.
 absl::StatusOr<CpuState> CaptureCpuState(int kvm_fd, int vcpu_fd);
 absl::Status RestoreCpuState(int kvm_fd, int vcpu_fd, const CpuState& state);
+// A cheaper partial capture, for an owner that looks at a vCPU often (nested mode's exit trap):
+// the general, segment and control registers, the FPU/XSAVE area and the MSRs in
+// `msr_indices` (those KVM refuses are left out); every other field of the result is default.
+absl::StatusOr<CpuState> CaptureRegistersAndFpu(int kvm_fd, int vcpu_fd,
+                                                std::span<const uint32_t> msr_indices);
 
 }  // namespace rehome
 

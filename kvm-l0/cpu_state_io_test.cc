@@ -163,6 +163,30 @@ TEST_F(StateIoTest, CaptureThenRestoreIntoTheSameVcpuIsIdentity) {
   RunIterations(vm, 101, 200);
 }
 
+TEST_F(StateIoTest, ThePartialCaptureMatchesTheFullOneWhereItCaptures) {
+  ASSERT_OK_AND_ASSIGN(TestVm vm, TestVm::Create(kvm_.get(), ram_.bytes(), true));
+  ASSERT_OK(vm.SetUpEntry());
+  RunIterations(vm, 1, 50);
+  if (HasFatalFailure()) return;
+  ASSERT_OK(vm.CompletePendingIo());
+  ASSERT_OK_AND_ASSIGN(CpuState full, CaptureCpuState(kvm_.get(), vm.vcpu_fd()));
+  const std::vector<uint32_t> wanted{0xc0000102, 0xc0000082};  // KERNEL_GS_BASE, LSTAR
+  ASSERT_OK_AND_ASSIGN(CpuState part,
+                       CaptureRegistersAndFpu(kvm_.get(), vm.vcpu_fd(), wanted));
+  EXPECT_EQ(part.regs, full.regs);
+  EXPECT_EQ(part.sregs, full.sregs);
+  EXPECT_EQ(part.fpu, full.fpu);
+  EXPECT_EQ(part.xsave, full.xsave);
+  ASSERT_EQ(part.msrs.size(), 2u);
+  for (const MsrEntry& msr : part.msrs) {
+    bool found = false;
+    for (const MsrEntry& f : full.msrs) found |= f == msr;
+    EXPECT_TRUE(found) << std::hex << msr.index;
+  }
+  EXPECT_FALSE(part.lapic.has_value());
+  EXPECT_EQ(part.tsc, 0u);
+}
+
 TEST_F(StateIoTest, VmWithoutIrqchipHasNoLapicIrqchipOrPit) {
   ASSERT_OK_AND_ASSIGN(TestVm with, TestVm::Create(kvm_.get(), ram_.bytes(), true));
   ASSERT_OK_AND_ASSIGN(CpuState with_lapic, CaptureCpuState(kvm_.get(), with.vcpu_fd()));

@@ -134,7 +134,9 @@ bool NestedL1::OnExit(int vcpu_index, const KvmExit& exit) {
   const std::vector<int> fds = machine_->VcpuFds();
   if (vcpu_index < 0 || static_cast<size_t>(vcpu_index) >= fds.size()) return false;
   const int fd = fds[static_cast<size_t>(vcpu_index)];
-  absl::StatusOr<CpuState> l1 = CaptureCpuState(machine_->kvm_fd(), fd);
+  static constexpr uint32_t kMsrKernelGsBase = 0xc0000102;  // L2's, not yet saved by the L1
+  absl::StatusOr<CpuState> l1 =
+      CaptureRegistersAndFpu(machine_->kvm_fd(), fd, std::span(&kMsrKernelGsBase, 1));
   if (!l1.ok() || l1->regs.rip != tracking_rip_) return false;  // not the trap
   // Capture L2 first: RAX is still VMRUN's operand (the VMCB), the other registers L2's.
   absl::StatusOr<L2ExitSnapshot> snapshot = [&]() -> absl::StatusOr<L2ExitSnapshot> {
