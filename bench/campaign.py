@@ -20,7 +20,7 @@ mutant (L1 builds with a source mutation, bench/mutants.py), rehome-kill, rehome
 rehome-garbage, rehome-assert, rehome-die-before-commit, rehome-die-after-commit (rehome's own
 deterministic faults over QMP), none (no fault); with --mode nested (whole L1 VMs, run inside
 the emulated AMD host, faultcampaign/nested.py): l1vm-kill, l1vm-panic, l1vm-hang, l1vm-crash,
-l1vm-crash-in-exit, l1vm-register.
+l1vm-crash-in-exit, l1vm-die-in-exit, l1vm-register.
 Exit status: 0 the campaign ran (whatever its outcomes); 2 bad arguments or missing binaries.
 """
 import argparse

@@ -1,11 +1,12 @@
 """Campaigns into whole L1 VMs (nested mode, docs/nested.md; `campaign.py --mode nested`).
 
-Fault types l1vm-kill, l1vm-panic, l1vm-hang, l1vm-crash, l1vm-crash-in-exit and l1vm-register
-are rehome's own `--nested-fault` kinds: L0 stops the active L1 VM, its kernel panics, its agent
-stops or exits (at a parked point, or while it handles one of L2's port I/O exits), or one bit
-of an L1 vCPU register flips while the L1 runs its own code (Romulus's and
-NiLiHype's register model). Nested mode needs SVM with nested KVM, which only the emulated AMD
-host has here (scripts/nested-host), so the runs execute inside it: one boot of the emulated host
+Fault types l1vm-kill, l1vm-panic, l1vm-hang, l1vm-crash, l1vm-crash-in-exit, l1vm-die-in-exit
+and l1vm-register are rehome's own `--nested-fault` kinds: L0 stops the active L1 VM, its kernel
+panics, its agent stops or exits (at a parked point, or while it handles one of L2's port I/O
+exits), it dies while L2 is inside it (l1vm-die-in-exit), or one bit of an L1 vCPU register
+flips while the L1 runs its own code (Romulus's and NiLiHype's register model). Nested mode
+needs SVM with nested KVM, which only the emulated AMD host has here (scripts/nested-host), so
+the runs execute inside it: one boot of the emulated host
 runs up to RUNS_PER_BOOT runs (the `nested-campaign` test of tests.sh), each one L2 lifetime of
 the counter workload with one fault, injected delay_ms after L2 runs and a standby L1 is ready.
 The console lines of each run (rehome's status lines, L2's final digest, the exit status) are

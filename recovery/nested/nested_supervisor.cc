@@ -202,10 +202,7 @@ bool NestedSupervisor::CheckActive() {
   const AgentState state = a.agent_state();
   if (!l2_started_) {
     if (std::optional<MachineResult> ended = a.Ended(); ended.has_value()) {
-      Finish({ExitOutcome::kFatal, 0,
-              absl::StrCat("L1 #", a.id(), " stopped while booting: ", ended->reason), 0, 0, 0,
-              true});
-      return false;
+      return ReplaceUnbootedL1(absl::StrCat("stopped while booting: ", ended->reason));
     }
     if (state == AgentState::kReady) {
       ArmExitTracking(a);
@@ -220,10 +217,8 @@ bool NestedSupervisor::CheckActive() {
                           absl::ToDoubleSeconds(absl::Now() - a.started())));
     } else if (state == AgentState::kFailed || state == AgentState::kDied ||
                absl::Now() - a.started() > config_.l1_boot_timeout) {
-      Finish({ExitOutcome::kFatal, 0,
-              absl::StrCat("L1 #", a.id(), "'s agent did not become ready: ", a.control()->message),
-              0, 0, 0, true});
-      return false;
+      return ReplaceUnbootedL1(
+          absl::StrCat("did not become ready: ", a.control()->message));
     }
     return true;
   }
@@ -267,6 +262,35 @@ bool NestedSupervisor::CheckActive() {
   // exit when paused: let it run on between capture attempts, as for a kill. (A heartbeat can
   // also stall when the host starves the L1 of CPU; the L1 then holds L2 in guest mode.)
   return Failover(cause, /*l1_alive=*/!a.Ended().has_value(), absl::Now());
+}
+
+bool NestedSupervisor::ReplaceUnbootedL1(const std::string& why) {
+  const int failed = active_->id();
+  if (unbooted_replacements_ >= kMaxUnbootedReplacements) {
+    Finish({ExitOutcome::kFatal, 0,
+            absl::StrCat("L1 #", failed, " ", why, " (", unbooted_replacements_,
+                         " L1s replaced before L2 ran: giving up)"),
+            0, 0, 0, true});
+    return false;
+  }
+  ++unbooted_replacements_;
+  active_->Kill();
+  std::unique_ptr<NestedL1> next = std::move(standby_);
+  if (next == nullptr) {
+    absl::StatusOr<std::unique_ptr<NestedL1>> started = StartL1();
+    if (!started.ok()) {
+      Finish({ExitOutcome::kFatal, 0,
+              absl::StrCat("L1 #", failed, " ", why, "; cannot start another: ",
+                           started.status().message()),
+              0, 0, 0, true});
+      return false;
+    }
+    next = std::move(*started);
+  }
+  Log(absl::StrCat("L1 #", failed, " ", why, "; L2 never ran there: L1 #", next->id(),
+                   " takes its place"));
+  active_ = std::move(next);  // KeepStandby starts the next standby
+  return true;
 }
 
 bool NestedSupervisor::KeepStandby() {

@@ -135,6 +135,11 @@ class NestedSupervisor final {
   // Returns false when the run must end (Finish was called).
   bool CheckActive();
   bool KeepStandby();
+  // The active L1 failed before L2 ever ran in it (its boot, its agent): nothing of L2 is lost,
+  // so the standby (or a new L1) takes its place, up to kMaxUnbootedReplacements times.
+  bool ReplaceUnbootedL1(const std::string& why);
+  static constexpr int kMaxUnbootedReplacements = 3;
+  int unbooted_replacements_ = 0;
   void MaybeInjectFault();
   // Flips a random register bit of the active L1 at a moment it runs its own code.
   void InjectRegisterFault();
