@@ -27,7 +27,15 @@ t_linux_boot() {  # name mode marker-prefix extra-args...
     >/tmp/$name.err 2>&1
   rc=$?
   t1=$(up)
-  line=$(grep "$prefix""REHOME-LINUX-BOOTED" /tmp/$name.log | tr -d "\r")
+  # The kernel's console can cut into the init's tty line ("REHOME-LINUX-BOO[ 3.5] kmsg: ...\n
+  # TED cpus=2 ..."): the marker is also looked for with a kernel message that starts inside a
+  # line dropped and that line joined with the next.
+  line=$({
+    tr -d "\r" </tmp/$name.log
+    tr -d "\r" </tmp/$name.log | awk '{ j = match($0, /\[ *[0-9]+\.[0-9]+\] /)
+      if (j > 1) { printf "%s", substr($0, 1, j - 1); next }
+      print }'
+  } | grep "$prefix""REHOME-LINUX-BOOTED" | grep -m1 "cpus=")
   if [ $rc = 0 ] && echo "$line" | grep -q "cpus=2"; then
     report $name PASS "rc=0 in $(awk "BEGIN{print $t1-$t0}")s: $line"
     return 0
