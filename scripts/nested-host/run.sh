@@ -8,7 +8,8 @@
 #        (VAR=value words for the tests inside, e.g. NESTED_LONG_TIMEOUT=600), NESTED_LOG
 #        (the timestamped console, default NESTED_OUT/console.log), NESTED_TCG_THREAD (multi:
 #        one host thread per emulated CPU, QEMU's default; single: one thread for both),
-#        NESTED_BOOTS (3: boots of an emulated host that died before it finished).
+#        NESTED_BOOTS (3: boots of an emulated host that died before it finished),
+#        NESTED_STALL_S (600: a console silent this long means a hung host, stopped).
 set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 build=${1:?usage: run.sh BUILD_DIR [tests]}
@@ -26,15 +27,32 @@ while :; do
   skip=$(grep -h -o "NESTED-TEST [^ ]* \(PASS\|FAIL\|SKIP\)" "$log" | awk '{print $2}' | paste -sd, -)
   echo "test-nested: booting the emulated host (QEMU TCG, boot $boot); console in $log"
   start=${EPOCHREALTIME/./}
-  timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
-    -accel "tcg,thread=${NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
-    -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" \
-    -append "console=ttyS0 mitigations=off panic=-1 quiet no_timer_check tests=$tests ${skip:+NESTED_SKIP=$skip} ${NESTED_ENV:-}" </dev/null 2>&1 |
-    while IFS= read -r line; do
-      d=$((${EPOCHREALTIME/./} - start))
-      printf '%5d.%02d %s\n' $((d / 1000000)) $((d / 10000 % 100)) "${line%$'\r'}"
-    done >>"$log"
-  qemu_rc=${PIPESTATUS[0]}
+  marker=$out/qemu-boot.pid
+  (
+    timeout --kill-after=10 "${NESTED_TIMEOUT:-1800}" nice -n 10 qemu-system-x86_64 \
+      -accel "tcg,thread=${NESTED_TCG_THREAD:-multi}" -cpu EPYC,+svm,+npt -m "${NESTED_MEM:-3072}" -smp 2 -nographic -no-reboot \
+      -kernel "$out/vmlinuz" -initrd "$out/host.cpio.gz" -pidfile "$marker" \
+      -append "console=ttyS0 mitigations=off panic=-1 quiet no_timer_check tests=$tests ${skip:+NESTED_SKIP=$skip} ${NESTED_ENV:-}" </dev/null 2>&1 |
+      while IFS= read -r line; do
+        d=$((${EPOCHREALTIME/./} - start))
+        printf '%5d.%02d %s\n' $((d / 1000000)) $((d / 10000 % 100)) "${line%$'\r'}"
+      done >>"$log"
+    exit "${PIPESTATUS[0]}"
+  ) &
+  booted=$!
+  # A hung emulated host (the console silent for NESTED_STALL_S, 600 s; the nested tests print
+  # progress every 15 s) is stopped like a dead one.
+  while kill -0 "$booted" 2>/dev/null; do
+    sleep 2
+    if [ $(($(date +%s) - $(stat -c %Y "$log"))) -gt "${NESTED_STALL_S:-600}" ]; then
+      echo "test-nested: the emulated host's console is silent for ${NESTED_STALL_S:-600} s: stopping it"
+      [ -s "$marker" ] && kill "$(cat "$marker")" 2>/dev/null
+      touch "$log"
+    fi
+  done
+  wait "$booted"
+  qemu_rc=$?
+  rm -f "$marker"
   if grep -q "=== NESTED-TESTS DONE" "$log"; then break; fi
   echo "test-nested: the emulated host died in boot $boot (qemu rc=$qemu_rc)"
   [ "$qemu_rc" = 124 ] && break  # the time bound: no more boots
