@@ -23,8 +23,8 @@
 namespace rehome {
 
 inline constexpr uint64_t kEffectsMagic = 0x3130544346454852ull;  // "RHEFCT01"
-// 2: the network entries (6, 7); 3: kAvailWatch (8).
-inline constexpr uint32_t kEffectsVersion = 3;
+// 2: the network entries (6, 7); 3: kAvailWatch (8); 4: kAvailWatch's byte.
+inline constexpr uint32_t kEffectsVersion = 4;
 inline constexpr uint64_t kEffectsCapacity = 8u << 20;  // bytes of entries
 inline constexpr uint64_t kEffectsDataOffset = 4096;
 
@@ -36,9 +36,11 @@ enum class EffectType : uint8_t {
   kConsoleOut = 5,  // data = bytes for the console client
   kNetTx = 6,       // addr = transmit position (frames since boot); data = the Ethernet frame
   kNetRxDone = 7,   // addr = receive position: every received frame before it was delivered
-  // addr = where a ready virtqueue's available index lives after the item (no data; one entry
-  // per ready queue, from the device state): L0 reads these words into the next item's
-  // ExitRequest::avail_snapshot. Nothing to apply.
+  // addr = where a ready virtqueue's available index lives after the item (one entry per ready
+  // queue, from the device state): L0 reads these words into the next item's
+  // ExitRequest::avail_snapshot. data = 1 byte: 1 when the device takes the queue's buffers
+  // unprompted (a request or transmit queue: L0's notification pump watches the word), 0 for a
+  // receive queue (absent: taken as 1). Nothing to apply.
   kAvailWatch = 8,
 };
 

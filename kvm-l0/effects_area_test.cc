@@ -24,7 +24,8 @@ std::vector<uint8_t> SampleEntries() {
                std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(text), 2));
   AppendEffect(&e, EffectType::kNetTx, 9, std::span<const uint8_t>(data, 4));
   AppendEffect(&e, EffectType::kNetRxDone, 12, {});
-  AppendEffect(&e, EffectType::kAvailWatch, 0x4002, {});
+  const uint8_t receive_queue = 0;  // the device takes this queue's buffers on host input only
+  AppendEffect(&e, EffectType::kAvailWatch, 0x4002, {&receive_queue, 1});
   return e;
 }
 
@@ -70,6 +71,8 @@ TEST_F(EffectsAreaTest, ItemRoundTripsWithEveryEntryType) {
   EXPECT_EQ(got->entries[6].addr, 12u);
   EXPECT_EQ(got->entries[7].type, EffectType::kAvailWatch);
   EXPECT_EQ(got->entries[7].addr, 0x4002u);
+  ASSERT_EQ(got->entries[7].data.size(), 1u);
+  EXPECT_EQ(got->entries[7].data[0], 0u);
   // An empty item too.
   ASSERT_TRUE(replica_.Write(43, 0, 7, {}).ok());
   got = l0_.CopyOut(43);

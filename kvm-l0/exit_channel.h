@@ -65,8 +65,10 @@ struct AvailIndexSnapshot {
 struct ExitRequest {
   // kConsoleInput: not a guest exit but host input for the virtio console (data = the bytes),
   // posted by L0 on the host slot (index = vCPU count) and answered and committed like an exit.
-  // kDeviceKick (verified execution): process the virtio devices' queues again, posted by L0
-  // when a replica's item stopped at its effects budget with requests still queued.
+  // kDeviceKick (verified execution): process the virtio devices' queues, posted by L0 on a
+  // queue notification KVM signalled on an ioeventfd (addr = its QueueNotify register, for
+  // reports), or again (addr 0) when a replica's item stopped at its effects budget with
+  // requests still queued.
   // kNetInput (verified execution): frames arrived in the network receive ring: process the
   // virtio-net queues (no data; posted on the host slot like console input).
   enum Kind : uint32_t { kPio = 1, kMmio = 2, kConsoleInput = 3, kDeviceKick = 4, kNetInput = 5 };

@@ -72,7 +72,7 @@ struct L1LaunchSpec {
   // -1: not a replica. A replica gets no ioeventfd, irqfd or console ring: L0 applies its effects.
   int effects_fd = -1;
   // Whether the channel has a host slot after the vCPUs' (L1Options::HasHostSlot).
-  bool HasHostSlot() const { return console || (effects_fd >= 0 && net_mac.has_value()); }
+  bool HasHostSlot() const { return console || effects_fd >= 0; }
 };
 
 // OK if `path` names an executable regular file that Spawn can start as an L1 (design diversity:

@@ -156,6 +156,8 @@ class L1Supervisor {
   // Bit c: a vCPU thread runs or last ran on CPU c (0..31), as of the monitor's last round; 0
   // when unknown. For L0's own service threads (base/cpu_avoidance.h).
   virtual uint32_t VcpuCpus() const { return 0; }
+  // Verified execution: see VerifiedSupervisor::QueueWorkAvailable. Elsewhere true.
+  virtual bool QueueWorkAvailable(bool wait_for_item) { return true; }
   virtual VerificationStatus verification() const { return {}; }
   // Changes verified execution on the running VM (QMP). Between dual and triple only: the
   // replica count follows from the next work item on (a recruit joins at the agreed state; an

@@ -45,6 +45,20 @@ class SplitBackend final : public ExitBackend {
   // Verified execution with virtio-net: frames arrived in the receive ring; the replicas process
   // the device's queues as a request on the host slot (ExitRequest::kNetInput).
   absl::Status DeliverNetInput();
+  // Verified execution: a QueueNotify register whose guest writes KVM signals on the eventfd
+  // `fd` (an ioeventfd) instead of exiting to L0.
+  struct QueueNotifier {
+    int fd;
+    uint64_t addr;  // the register, for reports
+  };
+  // Starts the notification pump: a thread that waits on the notifiers and, when any is
+  // signalled, has the replicas process the devices' queues as one item on the host slot
+  // (ExitRequest::kDeviceKick, `addr` of a signalled one), with the available indices L0 read
+  // after draining the eventfds (so every notification is covered by an item). The vCPU that
+  // notified runs on meanwhile (the guest polls the used ring or waits for the interrupt):
+  // nothing it can see changes before the replicas agreed. Call once; the fds must outlive
+  // Shutdown().
+  absl::Status StartNotificationPump(std::vector<QueueNotifier> notifiers);
   ~SplitBackend() override;
 
   ExitOutcome Handle(int vcpu, KvmExit& exit) override;
@@ -81,6 +95,9 @@ class SplitBackend final : public ExitBackend {
   UniqueFd console_out_;  // the L1 signals "published more" here
   UniqueFd drain_stop_;   // Shutdown() signals the drain thread here
   std::thread drain_thread_;
+  void PumpNotifications(std::vector<QueueNotifier> notifiers);
+  UniqueFd pump_stop_;  // Shutdown() signals the notification pump here
+  std::thread pump_thread_;
   UniqueFd serial_output_;
   std::function<void(std::string_view)> console_output_;
   uint32_t host_slot_ = 0;

@@ -291,7 +291,8 @@ std::string VerifiedSupervisor::Describe(const ExitRequest& r) {
     case ExitRequest::kConsoleInput:
       return absl::StrCat("console input, ", r.data_len, " bytes");
     case ExitRequest::kDeviceKick:
-      return "device queues (continued)";
+      return r.addr == 0 ? "device queues (new buffers, or work the last item left)"
+                         : absl::StrFormat("queue notification at 0x%x", r.addr);
     case ExitRequest::kNetInput:
       return absl::StrCat("network frames received (up to ", r.net_rx_limit, ")");
     default:
@@ -318,7 +319,8 @@ DivergenceReport VerifiedSupervisor::NewDivergence(const ExitRequest& request, c
 void VerifiedSupervisor::StampAvailSnapshot(ExitRequest* request) const {
   request->avail_snapshot_count = 0;
   if (sink_.ram == nullptr) return;
-  for (uint64_t gpa : avail_watch_) {
+  for (const AvailWatch& w : avail_watch_) {
+    const uint64_t gpa = w.gpa;
     // Aligned (the ring is 2-aligned): one atomic read of a word the guest's vCPUs may move.
     uint8_t* p = gpa % 2 == 0 ? sink_.ram->HostAddress(gpa, sizeof(uint16_t)) : nullptr;
     if (p == nullptr) continue;
@@ -329,6 +331,28 @@ void VerifiedSupervisor::StampAvailSnapshot(ExitRequest* request) const {
   }
 }
 
+bool VerifiedSupervisor::QueueWorkAvailable(bool wait_for_item) {
+  if (wait_for_item) {
+    item_mu_.Lock();
+  } else if (!item_mu_.TryLock()) {
+    return false;
+  }
+  bool available = avail_watch_.empty() || sink_.ram == nullptr;
+  for (size_t i = 0; i < avail_watch_.size() && !available; ++i) {
+    // A receive queue's new buffers wait for host input; its notification is what counts.
+    if (!wait_for_item && !avail_watch_[i].unprompted) continue;
+    const uint64_t gpa = avail_watch_[i].gpa;
+    uint8_t* p = gpa % 2 == 0 ? sink_.ram->HostAddress(gpa, sizeof(uint16_t)) : nullptr;
+    const auto last = std::find_if(last_snapshot_.begin(), last_snapshot_.end(),
+                                   [gpa](const AvailIndexSnapshot& s) { return s.gpa == gpa; });
+    available = p == nullptr || last == last_snapshot_.end() ||
+                std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(p))
+                        .load(std::memory_order_acquire) != last->index;
+  }
+  item_mu_.Unlock();
+  return available;
+}
+
 absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* response,
                                          uint32_t* flags) {
   // The snapshot is taken once: a recruit that executes the item later gets the same one.
@@ -336,6 +360,8 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   std::memcpy(stamped.get(), &item,
               offsetof(ExitRequest, data) + std::min(item.data_len, kExitDataMax));
   StampAvailSnapshot(stamped.get());
+  last_snapshot_.assign(stamped->avail_snapshot,
+                        stamped->avail_snapshot + stamped->avail_snapshot_count);
   const ExitRequest& request = *stamped;
   const size_t replicas_wanted = ReplicasWanted();  // one count for the whole item
   std::vector<Replica> voters;
@@ -459,7 +485,7 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   avail_watch_.clear();
   for (const Effect& e : winner.effects.entries) {
     if (e.type == EffectType::kAvailWatch && avail_watch_.size() < kMaxAvailSnapshot) {
-      avail_watch_.push_back(e.addr);
+      avail_watch_.push_back({e.addr, e.data.empty() || e.data[0] != 0});
     }
   }
   {

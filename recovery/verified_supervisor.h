@@ -1,7 +1,7 @@
 // recovery/verified_supervisor.h: verified execution (docs/failover.md, "Verified execution").
-// Two (dual) or three (triple) replica L1s execute every work item — each vCPU exit, including
-// the virtio notifications, which exit in this mode, and each console input — from the same
-// agreed state, one item at a time. A replica changes nothing outside itself: its answer, its
+// Two (dual) or three (triple) replica L1s execute every work item — each vCPU exit, each virtio
+// queue notification (L0's notification pump, SplitBackend::StartNotificationPump) and each
+// console or network input — from the same agreed state, one item at a time. A replica changes nothing outside itself: its answer, its
 // effects (guest RAM, disk, interrupt and console writes, captured by vmm/l1/effect_capture.h)
 // and the CRC of the state it committed to its own journal come back to L0, which compares them
 // (replica_vote.h) and only then applies one copy of the effects (effects_apply.h) and answers
@@ -70,6 +70,14 @@ class VerifiedSupervisor final : public L1Supervisor {
   const RecoveryPolicy& policy() const override { return config_.policy; }
   VerificationStatus verification() const override;
   absl::Status SetVerifyMode(VerifyMode mode) override;
+  // Whether the guest made buffers available since the last item read the available indices
+  // (at the addresses the agreed state names: a look at guest RAM), or cannot tell (no item yet,
+  // a queue the last item did not read). For L0's notification pump: a notification that adds
+  // nothing needs no item, and new buffers on a queue the device takes unprompted (a request or
+  // transmit queue; not a receive queue) are worth an item before the guest's notification
+  // arrives. With an item in flight: waits for it when `wait_for_item`, else false.
+  bool QueueWorkAvailable(bool wait_for_item) override;
+  uint32_t VcpuCpus() const override { return vcpu_cpus_.load(std::memory_order_relaxed); }
   absl::Status ResumeAfterLimit() override;
   void Shutdown() override;
 
@@ -142,7 +150,13 @@ class VerifiedSupervisor final : public L1Supervisor {
   absl::Mutex item_mu_;  // one item at a time; before mu_
   // Where the ready virtqueues' available indices live, as the last agreed effects said
   // (EffectType::kAvailWatch; at most kMaxAvailSnapshot).
-  std::vector<uint64_t> avail_watch_ ABSL_GUARDED_BY(item_mu_);
+  struct AvailWatch {
+    uint64_t gpa;
+    bool unprompted;  // the device takes this queue's buffers unprompted (the pump watches it)
+  };
+  std::vector<AvailWatch> avail_watch_ ABSL_GUARDED_BY(item_mu_);
+  // The indices the last item read (StampAvailSnapshot).
+  std::vector<AvailIndexSnapshot> last_snapshot_ ABSL_GUARDED_BY(item_mu_);
   mutable absl::Mutex mu_;
   absl::CondVar cv_;
   std::vector<Replica> members_ ABSL_GUARDED_BY(mu_);        // in sync at the agreed state
@@ -150,6 +164,7 @@ class VerifiedSupervisor final : public L1Supervisor {
   std::optional<uint32_t> agreed_crc_ ABSL_GUARDED_BY(mu_);  // nullopt: nothing agreed yet
   uint64_t next_id_ ABSL_GUARDED_BY(mu_) = 1;
   VcpuThreads vcpu_threads_;
+  std::atomic<uint32_t> vcpu_cpus_{0};  // vcpu_threads_.CpuMask() at the monitor's last round
   std::set<uint64_t> fenced_ids_ ABSL_GUARDED_BY(mu_);  // L1s already reported failed (recent)
   // The journals of recently fenced replicas (l1 and effects null): sources of the agreed state
   // when every member failed at once.

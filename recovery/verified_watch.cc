@@ -152,6 +152,17 @@ void VerifiedSupervisor::MonitorLoop() {
     const absl::Time now = absl::Now();
     const int64_t now_mono_ns = MonotonicNowNs();
     checked = now;
+    // Where the vCPU threads run (ExitChannelHeader::vcpu_cpus): a replica that served an item
+    // no vCPU waits for (a queue notification L0 took on an ioeventfd, console or network input)
+    // keeps off those CPUs, where the guest runs on meanwhile.
+    const uint32_t vcpu_cpus = vcpu_threads_.CpuMask();
+    vcpu_cpus_.store(vcpu_cpus, std::memory_order_relaxed);  // for L0's notification pump too
+    for (const Replica& r : members) {
+      std::atomic<uint32_t>& hint = r.l1->channel().header().vcpu_cpus;
+      if (hint.load(std::memory_order_relaxed) != vcpu_cpus) {
+        hint.store(vcpu_cpus, std::memory_order_relaxed);
+      }
+    }
     auto check = [&](const Replica& r) -> std::string {
       if (r.l1->Exited()) {
         return ExitCause(*r.l1);

@@ -120,8 +120,9 @@ void ExpectConfined(pid_t pid) {
 }
 
 // docs/exit-channel.md lists them: stdin and stdout on /dev/null, stderr, the RAM memfds, the
-// exit channel memfd, its eventfds (request, ack, one response per slot: 2 vCPUs), the journal,
-// the lifeline pipe and, for a replica of verified execution, its effects area. Never /dev/kvm.
+// exit channel memfd, its eventfds (request, ack, one response per slot: 2 vCPUs, and for a
+// replica of verified execution the host slot's), the journal, the lifeline pipe and, for a
+// replica, its effects area. Never /dev/kvm.
 void ExpectOnlyDocumentedFds(pid_t pid, bool replica) {
   const std::map<int, std::string> fds = Fds(pid);
   ASSERT_FALSE(fds.empty());
@@ -142,11 +143,12 @@ void ExpectOnlyDocumentedFds(pid_t pid, bool replica) {
   EXPECT_EQ(kinds["/memfd:rehome-journal (deleted)"] + kinds["/memfd:rehome-journal"], 1);
   const int effects = kinds["/memfd:rehome-effects (deleted)"] + kinds["/memfd:rehome-effects"];
   EXPECT_EQ(effects, replica ? 1 : 0);
-  EXPECT_EQ(kinds["anon_inode:[eventfd]"], 4);  // request, ack, 2 vCPU slots
-  EXPECT_EQ(kinds["pipe"], 1);                  // the lifeline
+  const int eventfds = replica ? 5 : 4;  // request, ack, 2 vCPU slots (and the host slot)
+  EXPECT_EQ(kinds["anon_inode:[eventfd]"], eventfds);
+  EXPECT_EQ(kinds["pipe"], 1);  // the lifeline
   int total = 0;
   for (const auto& [kind, count] : kinds) total += count;
-  EXPECT_EQ(total, kinds["ram"] + 1 + 1 + effects + 4 + 1) << "unexpected fds";
+  EXPECT_EQ(total, kinds["ram"] + 1 + 1 + effects + eventfds + 1) << "unexpected fds";
 }
 
 TEST_F(SandboxTest, RunningL1ShowsEveryLayerInProc) {

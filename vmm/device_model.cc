@@ -89,8 +89,8 @@ bool DeviceModel::DiskRequestAvailable() const {
   return disk_ != nullptr && disk_->HasAvailable(0);
 }
 
-std::vector<uint64_t> DeviceModel::AvailIndexAddresses() const {
-  std::vector<uint64_t> out;
+std::vector<virtio::AvailIndexAddress> DeviceModel::AvailIndexAddresses() const {
+  std::vector<virtio::AvailIndexAddress> out;
   for (const virtio::MmioTransport* t : {disk_.get(), console_.get(), net_.get()}) {
     if (t != nullptr) t->AppendAvailIndexAddresses(&out);
   }

@@ -122,8 +122,9 @@ class DeviceModel final {
   bool DiskRequestAvailable() const;
   // Where the available index of every ready virtqueue lives (disk, console, network, in queue
   // order): the words a verified replica reads the guest's progress from (see
-  // GuestMemoryView::AvailableIndex).
-  std::vector<uint64_t> AvailIndexAddresses() const;
+  // GuestMemoryView::AvailableIndex); with whether the device takes the queue's buffers
+  // unprompted (what L0's notification pump watches for).
+  std::vector<virtio::AvailIndexAddress> AvailIndexAddresses() const;
   // Its receive and transmit positions (frames since boot; part of the device state).
   uint64_t net_rx_frames() const;
   uint64_t net_tx_frames() const;

@@ -265,7 +265,7 @@ absl::StatusOr<std::unique_ptr<Machine::VmInstance>> Machine::BuildInstance(
   if (blk_irq_.valid()) {
     RETURN_IF_ERROR(instance->vm.RegisterIrqFd(blk_irq_.get(), kVirtioFirstIrq));
   }
-  // Verified execution has the irqfds (L0 raises the agreed interrupts) but no ioeventfds.
+  // Verified execution: L0 raises the agreed interrupts on the irqfds and takes the ioeventfds.
   const VirtioIndices index =
       VirtioDeviceIndices(blk_irq_.valid(), console_irq_.valid(), net_irq_.valid());
   // Any queue (console and net: receive 0, transmit 1): the L1 processes both on a notification.

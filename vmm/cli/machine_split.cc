@@ -1,8 +1,9 @@
 // vmm/cli/machine_split.cc: Machine::SetUpSplitBackend: the L1 processes of split mode. Without
 // verified execution the active L1 serves the virtio devices directly (KVM signals its
-// ioeventfds, it raises their irqfds); with it, every device access exits, the replicas execute
-// it, and L0 applies the effects they agreed on (recovery/verified_supervisor.h) through the
-// irqfds, the disk and the console it keeps.
+// ioeventfds, it raises their irqfds); with it, L0 takes the queue notifications (ioeventfds, its
+// notification pump) and every other device access exits, the replicas execute each, and L0
+// applies the effects they agreed on (recovery/verified_supervisor.h) through the irqfds, the
+// disk and the console it keeps.
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 
@@ -36,8 +37,10 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
     supervisor.launch.disk_fd = disk_.get();
     supervisor.launch.disk_read_only = config_.disk_read_only;
     if (!irqfd(&blk_irq_)) return LastErrnoStatus("eventfd");
-    if (!verified) {  // verified: notifications exit, so that every replica sees them
-      if (!irqfd(&blk_notify_)) return LastErrnoStatus("eventfd");
+    // Verified: L0 takes the notification (SplitBackend::StartNotificationPump), the replicas
+    // get no ioeventfd.
+    if (!irqfd(&blk_notify_)) return LastErrnoStatus("eventfd");
+    if (!verified) {
       supervisor.launch.blk_notify_fd = blk_notify_.get();
       supervisor.launch.blk_irq_fd = blk_irq_.get();
     }
@@ -51,8 +54,8 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
   supervisor.launch.console = console != nullptr;
   if (console != nullptr) {
     if (!irqfd(&console_irq_)) return LastErrnoStatus("eventfd");
+    if (!irqfd(&console_notify_)) return LastErrnoStatus("eventfd");
     if (!verified) {
-      if (!irqfd(&console_notify_)) return LastErrnoStatus("eventfd");
       supervisor.launch.console_notify_fd = console_notify_.get();
       supervisor.launch.console_irq_fd = console_irq_.get();
     }
@@ -61,8 +64,8 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
     if (!irqfd(&net_irq_)) return LastErrnoStatus("eventfd");
     supervisor.launch.net_mac = config_.net->mac;
     supervisor.launch.net_rx_ring_fd = tap->rx_ring().memfd();
+    if (!irqfd(&net_notify_)) return LastErrnoStatus("eventfd");
     if (!verified) {  // verified: frames travel as effects (NetTap::SendAgreed)
-      if (!irqfd(&net_notify_)) return LastErrnoStatus("eventfd");
       supervisor.launch.net_tx_ring_fd = tap->tx_ring().memfd();
       supervisor.launch.net_notify_fd = net_notify_.get();
       supervisor.launch.net_irq_fd = net_irq_.get();
@@ -103,6 +106,20 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
                    SplitBackend::Start(std::move(supervisor), std::move(config_.serial_output),
                                        console_output, std::move(sink), disk_bytes));
   supervisor_ = &split->supervisor();
+  if (verified) {
+    const VirtioIndices index =
+        VirtioDeviceIndices(blk_irq_.valid(), console_irq_.valid(), net_irq_.valid());
+    std::vector<SplitBackend::QueueNotifier> notifiers;
+    for (const auto& [i, fd] :
+         {std::pair{index.disk, &blk_notify_}, std::pair{index.console, &console_notify_},
+          std::pair{index.net, &net_notify_}}) {
+      if (i < 0 || !fd->valid()) continue;
+      notifiers.push_back({fd->get(), kVirtioMmioBase +
+                                          static_cast<uint64_t>(i) * kVirtioMmioStride +
+                                          virtio::MmioTransport::kRegQueueNotify});
+    }
+    RETURN_IF_ERROR(split->StartNotificationPump(std::move(notifiers)));
+  }
   if (tap != nullptr) {
     const L1Supervisor* watched = supervisor_;
     tap->AvoidCpusOf([watched] { return watched->VcpuCpus(); });

@@ -50,9 +50,9 @@ struct L1Options {
   bool verify = false;
   int effects_fd = -1;
   L1SandboxOptions sandbox;  // --sandbox, --sandbox-ns-fds, --sandbox-root, --sandbox-id-base
-  // Whether the channel has a host slot after the vCPUs' (console input; a replica's network
-  // input, ExitRequest::kNetInput).
-  bool HasHostSlot() const { return console || (verify && net); }
+  // Whether the channel has a host slot after the vCPUs' (console input; a replica's items that
+  // no vCPU waits for: network input, queue notifications L0 took on an ioeventfd).
+  bool HasHostSlot() const { return console || verify; }
 };
 
 // Parses `--key value` pairs; InvalidArgument names the first bad or missing option.

@@ -124,7 +124,18 @@ bool L1Scheduling::MoveAwayFrom(int cpu) {
   moved_at_ = now;
   cpu_set_t others = allowed_;
   CPU_CLR(cpu, &others);
-  return sched_setaffinity(0, sizeof(others), &others) == 0;
+  if (sched_setaffinity(0, sizeof(others), &others) != 0) return false;
+  moved_ = true;
+  return true;
+}
+
+bool L1Scheduling::AllowEveryCpu() {
+  const absl::Time now = absl::Now();
+  if (!moved_ || now - moved_at_ < absl::Milliseconds(10)) return false;
+  moved_at_ = now;
+  if (sched_setaffinity(0, sizeof(allowed_), &allowed_) != 0) return false;
+  moved_ = false;
+  return true;
 }
 
 }  // namespace rehome

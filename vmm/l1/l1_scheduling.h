@@ -41,6 +41,11 @@ class L1Scheduling final {
   // two take turns on that CPU for good (see the .cc); when this process may run on more CPUs
   // than there are vCPUs, it moves to the others, at most once per 10 ms. True if it moved.
   bool MoveAwayFrom(int cpu);
+  // Undoes MoveAwayFrom: the thread may run on every CPU it started with again (a replica of
+  // verified execution whose vCPU thread sleeps in L0 until every replica answered: replicas
+  // kept off that CPU would crowd onto the others). At most once per 10 ms, as MoveAwayFrom;
+  // nothing when it never moved. True if it changed the affinity.
+  bool AllowEveryCpu();
 
  private:
   const bool realtime_wanted_;
@@ -52,6 +57,7 @@ class L1Scheduling final {
   bool self_raise_refused_ = false;  // sched_setscheduler(SCHED_FIFO) failed once
   bool affinity_known_ = false;      // allowed_ holds the mask the L1 started with
   cpu_set_t allowed_{};
+  bool moved_ = false;  // restricted by MoveAwayFrom, not restored since
   absl::Time moved_at_ = absl::InfinitePast();
 };
 

@@ -18,6 +18,7 @@
 #include <string>
 #include <thread>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "kvm-l0/exit_channel.h"
 #include "vmm/l1/l1_sandbox.h"
@@ -152,6 +153,35 @@ TEST(L1SchedulingTest, AConfinedL1SetsItsOwnSlice) {
   EXPECT_EQ(ready, 'o');  // SCHED_OTHER while it spins
   if (!KernelHasTaskSlices()) GTEST_SKIP() << "this kernel has no per-task time slices (6.12+)";
   EXPECT_EQ(slice, kShortSliceNs);
+}
+
+// MoveAwayFrom restricts the thread to the other CPUs; AllowEveryCpu gives it back every CPU it
+// started with (a replica whose vCPU thread waits for it in L0), at most once per 10 ms like the
+// move, and only after a move.
+TEST(L1SchedulingTest, AllowEveryCpuUndoesAMoveAwayFromTheVcpusCpu) {
+  cpu_set_t start;
+  ASSERT_EQ(sched_getaffinity(0, sizeof(start), &start), 0);
+  if (CPU_COUNT(&start) < 2) GTEST_SKIP() << "one CPU: there is no other CPU to move to";
+  std::thread t([&start] {
+    L1Scheduling scheduling(/*realtime=*/false, /*l0_raises=*/false, /*vcpus=*/1);
+    EXPECT_FALSE(scheduling.AllowEveryCpu());  // never moved: nothing to undo
+    const int cpu = sched_getcpu();
+    ASSERT_TRUE(scheduling.MoveAwayFrom(cpu));
+    cpu_set_t moved;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(moved), &moved), 0);
+    EXPECT_FALSE(CPU_ISSET(cpu, &moved));
+    EXPECT_EQ(CPU_COUNT(&moved), CPU_COUNT(&start) - 1);
+    EXPECT_FALSE(scheduling.AllowEveryCpu());  // within 10 ms of the move
+    const absl::Time deadline = absl::Now() + absl::Seconds(5);
+    bool allowed = false;
+    while (!allowed && absl::Now() < deadline) allowed = scheduling.AllowEveryCpu();
+    ASSERT_TRUE(allowed);
+    cpu_set_t back;
+    ASSERT_EQ(sched_getaffinity(0, sizeof(back), &back), 0);
+    EXPECT_TRUE(CPU_EQUAL(&back, &start));
+    EXPECT_FALSE(scheduling.AllowEveryCpu());  // nothing left to undo
+  });
+  t.join();
 }
 
 }  // namespace

@@ -183,11 +183,20 @@ class L1Server final {
           active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu);
       if (may_spin) scheduling_.BeforeSpin();
       bool work = may_spin && SpinForWork();
+      const bool vcpu_waited = answered_vcpu_exit_;
       answered_vcpu_exit_ = false;
       const bool said_sleeping = !work;
       if (said_sleeping) {
-        // Its wake-up must not land on a vCPU thread's CPU (base/cpu_avoidance.h).
-        if (active_) (void)OffTheVcpusCpus();
+        // Its wake-up must not land on a vCPU thread's CPU (base/cpu_avoidance.h). Except a
+        // replica whose last item was a vCPU's exit: that vCPU thread sleeps in L0 until every
+        // replica answered, and replicas all kept off its CPU would execute one after the
+        // other; after an item no vCPU waits for (a queue notification L0 took, host input),
+        // the guest runs on, and a replica woken on its CPU would first have to preempt it.
+        if (active_ && effects_.has_value() && vcpu_waited) {
+          (void)scheduling_.AllowEveryCpu();
+        } else if (active_) {
+          (void)OffTheVcpusCpus();
+        }
         channel_.SetL1Sleeping(scheduling_.BeforeSleep());
         work = RequestPending();  // published before L0 could see the flag
       }
@@ -539,8 +548,9 @@ class L1Server final {
       if (!capture_->HasRoom()) flags |= kEffectsMore;  // more queued work: L0 asks again
     }
     // Where the guest's available indices live now: L0 snapshots them into the next item.
-    for (uint64_t gpa : model_->AvailIndexAddresses()) {
-      AppendEffect(&effects_bytes_, EffectType::kAvailWatch, gpa, {});
+    for (const virtio::AvailIndexAddress& a : model_->AvailIndexAddresses()) {
+      const uint8_t unprompted = a.unprompted ? 1 : 0;
+      AppendEffect(&effects_bytes_, EffectType::kAvailWatch, a.gpa, {&unprompted, 1});
     }
     if (absl::Status s = effects_->Write(seq, flags, state_crc_, effects_bytes_); !s.ok()) {
       Die(std::string(s.message()));

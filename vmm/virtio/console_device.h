@@ -61,6 +61,7 @@ class ConsoleDevice final : public VirtioDevice {
   uint32_t device_id() const override { return kDeviceIdConsole; }
   uint64_t device_features() const override { return uint64_t{1} << kFeatureEmergWrite; }
   int queue_count() const override { return 2; }
+  bool TakesBuffersUnprompted(int q) const override { return q == 1; }  // transmitq
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
   void WriteConfig(uint64_t offset, std::span<const uint8_t> data) override;
   absl::StatusOr<bool> ProcessQueue(int q, Virtqueue& vq, const GuestMemoryView& mem) override;

@@ -292,10 +292,13 @@ bool MmioTransport::HasAvailable(int queue) const {
   return queues_[queue].HasAvailable(mem_);
 }
 
-void MmioTransport::AppendAvailIndexAddresses(std::vector<uint64_t>* out) const {
+void MmioTransport::AppendAvailIndexAddresses(std::vector<AvailIndexAddress>* out) const {
   absl::MutexLock lock(&mu_);
-  for (const Virtqueue& q : queues_) {
-    if (q.ready()) out->push_back(q.avail_index_gpa());
+  for (size_t i = 0; i < queues_.size(); ++i) {
+    if (queues_[i].ready()) {
+      out->push_back(
+          {queues_[i].avail_index_gpa(), device_->TakesBuffersUnprompted(static_cast<int>(i))});
+    }
   }
 }
 

@@ -110,10 +110,11 @@ class MmioTransport final : public BusDevice {
   // Whether Kick(queue) would find a chain to take (DRIVER_OK, queue ready, no reset needed,
   // the driver's available index ahead of the device's). Reads the available index only.
   bool HasAvailable(int queue) const;
-  // Appends where the driver's available index of each ready queue lives (guest-physical), in
-  // queue order. Part of what the device state determines (verified execution: L0 reads these
-  // words when it posts an item; GuestMemoryView::AvailableIndex).
-  void AppendAvailIndexAddresses(std::vector<uint64_t>* out) const;
+  // Appends where the driver's available index of each ready queue lives (guest-physical), and
+  // whether the device takes that queue's buffers unprompted, in queue order. Part of what the
+  // device state determines (verified execution: L0 reads these words when it posts an item;
+  // GuestMemoryView::AvailableIndex).
+  void AppendAvailIndexAddresses(std::vector<AvailIndexAddress>* out) const;
 
   // Deferred publication of completions (split mode): queue processing writes used elements and
   // advances the saved used_idx, but the driver-visible used ring idx and the used-buffer

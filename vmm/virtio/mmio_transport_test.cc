@@ -265,6 +265,32 @@ TEST_F(TransportTest, NotificationsNeedDriverOkAndAReadyQueue) {
   EXPECT_EQ(transport_->status() & kStatusNeedsReset, 0u);
 }
 
+// What a verified replica reports of the ready queues (EffectType::kAvailWatch): where each
+// available index lives, and whether the device takes the queue's buffers unprompted (the blk
+// request queue and the console's transmit queue yes, the console's receive queue no: its
+// buffers wait for host input).
+TEST_F(TransportTest, ReportsTheReadyQueuesAvailableIndicesAndWhichAreTakenUnprompted) {
+  std::vector<AvailIndexAddress> addresses;
+  transport_->AppendAvailIndexAddresses(&addresses);
+  EXPECT_TRUE(addresses.empty());  // no queue ready yet
+  Init();
+  transport_->AppendAvailIndexAddresses(&addresses);
+  ASSERT_EQ(addresses.size(), 1u);
+  EXPECT_EQ(addresses[0].gpa, driver_->layout(0).avail + 2);
+  EXPECT_TRUE(addresses[0].unprompted);
+
+  MmioTransport console(std::make_unique<ConsoleDevice>(nullptr), mem_, nullptr, nullptr);
+  TestDriver console_driver(console, ram_);
+  ASSERT_TRUE(console_driver.Initialize(~uint64_t{0}, kQueueSize).ok());
+  addresses.clear();
+  console.AppendAvailIndexAddresses(&addresses);
+  ASSERT_EQ(addresses.size(), 2u);
+  EXPECT_EQ(addresses[0].gpa, console_driver.layout(0).avail + 2);
+  EXPECT_FALSE(addresses[0].unprompted);  // receiveq0
+  EXPECT_EQ(addresses[1].gpa, console_driver.layout(1).avail + 2);
+  EXPECT_TRUE(addresses[1].unprompted);  // transmitq0
+}
+
 TEST_F(TransportTest, WritingStatusZeroResets) {
   Init();
   EXPECT_EQ(GoodWrite(0, 1), BlkDevice::kStatusOk);

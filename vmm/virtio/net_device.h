@@ -87,6 +87,7 @@ class NetDevice final : public VirtioDevice {
   uint32_t device_id() const override { return kDeviceIdNet; }
   uint64_t device_features() const override { return uint64_t{1} << kFeatureMac; }
   int queue_count() const override { return 2; }
+  bool TakesBuffersUnprompted(int q) const override { return q == 1; }  // transmitq
   void ReadConfig(uint64_t offset, std::span<uint8_t> data) override;
   absl::StatusOr<bool> ProcessQueue(int q, Virtqueue& vq, const GuestMemoryView& mem) override;
   void Reset() override {}  // positions and counters are host-side: they survive a reset

@@ -37,6 +37,13 @@ inline constexpr uint32_t kStatusFeaturesOk = 0x08;
 inline constexpr uint32_t kStatusNeedsReset = 0x40;
 inline constexpr uint32_t kStatusFailed = 0x80;
 
+// Where a ready virtqueue's available index lives (guest-physical), and whether the device takes
+// its buffers as soon as they are available (VirtioDevice::TakesBuffersUnprompted).
+struct AvailIndexAddress {
+  uint64_t gpa = 0;
+  bool unprompted = true;
+};
+
 class VirtioDevice {
  public:
   virtual ~VirtioDevice() = default;
@@ -45,6 +52,9 @@ class VirtioDevice {
   // Device-specific feature bits; the transport adds VIRTIO_F_VERSION_1 itself.
   virtual uint64_t device_features() const = 0;
   virtual int queue_count() const = 0;
+  // Whether the device takes queue `q`'s buffers as soon as the driver makes them available (a
+  // request or transmit queue), rather than when host input arrives (a receive queue).
+  virtual bool TakesBuffersUnprompted(int q) const { return true; }
 
   // Configuration space access at `offset` (relative to the start of the device config). Bytes
   // beyond the device's config structure read as zero; writes there are ignored.
