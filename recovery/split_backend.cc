@@ -231,6 +231,7 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
     auto request = std::make_unique<ExitRequest>();
     auto response = std::make_unique<ExitResponse>();
     const size_t n = std::min<size_t>(bytes.size(), kExitDataMax);
+    absl::MutexLock host(&host_slot_mu_);
     request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
     request->vcpu = host_slot_;
     request->kind = ExitRequest::kConsoleInput;
@@ -250,6 +251,7 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
 absl::Status SplitBackend::DeliverNetInput() {
   auto request = std::make_unique<ExitRequest>();
   auto response = std::make_unique<ExitResponse>();
+  absl::MutexLock host(&host_slot_mu_);
   request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
   request->vcpu = host_slot_;
   request->kind = ExitRequest::kNetInput;
@@ -295,7 +297,11 @@ void SplitBackend::PumpNotifications(std::vector<QueueNotifier> notifiers) {
         (void)SpinUntil(
             [&] {
               seen = supervisor_->QueueWorkAvailable(/*wait_for_item=*/false);
-              return seen || (signalled = poll(fds.data(), fds.size(), 0)) != 0;
+              if (seen || (signalled = poll(fds.data(), fds.size(), 0)) != 0) return true;
+              // A thread woken on this CPU (the console's, the network pump, a replica L0 did
+              // not raise) runs at once instead of waiting up to a time slice behind the spin.
+              (void)sched_yield();
+              return false;
             },
             kNotificationSpin);
       }
@@ -322,6 +328,7 @@ void SplitBackend::PumpNotifications(std::vector<QueueNotifier> notifiers) {
       spin = true;
       continue;
     }
+    absl::MutexLock host(&host_slot_mu_);
     request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
     request->vcpu = host_slot_;
     request->kind = ExitRequest::kDeviceKick;

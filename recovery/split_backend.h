@@ -101,6 +101,11 @@ class SplitBackend final : public ExitBackend {
   UniqueFd serial_output_;
   std::function<void(std::string_view)> console_output_;
   uint32_t host_slot_ = 0;
+  // Held by the threads that post on the host slot (console input, network input, the
+  // notification pump) from taking a sequence number until their item was answered: an L1
+  // handles a slot's requests in increasing sequence order only, so a number taken by one
+  // thread must not reach the slot after a later one another thread took.
+  absl::Mutex host_slot_mu_;
   // Verified execution with virtio-net: the receive ring's produced position (null otherwise).
   std::function<uint64_t()> net_rx_produced_;
   uint32_t NetRxLimit() const {

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "base/cpu_avoidance.h"
 #include "base/errno_status.h"
 
 namespace rehome {
@@ -91,7 +92,9 @@ uint64_t ConsoleSocket::dropped_output() const {
 
 void ConsoleSocket::Loop() {
   char buffer[4096];
+  CpuAvoidance avoidance;
   for (;;) {
+    if (busy_cpus_) (void)avoidance.MoveOff(busy_cpus_());
     int client_fd;
     bool want_out;
     {

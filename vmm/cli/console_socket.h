@@ -31,6 +31,10 @@ class ConsoleSocket final {
   ConsoleSocket(const ConsoleSocket&) = delete;
   ConsoleSocket& operator=(const ConsoleSocket&) = delete;
 
+  // Keeps the socket's thread off the CPUs `busy_cpus` names (bit c = CPU c; the vCPU threads',
+  // base/cpu_avoidance.h): woken there, it would first have to take the vCPU out of the guest,
+  // or wait behind it while another CPU idles. Call before Start.
+  void AvoidCpusOf(std::function<uint32_t()> busy_cpus) { busy_cpus_ = std::move(busy_cpus); }
   // Starts delivering client input to `sink`.
   void Start(InputSink sink);
   void Write(std::string_view bytes);
@@ -45,6 +49,7 @@ class ConsoleSocket final {
   UniqueFd listener_;
   UniqueFd wake_;
   InputSink sink_;
+  std::function<uint32_t()> busy_cpus_;
   std::thread thread_;
   mutable absl::Mutex mu_;
   UniqueFd client_ ABSL_GUARDED_BY(mu_);

@@ -135,6 +135,8 @@ absl::Status Machine::SetUpSplitBackend(ConsoleSocket* console, NetTap* tap,
   }
   if (console != nullptr) {
     SplitBackend* raw = split.get();
+    const L1Supervisor* watched = supervisor_;
+    console->AvoidCpusOf([watched] { return watched->VcpuCpus(); });
     console->Start([raw](std::string_view bytes) { (void)raw->DeliverConsoleInput(bytes); });
   }
   backend_ = std::move(split);

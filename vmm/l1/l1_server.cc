@@ -183,7 +183,6 @@ class L1Server final {
           active_ && answered_vcpu_exit_ && last_vcpu_cpu_ != static_cast<uint32_t>(cpu);
       if (may_spin) scheduling_.BeforeSpin();
       bool work = may_spin && SpinForWork();
-      const bool vcpu_waited = answered_vcpu_exit_;
       answered_vcpu_exit_ = false;
       const bool said_sleeping = !work;
       if (said_sleeping) {
@@ -192,7 +191,7 @@ class L1Server final {
         // replica answered, and replicas all kept off its CPU would execute one after the
         // other; after an item no vCPU waits for (a queue notification L0 took, host input),
         // the guest runs on, and a replica woken on its CPU would first have to preempt it.
-        if (active_ && effects_.has_value() && vcpu_waited) {
+        if (active_ && effects_.has_value() && last_item_was_vcpu_exit_) {
           (void)scheduling_.AllowEveryCpu();
         } else if (active_) {
           (void)OffTheVcpusCpus();
@@ -482,6 +481,7 @@ class L1Server final {
         answered_vcpu_exit_ = true;
         last_vcpu_cpu_ = channel_.slot(v).request.host_cpu;  // read before answering
       }
+      last_item_was_vcpu_exit_ = v < static_cast<uint32_t>(options_.cpus);
       Handle(v);
     }
   }
@@ -591,6 +591,9 @@ class L1Server final {
   std::vector<uint8_t> payload_;  // its encoding
   uint64_t exits_handled_ = 0;
   bool answered_vcpu_exit_ = false;  // in the last loop iteration (see Run)
+  // The last request handled came from a vCPU's slot, not the host slot (kept across wake-ups
+  // without work: where a replica sleeps depends on it, see Run).
+  bool last_item_was_vcpu_exit_ = false;
   L1Scheduling scheduling_;
   uint64_t rehearsed_commits_ = 0;  // journal commit count at the last Rehearse
   absl::Time rehearsed_at_ = absl::InfinitePast();
