@@ -5,16 +5,18 @@
 # wrong-read-data faults, next to the `verify=none` campaigns of bench/campaigns-issue10.sh.
 # Run on a snapshot of the binaries, in the background; re-running resumes (finished campaigns
 # are skipped). Usage: bench/campaigns-issue11.sh [BUILD_DIR] [OUT_DIR] [REGISTER_RUNS] [CODE_RUNS]
+# [WORKLOADS] (default "counter blk"; the runner's workloads, e.g. "blk echo")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build}
 out=${2:-bench/out/issue11}
 register_runs=${3:-1000}
 code_runs=${4:-500}
+workloads=${5:-counter blk}
 source bench/campaign_lib.sh
 snapshot "$build"
 for v in triple dual; do
-  for w in counter blk; do
+  for w in $workloads; do
     run "$w-$v-wrong" --fault rehome-wrong-state,rehome-wrong-read-data --workload "$w" --runs 10 \
       --seed 20 --rehome-args "--verify $v"
     run "$w-$v-register" --fault register --workload "$w" --runs "$register_runs" --seed 12 \
