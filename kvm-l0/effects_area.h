@@ -84,6 +84,7 @@ struct Effects {
   uint64_t seq = 0;
   uint32_t flags = 0;
   uint32_t state_crc = 0;
+  uint32_t entries_crc = 0;    // as the header said, checked against `bytes`
   std::vector<uint8_t> bytes;  // the encoded entries (compared between replicas)
   std::vector<Effect> entries;
   // Entries compare equal (same bytes, so same order, addresses and data), and the states.
@@ -117,8 +118,11 @@ class EffectsArea final {
   // L0: copies item `seq`'s effects out and checks them. InvalidArgument (the replica wrote
   // something impossible) for a wrong magic, version, seq or capacity, a length over the
   // capacity, a CRC mismatch, an entry of unknown type, an entry running past the end, or a
-  // count that does not match.
-  absl::StatusOr<Effects> CopyOut(uint64_t seq) const;
+  // count that does not match. `checked`: another replica's effects of the same item, already
+  // copied out and checked: when these entries are the same bytes under the same CRC, the CRC
+  // is not computed again (the same bytes pass or fail it alike; agreeing replicas' entries are
+  // identical, and the read data in them is kilobytes).
+  absl::StatusOr<Effects> CopyOut(uint64_t seq, const Effects* checked = nullptr) const;
 
  private:
   EffectsHeader* header() const { return reinterpret_cast<EffectsHeader*>(mapping_.bytes()); }

@@ -108,6 +108,29 @@ TEST_F(EffectsAreaTest, HostileContentIsRefused) {
   munmap(h, 4096);
 }
 
+// With another replica's checked effects of the same item, identical entries under the same CRC
+// are not checksummed again; anything else still is, and fails as it would have.
+TEST_F(EffectsAreaTest, APeersCheckedEffectsSpareTheCrcOfIdenticalEntriesOnly) {
+  ASSERT_TRUE(replica_.Write(5, 0, 0, SampleEntries()).ok());
+  absl::StatusOr<Effects> peer = l0_.CopyOut(5);
+  ASSERT_TRUE(peer.ok()) << peer.status();
+  absl::StatusOr<Effects> same = l0_.CopyOut(5, &*peer);
+  ASSERT_TRUE(same.ok()) << same.status();
+  EXPECT_TRUE(same->SameAs(*peer));
+  EffectsHeader* h = RawHeader();
+  h->entries_crc ^= 1;  // same bytes, another CRC: computed, and wrong
+  EXPECT_FALSE(l0_.CopyOut(5, &*peer).ok());
+  h->entries_crc ^= 1;
+  std::vector<uint8_t> other = SampleEntries();
+  other[16] ^= 0xff;  // the first entry's data, under the peer's CRC: computed, and wrong
+  ASSERT_TRUE(replica_.Write(5, 0, 0, other).ok());
+  h->entries_crc = peer->entries_crc;
+  EXPECT_FALSE(l0_.CopyOut(5, &*peer).ok());
+  ASSERT_TRUE(replica_.Write(6, 0, 0, SampleEntries()).ok());  // another item: checked alone
+  EXPECT_TRUE(l0_.CopyOut(6, &*peer).ok());
+  munmap(h, 4096);
+}
+
 TEST(ParseEffects, RejectsMalformedEncodings) {
   std::vector<uint8_t> e = SampleEntries();
   EXPECT_TRUE(ParseEffects(e, 8).ok());

@@ -202,6 +202,13 @@ void VerifiedSupervisor::Collect(const std::vector<Replica>& replicas,
   };
   const int hang_ms = config_.policy.hang_timeout_ms;
   const uint32_t v = request.vcpu;
+  // Another replica's effects of this item that passed CopyOut's checks, if any.
+  const auto checked_effects = [&](size_t except) -> const Effects* {
+    for (size_t i = 0; i < results->size(); ++i) {
+      if (i != except && (*results)[i].ok) return &(*results)[i].effects;
+    }
+    return nullptr;
+  };
   std::vector<Pending> pending;
   for (size_t i : which) pending.push_back({i, absl::Now() + absl::Milliseconds(hang_ms), {}});
   // As Supervisor::AwaitAnswer: the replicas answer most items within tens of microseconds (one
@@ -240,7 +247,8 @@ void VerifiedSupervisor::Collect(const std::vector<Replica>& replicas,
         absl::StatusOr<Effects> effects;
         if (absl::Status valid = ValidateResponse(request, *result.response); !valid.ok()) {
           result.failure = absl::StrCat("bad answer: ", valid.message());
-        } else if (effects = r.effects->CopyOut(request.seq); !effects.ok()) {
+        } else if (effects = r.effects->CopyOut(request.seq, checked_effects(it->index));
+                   !effects.ok()) {
           result.failure = absl::StrCat("bad effects: ", effects.status().message());
         } else {
           result.effects = std::move(*effects);
