@@ -126,17 +126,18 @@ absl::StatusOr<VerifiedSupervisor::Replica> VerifiedSupervisor::Spawn(bool first
 absl::Status VerifiedSupervisor::Enroll(Replica& r, std::optional<uint32_t> agreed_crc,
                                         const std::vector<Replica>& sources) {
   if (agreed_crc.has_value()) {
-    std::optional<std::string> payload;
+    std::optional<std::string> found;
     for (const Replica& source : sources) {
-      payload = source.journal->FindPayload(*agreed_crc);
-      if (payload.has_value()) break;
+      found = source.journal->FindPayload(*agreed_crc);
+      if (found.has_value()) break;
     }
-    if (!payload.has_value()) {
+    if (!found.has_value()) {
       return absl::DataLossError(
           absl::StrFormat("the agreed state (crc 0x%08x) is in no replica's journal", *agreed_crc));
     }
+    const std::string payload = std::move(*found);
     RETURN_IF_ERROR(r.journal->Commit(std::span<const uint8_t>(
-        reinterpret_cast<const uint8_t*>(payload->data()), payload->size())));
+        reinterpret_cast<const uint8_t*>(payload.data()), payload.size())));
   }
   uint64_t generation;
   {
