@@ -1,11 +1,11 @@
 // recovery/verified_supervisor.h: verified execution (docs/failover.md, "Verified execution").
 // Two (dual) or three (triple) replica L1s execute every work item — each vCPU exit, each virtio
 // queue notification (L0's notification pump, SplitBackend::StartNotificationPump) and each
-// console or network input — from the same agreed state, one item at a time. A replica changes nothing outside itself: its answer, its
-// effects (guest RAM, disk, interrupt and console writes, captured by vmm/l1/effect_capture.h)
-// and the CRC of the state it committed to its own journal come back to L0, which compares them
-// (replica_vote.h) and only then applies one copy of the effects (effects_apply.h) and answers
-// the vCPU. Nothing unverified leaves.
+// console or network input — from the same agreed state, one item at a time. A replica changes
+// nothing outside itself: its answer, its effects (guest RAM, disk, interrupt and console writes,
+// captured by vmm/l1/effect_capture.h) and the CRC of the state it committed to its own journal
+// come back to L0, which compares them (replica_vote.h) and only then applies one copy of the
+// effects (effects_apply.h) and answers the vCPU. Nothing unverified leaves.
 //   - Agreement: at least two identical results (dual: both; triple: a majority). A replica whose
 //     valid result was outvoted is fenced and replaced (a divergence); the guest never stops.
 //   - Dual divergence: a third opinion, a standby restored to the state agreed before the item,
