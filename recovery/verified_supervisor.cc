@@ -346,17 +346,25 @@ bool VerifiedSupervisor::QueueWorkAvailable(bool wait_for_item) {
   } else if (!item_mu_.TryLock()) {
     return false;
   }
-  bool available = avail_watch_.empty() || sink_.ram == nullptr;
-  for (size_t i = 0; i < avail_watch_.size() && !available; ++i) {
+  // After a notification anything L0 cannot compare counts as new work, so that none is dropped;
+  // watching without one, only an index that moved does (a guest whose queues L0 cannot read
+  // must not make the pump post items without end).
+  bool available = wait_for_item && (avail_watch_.empty() || sink_.ram == nullptr);
+  for (size_t i = 0; i < avail_watch_.size() && !available && sink_.ram != nullptr; ++i) {
     // A receive queue's new buffers wait for host input; its notification is what counts.
     if (!wait_for_item && !avail_watch_[i].unprompted) continue;
     const uint64_t gpa = avail_watch_[i].gpa;
     uint8_t* p = gpa % 2 == 0 ? sink_.ram->HostAddress(gpa, sizeof(uint16_t)) : nullptr;
+    if (p == nullptr) {  // StampAvailSnapshot skips it too: the replicas read it live
+      available = wait_for_item;
+      continue;
+    }
+    // Not in the last item's snapshot: made ready by that item (the next one stamps it).
     const auto last = std::find_if(last_snapshot_.begin(), last_snapshot_.end(),
                                    [gpa](const AvailIndexSnapshot& s) { return s.gpa == gpa; });
-    available = p == nullptr || last == last_snapshot_.end() ||
-                std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(p))
-                        .load(std::memory_order_acquire) != last->index;
+    available =
+        last == last_snapshot_.end() || std::atomic_ref<uint16_t>(*reinterpret_cast<uint16_t*>(p))
+                                                .load(std::memory_order_acquire) != last->index;
   }
   item_mu_.Unlock();
   return available;
