@@ -226,23 +226,29 @@ void SplitBackend::Emit(const ExitResponse& response) {
   WriteAll(serial_output_.get(), response.output, response.output_len);
 }
 
+absl::Status SplitBackend::ExecuteOnHostSlot(ExitRequest& request, ExitResponse* response) {
+  absl::MutexLock host(&host_slot_mu_);
+  request.seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
+  request.vcpu = host_slot_;
+  request.is_write = 1;
+  request.size = 1;
+  request.host_cpu = ~0u;
+  request.net_rx_limit = NetRxLimit();
+  RETURN_IF_ERROR(supervisor_->Execute(request, response));
+  Emit(*response);
+  return absl::OkStatus();
+}
+
 absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
   while (!bytes.empty()) {
     auto request = std::make_unique<ExitRequest>();
     auto response = std::make_unique<ExitResponse>();
     const size_t n = std::min<size_t>(bytes.size(), kExitDataMax);
-    absl::MutexLock host(&host_slot_mu_);
-    request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
-    request->vcpu = host_slot_;
     request->kind = ExitRequest::kConsoleInput;
-    request->is_write = 1;
-    request->size = 1;
     request->count = static_cast<uint32_t>(n);
     request->data_len = static_cast<uint32_t>(n);
-    request->net_rx_limit = NetRxLimit();
     std::memcpy(request->data, bytes.data(), n);
-    if (absl::Status s = supervisor_->Execute(*request, response.get()); !s.ok()) return s;
-    Emit(*response);
+    RETURN_IF_ERROR(ExecuteOnHostSlot(*request, response.get()));
     bytes.remove_prefix(n);
   }
   return absl::OkStatus();
@@ -251,16 +257,8 @@ absl::Status SplitBackend::DeliverConsoleInput(std::string_view bytes) {
 absl::Status SplitBackend::DeliverNetInput() {
   auto request = std::make_unique<ExitRequest>();
   auto response = std::make_unique<ExitResponse>();
-  absl::MutexLock host(&host_slot_mu_);
-  request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
-  request->vcpu = host_slot_;
   request->kind = ExitRequest::kNetInput;
-  request->is_write = 1;
-  request->size = 1;
-  request->net_rx_limit = NetRxLimit();
-  RETURN_IF_ERROR(supervisor_->Execute(*request, response.get()));
-  Emit(*response);
-  return absl::OkStatus();
+  return ExecuteOnHostSlot(*request, response.get());
 }
 
 absl::Status SplitBackend::StartNotificationPump(std::vector<QueueNotifier> notifiers) {
@@ -328,20 +326,12 @@ void SplitBackend::PumpNotifications(std::vector<QueueNotifier> notifiers) {
       spin = true;
       continue;
     }
-    absl::MutexLock host(&host_slot_mu_);
-    request->seq = next_seq_.fetch_add(1, std::memory_order_relaxed) + 1;
-    request->vcpu = host_slot_;
     request->kind = ExitRequest::kDeviceKick;
-    request->is_write = 1;
-    request->size = 1;
     request->count = 1;
     request->addr = first != nullptr ? first->addr : 0;
     request->data_len = 0;
-    request->host_cpu = ~0u;
-    request->net_rx_limit = NetRxLimit();
     // Fails only when recovery stopped for good or at shutdown (a paused VM waits inside).
-    if (!supervisor_->Execute(*request, response.get()).ok()) return;
-    Emit(*response);
+    if (!ExecuteOnHostSlot(*request, response.get()).ok()) return;
     spin = true;
   }
 }

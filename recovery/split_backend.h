@@ -96,6 +96,9 @@ class SplitBackend final : public ExitBackend {
   UniqueFd drain_stop_;   // Shutdown() signals the drain thread here
   std::thread drain_thread_;
   void PumpNotifications(std::vector<QueueNotifier> notifiers);
+  // Posts `request` (kind and payload filled in) on the host slot: numbers it under
+  // host_slot_mu_, executes it through the supervisor and emits its output.
+  absl::Status ExecuteOnHostSlot(ExitRequest& request, ExitResponse* response);
   UniqueFd pump_stop_;  // Shutdown() signals the notification pump here
   std::thread pump_thread_;
   UniqueFd serial_output_;
