@@ -377,8 +377,12 @@ absl::Status VerifiedSupervisor::RunItem(const ExitRequest& item, ExitResponse* 
   std::memcpy(stamped.get(), &item,
               offsetof(ExitRequest, data) + std::min(item.data_len, kExitDataMax));
   StampAvailSnapshot(stamped.get());
-  last_snapshot_.assign(stamped->avail_snapshot,
-                        stamped->avail_snapshot + stamped->avail_snapshot_count);
+  // Only an item that processes every device's queues (a kick) has taken everything up to its
+  // snapshot; console or network input and a vCPU's exit process one device, or none.
+  if (stamped->kind == ExitRequest::kDeviceKick) {
+    last_snapshot_.assign(stamped->avail_snapshot,
+                          stamped->avail_snapshot + stamped->avail_snapshot_count);
+  }
   const ExitRequest& request = *stamped;
   const size_t replicas_wanted = ReplicasWanted();  // one count for the whole item
   std::vector<Replica> voters;

@@ -70,8 +70,9 @@ class VerifiedSupervisor final : public L1Supervisor {
   const RecoveryPolicy& policy() const override { return config_.policy; }
   VerificationStatus verification() const override;
   absl::Status SetVerifyMode(VerifyMode mode) override;
-  // Whether the guest made buffers available since the last item read the available indices
-  // (at the addresses the agreed state names: a look at guest RAM), or cannot tell (no item yet,
+  // Whether the guest made buffers available since the last kick item (one that processes every
+  // device's queues) read the available indices (at the addresses the agreed state names: a look
+  // at guest RAM), or cannot tell (no item yet,
   // a queue the last item did not read). For L0's notification pump: a notification that adds
   // nothing needs no item, and new buffers on a queue the device takes unprompted (a request or
   // transmit queue; not a receive queue) are worth an item before the guest's notification
@@ -155,7 +156,7 @@ class VerifiedSupervisor final : public L1Supervisor {
     bool unprompted;  // the device takes this queue's buffers unprompted (the pump watches it)
   };
   std::vector<AvailWatch> avail_watch_ ABSL_GUARDED_BY(item_mu_);
-  // The indices the last item read (StampAvailSnapshot).
+  // The indices the last kick item (ExitRequest::kDeviceKick: every device's queues) read.
   std::vector<AvailIndexSnapshot> last_snapshot_ ABSL_GUARDED_BY(item_mu_);
   mutable absl::Mutex mu_;
   absl::CondVar cv_;

@@ -2,7 +2,9 @@
 """End-to-end test of the guest's `oltp` service (issue 15): the TPC-C analog on a real KVM
 guest, a real tap and a real disk image, through failures.
 
-Per mode (split with the active L1 SIGKILLed every --kill-ms, and monolithic) it loads a small
+Per mode (split with the active L1 SIGKILLed every --kill-ms, monolithic, and verified execution
+`verify-dual` with replica 0 SIGKILLed the same way: the disk and the network device together
+under the vote) it loads a small
 database image (bench/oltp/oltp_load.py), generates a request file with malformed datagrams
 (bench/oltp/make_requests.py), and runs three phases against the same image, each with a fresh
 `rehome run`: (1) a few hundred transactions, retries of already-answered ids (must return the
@@ -151,8 +153,11 @@ class Vm:
         self.errlog = open(os.path.join(work, f"{name}.stderr"), "w")
         cmd = [args.rehome, "run", "--kernel", args.guest, "--memory", "64", "--disk", image,
                "--netdev", f"tap,ifname={TAP},mac={MAC}", "--cmdline", f"workload=oltp steps={steps}",
-               "--serial-file", self.serial, "--mode", mode]
-        if mode == "split":
+               "--serial-file", self.serial, "--mode",
+               "monolithic" if mode == "monolithic" else "split"]
+        if mode.startswith("verify-"):  # verified execution: replica 0 is the one killed
+            cmd += ["--verify", mode[len("verify-"):]]
+        if mode != "monolithic":
             cmd += ["--kill-active-every-ms", str(kill_ms), "--max-failovers", "1000000"]
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self.errlog,
                                      stderr=self.errlog, start_new_session=True)
@@ -285,9 +290,9 @@ def run_mode(args, mode, work):
         client.send_ids(client_ids(n))
         first = {e[0]: (e[1], e[5], e[6]) for e in client.log}
     deadline = time.monotonic() + 30
-    while mode == "split" and vm.failovers() < args.min_failovers:
+    while mode != "monolithic" and vm.failovers() < args.min_failovers:
         if time.monotonic() > deadline:
-            fail(f"split: {vm.failovers()} failovers in 30 s (want {args.min_failovers})")
+            fail(f"{mode}: {vm.failovers()} failovers in 30 s (want {args.min_failovers})")
         client.send_ids(client_ids(50))
     first.update({e[0]: (e[1], e[5], e[6]) for e in client.log})
     # Repeats (as after a lost answer): the recorded answer, byte for byte, nothing applied.
@@ -373,8 +378,8 @@ def run_mode(args, mode, work):
         fail(f"{mode}: after a clean end the log should be empty: {p.stdout[-400:]}")
     check(args, image, reqfile, logs1[:-1] + [log4], f"{mode} phase 4 (steps=30, clean end)")
     fuzz(args, mode, work, rng)
-    if mode == "split" and failovers == 0:
-        fail("split: no failover happened (the active L1 was never killed)")
+    if mode != "monolithic" and failovers == 0:
+        fail(f"{mode}: no failover happened (the active L1 was never killed)")
     print(f"  {mode}: {failovers} failovers, {time.monotonic() - t0:.1f} s in all")
 
 
@@ -403,7 +408,8 @@ def main():
     ap.add_argument("--rehome", required=True)
     ap.add_argument("--guest", required=True)
     ap.add_argument("--loadgen", help="rehome-loadgen for phase 1 (default: the test's client)")
-    ap.add_argument("--modes", default="split,monolithic")
+    ap.add_argument("--modes", default="split,monolithic,verify-dual",
+                    help="split, monolithic, verify-dual, verify-triple (comma-separated)")
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("--malformed", type=int, default=6)
     ap.add_argument("--kill-ms", type=int, default=300)
