@@ -164,8 +164,14 @@ TEST_P(NetTest, HostPingsTheGuestAndItEchoesEveryDatagram) {
   EXPECT_EQ(tap.ring_errors, 0u);
   if (GetParam() == MachineMode::kSplit) {
     // Frames move through the rings and the device's notifications through its ioeventfd: 300
-    // datagrams and their echoes cost no exit (the guest prints nothing meanwhile).
-    EXPECT_LT(exits_during, 10u);
+    // datagrams and their echoes cost no exit (the guest prints nothing meanwhile). Except when
+    // the client stalls (a loaded CI host): after 100 ms without a frame the guest halts, and
+    // its interrupt handler's register accesses on the next frame are exits (a few per wake;
+    // irq_wakes counts the whole run, the pings' wakes too).
+    const size_t at = Console().find("irq_wakes=");
+    ASSERT_NE(at, std::string::npos) << Console();
+    const uint64_t irq_wakes = std::strtoull(Console().c_str() + at + 10, nullptr, 10);
+    EXPECT_LT(exits_during, 10u + 4 * irq_wakes) << "irq_wakes=" << irq_wakes;
   }
 }
 
