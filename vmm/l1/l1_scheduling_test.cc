@@ -166,14 +166,17 @@ TEST(L1SchedulingTest, AllowEveryCpuUndoesAMoveAwayFromTheVcpusCpu) {
     L1Scheduling scheduling(/*realtime=*/false, /*l0_raises=*/false, /*vcpus=*/1);
     EXPECT_FALSE(scheduling.AllowEveryCpu());  // never moved: nothing to undo
     const int cpu = sched_getcpu();
+    const absl::Time before_move = absl::Now();
     ASSERT_TRUE(scheduling.MoveAwayFrom(cpu));
     cpu_set_t moved;
     ASSERT_EQ(sched_getaffinity(0, sizeof(moved), &moved), 0);
     EXPECT_FALSE(CPU_ISSET(cpu, &moved));
     EXPECT_EQ(CPU_COUNT(&moved), CPU_COUNT(&start) - 1);
-    EXPECT_FALSE(scheduling.AllowEveryCpu());  // within 10 ms of the move
+    // Not within 10 ms of the move (on a loaded host this thread may itself be off a CPU that
+    // long: then the undo may come at once).
+    bool allowed = scheduling.AllowEveryCpu();
+    if (allowed) EXPECT_GE(absl::Now() - before_move, absl::Milliseconds(10));
     const absl::Time deadline = absl::Now() + absl::Seconds(5);
-    bool allowed = false;
     while (!allowed && absl::Now() < deadline) allowed = scheduling.AllowEveryCpu();
     ASSERT_TRUE(allowed);
     cpu_set_t back;
